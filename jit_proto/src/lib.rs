@@ -1,0 +1,408 @@
+//! The D-Bus contract of the JIT access system.
+//!
+//! jitd serves it; jitctl and pam_jit call it. Nothing here knows about jitd's internals:
+//! names, wire types, error names, proxies, and the small formatting helpers every side
+//! must agree on (durations, timestamps).
+#![forbid(unsafe_code)]
+
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, UNIX_EPOCH};
+use zbus::{DBusError, Type, proxy};
+
+/// Well-known bus name owned by jitd. Only root may own it (bus policy).
+pub const BUS_NAME: &str = "org.jit.Jitd";
+/// The one object jitd serves.
+pub const OBJECT_PATH: &str = "/org/jit/Jitd";
+/// User-facing interface: every local user may call it; jitd authorizes per method.
+pub const USER_INTERFACE: &str = "org.jit.Jitd.User1";
+/// PAM interface: callable by uid 0 only (bus policy, and re-checked by jitd).
+pub const PAM_INTERFACE: &str = "org.jit.Jitd.Pam1";
+/// The system bus socket, used when no address is given.
+pub const SYSTEM_BUS_ADDRESS: &str = "unix:path=/run/dbus/system_bus_socket";
+
+/// Every error jitd returns, one D-Bus error name per kind.
+#[derive(Debug, DBusError)]
+#[zbus(prefix = "org.jit.Jitd.Error")]
+pub enum JitError {
+    /// Transport-level failure (no jitd, timeout, bad reply).
+    #[zbus(error)]
+    ZBus(zbus::Error),
+    /// Policy refused the request (not eligible, over the limit, bad reason...).
+    Refused(String),
+    /// The caller may not do this (not an approver, self-approval, wrong uid...).
+    NotAuthorized(String),
+    /// No such request or role.
+    NotFound(String),
+    /// An argument is malformed (bad user name, zero duration...).
+    InvalidArgument(String),
+    /// The request is not in a state that allows this transition.
+    WrongState(String),
+    /// jitd failed internally; nothing was changed.
+    Internal(String),
+}
+
+impl JitError {
+    /// True for errors that mean "the service said no" (exit code 3 in jitctl).
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            JitError::Refused(_)
+                | JitError::NotAuthorized(_)
+                | JitError::InvalidArgument(_)
+                | JitError::WrongState(_)
+        )
+    }
+
+    /// True when jitd is not on the bus at all.
+    pub fn is_service_missing(&self) -> bool {
+        match self {
+            JitError::ZBus(zbus::Error::MethodError(name, _, _)) => matches!(
+                name.as_str(),
+                "org.freedesktop.DBus.Error.ServiceUnknown"
+                    | "org.freedesktop.DBus.Error.NameHasNoOwner"
+            ),
+            JitError::ZBus(zbus::Error::FDO(e)) => matches!(
+                **e,
+                zbus::fdo::Error::ServiceUnknown(_) | zbus::fdo::Error::NameHasNoOwner(_)
+            ),
+            _ => false,
+        }
+    }
+
+    /// The human-readable part only.
+    pub fn message(&self) -> String {
+        match self {
+            JitError::ZBus(e) => e.to_string(),
+            JitError::Refused(m)
+            | JitError::NotAuthorized(m)
+            | JitError::NotFound(m)
+            | JitError::InvalidArgument(m)
+            | JitError::WrongState(m)
+            | JitError::Internal(m) => m.clone(),
+        }
+    }
+}
+
+/// The lifecycle of a request. A grant is a request in state `Active`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum State {
+    Pending,
+    Active,
+    Denied,
+    Expired,
+    Revoked,
+    Released,
+    Cancelled,
+}
+
+impl State {
+    pub const ALL: [State; 7] = [
+        State::Pending,
+        State::Active,
+        State::Denied,
+        State::Expired,
+        State::Revoked,
+        State::Released,
+        State::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Pending => "pending",
+            State::Active => "active",
+            State::Denied => "denied",
+            State::Expired => "expired",
+            State::Revoked => "revoked",
+            State::Released => "released",
+            State::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<State> {
+        State::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// Terminal states can never change again.
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, State::Pending | State::Active)
+    }
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A role as the caller may request it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct RoleInfo {
+    pub name: String,
+    pub description: String,
+    /// Distinct approvals needed; 0 means self-service.
+    pub approvals: u32,
+    /// Approvers as written in the policy (`user`, `%group`).
+    pub approvers: Vec<String>,
+    pub max_duration_secs: u64,
+    pub default_duration_secs: u64,
+    pub commands: Vec<String>,
+    pub run_as: String,
+    pub ssh: bool,
+    /// Empty when the role has no pattern.
+    pub reason_pattern: String,
+}
+
+impl RoleInfo {
+    /// "up to 1h, no approval" / "1 approval from %sre".
+    pub fn summary(&self) -> String {
+        let max = format_duration(self.max_duration_secs);
+        if self.approvals == 0 {
+            format!("up to {max}, no approval")
+        } else {
+            let plural = if self.approvals == 1 { "" } else { "s" };
+            format!(
+                "up to {max}, {} approval{plural} from {}",
+                self.approvals,
+                self.approvers.join(", ")
+            )
+        }
+    }
+}
+
+/// A request (and, when active, the grant it became).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct RequestInfo {
+    pub id: u64,
+    pub user: String,
+    pub uid: u32,
+    pub role: String,
+    /// One of [`State`]'s names.
+    pub state: String,
+    pub reason: String,
+    pub duration_secs: u64,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds of the last state change.
+    pub updated_at: i64,
+    /// Unix seconds; 0 while the request is pending or if it never became active.
+    pub not_after: i64,
+    pub approvals_required: u32,
+    /// Names of the distinct approvers so far.
+    pub approved_by: Vec<String>,
+    /// Approvers as written in the policy, for messages ("waiting for %sre").
+    pub approvers: Vec<String>,
+    /// Who denied/revoked and why; empty otherwise.
+    pub decided_by: String,
+    pub decision_reason: String,
+    /// Where the request came from: "jitctl", "sudo", "sshd".
+    pub service: String,
+    pub tty: String,
+}
+
+impl RequestInfo {
+    pub fn state(&self) -> Option<State> {
+        State::parse(&self.state)
+    }
+}
+
+/// Answer to "does this user hold an active grant?"
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct GrantCheck {
+    pub active: bool,
+    /// The grant with the latest `not_after` among the matching ones; 0 when none.
+    pub request_id: u64,
+    pub role: String,
+    pub not_after: i64,
+}
+
+/// Daemon status for `jitctl status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct StatusInfo {
+    pub version: String,
+    pub started_at: i64,
+    pub policy_path: String,
+    pub roles: u32,
+    pub active_grants: u32,
+    pub pending_requests: u32,
+    pub sudoers_dir: String,
+    /// Empty when healthy; otherwise the last error that stopped new grants.
+    pub last_error: String,
+}
+
+/// One record of the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct AuditRecord {
+    pub seq: u64,
+    pub at: i64,
+    pub actor: String,
+    pub actor_uid: u32,
+    pub action: String,
+    pub request_id: u64,
+    pub detail: String,
+    pub hash: String,
+}
+
+/// Result of recomputing the audit hash chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct AuditVerify {
+    pub ok: bool,
+    pub records: u64,
+    /// 0 when the chain is intact.
+    pub first_bad_seq: u64,
+    pub message: String,
+}
+
+/// The user-facing interface. Identity always comes from the bus, never from arguments.
+#[proxy(
+    interface = "org.jit.Jitd.User1",
+    default_service = "org.jit.Jitd",
+    default_path = "/org/jit/Jitd"
+)]
+pub trait User1 {
+    fn roles(&self) -> Result<Vec<RoleInfo>, JitError>;
+    fn request(
+        &self,
+        role: &str,
+        duration_secs: u64,
+        reason: &str,
+    ) -> Result<RequestInfo, JitError>;
+    fn list(&self, pending_only: bool, all: bool) -> Result<Vec<RequestInfo>, JitError>;
+    fn show(&self, id: u64) -> Result<RequestInfo, JitError>;
+    fn approve(&self, id: u64, comment: &str) -> Result<RequestInfo, JitError>;
+    fn deny(&self, id: u64, reason: &str) -> Result<RequestInfo, JitError>;
+    fn revoke(&self, id: u64, reason: &str) -> Result<RequestInfo, JitError>;
+    /// id 0: the caller's only active grant.
+    fn release(&self, id: u64) -> Result<RequestInfo, JitError>;
+    fn cancel(&self, id: u64) -> Result<RequestInfo, JitError>;
+    /// Blocks up to `timeout_secs` while the request is pending; returns it as it stands then.
+    fn wait(&self, id: u64, timeout_secs: u32) -> Result<RequestInfo, JitError>;
+    fn grants(&self) -> Result<Vec<RequestInfo>, JitError>;
+    fn status(&self) -> Result<StatusInfo, JitError>;
+    fn audit(&self, since: i64, user: &str) -> Result<Vec<AuditRecord>, JitError>;
+    fn audit_verify(&self) -> Result<AuditVerify, JitError>;
+}
+
+/// The PAM interface: pam_jit acts on behalf of the PAM user. uid 0 only.
+#[proxy(
+    interface = "org.jit.Jitd.Pam1",
+    default_service = "org.jit.Jitd",
+    default_path = "/org/jit/Jitd"
+)]
+pub trait Pam1 {
+    /// `ssh`: only grants whose role admits ssh logins count.
+    fn check(&self, user: &str, ssh: bool) -> Result<GrantCheck, JitError>;
+    fn roles(&self, user: &str) -> Result<Vec<RoleInfo>, JitError>;
+    #[allow(clippy::too_many_arguments)]
+    fn request(
+        &self,
+        user: &str,
+        role: &str,
+        duration_secs: u64,
+        reason: &str,
+        service: &str,
+        tty: &str,
+        rhost: &str,
+    ) -> Result<RequestInfo, JitError>;
+    fn wait(&self, user: &str, id: u64, timeout_secs: u32) -> Result<RequestInfo, JitError>;
+}
+
+/// Parses "15m", "1h30m", "90s", "2h 5m". Zero is refused.
+pub fn parse_duration(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Err("empty duration".into());
+    }
+    let d = humantime::parse_duration(t)
+        .map_err(|e| format!("invalid duration '{t}': {e} (examples: 15m, 1h, 1h30m)"))?;
+    if d.subsec_nanos() != 0 {
+        return Err(format!(
+            "invalid duration '{t}': whole seconds only (examples: 15m, 1h, 1h30m)"
+        ));
+    }
+    match d.as_secs() {
+        0 => Err(format!("invalid duration '{t}': must be more than zero")),
+        s => Ok(s),
+    }
+}
+
+/// "1h30m", "15m", "45s".
+pub fn format_duration(secs: u64) -> String {
+    if secs == 0 {
+        return "0s".into();
+    }
+    let (d, rest) = (secs / 86_400, secs % 86_400);
+    let (h, rest) = (rest / 3600, rest % 3600);
+    let (m, s) = (rest / 60, rest % 60);
+    let mut out = String::new();
+    for (v, unit) in [(d, "d"), (h, "h"), (m, "m"), (s, "s")] {
+        if v > 0 {
+            out.push_str(&format!("{v}{unit}"));
+        }
+    }
+    out
+}
+
+/// RFC 3339 in UTC with seconds: "2026-11-21T14:42:00Z". Negative times clamp to the epoch.
+pub fn format_rfc3339(unix: i64) -> String {
+    let secs = u64::try_from(unix).unwrap_or(0);
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs)).to_string()
+}
+
+/// "14:42 UTC" for prompts on the same day, with the date otherwise.
+pub fn format_time_short(unix: i64, now: i64) -> String {
+    let full = format_rfc3339(unix);
+    let same_day = full.get(..10) == Some(&format_rfc3339(now)[..10]);
+    match (same_day, full.get(11..16), full.get(..10)) {
+        (true, Some(hm), _) => format!("{hm} UTC"),
+        (false, Some(hm), Some(date)) => format!("{date} {hm} UTC"),
+        _ => full,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_and_format_round_trip() {
+        assert_eq!(parse_duration("15m"), Ok(900));
+        assert_eq!(parse_duration("1h30m"), Ok(5400));
+        assert_eq!(parse_duration(" 2h 5m "), Ok(7500));
+        assert_eq!(format_duration(5400), "1h30m");
+        assert_eq!(format_duration(45), "45s");
+        assert_eq!(format_duration(86_400 + 60), "1d1m");
+        for s in [1u64, 59, 60, 61, 3599, 3600, 86_399, 90_061] {
+            assert_eq!(parse_duration(&format_duration(s)), Ok(s));
+        }
+    }
+
+    #[test]
+    fn given_bad_duration_when_parsed_then_error_says_what_is_expected() {
+        for bad in ["", "0s", "abc", "10", "-5m", "1.5ms"] {
+            let e = parse_duration(bad).unwrap_err();
+            assert!(!e.is_empty(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn times_format_in_utc() {
+        assert_eq!(format_rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(format_rfc3339(1_795_272_120), "2026-11-21T14:42:00Z");
+        assert_eq!(format_time_short(1_795_272_120, 1_795_272_000), "14:42 UTC");
+        assert_eq!(
+            format_time_short(1_795_272_120, 1_795_100_000),
+            "2026-11-21 14:42 UTC"
+        );
+    }
+
+    #[test]
+    fn states_round_trip_and_terminal_states_are_final() {
+        for s in State::ALL {
+            assert_eq!(State::parse(s.as_str()), Some(s));
+        }
+        assert!(!State::Pending.is_terminal());
+        assert!(!State::Active.is_terminal());
+        assert!(State::Revoked.is_terminal());
+        assert_eq!(State::parse("bogus"), None);
+    }
+}

@@ -1,0 +1,522 @@
+//! jitctl: the command line for everyone. It runs as the invoking user; jitd learns who
+//! that is from the bus, never from anything jitctl says.
+#![forbid(unsafe_code)]
+
+use clap::{Args as ClapArgs, Parser, Subcommand};
+use jit_proto::{
+    JitError, RequestInfo, RoleInfo, State, User1Proxy, format_duration, format_rfc3339,
+    parse_duration,
+};
+use serde::Serialize;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Exit codes, as documented in the README.
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const ERROR: u8 = 1;
+    pub const USAGE: u8 = 2;
+    pub const REFUSED: u8 = 3;
+    pub const TIMED_OUT: u8 = 4;
+}
+
+/// Each call's timeout; a stopped jitd never hangs jitctl longer than this.
+const CALL_TIMEOUT: Duration = Duration::from_secs(15);
+/// One long-poll slice while waiting for a decision.
+const WAIT_SLICE_SECS: u32 = 10;
+
+/// Request, approve and inspect just-in-time privileged access.
+#[derive(Debug, Parser)]
+#[command(name = "jitctl", version, about)]
+pub struct Cli {
+    /// D-Bus address of the bus jitd is on (default: $DBUS_SYSTEM_BUS_ADDRESS, else the system bus).
+    #[arg(long, global = true)]
+    pub bus: Option<String>,
+    /// Machine-readable output.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Roles you may request, and what each needs.
+    Roles,
+    /// Ask for a role for a bounded time.
+    Request {
+        role: String,
+        /// How long, e.g. 15m, 1h (default: the role's default).
+        #[arg(long = "for", value_name = "DURATION")]
+        duration: Option<String>,
+        /// Why (a ticket id, an incident...). Required.
+        #[arg(long)]
+        reason: String,
+        /// Wait for the decision (exit 4 if none comes within --timeout).
+        #[arg(long)]
+        wait: bool,
+        /// How long --wait waits.
+        #[arg(long, default_value = "10m", value_name = "DURATION")]
+        timeout: String,
+    },
+    /// Pending and active requests you may see (yours, and those you may approve).
+    List {
+        /// Only pending requests.
+        #[arg(long)]
+        pending: bool,
+        /// Also ended requests (latest 500).
+        #[arg(long)]
+        all: bool,
+    },
+    /// One request in full.
+    Show { id: u64 },
+    /// Approve someone else's pending request.
+    Approve {
+        id: u64,
+        #[arg(long, default_value = "")]
+        comment: String,
+    },
+    /// Deny a pending request.
+    Deny {
+        id: u64,
+        #[arg(long)]
+        reason: String,
+    },
+    /// End an active grant early (approvers, root).
+    Revoke {
+        id: u64,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Give up your own active grant (your only one if no ID is given).
+    Release { id: Option<u64> },
+    /// Withdraw your own pending request.
+    Cancel { id: u64 },
+    /// Your active grants.
+    Grants,
+    /// jitd's state.
+    Status,
+    /// The audit trail, or `audit verify` to check its hash chain.
+    Audit(AuditArgs),
+    /// Policy tools.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCmd,
+    },
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct AuditArgs {
+    #[command(subcommand)]
+    pub verify: Option<AuditCmd>,
+    /// Only records from the last DURATION (e.g. 1h, 7d).
+    #[arg(long, value_name = "DURATION")]
+    pub since: Option<String>,
+    /// Only records by or about this user.
+    #[arg(long)]
+    pub user: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCmd {
+    /// Recompute the hash chain and name the first broken record.
+    Verify,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCmd {
+    /// Validate a policy file (default /etc/jit/jit.toml) with jitd's own parser.
+    Check { file: Option<String> },
+}
+
+/// A failure with its exit code.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
+}
+
+impl Failure {
+    fn new(code: u8, message: impl Into<String>) -> Failure {
+        Failure {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<JitError> for Failure {
+    fn from(e: JitError) -> Failure {
+        if e.is_service_missing() {
+            return Failure::new(
+                exit::ERROR,
+                "jitd is not running (nothing owns org.jit.Jitd on the bus); ask an admin to start it",
+            );
+        }
+        match &e {
+            JitError::ZBus(zbus::Error::InputOutput(io))
+                if io.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                Failure::new(exit::ERROR, "jitd did not answer in time")
+            }
+            JitError::ZBus(zbus::Error::MethodError(name, _, _))
+                if name.as_str() == "org.freedesktop.DBus.Error.AccessDenied" =>
+            {
+                Failure::new(
+                    exit::REFUSED,
+                    format!("the bus refused the call: {}", e.message()),
+                )
+            }
+            JitError::NotFound(m) => Failure::new(exit::REFUSED, m.clone()),
+            e if e.is_refusal() => Failure::new(exit::REFUSED, e.message()),
+            JitError::ZBus(z) => Failure::new(exit::ERROR, format!("cannot reach jitd: {z}")),
+            e => Failure::new(exit::ERROR, e.message()),
+        }
+    }
+}
+
+type Out = Result<(), Failure>;
+
+/// The bus address: --bus, then $DBUS_SYSTEM_BUS_ADDRESS, then the system socket.
+pub fn bus_address(flag: Option<&str>) -> String {
+    flag.map(str::to_string)
+        .or_else(|| std::env::var("DBUS_SYSTEM_BUS_ADDRESS").ok())
+        .filter(|a| !a.is_empty())
+        .unwrap_or_else(|| jit_proto::SYSTEM_BUS_ADDRESS.to_string())
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("jitctl: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+pub fn run(cli: Cli) -> Out {
+    if let Cmd::Policy {
+        command: PolicyCmd::Check { file },
+    } = &cli.command
+    {
+        return policy_check(file.as_deref());
+    }
+    let address = bus_address(cli.bus.as_deref());
+    let json = cli.json;
+    zbus::block_on(async move {
+        let conn = zbus::connection::Builder::address(address.as_str())
+            .method_timeout(CALL_TIMEOUT + Duration::from_secs(u64::from(WAIT_SLICE_SECS)))
+            .build()
+            .await
+            .map_err(|e| {
+                Failure::new(
+                    exit::ERROR,
+                    format!("cannot connect to the bus at {address}: {e}"),
+                )
+            })?;
+        let proxy = User1Proxy::new(&conn)
+            .await
+            .map_err(|e| Failure::from(JitError::from(e)))?;
+        dispatch(&proxy, cli.command, json).await
+    })
+}
+
+fn print_json<T: Serialize>(v: &T) -> Out {
+    let s = serde_json::to_string_pretty(v)
+        .map_err(|e| Failure::new(exit::ERROR, format!("encoding JSON: {e}")))?;
+    println!("{s}");
+    Ok(())
+}
+
+/// A request as JSON: the wire fields, with `not_after` as RFC 3339 (null while pending)
+/// and the raw seconds in `not_after_unix`.
+fn request_json(r: &RequestInfo) -> serde_json::Value {
+    let mut v = serde_json::to_value(r).unwrap_or_default();
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert(
+            "not_after".into(),
+            (r.not_after > 0)
+                .then(|| format_rfc3339(r.not_after))
+                .into(),
+        );
+        obj.insert("not_after_unix".into(), r.not_after.into());
+        obj.insert("created".into(), format_rfc3339(r.created_at).into());
+        obj.insert("duration".into(), format_duration(r.duration_secs).into());
+    }
+    v
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// One line per request, for humans.
+pub fn describe(r: &RequestInfo) -> String {
+    let state = match r.state() {
+        Some(State::Active) => format!(
+            "active until {}",
+            jit_proto::format_time_short(r.not_after, now())
+        ),
+        Some(State::Pending) => format!(
+            "pending ({}/{} approvals from {})",
+            r.approved_by.len(),
+            r.approvals_required,
+            r.approvers.join(", ")
+        ),
+        _ => r.state.clone(),
+    };
+    format!(
+        "request {}: {} {} for {}: {} ({})",
+        r.id,
+        r.user,
+        r.role,
+        format_duration(r.duration_secs),
+        state,
+        r.reason
+    )
+}
+
+fn print_requests(list: &[RequestInfo], json: bool) -> Out {
+    if json {
+        return print_json(&list.iter().map(request_json).collect::<Vec<_>>());
+    }
+    if list.is_empty() {
+        println!("no requests");
+    }
+    for r in list {
+        println!("{}", describe(r));
+    }
+    Ok(())
+}
+
+fn duration_arg(flag: &str, text: &str) -> Result<u64, Failure> {
+    parse_duration(text).map_err(|e| Failure::new(exit::USAGE, format!("{flag}: {e}")))
+}
+
+async fn dispatch(p: &User1Proxy<'_>, cmd: Cmd, json: bool) -> Out {
+    match cmd {
+        Cmd::Roles => {
+            let roles = p.roles().await?;
+            if json {
+                return print_json(&roles);
+            }
+            print_roles(&roles);
+            Ok(())
+        }
+        Cmd::Request {
+            role,
+            duration,
+            reason,
+            wait,
+            timeout,
+        } => {
+            let secs = match duration {
+                Some(d) => duration_arg("--for", &d)?,
+                None => 0,
+            };
+            let timeout = duration_arg("--timeout", &timeout)?;
+            let mut r = p.request(&role, secs, &reason).await?;
+            if wait && r.state() == Some(State::Pending) {
+                if !json {
+                    eprintln!(
+                        "jitctl: request {}: waiting up to {} for {} approval(s) from {}",
+                        r.id,
+                        format_duration(timeout),
+                        r.approvals_required,
+                        r.approvers.join(", ")
+                    );
+                }
+                r = wait_for(p, r.id, timeout).await?;
+            }
+            if json {
+                print_json(&request_json(&r))?;
+            } else {
+                println!("{}", describe(&r));
+            }
+            match r.state() {
+                Some(State::Active) => Ok(()),
+                Some(State::Pending) if wait => Err(Failure::new(
+                    exit::TIMED_OUT,
+                    format!("request {} is still pending", r.id),
+                )),
+                Some(State::Pending) => Ok(()),
+                _ => Err(Failure::new(
+                    exit::REFUSED,
+                    format!("request {} was {}: {}", r.id, r.state, r.decision_reason),
+                )),
+            }
+        }
+        Cmd::List { pending, all } => print_requests(&p.list(pending, all).await?, json),
+        Cmd::Show { id } => {
+            let r = p.show(id).await?;
+            if json {
+                return print_json(&request_json(&r));
+            }
+            print_detail(&r);
+            Ok(())
+        }
+        Cmd::Approve { id, comment } => one(p.approve(id, &comment).await?, json),
+        Cmd::Deny { id, reason } => one(p.deny(id, &reason).await?, json),
+        Cmd::Revoke { id, reason } => one(p.revoke(id, &reason).await?, json),
+        Cmd::Release { id } => one(p.release(id.unwrap_or(0)).await?, json),
+        Cmd::Cancel { id } => one(p.cancel(id).await?, json),
+        Cmd::Grants => print_requests(&p.grants().await?, json),
+        Cmd::Status => {
+            let s = p.status().await?;
+            if json {
+                return print_json(&s);
+            }
+            println!(
+                "jitd {} running since {}",
+                s.version,
+                format_rfc3339(s.started_at)
+            );
+            println!("policy: {} ({} roles)", s.policy_path, s.roles);
+            println!("sudoers directory: {}", s.sudoers_dir);
+            println!("active grants: {}", s.active_grants);
+            println!("pending requests: {}", s.pending_requests);
+            if s.last_error.is_empty() {
+                println!("health: ok");
+            } else {
+                println!("health: ERROR: {}", s.last_error);
+            }
+            Ok(())
+        }
+        Cmd::Audit(a) => audit(p, a, json).await,
+        Cmd::Policy { .. } => Ok(()),
+    }
+}
+
+fn one(r: RequestInfo, json: bool) -> Out {
+    if json {
+        print_json(&request_json(&r))
+    } else {
+        println!("{}", describe(&r));
+        Ok(())
+    }
+}
+
+async fn wait_for(p: &User1Proxy<'_>, id: u64, timeout: u64) -> Result<RequestInfo, Failure> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(timeout);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let slice = u32::try_from(left.as_secs().max(1))
+            .unwrap_or(WAIT_SLICE_SECS)
+            .min(WAIT_SLICE_SECS);
+        let r = p.wait(id, slice).await?;
+        if r.state() != Some(State::Pending) || std::time::Instant::now() >= deadline {
+            return Ok(r);
+        }
+    }
+}
+
+fn print_roles(roles: &[RoleInfo]) {
+    if roles.is_empty() {
+        println!("no roles you may request");
+    }
+    for r in roles {
+        println!("{}: {} ({})", r.name, r.description, r.summary());
+        println!("    runs as {}: {}", r.run_as, r.commands.join(", "));
+        if !r.reason_pattern.is_empty() {
+            println!("    reason must match {}", r.reason_pattern);
+        }
+    }
+}
+
+fn print_detail(r: &RequestInfo) {
+    println!("request {}", r.id);
+    println!("  user:      {} (uid {})", r.user, r.uid);
+    println!("  role:      {}", r.role);
+    println!("  state:     {}", r.state);
+    println!("  reason:    {}", r.reason);
+    println!("  duration:  {}", format_duration(r.duration_secs));
+    println!("  created:   {}", format_rfc3339(r.created_at));
+    if r.not_after > 0 {
+        println!("  not after: {}", format_rfc3339(r.not_after));
+    }
+    println!(
+        "  approvals: {}/{} {}",
+        r.approved_by.len(),
+        r.approvals_required,
+        r.approved_by.join(", ")
+    );
+    if !r.decided_by.is_empty() {
+        println!("  decided:   by {}: {}", r.decided_by, r.decision_reason);
+    }
+    println!("  via:       {} {}", r.service, r.tty);
+}
+
+async fn audit(p: &User1Proxy<'_>, a: AuditArgs, json: bool) -> Out {
+    if let Some(AuditCmd::Verify) = a.verify {
+        let v = p.audit_verify().await?;
+        if json {
+            print_json(&v)?;
+        } else {
+            println!("{}", v.message);
+        }
+        return if v.ok {
+            Ok(())
+        } else {
+            Err(Failure::new(exit::ERROR, v.message))
+        };
+    }
+    let since = match a.since {
+        Some(d) => now() - i64::try_from(duration_arg("--since", &d)?).unwrap_or(i64::MAX / 2),
+        None => 0,
+    };
+    let records = p.audit(since, a.user.as_deref().unwrap_or("")).await?;
+    if json {
+        return print_json(&records);
+    }
+    for r in records {
+        println!(
+            "{} #{} {} by {} (uid {}) request {}: {}",
+            format_rfc3339(r.at),
+            r.seq,
+            r.action,
+            r.actor,
+            r.actor_uid,
+            r.request_id,
+            r.detail.escape_debug()
+        );
+    }
+    Ok(())
+}
+
+/// Runs jitd's own parser (`jitd --check-config`) so there is exactly one policy grammar.
+fn policy_check(file: Option<&str>) -> Out {
+    let file = file.unwrap_or("/etc/jit/jit.toml");
+    let here = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join("jitd")));
+    let candidates = here
+        .into_iter()
+        .chain(["/usr/local/sbin/jitd", "/usr/sbin/jitd"].map(std::path::PathBuf::from));
+    let Some(jitd) = candidates.into_iter().find(|p| p.is_file()) else {
+        return Err(Failure::new(
+            exit::ERROR,
+            "cannot find the jitd binary to check the policy with",
+        ));
+    };
+    let out = std::process::Command::new(&jitd)
+        .arg("--check-config")
+        .arg("--config")
+        .arg(file)
+        .output()
+        .map_err(|e| Failure::new(exit::ERROR, format!("running {}: {e}", jitd.display())))?;
+    if out.status.success() {
+        print!("{}", String::from_utf8_lossy(&out.stdout));
+        Ok(())
+    } else {
+        let msg = String::from_utf8_lossy(&out.stderr);
+        Err(Failure::new(
+            exit::REFUSED,
+            msg.trim().trim_start_matches("jitd: ").to_string(),
+        ))
+    }
+}

@@ -1,0 +1,362 @@
+//! The D-Bus layer: establishes who is calling (from the bus, never from arguments),
+//! authorizes the interface, and hands typed calls to the service. Nothing else.
+
+use crate::directory::{Directory, Nss};
+use crate::error::Error;
+use crate::grants::Origin;
+use crate::names;
+use crate::service::Service;
+use crate::store::Actor;
+use jit_proto::{
+    AuditRecord, AuditVerify, GrantCheck, JitError, RequestInfo, RoleInfo, StatusInfo,
+};
+use std::sync::Arc;
+use zbus::message::Header;
+use zbus::{Connection, interface};
+
+/// Asks the bus daemon for the uid of the message's sender. Any failure denies.
+async fn caller_uid(conn: &Connection, hdr: &Header<'_>) -> Result<u32, JitError> {
+    let Some(sender) = hdr.sender() else {
+        return Err(JitError::NotAuthorized("message has no sender".into()));
+    };
+    let dbus = zbus::fdo::DBusProxy::new(conn).await.map_err(|e| {
+        JitError::NotAuthorized(format!("cannot establish the caller's identity: {e}"))
+    })?;
+    dbus.get_connection_unix_user(sender.clone().into())
+        .await
+        .map_err(|e| {
+            JitError::NotAuthorized(format!("cannot establish the caller's identity: {e}"))
+        })
+}
+
+/// The calling user: uid from the bus, name from NSS.
+async fn caller(conn: &Connection, hdr: &Header<'_>) -> Result<Actor, JitError> {
+    let uid = caller_uid(conn, hdr).await?;
+    let name = Nss
+        .name_of(uid)
+        .map_err(JitError::Internal)?
+        .ok_or_else(|| JitError::NotAuthorized(format!("uid {uid} has no user name")))?;
+    names::validate_user_name(&name).map_err(JitError::NotAuthorized)?;
+    Ok(Actor { name, uid })
+}
+
+/// Runs `f` on the blocking pool so SQLite and visudo never stall the bus connection.
+async fn blocking<T: Send + 'static>(
+    svc: &Arc<Service>,
+    f: impl FnOnce(&Service) -> Result<T, Error> + Send + 'static,
+) -> Result<T, JitError> {
+    let svc = svc.clone();
+    zruntime::unblock(move || f(&svc)).await.map_err(Into::into)
+}
+
+/// `org.jit.Jitd.User1`: open to every local user; authorization per method in the core.
+pub struct UserInterface {
+    pub svc: Arc<Service>,
+}
+
+#[interface(name = "org.jit.Jitd.User1")]
+impl UserInterface {
+    async fn roles(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<Vec<RoleInfo>, JitError> {
+        let who = caller(conn, &hdr).await?;
+        blocking(&self.svc, move |s| s.read(|c| c.roles_for(&who.name))).await
+    }
+
+    async fn request(
+        &self,
+        role: String,
+        duration_secs: u64,
+        reason: String,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<RequestInfo, JitError> {
+        let who = caller(conn, &hdr).await?;
+        let origin = Origin {
+            service: "jitctl".into(),
+            ..Origin::default()
+        };
+        blocking(&self.svc, move |s| {
+            s.write(|c| {
+                let r = c.request(&who, &role, duration_secs, &reason, &origin)?;
+                c.info(&r)
+            })
+        })
+        .await
+    }
+
+    async fn list(
+        &self,
+        pending_only: bool,
+        all: bool,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<Vec<RequestInfo>, JitError> {
+        let who = caller(conn, &hdr).await?;
+        blocking(&self.svc, move |s| {
+            s.read(|c| c.list(&who, pending_only, all))
+        })
+        .await
+    }
+
+    async fn show(
+        &self,
+        id: u64,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<RequestInfo, JitError> {
+        let who = caller(conn, &hdr).await?;
+        blocking(&self.svc, move |s| s.read(|c| c.show(&who, id))).await
+    }
+
+    async fn approve(
+        &self,
+        id: u64,
+        comment: String,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<RequestInfo, JitError> {
+        let who = caller(conn, &hdr).await?;
+        blocking(&self.svc, move |s| {
+            s.write(|c| {
+                let r = c.approve(&who, id, &comment)?;
+                c.info(&r)
+            })
+        })
+        .await
+    }
+
+    async fn deny(
+        &self,
+        id: u64,
+        reason: String,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<RequestInfo, JitError> {
+        let who = caller(conn, &hdr).await?;
+        blocking(&self.svc, move |s| {
+            s.write(|c| {
+                let r = c.deny(&who, id, &reason)?;
+                c.info(&r)
+            })
+        })
+        .await
+    }
+
+    async fn revoke(
+        &self,
+        id: u64,
+        reason: String,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<RequestInfo, JitError> {
+        let who = caller(conn, &hdr).await?;
+        blocking(&self.svc, move |s| {
+            s.write(|c| {
+                let r = c.revoke(&who, id, &reason)?;
+                c.info(&r)
+            })
+        })
+        .await
+    }
+
+    async fn release(
+        &self,
+        id: u64,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<RequestInfo, JitError> {
+        let who = caller(conn, &hdr).await?;
+        blocking(&self.svc, move |s| {
+            s.write(|c| {
+                let r = c.release(&who, id)?;
+                c.info(&r)
+            })
+        })
+        .await
+    }
+
+    async fn cancel(
+        &self,
+        id: u64,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<RequestInfo, JitError> {
+        let who = caller(conn, &hdr).await?;
+        blocking(&self.svc, move |s| {
+            s.write(|c| {
+                let r = c.cancel(&who, id)?;
+                c.info(&r)
+            })
+        })
+        .await
+    }
+
+    async fn wait(
+        &self,
+        id: u64,
+        timeout_secs: u32,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<RequestInfo, JitError> {
+        let who = caller(conn, &hdr).await?;
+        blocking(&self.svc, move |s| {
+            let row = s.wait_while_pending(id, timeout_secs, |c| {
+                c.show(&who, id)?;
+                c.row(id)
+            })?;
+            s.read(|c| c.info(&row))
+        })
+        .await
+    }
+
+    async fn grants(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<Vec<RequestInfo>, JitError> {
+        let who = caller(conn, &hdr).await?;
+        blocking(&self.svc, move |s| s.read(|c| c.grants(&who))).await
+    }
+
+    async fn status(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<StatusInfo, JitError> {
+        caller(conn, &hdr).await?;
+        blocking(&self.svc, |s| s.read(|c| c.status())).await
+    }
+
+    async fn audit(
+        &self,
+        since: i64,
+        user: String,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<Vec<AuditRecord>, JitError> {
+        let who = caller(conn, &hdr).await?;
+        blocking(&self.svc, move |s| s.read(|c| c.audit(&who, since, &user))).await
+    }
+
+    async fn audit_verify(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<AuditVerify, JitError> {
+        let who = caller(conn, &hdr).await?;
+        blocking(&self.svc, move |s| s.read(|c| c.audit_verify(&who))).await
+    }
+}
+
+/// `org.jit.Jitd.Pam1`: pam_jit acting for the PAM user. The bus policy lets only root
+/// send here; this re-checks it, so a policy mistake alone opens nothing.
+pub struct PamInterface {
+    pub svc: Arc<Service>,
+}
+
+async fn require_root(conn: &Connection, hdr: &Header<'_>) -> Result<(), JitError> {
+    match caller_uid(conn, hdr).await? {
+        0 => Ok(()),
+        uid => {
+            tracing::warn!("uid {uid} called the PAM interface; refused");
+            Err(JitError::NotAuthorized(
+                "the PAM interface is for root (pam_jit) only".into(),
+            ))
+        }
+    }
+}
+
+/// The PAM user as an actor: the name must fit the grammar and exist in NSS.
+fn pam_user(user: &str) -> Result<Actor, JitError> {
+    names::validate_user_name(user).map_err(JitError::InvalidArgument)?;
+    let uid = Nss
+        .uid_of(user)
+        .map_err(JitError::Internal)?
+        .ok_or_else(|| JitError::InvalidArgument(format!("no such user: {user}")))?;
+    Ok(Actor {
+        name: user.to_string(),
+        uid,
+    })
+}
+
+fn origin_field(name: &str, v: &str) -> Result<String, JitError> {
+    if v.len() > 128 || v.chars().any(names::is_dangerous_char) {
+        return Err(JitError::InvalidArgument(format!("invalid {name}")));
+    }
+    Ok(v.to_string())
+}
+
+#[interface(name = "org.jit.Jitd.Pam1")]
+impl PamInterface {
+    async fn check(
+        &self,
+        user: String,
+        ssh: bool,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<GrantCheck, JitError> {
+        require_root(conn, &hdr).await?;
+        names::validate_user_name(&user).map_err(JitError::InvalidArgument)?;
+        self.svc.read(|c| c.check(&user, ssh)).map_err(Into::into)
+    }
+
+    async fn roles(
+        &self,
+        user: String,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<Vec<RoleInfo>, JitError> {
+        require_root(conn, &hdr).await?;
+        let who = pam_user(&user)?;
+        blocking(&self.svc, move |s| s.read(|c| c.roles_for(&who.name))).await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn request(
+        &self,
+        user: String,
+        role: String,
+        duration_secs: u64,
+        reason: String,
+        service: String,
+        tty: String,
+        rhost: String,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<RequestInfo, JitError> {
+        require_root(conn, &hdr).await?;
+        let who = pam_user(&user)?;
+        let origin = Origin {
+            service: origin_field("service", &service)?,
+            tty: origin_field("tty", &tty)?,
+            rhost: origin_field("rhost", &rhost)?,
+        };
+        blocking(&self.svc, move |s| {
+            s.write(|c| {
+                let r = c.request(&who, &role, duration_secs, &reason, &origin)?;
+                c.info(&r)
+            })
+        })
+        .await
+    }
+
+    async fn wait(
+        &self,
+        user: String,
+        id: u64,
+        timeout_secs: u32,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<RequestInfo, JitError> {
+        require_root(conn, &hdr).await?;
+        let who = pam_user(&user)?;
+        blocking(&self.svc, move |s| {
+            let row = s.wait_while_pending(id, timeout_secs, |c| c.request_of(&who.name, id))?;
+            s.read(|c| c.info(&row))
+        })
+        .await
+    }
+}

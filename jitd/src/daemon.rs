@@ -1,0 +1,116 @@
+//! jitd's start-up: arguments, policy, privileges, state, reconciliation, then the bus.
+
+use crate::audit::Mirror;
+use crate::bus::{PamInterface, UserInterface};
+use crate::directory::Nss;
+use crate::grants::{Core, SystemClock};
+use crate::policy::Policy;
+use crate::service::Service;
+use crate::store::Store;
+use crate::sudoers::SudoersDir;
+use clap::Parser;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// The JIT access daemon: holds time-boxed grants and writes ephemeral sudoers rules.
+#[derive(Debug, Parser)]
+#[command(name = "jitd", version)]
+pub struct Args {
+    /// Policy file (TOML).
+    #[arg(long, default_value = "/etc/jit/jit.toml")]
+    pub config: PathBuf,
+    /// State directory (SQLite database), created 0700.
+    #[arg(long, default_value = "/var/lib/jitd")]
+    pub state_dir: PathBuf,
+    /// Directory for the ephemeral sudoers rules (included by /etc/sudoers).
+    #[arg(long, default_value = "/etc/sudoers.d")]
+    pub sudoers_dir: PathBuf,
+    /// D-Bus address to serve on instead of the system bus.
+    #[arg(long)]
+    pub bus: Option<String>,
+    /// Validate the policy, print a summary and exit (0 valid, 1 invalid).
+    #[arg(long)]
+    pub check_config: bool,
+}
+
+pub fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("JITD_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("jitd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<(), String> {
+    let config = args.config.to_string_lossy().into_owned();
+    let policy = Policy::load(&config, &Nss).map_err(|e| e.to_string())?;
+    if args.check_config {
+        println!("{config}: OK ({} roles)", policy.roles.len());
+        return Ok(());
+    }
+    if !nix::unistd::geteuid().is_root() {
+        return Err("jitd must run as root (it owns the sudoers rules it writes)".into());
+    }
+    crate::privileges::drop_all()?;
+    let store = Store::open(&args.state_dir).map_err(|e| e.to_string())?;
+    let sudoers = SudoersDir::open(&args.sudoers_dir)?;
+    let mirror = Arc::new(Mirror::connect());
+    let mut core = Core::new(
+        policy,
+        store,
+        Box::new(sudoers),
+        Box::new(Nss),
+        Arc::new(SystemClock),
+        Some(mirror),
+    );
+    let rep = core
+        .reconcile()
+        .map_err(|e| format!("reconciliation failed: {e}"))?;
+    tracing::info!(
+        "reconciled sudoers directory: {} expired, {} removed, {} restored, {} revoked",
+        rep.expired,
+        rep.removed,
+        rep.restored,
+        rep.revoked
+    );
+    let svc = Arc::new(Service::new(core));
+    let timer_svc = svc.clone();
+    std::thread::Builder::new()
+        .name("expiry".into())
+        .spawn(move || timer_svc.run_timer())
+        .map_err(|e| format!("starting the expiry timer: {e}"))?;
+    zbus::block_on(serve(svc, args.bus))
+}
+
+async fn serve(svc: Arc<Service>, bus: Option<String>) -> Result<(), String> {
+    let builder = match &bus {
+        Some(addr) => zbus::connection::Builder::address(addr.as_str()),
+        None => zbus::connection::Builder::system(),
+    };
+    let _conn = builder
+        .serve_at(jit_proto::OBJECT_PATH, UserInterface { svc: svc.clone() })
+        .serve_at(jit_proto::OBJECT_PATH, PamInterface { svc })
+        .name(jit_proto::BUS_NAME)
+        .build()
+        .await
+        .map_err(|e| format!("cannot take bus name {}: {e}", jit_proto::BUS_NAME))?;
+    tracing::info!(
+        "serving {} on {}",
+        jit_proto::BUS_NAME,
+        bus.as_deref().unwrap_or("the system bus")
+    );
+    std::future::pending::<()>().await;
+    Ok(())
+}

@@ -1,0 +1,105 @@
+//! User and group look-ups. Policy decisions take a [`Directory`] so they stay pure and
+//! testable; jitd itself uses [`Nss`], which asks the system's NSS at decision time.
+
+use nix::unistd::{Gid, Group, Uid, User};
+use std::ffi::CString;
+
+/// What policy needs to know about users and groups.
+pub trait Directory: Send + Sync {
+    /// Names of every group the user belongs to (primary and supplementary).
+    /// An error means "cannot tell": callers deny.
+    fn groups_of(&self, user: &str) -> Result<Vec<String>, String>;
+    /// Whether the group exists.
+    fn group_exists(&self, group: &str) -> Result<bool, String>;
+    /// The user's uid, if the user exists.
+    fn uid_of(&self, user: &str) -> Result<Option<u32>, String>;
+    /// The user name for a uid, if any.
+    fn name_of(&self, uid: u32) -> Result<Option<String>, String>;
+}
+
+/// The system's NSS (`/etc/passwd`, `/etc/group`, or whatever nsswitch.conf says).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Nss;
+
+impl Directory for Nss {
+    fn groups_of(&self, user: &str) -> Result<Vec<String>, String> {
+        let u = User::from_name(user)
+            .map_err(|e| format!("looking up user {user}: {e}"))?
+            .ok_or_else(|| format!("no such user: {user}"))?;
+        let cname = CString::new(user).map_err(|_| format!("invalid user name {user}"))?;
+        let gids = nix::unistd::getgrouplist(&cname, u.gid)
+            .map_err(|e| format!("listing groups of {user}: {e}"))?;
+        let mut names = Vec::with_capacity(gids.len());
+        for gid in gids {
+            if let Some(g) = group_by_gid(gid)? {
+                names.push(g.name);
+            }
+        }
+        Ok(names)
+    }
+
+    fn group_exists(&self, group: &str) -> Result<bool, String> {
+        Group::from_name(group)
+            .map(|g| g.is_some())
+            .map_err(|e| format!("looking up group {group}: {e}"))
+    }
+
+    fn uid_of(&self, user: &str) -> Result<Option<u32>, String> {
+        User::from_name(user)
+            .map(|u| u.map(|u| u.uid.as_raw()))
+            .map_err(|e| format!("looking up user {user}: {e}"))
+    }
+
+    fn name_of(&self, uid: u32) -> Result<Option<String>, String> {
+        User::from_uid(Uid::from_raw(uid))
+            .map(|u| u.map(|u| u.name))
+            .map_err(|e| format!("looking up uid {uid}: {e}"))
+    }
+}
+
+fn group_by_gid(gid: Gid) -> Result<Option<Group>, String> {
+    Group::from_gid(gid).map_err(|e| format!("looking up gid {gid}: {e}"))
+}
+
+/// A fixed directory for unit tests.
+#[derive(Debug, Default, Clone)]
+pub struct FakeDirectory {
+    /// (user, uid, groups)
+    pub users: Vec<(String, u32, Vec<String>)>,
+    pub groups: Vec<String>,
+}
+
+impl FakeDirectory {
+    pub fn user(mut self, name: &str, uid: u32, groups: &[&str]) -> Self {
+        for g in groups {
+            if !self.groups.iter().any(|x| x == g) {
+                self.groups.push((*g).to_string());
+            }
+        }
+        self.users.push((
+            name.to_string(),
+            uid,
+            groups.iter().map(|g| (*g).to_string()).collect(),
+        ));
+        self
+    }
+}
+
+impl Directory for FakeDirectory {
+    fn groups_of(&self, user: &str) -> Result<Vec<String>, String> {
+        self.users
+            .iter()
+            .find(|(n, _, _)| n == user)
+            .map(|(_, _, g)| g.clone())
+            .ok_or_else(|| format!("no such user: {user}"))
+    }
+    fn group_exists(&self, group: &str) -> Result<bool, String> {
+        Ok(self.groups.iter().any(|g| g == group))
+    }
+    fn uid_of(&self, user: &str) -> Result<Option<u32>, String> {
+        Ok(self.users.iter().find(|(n, _, _)| n == user).map(|u| u.1))
+    }
+    fn name_of(&self, uid: u32) -> Result<Option<String>, String> {
+        Ok(self.users.iter().find(|u| u.1 == uid).map(|u| u.0.clone()))
+    }
+}

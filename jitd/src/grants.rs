@@ -1,0 +1,837 @@
+//! Requests and grants: the state machine, its authorization rules, and the side effects
+//! (sudoers rules) that follow each committed change.
+//!
+//! Nothing here knows about D-Bus. Callers arrive as an [`Actor`] whose identity the bus
+//! layer established; time comes from an injected [`Clock`].
+
+use crate::audit::Mirror;
+use crate::directory::Directory;
+use crate::error::{Error, Result};
+use crate::names;
+use crate::policy::{Policy, Role};
+use crate::store::{self, Actor, Event, NewRequest, RequestRow, Store};
+use crate::sudoers::Rule;
+use jit_proto::{
+    AuditRecord, AuditVerify, GrantCheck, RequestInfo, RoleInfo, State, StatusInfo,
+    format_duration, format_rfc3339,
+};
+use std::sync::Arc;
+
+/// Most pending requests one user may have at once.
+pub const MAX_PENDING_PER_USER: usize = 5;
+/// Longest comment on an approval.
+pub const MAX_COMMENT: usize = 500;
+
+/// Wall-clock time, injected so expiry logic is testable without sleeping.
+pub trait Clock: Send + Sync {
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> i64;
+    fn now(&self) -> i64 {
+        self.now_ms().div_euclid(1000)
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+            Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+            // Before 1970: every grant is treated as not yet started, none as extended.
+            Err(_) => 0,
+        }
+    }
+}
+
+/// Where sudoers rules go. [`crate::sudoers::SudoersDir`] in jitd; a fake in unit tests.
+pub trait Rules: Send {
+    fn install(&self, rule: &Rule) -> std::result::Result<(), String>;
+    /// Removes the grant's rule and invalidates the user's cached sudo credentials.
+    fn uninstall(&self, grant_id: u64, user: &str) -> std::result::Result<(), String>;
+    /// Whether the rule is in place exactly as rendered.
+    fn is_installed(&self, rule: &Rule) -> bool;
+    /// Files owned by jitd: (grant id, file name), plus stale temp files.
+    fn owned(&self) -> std::result::Result<(Vec<(u64, String)>, Vec<String>), String>;
+    fn remove_owned(&self, name: &str) -> std::result::Result<(), String>;
+    fn location(&self) -> String;
+}
+
+/// Where a request came from.
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    pub service: String,
+    pub tty: String,
+    pub rhost: String,
+}
+
+/// What startup reconciliation did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Reconciled {
+    pub expired: usize,
+    pub removed: usize,
+    pub restored: usize,
+    pub revoked: usize,
+}
+
+pub struct Core {
+    policy: Policy,
+    store: Store,
+    rules: Box<dyn Rules>,
+    dir: Box<dyn Directory>,
+    clock: Arc<dyn Clock>,
+    mirror: Option<Arc<Mirror>>,
+    started_at: i64,
+    last_error: String,
+}
+
+fn rule_of(r: &RequestRow) -> Rule {
+    Rule {
+        grant_id: r.id,
+        user: r.user.clone(),
+        role: r.role.clone(),
+        run_as: r.run_as.clone(),
+        commands: r.commands.clone(),
+        not_after: r.not_after,
+        reauth: r.reauth,
+    }
+}
+
+impl Core {
+    pub fn new(
+        policy: Policy,
+        store: Store,
+        rules: Box<dyn Rules>,
+        dir: Box<dyn Directory>,
+        clock: Arc<dyn Clock>,
+        mirror: Option<Arc<Mirror>>,
+    ) -> Core {
+        let started_at = clock.now();
+        Core {
+            policy,
+            store,
+            rules,
+            dir,
+            clock,
+            mirror,
+            started_at,
+            last_error: String::new(),
+        }
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    fn publish(&self, records: &[AuditRecord]) {
+        if let Some(m) = &self.mirror {
+            for r in records {
+                m.send(r);
+            }
+        }
+    }
+
+    fn fail(&mut self, msg: String) -> Error {
+        tracing::error!("{msg}");
+        self.last_error = msg.clone();
+        Error::Internal(msg)
+    }
+
+    /// Runs one transaction that writes state and audit records together.
+    fn commit<T>(
+        &mut self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>, &mut Vec<AuditRecord>) -> Result<T>,
+    ) -> Result<T> {
+        let mut records = Vec::new();
+        let out = self.store.transaction(|tx| f(tx, &mut records));
+        match out {
+            Ok(v) => {
+                self.publish(&records);
+                Ok(v)
+            }
+            Err(Error::Internal(m)) => Err(self.fail(m)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The stored request `id`, with no authorization check.
+    pub fn row(&self, id: u64) -> Result<RequestRow> {
+        self.get(id)
+    }
+
+    fn get(&self, id: u64) -> Result<RequestRow> {
+        self.store
+            .get(id)?
+            .ok_or_else(|| Error::NotFound(format!("no request {id}")))
+    }
+
+    pub fn info(&self, r: &RequestRow) -> Result<RequestInfo> {
+        let approved_by = self
+            .store
+            .approvers_of(r.id)?
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        Ok(RequestInfo {
+            id: r.id,
+            user: r.user.clone(),
+            uid: r.uid,
+            role: r.role.clone(),
+            state: r.state.as_str().to_string(),
+            reason: r.reason.clone(),
+            duration_secs: r.duration_secs,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            not_after: r.not_after,
+            approvals_required: r.approvals_required,
+            approved_by,
+            approvers: r.approvers.clone(),
+            decided_by: r.decided_by.clone(),
+            decision_reason: r.decision_reason.clone(),
+            service: r.service.clone(),
+            tty: r.tty.clone(),
+        })
+    }
+
+    /// Roles `user` may request.
+    pub fn roles_for(&self, user: &str) -> Result<Vec<RoleInfo>> {
+        Ok(self
+            .policy
+            .requestable(user, self.dir.as_ref())?
+            .into_iter()
+            .map(Role::info)
+            .collect())
+    }
+
+    fn is_approver(&self, role_name: &str, who: &Actor) -> Result<bool> {
+        match self.policy.role(role_name) {
+            Ok(role) => self.policy.may_approve(role, &who.name, self.dir.as_ref()),
+            // A role removed from the policy has no approvers left.
+            Err(_) => Ok(false),
+        }
+    }
+
+    fn may_see(&self, who: &Actor, r: &RequestRow) -> Result<bool> {
+        Ok(who.uid == 0 || r.uid == who.uid || self.is_approver(&r.role, who)?)
+    }
+
+    /// Submits a request. A self-service role is granted at once.
+    pub fn request(
+        &mut self,
+        who: &Actor,
+        role_name: &str,
+        duration: u64,
+        reason: &str,
+        origin: &Origin,
+    ) -> Result<RequestRow> {
+        names::validate_user_name(&who.name).map_err(Error::InvalidArgument)?;
+        let now = self.now();
+        let role = self.policy.role(role_name)?.clone();
+        let (duration, reason) =
+            self.policy
+                .check_request(&role, &who.name, duration, reason, self.dir.as_ref())?;
+        let open = self.store.open_of_user(&who.name)?;
+        if let Some(dup) = open.iter().find(|r| r.role == role.name) {
+            return Err(Error::Refused(match dup.state {
+                State::Active => format!(
+                    "{} already holds role '{}' (grant {}) until {}; release it first",
+                    who.name,
+                    role.name,
+                    dup.id,
+                    format_rfc3339(dup.not_after)
+                ),
+                _ => format!(
+                    "request {} for role '{}' is already pending; wait for it or cancel it",
+                    dup.id, role.name
+                ),
+            }));
+        }
+        if open.iter().filter(|r| r.state == State::Pending).count() >= MAX_PENDING_PER_USER {
+            return Err(Error::Refused(format!(
+                "{} already has {MAX_PENDING_PER_USER} pending requests",
+                who.name
+            )));
+        }
+        let self_service = role.approvals == 0;
+        let new = NewRequest {
+            user: who.name.clone(),
+            uid: who.uid,
+            role: role.name.clone(),
+            reason: reason.clone(),
+            duration_secs: duration,
+            state: if self_service {
+                State::Active
+            } else {
+                State::Pending
+            },
+            now,
+            not_after: if self_service {
+                now + to_secs(duration)
+            } else {
+                0
+            },
+            pending_until: if self_service {
+                0
+            } else {
+                now + to_secs(role.pending_timeout)
+            },
+            approvals_required: role.approvals,
+            approvers: role.approvers.iter().map(|p| p.spec()).collect(),
+            commands: role.commands.clone(),
+            run_as: role.run_as.clone(),
+            reauth: role.reauth,
+            ssh: role.ssh,
+            service: origin.service.clone(),
+            tty: origin.tty.clone(),
+            rhost: origin.rhost.clone(),
+        };
+        let id = self.commit(|tx, recs| {
+            let id = store::insert_request(tx, &new)?;
+            recs.push(store::append_audit(
+                tx,
+                &Event {
+                    at: now,
+                    actor: who,
+                    action: "request",
+                    request_id: id,
+                    detail: format!(
+                        "role={} duration={} service={} tty={} rhost={} reason={}",
+                        new.role,
+                        format_duration(duration),
+                        new.service,
+                        new.tty,
+                        new.rhost,
+                        new.reason
+                    ),
+                },
+            )?);
+            if self_service {
+                recs.push(store::append_audit(
+                    tx,
+                    &Event {
+                        at: now,
+                        actor: who,
+                        action: "grant",
+                        request_id: id,
+                        detail: format!(
+                            "role={} self-service not_after={}",
+                            new.role,
+                            format_rfc3339(new.not_after)
+                        ),
+                    },
+                )?);
+            }
+            Ok(id)
+        })?;
+        let row = self.get(id)?;
+        if self_service {
+            self.install_or_revoke(&row)?;
+        }
+        self.get(id)
+    }
+
+    /// Puts an active grant's rule in place; if that fails, the grant is revoked (fail
+    /// closed) and the error returned.
+    fn install_or_revoke(&mut self, row: &RequestRow) -> Result<()> {
+        match self.rules.install(&rule_of(row)) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let msg = format!(
+                    "could not install the sudoers rule for grant {}: {e}",
+                    row.id
+                );
+                let now = self.now();
+                let jitd = Actor::jitd();
+                let id = row.id;
+                let revoke_msg = msg.clone();
+                let _ = self.commit(|tx, recs| {
+                    store::transition(
+                        tx,
+                        id,
+                        State::Active,
+                        State::Revoked,
+                        now,
+                        None,
+                        "jitd",
+                        &revoke_msg,
+                    )?;
+                    recs.push(store::append_audit(
+                        tx,
+                        &Event {
+                            at: now,
+                            actor: &jitd,
+                            action: "revoke",
+                            request_id: id,
+                            detail: revoke_msg.clone(),
+                        },
+                    )?);
+                    Ok(())
+                });
+                let _ = self.rules.uninstall(row.id, &row.user);
+                Err(self.fail(msg))
+            }
+        }
+    }
+
+    /// Records one approval. The request becomes active once it has the required number of
+    /// distinct approvals, none of them from the requester.
+    pub fn approve(&mut self, who: &Actor, id: u64, comment: &str) -> Result<RequestRow> {
+        let row = self.get(id)?;
+        if row.uid == who.uid || row.user == who.name {
+            return Err(Error::NotAuthorized(format!(
+                "{} may not approve their own request {id}",
+                who.name
+            )));
+        }
+        if !self.is_approver(&row.role, who)? {
+            return Err(Error::NotAuthorized(format!(
+                "{} is not an approver for role '{}'",
+                who.name, row.role
+            )));
+        }
+        if row.state != State::Pending {
+            return Err(Error::WrongState(format!(
+                "request {id} is {}; only pending requests can be approved",
+                row.state
+            )));
+        }
+        let now = self.now();
+        if row.pending_until != 0 && now >= row.pending_until {
+            return Err(Error::WrongState(format!(
+                "request {id} has timed out waiting for approval"
+            )));
+        }
+        let already = self.store.approvers_of(id)?;
+        if already
+            .iter()
+            .any(|(n, uid)| *uid == who.uid || *n == who.name)
+        {
+            return Err(Error::WrongState(format!(
+                "{} has already approved request {id}",
+                who.name
+            )));
+        }
+        let comment = if comment.trim().is_empty() {
+            String::new()
+        } else {
+            names::validate_text("comment", comment, MAX_COMMENT).map_err(Error::Refused)?
+        };
+        let distinct = already.len() + 1;
+        let activate = distinct >= usize::try_from(row.approvals_required).unwrap_or(usize::MAX);
+        let not_after = now + to_secs(row.duration_secs);
+        self.commit(|tx, recs| {
+            store::add_approval(tx, id, who, now, &comment)?;
+            recs.push(store::append_audit(
+                tx,
+                &Event {
+                    at: now,
+                    actor: who,
+                    action: "approve",
+                    request_id: id,
+                    detail: format!(
+                        "approval {distinct}/{} comment={comment}",
+                        row.approvals_required
+                    ),
+                },
+            )?);
+            if activate {
+                store::transition(
+                    tx,
+                    id,
+                    State::Pending,
+                    State::Active,
+                    now,
+                    Some(not_after),
+                    "",
+                    "",
+                )?;
+                recs.push(store::append_audit(
+                    tx,
+                    &Event {
+                        at: now,
+                        actor: who,
+                        action: "grant",
+                        request_id: id,
+                        detail: format!(
+                            "role={} not_after={}",
+                            row.role,
+                            format_rfc3339(not_after)
+                        ),
+                    },
+                )?);
+            }
+            Ok(())
+        })?;
+        let row = self.get(id)?;
+        if activate {
+            self.install_or_revoke(&row)?;
+        }
+        self.get(id)
+    }
+
+    fn end(
+        &mut self,
+        who: &Actor,
+        row: &RequestRow,
+        to: State,
+        action: &str,
+        reason: &str,
+    ) -> Result<RequestRow> {
+        let now = self.now();
+        let from = row.state;
+        let id = row.id;
+        self.commit(|tx, recs| {
+            store::transition(tx, id, from, to, now, None, &who.name, reason)?;
+            recs.push(store::append_audit(
+                tx,
+                &Event {
+                    at: now,
+                    actor: who,
+                    action,
+                    request_id: id,
+                    detail: format!("role={} from={from} reason={reason}", row.role),
+                },
+            )?);
+            Ok(())
+        })?;
+        if from == State::Active {
+            if let Err(e) = self.rules.uninstall(id, &row.user) {
+                // The state says ended; NOTAFTER and the next reconciliation still hold.
+                let _ = self.fail(format!("removing the rule of grant {id}: {e}"));
+            }
+        }
+        self.get(id)
+    }
+
+    pub fn deny(&mut self, who: &Actor, id: u64, reason: &str) -> Result<RequestRow> {
+        let reason = names::validate_text("reason", reason, MAX_COMMENT).map_err(Error::Refused)?;
+        let row = self.get(id)?;
+        if !(who.uid == 0 || self.is_approver(&row.role, who)?) {
+            return Err(Error::NotAuthorized(format!(
+                "{} is not an approver for role '{}'",
+                who.name, row.role
+            )));
+        }
+        if row.state != State::Pending {
+            return Err(Error::WrongState(format!(
+                "request {id} is {}; only pending requests can be denied",
+                row.state
+            )));
+        }
+        self.end(who, &row, State::Denied, "deny", &reason)
+    }
+
+    pub fn revoke(&mut self, who: &Actor, id: u64, reason: &str) -> Result<RequestRow> {
+        let reason = names::validate_text("reason", reason, MAX_COMMENT).map_err(Error::Refused)?;
+        let row = self.get(id)?;
+        if !(who.uid == 0 || self.is_approver(&row.role, who)?) {
+            return Err(Error::NotAuthorized(format!(
+                "{} is not an approver for role '{}'",
+                who.name, row.role
+            )));
+        }
+        if row.state != State::Active {
+            return Err(Error::WrongState(format!(
+                "request {id} is {}; only active grants can be revoked",
+                row.state
+            )));
+        }
+        self.end(who, &row, State::Revoked, "revoke", &reason)
+    }
+
+    /// Ends the caller's own grant early. `id` 0 means "my only active grant".
+    pub fn release(&mut self, who: &Actor, id: u64) -> Result<RequestRow> {
+        let row = if id == 0 {
+            let mine: Vec<RequestRow> = self
+                .store
+                .open_of_user(&who.name)?
+                .into_iter()
+                .filter(|r| r.state == State::Active && r.uid == who.uid)
+                .collect();
+            match mine.as_slice() {
+                [one] => one.clone(),
+                [] => return Err(Error::NotFound(format!("{} has no active grant", who.name))),
+                many => {
+                    let ids: Vec<String> = many.iter().map(|r| r.id.to_string()).collect();
+                    return Err(Error::InvalidArgument(format!(
+                        "{} has several active grants ({}); say which to release",
+                        who.name,
+                        ids.join(", ")
+                    )));
+                }
+            }
+        } else {
+            self.get(id)?
+        };
+        if row.uid != who.uid {
+            return Err(Error::NotAuthorized(format!(
+                "request {} belongs to {}; only its holder can release it",
+                row.id, row.user
+            )));
+        }
+        if row.state != State::Active {
+            return Err(Error::WrongState(format!(
+                "request {} is {}; only active grants can be released",
+                row.id, row.state
+            )));
+        }
+        self.end(who, &row, State::Released, "release", "released by holder")
+    }
+
+    /// Withdraws the caller's own pending request.
+    pub fn cancel(&mut self, who: &Actor, id: u64) -> Result<RequestRow> {
+        let row = self.get(id)?;
+        if row.uid != who.uid {
+            return Err(Error::NotAuthorized(format!(
+                "request {id} belongs to {}; only its requester can cancel it",
+                row.user
+            )));
+        }
+        if row.state != State::Pending {
+            return Err(Error::WrongState(format!(
+                "request {id} is {}; only pending requests can be cancelled",
+                row.state
+            )));
+        }
+        self.end(
+            who,
+            &row,
+            State::Cancelled,
+            "cancel",
+            "cancelled by requester",
+        )
+    }
+
+    pub fn show(&self, who: &Actor, id: u64) -> Result<RequestInfo> {
+        let row = self.get(id)?;
+        if !self.may_see(who, &row)? {
+            // Same answer as for a missing id: do not reveal other users' requests.
+            return Err(Error::NotFound(format!("no request {id}")));
+        }
+        self.info(&row)
+    }
+
+    /// Requests the caller may see: their own, and those of roles they approve (root: all).
+    /// Default: pending and active; `all`: also ended ones (latest 500).
+    pub fn list(&self, who: &Actor, pending_only: bool, all: bool) -> Result<Vec<RequestInfo>> {
+        let rows = if pending_only {
+            self.store.by_state(&[State::Pending])?
+        } else if all {
+            let mut r = self.store.recent(500)?;
+            r.reverse();
+            r
+        } else {
+            self.store.by_state(&[State::Pending, State::Active])?
+        };
+        let mut out = Vec::new();
+        for r in rows {
+            if self.may_see(who, &r)? {
+                out.push(self.info(&r)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The caller's own active grants.
+    pub fn grants(&self, who: &Actor) -> Result<Vec<RequestInfo>> {
+        self.store
+            .open_of_user(&who.name)?
+            .iter()
+            .filter(|r| r.state == State::Active && r.uid == who.uid)
+            .map(|r| self.info(r))
+            .collect()
+    }
+
+    /// Whether `user` holds an active grant now (with `ssh`: one whose role admits ssh).
+    /// Checks `not_after` itself, so a late timer never extends a grant.
+    pub fn check(&self, user: &str, ssh: bool) -> Result<GrantCheck> {
+        let now = self.now();
+        let best = self
+            .store
+            .open_of_user(user)?
+            .into_iter()
+            .filter(|r| r.state == State::Active && r.not_after > now && (!ssh || r.ssh))
+            .max_by_key(|r| r.not_after);
+        Ok(match best {
+            Some(r) => GrantCheck {
+                active: true,
+                request_id: r.id,
+                role: r.role,
+                not_after: r.not_after,
+            },
+            None => GrantCheck {
+                active: false,
+                request_id: 0,
+                role: String::new(),
+                not_after: 0,
+            },
+        })
+    }
+
+    /// Request `id` of `user` (for pam_jit's wait); NotFound if it is someone else's.
+    pub fn request_of(&self, user: &str, id: u64) -> Result<RequestRow> {
+        let row = self.get(id)?;
+        if row.user != user {
+            return Err(Error::NotFound(format!("no request {id} for {user}")));
+        }
+        Ok(row)
+    }
+
+    /// Ends every grant and pending request whose time is up. Returns the next deadline
+    /// (unix seconds) if any request is still open.
+    pub fn expire_due(&mut self) -> Result<Option<i64>> {
+        let now = self.now();
+        let open = self.store.by_state(&[State::Pending, State::Active])?;
+        let jitd = Actor::jitd();
+        let mut next: Option<i64> = None;
+        for r in open {
+            let deadline = match r.state {
+                State::Active => r.not_after,
+                _ if r.pending_until > 0 => r.pending_until,
+                _ => continue,
+            };
+            if deadline <= now {
+                let why = match r.state {
+                    State::Active => "grant reached not_after",
+                    _ => "no decision before the pending timeout",
+                };
+                match self.end(&jitd, &r, State::Expired, "expire", why) {
+                    Ok(_) | Err(Error::WrongState(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            } else {
+                next = Some(next.map_or(deadline, |n| n.min(deadline)));
+            }
+        }
+        Ok(next)
+    }
+
+    /// Brings the sudoers directory in line with the database: expired grants end, files
+    /// jitd owns but the database does not list as active go, missing or altered active
+    /// rules are written again. Runs before jitd takes its bus name.
+    pub fn reconcile(&mut self) -> Result<Reconciled> {
+        let mut rep = Reconciled::default();
+        let before = self.store.by_state(&[State::Active, State::Pending])?.len();
+        self.expire_due()?;
+        let after = self.store.by_state(&[State::Active, State::Pending])?.len();
+        rep.expired = before.saturating_sub(after);
+        let active = self.store.by_state(&[State::Active])?;
+        let (owned, temps) = self.rules.owned().map_err(|e| self.fail(e))?;
+        for (id, name) in owned {
+            let keep = active.iter().any(|r| {
+                r.id == id && crate::sudoers::file_name(r.id, &r.user).as_deref() == Ok(&name)
+            });
+            if !keep {
+                self.rules.remove_owned(&name).map_err(|e| self.fail(e))?;
+                rep.removed += 1;
+            }
+        }
+        for name in temps {
+            self.rules.remove_owned(&name).map_err(|e| self.fail(e))?;
+        }
+        for r in active {
+            let rule = rule_of(&r);
+            if !self.rules.is_installed(&rule) {
+                match self.install_or_revoke(&r) {
+                    Ok(()) => rep.restored += 1,
+                    Err(_) => rep.revoked += 1,
+                }
+            }
+        }
+        let jitd = Actor::jitd();
+        let now = self.now();
+        let detail = format!(
+            "expired={} removed={} restored={} revoked={}",
+            rep.expired, rep.removed, rep.restored, rep.revoked
+        );
+        self.commit(|tx, recs| {
+            recs.push(store::append_audit(
+                tx,
+                &Event {
+                    at: now,
+                    actor: &jitd,
+                    action: "reconcile",
+                    request_id: 0,
+                    detail,
+                },
+            )?);
+            Ok(())
+        })?;
+        Ok(rep)
+    }
+
+    pub fn status(&self) -> Result<StatusInfo> {
+        let active = self.store.by_state(&[State::Active])?.len();
+        let pending = self.store.by_state(&[State::Pending])?.len();
+        Ok(StatusInfo {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            started_at: self.started_at,
+            policy_path: self.policy.path.clone(),
+            roles: u32::try_from(self.policy.roles.len()).unwrap_or(u32::MAX),
+            active_grants: u32::try_from(active).unwrap_or(u32::MAX),
+            pending_requests: u32::try_from(pending).unwrap_or(u32::MAX),
+            sudoers_dir: self.rules.location(),
+            last_error: self.last_error.clone(),
+        })
+    }
+
+    fn is_any_approver(&self, who: &Actor) -> Result<bool> {
+        for role in &self.policy.roles {
+            if self
+                .policy
+                .may_approve(role, &who.name, self.dir.as_ref())?
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Root and approvers see the whole trail; anyone else only records about themselves.
+    pub fn audit(&self, who: &Actor, since: i64, user: &str) -> Result<Vec<AuditRecord>> {
+        if !user.is_empty() {
+            names::validate_user_name(user).map_err(Error::InvalidArgument)?;
+        }
+        let privileged = who.uid == 0 || self.is_any_approver(who)?;
+        let user = if privileged { user } else { who.name.as_str() };
+        self.store.audit_since(since, user)
+    }
+
+    pub fn audit_verify(&self, who: &Actor) -> Result<AuditVerify> {
+        if !(who.uid == 0 || self.is_any_approver(who)?) {
+            return Err(Error::NotAuthorized(
+                "only root and approvers may verify the audit trail".into(),
+            ));
+        }
+        let (records, bad) = self.store.audit_verify()?;
+        Ok(match bad {
+            None => AuditVerify {
+                ok: true,
+                records,
+                first_bad_seq: 0,
+                message: format!("audit chain intact: {records} records"),
+            },
+            Some((seq, why)) => AuditVerify {
+                ok: false,
+                records,
+                first_bad_seq: seq,
+                message: format!("audit chain broken at record {seq}: {why}"),
+            },
+        })
+    }
+}
+
+fn to_secs(d: u64) -> i64 {
+    i64::try_from(d).unwrap_or(i64::MAX / 4)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,564 @@
+use super::*;
+use crate::directory::FakeDirectory;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+#[derive(Default)]
+struct FakeClock(AtomicI64);
+
+impl Clock for FakeClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl FakeClock {
+    fn advance(&self, secs: i64) {
+        self.0.fetch_add(secs * 1000, Ordering::SeqCst);
+    }
+}
+
+/// Records installed rules in memory; can be told to fail.
+#[derive(Clone, Default)]
+struct FakeRules {
+    files: Arc<Mutex<BTreeMap<String, Rule>>>,
+    fail: Arc<Mutex<bool>>,
+}
+
+impl FakeRules {
+    fn ids(&self) -> Vec<u64> {
+        self.files
+            .lock()
+            .unwrap()
+            .values()
+            .map(|r| r.grant_id)
+            .collect()
+    }
+}
+
+impl Rules for FakeRules {
+    fn install(&self, rule: &Rule) -> std::result::Result<(), String> {
+        if *self.fail.lock().unwrap() {
+            return Err("disk full".into());
+        }
+        crate::sudoers::render(rule)?;
+        let name = crate::sudoers::file_name(rule.grant_id, &rule.user)?;
+        self.files.lock().unwrap().insert(name, rule.clone());
+        Ok(())
+    }
+    fn uninstall(&self, grant_id: u64, user: &str) -> std::result::Result<(), String> {
+        let name = crate::sudoers::file_name(grant_id, user)?;
+        self.files.lock().unwrap().remove(&name);
+        Ok(())
+    }
+    fn is_installed(&self, rule: &Rule) -> bool {
+        self.files.lock().unwrap().values().any(|r| r == rule)
+    }
+    fn owned(&self) -> std::result::Result<(Vec<(u64, String)>, Vec<String>), String> {
+        Ok((
+            self.files
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|(n, r)| (r.grant_id, n.clone()))
+                .collect(),
+            vec![],
+        ))
+    }
+    fn remove_owned(&self, name: &str) -> std::result::Result<(), String> {
+        self.files.lock().unwrap().remove(name);
+        Ok(())
+    }
+    fn location(&self) -> String {
+        "fake".into()
+    }
+}
+
+const POLICY: &str = r#"
+[[role]]
+name = "web-restart"
+commands = ["/usr/bin/systemctl restart nginx"]
+requesters = ["%webops"]
+max_duration = "1h"
+default_duration = "15m"
+
+[[role]]
+name = "db-admin"
+commands = ["/usr/bin/psql"]
+requesters = ["%webops", "bob"]
+approvers = ["%sre", "alice"]
+approvals = 1
+max_duration = "2h"
+pending_timeout = "10m"
+
+[[role]]
+name = "prod-root"
+commands = ["/usr/bin/id"]
+requesters = ["%webops", "bob"]
+approvers = ["%sre", "alice"]
+approvals = 2
+max_duration = "1h"
+"#;
+
+fn dir() -> FakeDirectory {
+    FakeDirectory::default()
+        .user("alice", 1001, &["alice", "webops"])
+        .user("bob", 1002, &["bob", "sre"])
+        .user("carol", 1003, &["carol", "sre"])
+        .user("dave", 1004, &["dave", "sre"])
+        .user("mallory", 1005, &["mallory"])
+        .user("root", 0, &["root"])
+}
+
+fn actor(name: &str) -> Actor {
+    let uid = dir().uid_of(name).unwrap().unwrap();
+    Actor {
+        name: name.into(),
+        uid,
+    }
+}
+
+struct World {
+    core: Core,
+    clock: Arc<FakeClock>,
+    rules: FakeRules,
+}
+
+fn world() -> World {
+    let clock = Arc::new(FakeClock(AtomicI64::new(1_795_272_000_000)));
+    let rules = FakeRules::default();
+    let policy = Policy::parse("test.toml", POLICY, &dir()).unwrap();
+    let core = Core::new(
+        policy,
+        Store::in_memory().unwrap(),
+        Box::new(rules.clone()),
+        Box::new(dir()),
+        clock.clone(),
+        None,
+    );
+    World { core, clock, rules }
+}
+
+fn origin() -> Origin {
+    Origin {
+        service: "jitctl".into(),
+        ..Origin::default()
+    }
+}
+
+#[test]
+fn given_self_service_role_when_requested_then_active_with_rule_until_not_after() {
+    let mut w = world();
+    let r = w
+        .core
+        .request(&actor("alice"), "web-restart", 0, "OPS-1", &origin())
+        .unwrap();
+    assert_eq!(r.state, State::Active);
+    assert_eq!(r.not_after, w.core.now() + 900);
+    assert_eq!(w.rules.ids(), vec![r.id]);
+    assert!(w.core.check("alice", false).unwrap().active);
+    assert!(
+        !w.core.check("alice", true).unwrap().active,
+        "role has no ssh"
+    );
+}
+
+#[test]
+fn given_approval_role_when_requested_then_pending_and_no_rule() {
+    let mut w = world();
+    let r = w
+        .core
+        .request(&actor("alice"), "db-admin", 600, "DB-7", &origin())
+        .unwrap();
+    assert_eq!(r.state, State::Pending);
+    assert!(w.rules.ids().is_empty());
+    assert!(!w.core.check("alice", false).unwrap().active);
+}
+
+#[test]
+fn given_pending_request_when_approver_approves_then_active() {
+    let mut w = world();
+    let r = w
+        .core
+        .request(&actor("alice"), "db-admin", 600, "DB-7", &origin())
+        .unwrap();
+    w.clock.advance(30);
+    let a = w.core.approve(&actor("bob"), r.id, "ok").unwrap();
+    assert_eq!(a.state, State::Active);
+    assert_eq!(a.not_after, w.core.now() + 600, "time counts from approval");
+    assert_eq!(w.rules.ids(), vec![r.id]);
+}
+
+#[test]
+fn given_own_request_when_requester_approves_then_refused_even_if_approver() {
+    let mut w = world();
+    // bob is in %sre (an approver) and may request db-admin himself.
+    let r = w
+        .core
+        .request(&actor("bob"), "db-admin", 600, "DB-7", &origin())
+        .unwrap();
+    let e = w.core.approve(&actor("bob"), r.id, "").unwrap_err();
+    assert!(matches!(e, Error::NotAuthorized(m) if m.contains("own request")));
+    assert_eq!(w.core.get(r.id).unwrap().state, State::Pending);
+}
+
+#[test]
+fn given_non_approver_when_approving_then_refused() {
+    let mut w = world();
+    let r = w
+        .core
+        .request(&actor("alice"), "db-admin", 600, "DB-7", &origin())
+        .unwrap();
+    for who in ["mallory", "root"] {
+        let e = w.core.approve(&actor(who), r.id, "").unwrap_err();
+        assert!(matches!(e, Error::NotAuthorized(_)), "{who}: {e:?}");
+    }
+    assert_eq!(w.core.get(r.id).unwrap().state, State::Pending);
+}
+
+#[test]
+fn given_two_approval_role_when_same_approver_approves_twice_then_second_refused() {
+    let mut w = world();
+    let r = w
+        .core
+        .request(&actor("alice"), "prod-root", 600, "P-1", &origin())
+        .unwrap();
+    assert_eq!(
+        w.core.approve(&actor("bob"), r.id, "").unwrap().state,
+        State::Pending
+    );
+    let e = w.core.approve(&actor("bob"), r.id, "").unwrap_err();
+    assert!(matches!(e, Error::WrongState(m) if m.contains("already approved")));
+    assert_eq!(
+        w.core.approve(&actor("carol"), r.id, "").unwrap().state,
+        State::Active
+    );
+}
+
+#[test]
+fn given_denied_request_when_approved_then_refused_and_never_active() {
+    let mut w = world();
+    let r = w
+        .core
+        .request(&actor("alice"), "db-admin", 600, "DB-7", &origin())
+        .unwrap();
+    w.core.deny(&actor("carol"), r.id, "not now").unwrap();
+    let e = w.core.approve(&actor("bob"), r.id, "").unwrap_err();
+    assert!(matches!(e, Error::WrongState(_)));
+    assert_eq!(w.core.get(r.id).unwrap().state, State::Denied);
+    assert!(w.rules.ids().is_empty());
+}
+
+#[test]
+fn given_pending_timeout_when_time_passes_then_expired_and_cannot_be_approved() {
+    let mut w = world();
+    let r = w
+        .core
+        .request(&actor("alice"), "db-admin", 600, "DB-7", &origin())
+        .unwrap();
+    w.clock.advance(601);
+    w.core.expire_due().unwrap();
+    assert_eq!(w.core.get(r.id).unwrap().state, State::Expired);
+    assert!(matches!(
+        w.core.approve(&actor("bob"), r.id, ""),
+        Err(Error::WrongState(_))
+    ));
+}
+
+#[test]
+fn given_active_grant_when_not_after_passes_then_expired_and_rule_removed() {
+    let mut w = world();
+    let r = w
+        .core
+        .request(&actor("alice"), "web-restart", 60, "OPS-1", &origin())
+        .unwrap();
+    assert_eq!(w.core.expire_due().unwrap(), Some(r.not_after));
+    w.clock.advance(59);
+    w.core.expire_due().unwrap();
+    assert_eq!(w.rules.ids(), vec![r.id]);
+    w.clock.advance(1);
+    assert_eq!(w.core.expire_due().unwrap(), None);
+    assert_eq!(w.core.get(r.id).unwrap().state, State::Expired);
+    assert!(w.rules.ids().is_empty());
+    assert!(!w.core.check("alice", false).unwrap().active);
+}
+
+#[test]
+fn given_grant_past_not_after_when_timer_has_not_run_then_check_says_inactive() {
+    let mut w = world();
+    w.core
+        .request(&actor("alice"), "web-restart", 60, "OPS-1", &origin())
+        .unwrap();
+    w.clock.advance(61);
+    assert!(!w.core.check("alice", false).unwrap().active);
+}
+
+#[test]
+fn given_clock_stepped_back_when_checked_then_grant_not_extended() {
+    let mut w = world();
+    let r = w
+        .core
+        .request(&actor("alice"), "web-restart", 60, "OPS-1", &origin())
+        .unwrap();
+    w.clock.advance(-3600);
+    w.core.expire_due().unwrap();
+    // not_after is fixed wall-clock time: stepping back does not move it.
+    assert_eq!(w.core.get(r.id).unwrap().not_after, r.not_after);
+}
+
+#[test]
+fn given_active_grant_when_released_or_revoked_then_rule_removed() {
+    let mut w = world();
+    let a = w
+        .core
+        .request(&actor("alice"), "web-restart", 0, "OPS-1", &origin())
+        .unwrap();
+    let released = w.core.release(&actor("alice"), 0).unwrap();
+    assert_eq!(released.state, State::Released);
+    assert!(w.rules.ids().is_empty());
+
+    let b = w
+        .core
+        .request(&actor("alice"), "web-restart", 0, "OPS-2", &origin())
+        .unwrap();
+    assert_ne!(a.id, b.id);
+    assert!(matches!(
+        w.core.revoke(&actor("mallory"), b.id, "x"),
+        Err(Error::NotAuthorized(_))
+    ));
+    assert!(matches!(
+        w.core.revoke(&actor("root"), b.id, ""),
+        Err(Error::Refused(_))
+    ));
+    let revoked = w.core.revoke(&actor("root"), b.id, "incident").unwrap();
+    assert_eq!(revoked.state, State::Revoked);
+    assert_eq!(revoked.decision_reason, "incident");
+    assert!(w.rules.ids().is_empty());
+    assert!(matches!(
+        w.core.release(&actor("alice"), b.id),
+        Err(Error::WrongState(_))
+    ));
+}
+
+#[test]
+fn given_someone_elses_grant_when_released_then_refused() {
+    let mut w = world();
+    let r = w
+        .core
+        .request(&actor("alice"), "web-restart", 0, "OPS-1", &origin())
+        .unwrap();
+    assert!(matches!(
+        w.core.release(&actor("bob"), r.id),
+        Err(Error::NotAuthorized(_))
+    ));
+    assert_eq!(w.rules.ids(), vec![r.id]);
+}
+
+#[test]
+fn given_duplicate_request_when_submitted_then_refused_without_new_request() {
+    let mut w = world();
+    let r = w
+        .core
+        .request(&actor("alice"), "db-admin", 600, "DB-7", &origin())
+        .unwrap();
+    let e = w
+        .core
+        .request(&actor("alice"), "db-admin", 600, "DB-7", &origin())
+        .unwrap_err();
+    assert!(matches!(e, Error::Refused(m) if m.contains(&format!("request {}", r.id))));
+    assert_eq!(w.core.store.recent(10).unwrap().len(), 1);
+}
+
+#[test]
+fn given_bad_requests_when_submitted_then_refused_and_nothing_stored() {
+    let mut w = world();
+    let cases: Vec<(&str, &str, u64, &str)> = vec![
+        ("alice", "no-such-role", 60, "x"),
+        ("alice", "web-restart", 7200, "x"),
+        ("alice", "web-restart", 60, "  "),
+        ("alice", "web-restart", 60, "line\nbreak"),
+        ("mallory", "web-restart", 60, "x"),
+    ];
+    for (user, role, d, reason) in cases {
+        assert!(
+            w.core
+                .request(&actor(user), role, d, reason, &origin())
+                .is_err(),
+            "{user} {role} {d} {reason:?}"
+        );
+    }
+    assert!(w.core.store.recent(10).unwrap().is_empty());
+    assert!(w.rules.ids().is_empty());
+}
+
+#[test]
+fn given_rule_install_fails_when_granting_then_grant_revoked_and_error() {
+    let mut w = world();
+    *w.rules.fail.lock().unwrap() = true;
+    let e = w
+        .core
+        .request(&actor("alice"), "web-restart", 0, "OPS-1", &origin())
+        .unwrap_err();
+    assert!(matches!(e, Error::Internal(_)));
+    let rows = w.core.store.recent(10).unwrap();
+    assert_eq!(rows[0].state, State::Revoked);
+    assert!(!w.core.check("alice", false).unwrap().active);
+    assert!(w.core.status().unwrap().last_error.contains("disk full"));
+}
+
+#[test]
+fn given_missing_and_orphan_files_when_reconciled_then_directory_matches_database() {
+    let mut w = world();
+    let keep = w
+        .core
+        .request(&actor("alice"), "web-restart", 600, "OPS-1", &origin())
+        .unwrap();
+    let gone = w
+        .core
+        .request(&actor("bob"), "db-admin", 60, "DB-1", &origin())
+        .unwrap();
+    w.core.approve(&actor("carol"), gone.id, "").unwrap();
+    // Simulate a crash: alice's file vanished, and an orphan for a revoked id is present.
+    w.rules.files.lock().unwrap().clear();
+    w.rules.files.lock().unwrap().insert(
+        "jit-999-mallory".into(),
+        Rule {
+            grant_id: 999,
+            user: "mallory".into(),
+            role: "web-restart".into(),
+            run_as: "root".into(),
+            commands: vec!["/bin/sh".into()],
+            not_after: i64::MAX / 2,
+            reauth: false,
+        },
+    );
+    w.clock.advance(61);
+    let rep = w.core.reconcile().unwrap();
+    assert_eq!(rep.expired, 1);
+    assert_eq!(rep.removed, 1);
+    assert_eq!(rep.restored, 1);
+    assert_eq!(w.rules.ids(), vec![keep.id]);
+    assert_eq!(w.core.get(gone.id).unwrap().state, State::Expired);
+}
+
+#[test]
+fn given_requests_of_others_when_listing_then_only_visible_ones() {
+    let mut w = world();
+    let a = w
+        .core
+        .request(&actor("alice"), "db-admin", 600, "DB-7", &origin())
+        .unwrap();
+    let ids = |core: &Core, who: &str| -> Vec<u64> {
+        core.list(&actor(who), false, false)
+            .unwrap()
+            .iter()
+            .map(|r| r.id)
+            .collect()
+    };
+    assert_eq!(ids(&w.core, "alice"), vec![a.id]);
+    assert_eq!(ids(&w.core, "bob"), vec![a.id], "approver sees it");
+    assert!(ids(&w.core, "mallory").is_empty());
+    assert!(matches!(
+        w.core.show(&actor("mallory"), a.id),
+        Err(Error::NotFound(_))
+    ));
+}
+
+#[test]
+fn every_change_is_audited_and_the_chain_verifies() {
+    let mut w = world();
+    let r = w
+        .core
+        .request(&actor("alice"), "db-admin", 600, "DB-7", &origin())
+        .unwrap();
+    w.core.approve(&actor("bob"), r.id, "fine").unwrap();
+    w.core.revoke(&actor("bob"), r.id, "done").unwrap();
+    let actions: Vec<String> = w
+        .core
+        .audit(&actor("root"), 0, "")
+        .unwrap()
+        .into_iter()
+        .map(|a| a.action)
+        .collect();
+    assert_eq!(actions, ["request", "approve", "grant", "revoke"]);
+    let v = w.core.audit_verify(&actor("root")).unwrap();
+    assert!(v.ok, "{}", v.message);
+    assert_eq!(v.records, 4);
+    assert!(w.core.audit_verify(&actor("mallory")).is_err());
+}
+
+mod property {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Request(usize, usize),
+        Approve(usize, usize),
+        Deny(usize, usize),
+        Revoke(usize, usize),
+        Release(usize),
+        Cancel(usize, usize),
+        Advance(i64),
+    }
+
+    const USERS: [&str; 6] = ["alice", "bob", "carol", "dave", "mallory", "root"];
+    const ROLES: [&str; 3] = ["web-restart", "db-admin", "prod-root"];
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0..USERS.len(), 0..ROLES.len()).prop_map(|(u, r)| Op::Request(u, r)),
+            (0..USERS.len(), 1usize..8).prop_map(|(u, id)| Op::Approve(u, id)),
+            (0..USERS.len(), 1usize..8).prop_map(|(u, id)| Op::Deny(u, id)),
+            (0..USERS.len(), 1usize..8).prop_map(|(u, id)| Op::Revoke(u, id)),
+            (0..USERS.len()).prop_map(Op::Release),
+            (0..USERS.len(), 1usize..8).prop_map(|(u, id)| Op::Cancel(u, id)),
+            (1i64..900).prop_map(Op::Advance),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// No sequence of calls yields an active grant of an approval role without the
+        /// required number of distinct approvals from people other than the requester,
+        /// and no ended request ever becomes active again.
+        #[test]
+        fn no_active_grant_without_required_distinct_non_requester_approvals(
+            ops in proptest::collection::vec(op(), 1..40)
+        ) {
+            let mut w = world();
+            let mut ended: Vec<u64> = Vec::new();
+            for o in ops {
+                let _ = match o {
+                    Op::Request(u, r) => w.core.request(&actor(USERS[u]), ROLES[r], 60, "T-1", &origin()).map(|_| ()),
+                    Op::Approve(u, id) => w.core.approve(&actor(USERS[u]), id as u64, "").map(|_| ()),
+                    Op::Deny(u, id) => w.core.deny(&actor(USERS[u]), id as u64, "no").map(|_| ()),
+                    Op::Revoke(u, id) => w.core.revoke(&actor(USERS[u]), id as u64, "no").map(|_| ()),
+                    Op::Release(u) => w.core.release(&actor(USERS[u]), 0).map(|_| ()),
+                    Op::Cancel(u, id) => w.core.cancel(&actor(USERS[u]), id as u64).map(|_| ()),
+                    Op::Advance(s) => { w.clock.advance(s); w.core.expire_due().map(|_| ()) }
+                };
+                for r in w.core.store.recent(100).unwrap() {
+                    if r.state.is_terminal() {
+                        if !ended.contains(&r.id) { ended.push(r.id); }
+                        prop_assert!(!w.rules.ids().contains(&r.id), "ended {} still has a rule", r.id);
+                    } else {
+                        prop_assert!(!ended.contains(&r.id), "request {} came back", r.id);
+                    }
+                    if r.state == State::Active && r.approvals_required > 0 {
+                        let approvers = w.core.store.approvers_of(r.id).unwrap();
+                        let distinct: std::collections::BTreeSet<u32> = approvers
+                            .iter()
+                            .map(|(_, uid)| *uid)
+                            .filter(|uid| *uid != r.uid)
+                            .collect();
+                        prop_assert!(distinct.len() >= r.approvals_required as usize,
+                            "request {} active with {:?}", r.id, approvers);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! jitd: the only privileged part of the JIT access system.
+//!
+//! Where things are: policy decisions in [`policy`], the request/grant state machine in
+//! [`grants`], sudoers files in [`sudoers`], the database and audit chain in [`store`] and
+//! [`audit`], the D-Bus layer in [`bus`], the expiry timer in [`service`].
+#![forbid(unsafe_code)]
+
+pub mod audit;
+pub mod bus;
+pub mod daemon;
+pub mod directory;
+pub mod error;
+pub mod grants;
+pub mod names;
+pub mod policy;
+pub mod privileges;
+pub mod service;
+pub mod store;
+pub mod sudoers;

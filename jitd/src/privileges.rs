@@ -1,0 +1,37 @@
+//! Dropping privileges at start, so jitd stays confined without systemd too.
+//!
+//! jitd runs as uid 0 because the sudoers directory and its state are root's, but it needs
+//! no capability for that: as the owner of those directories, uid 0 reads and writes them
+//! through ordinary permission bits. So it clears every capability set, including the
+//! bounding set (a root-owned setuid program it executes gains nothing either), and sets
+//! no_new_privs.
+
+use caps::{CapSet, Capability, CapsHashSet};
+
+/// Capabilities jitd keeps. None: every test in tests/ runs jitd this way.
+pub const KEEP: &[Capability] = &[];
+
+pub fn drop_all() -> Result<(), String> {
+    let keep: CapsHashSet = KEEP.iter().copied().collect();
+    for cap in caps::all() {
+        if !keep.contains(&cap)
+            && caps::has_cap(None, CapSet::Bounding, cap).map_err(|e| e.to_string())?
+        {
+            caps::drop(None, CapSet::Bounding, cap)
+                .map_err(|e| format!("dropping {cap} from the bounding set: {e}"))?;
+        }
+    }
+    caps::clear(None, CapSet::Ambient).map_err(|e| format!("clearing ambient caps: {e}"))?;
+    caps::clear(None, CapSet::Inheritable)
+        .map_err(|e| format!("clearing inheritable caps: {e}"))?;
+    caps::set(None, CapSet::Effective, &keep)
+        .map_err(|e| format!("setting effective caps: {e}"))?;
+    caps::set(None, CapSet::Permitted, &keep)
+        .map_err(|e| format!("setting permitted caps: {e}"))?;
+    nix::sys::prctl::set_no_new_privs().map_err(|e| format!("setting no_new_privs: {e}"))?;
+    let left = caps::read(None, CapSet::Permitted).map_err(|e| e.to_string())?;
+    if left != keep {
+        return Err(format!("capabilities still held after dropping: {left:?}"));
+    }
+    Ok(())
+}

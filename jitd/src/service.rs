@@ -1,0 +1,131 @@
+//! The shared daemon state: the [`Core`] behind one lock, a condition variable that wakes
+//! waiters and the expiry timer on every change, and the timer loop itself.
+
+use crate::error::{Error, Result};
+use crate::grants::Core;
+use crate::store::RequestRow;
+use jit_proto::State;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// Most callers that may wait for a decision at once (each holds a pool thread).
+pub const MAX_WAITERS: usize = 64;
+/// Longest single wait a caller may ask for.
+pub const MAX_WAIT_SECS: u32 = 600;
+/// The timer re-reads the wall clock at least this often, so suspend and clock steps are
+/// noticed within this bound.
+pub const TIMER_MAX_SLEEP: Duration = Duration::from_millis(1000);
+
+pub struct Service {
+    core: Mutex<Core>,
+    changed: Condvar,
+    waiters: AtomicUsize,
+}
+
+impl Service {
+    pub fn new(core: Core) -> Service {
+        Service {
+            core: Mutex::new(core),
+            changed: Condvar::new(),
+            waiters: AtomicUsize::new(0),
+        }
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, Core>> {
+        self.core
+            .lock()
+            .map_err(|_| Error::Internal("jitd state lock poisoned".into()))
+    }
+
+    /// Runs a read-only operation.
+    pub fn read<T>(&self, f: impl FnOnce(&Core) -> Result<T>) -> Result<T> {
+        let g = self.lock()?;
+        f(&g)
+    }
+
+    /// Runs an operation that may change state, then wakes waiters and the timer.
+    pub fn write<T>(&self, f: impl FnOnce(&mut Core) -> Result<T>) -> Result<T> {
+        let mut g = self.lock()?;
+        let out = f(&mut g);
+        drop(g);
+        self.changed.notify_all();
+        out
+    }
+
+    /// Waits while request `id` is pending, up to `timeout_secs`; returns it as it stands.
+    /// `check` authorizes the caller against the request before any waiting.
+    pub fn wait_while_pending(
+        &self,
+        id: u64,
+        timeout_secs: u32,
+        check: impl Fn(&Core) -> Result<RequestRow>,
+    ) -> Result<RequestRow> {
+        if self.waiters.fetch_add(1, Ordering::SeqCst) >= MAX_WAITERS {
+            self.waiters.fetch_sub(1, Ordering::SeqCst);
+            return Err(Error::Refused(format!(
+                "too many callers are waiting (at most {MAX_WAITERS}); try again shortly"
+            )));
+        }
+        let out = self.wait_inner(id, timeout_secs.min(MAX_WAIT_SECS), check);
+        self.waiters.fetch_sub(1, Ordering::SeqCst);
+        out
+    }
+
+    fn wait_inner(
+        &self,
+        _id: u64,
+        timeout_secs: u32,
+        check: impl Fn(&Core) -> Result<RequestRow>,
+    ) -> Result<RequestRow> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(u64::from(timeout_secs));
+        let mut g = self.lock()?;
+        loop {
+            let row = check(&g)?;
+            let now = std::time::Instant::now();
+            if row.state != State::Pending || now >= deadline {
+                return Ok(row);
+            }
+            let (ng, _) = self
+                .changed
+                .wait_timeout(g, (deadline - now).min(TIMER_MAX_SLEEP))
+                .map_err(|_| Error::Internal("jitd state lock poisoned".into()))?;
+            g = ng;
+        }
+    }
+
+    /// The expiry loop: ends what is due, then sleeps until the next deadline, a change, or
+    /// at most [`TIMER_MAX_SLEEP`]. Deadlines are wall-clock times re-read on every pass, so
+    /// a suspended machine or a clock step forward expires what is due on the next pass.
+    pub fn run_timer(&self) {
+        loop {
+            let mut g = match self.lock() {
+                Ok(g) => g,
+                Err(e) => {
+                    tracing::error!("expiry timer stopped: {e}");
+                    return;
+                }
+            };
+            let sleep = match g.expire_due() {
+                Ok(Some(deadline)) => {
+                    let ms = deadline.saturating_mul(1000).saturating_sub(g.now_ms());
+                    Duration::from_millis(u64::try_from(ms.max(1)).unwrap_or(1))
+                        .min(TIMER_MAX_SLEEP)
+                }
+                Ok(None) => TIMER_MAX_SLEEP,
+                Err(e) => {
+                    tracing::error!("expiry pass failed (will retry): {e}");
+                    TIMER_MAX_SLEEP
+                }
+            };
+            self.changed.notify_all();
+            match self.changed.wait_timeout(g, sleep) {
+                Ok((g, _)) => drop(g),
+                Err(_) => {
+                    tracing::error!("expiry timer stopped: state lock poisoned");
+                    return;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,523 @@
+//! The state database: requests, approvals and the audit trail, in SQLite (WAL,
+//! synchronous FULL) inside a 0700 state directory.
+//!
+//! Every state change and its audit record commit in one transaction, before any side
+//! effect on the sudoers directory.
+
+use crate::audit;
+use crate::error::{Error, Result};
+use jit_proto::{AuditRecord, State};
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS requests (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    user TEXT NOT NULL,
+    uid INTEGER NOT NULL,
+    role TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    duration_secs INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    not_after INTEGER NOT NULL DEFAULT 0,
+    pending_until INTEGER NOT NULL DEFAULT 0,
+    approvals_required INTEGER NOT NULL,
+    approvers TEXT NOT NULL,
+    commands TEXT NOT NULL,
+    run_as TEXT NOT NULL,
+    reauth INTEGER NOT NULL,
+    ssh INTEGER NOT NULL,
+    decided_by TEXT NOT NULL DEFAULT '',
+    decision_reason TEXT NOT NULL DEFAULT '',
+    service TEXT NOT NULL,
+    tty TEXT NOT NULL DEFAULT '',
+    rhost TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS requests_state ON requests(state);
+CREATE INDEX IF NOT EXISTS requests_user_state ON requests(user, state);
+CREATE TABLE IF NOT EXISTS approvals (
+    request_id INTEGER NOT NULL REFERENCES requests(id),
+    approver TEXT NOT NULL,
+    approver_uid INTEGER NOT NULL,
+    at INTEGER NOT NULL,
+    comment TEXT NOT NULL,
+    PRIMARY KEY (request_id, approver)
+);
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY,
+    at INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    actor_uid INTEGER NOT NULL,
+    action TEXT NOT NULL,
+    request_id INTEGER NOT NULL,
+    detail TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_at ON audit(at);
+"#;
+
+/// A request as stored, with the role's terms frozen at submission time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestRow {
+    pub id: u64,
+    pub user: String,
+    pub uid: u32,
+    pub role: String,
+    pub reason: String,
+    pub duration_secs: u64,
+    pub state: State,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub not_after: i64,
+    pub pending_until: i64,
+    pub approvals_required: u32,
+    pub approvers: Vec<String>,
+    pub commands: Vec<String>,
+    pub run_as: String,
+    pub reauth: bool,
+    pub ssh: bool,
+    pub decided_by: String,
+    pub decision_reason: String,
+    pub service: String,
+    pub tty: String,
+    pub rhost: String,
+}
+
+/// A new request before it has an id.
+#[derive(Debug, Clone)]
+pub struct NewRequest {
+    pub user: String,
+    pub uid: u32,
+    pub role: String,
+    pub reason: String,
+    pub duration_secs: u64,
+    pub state: State,
+    pub now: i64,
+    pub not_after: i64,
+    pub pending_until: i64,
+    pub approvals_required: u32,
+    pub approvers: Vec<String>,
+    pub commands: Vec<String>,
+    pub run_as: String,
+    pub reauth: bool,
+    pub ssh: bool,
+    pub service: String,
+    pub tty: String,
+    pub rhost: String,
+}
+
+/// Who did something, for the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    pub name: String,
+    pub uid: u32,
+}
+
+impl Actor {
+    pub fn jitd() -> Actor {
+        Actor {
+            name: "jitd".into(),
+            uid: 0,
+        }
+    }
+}
+
+/// An audit event before it is chained.
+#[derive(Debug, Clone)]
+pub struct Event<'a> {
+    pub at: i64,
+    pub actor: &'a Actor,
+    pub action: &'a str,
+    pub request_id: u64,
+    pub detail: String,
+}
+
+pub struct Store {
+    conn: Connection,
+}
+
+fn u64_col(row: &Row<'_>, idx: &str) -> rusqlite::Result<u64> {
+    let v: i64 = row.get(idx)?;
+    u64::try_from(v).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(0, v))
+}
+
+fn u32_col(row: &Row<'_>, idx: &str) -> rusqlite::Result<u32> {
+    let v: i64 = row.get(idx)?;
+    u32::try_from(v).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(0, v))
+}
+
+fn split_lines(s: String) -> Vec<String> {
+    if s.is_empty() {
+        Vec::new()
+    } else {
+        s.split('\n').map(str::to_string).collect()
+    }
+}
+
+fn to_i64(v: u64) -> Result<i64> {
+    i64::try_from(v).map_err(|_| Error::InvalidArgument(format!("value {v} out of range")))
+}
+
+fn request_from_row(row: &Row<'_>) -> rusqlite::Result<RequestRow> {
+    let state: String = row.get("state")?;
+    Ok(RequestRow {
+        id: u64_col(row, "id")?,
+        user: row.get("user")?,
+        uid: u32_col(row, "uid")?,
+        role: row.get("role")?,
+        reason: row.get("reason")?,
+        duration_secs: u64_col(row, "duration_secs")?,
+        state: State::parse(&state).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(
+                0,
+                rusqlite::types::Type::Text,
+                format!("unknown state {state}").into(),
+            )
+        })?,
+        created_at: row.get("created_at")?,
+        updated_at: row.get("updated_at")?,
+        not_after: row.get("not_after")?,
+        pending_until: row.get("pending_until")?,
+        approvals_required: u32_col(row, "approvals_required")?,
+        approvers: split_lines(row.get("approvers")?),
+        commands: split_lines(row.get("commands")?),
+        run_as: row.get("run_as")?,
+        reauth: row.get("reauth")?,
+        ssh: row.get("ssh")?,
+        decided_by: row.get("decided_by")?,
+        decision_reason: row.get("decision_reason")?,
+        service: row.get("service")?,
+        tty: row.get("tty")?,
+        rhost: row.get("rhost")?,
+    })
+}
+
+/// Creates the state directory 0700 root-owned, or checks an existing one.
+pub fn prepare_state_dir(dir: &Path) -> Result<()> {
+    match fs::symlink_metadata(dir) {
+        Ok(m) => {
+            if !m.file_type().is_dir() {
+                return Err(Error::Internal(format!(
+                    "state directory {} is not a directory (symlinks are refused)",
+                    dir.display()
+                )));
+            }
+            if m.uid() != nix::unistd::geteuid().as_raw() {
+                return Err(Error::Internal(format!(
+                    "state directory {} is not owned by jitd's user",
+                    dir.display()
+                )));
+            }
+        }
+        Err(_) => fs::create_dir_all(dir).map_err(|e| {
+            Error::Internal(format!("creating state directory {}: {e}", dir.display()))
+        })?,
+    }
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+        .map_err(|e| Error::Internal(format!("chmod 0700 {}: {e}", dir.display())))
+}
+
+impl Store {
+    /// Opens (creating if needed) `jitd.db` in `dir`.
+    pub fn open(dir: &Path) -> Result<Store> {
+        prepare_state_dir(dir)?;
+        let path = dir.join("jitd.db");
+        if let Ok(m) = fs::symlink_metadata(&path) {
+            if !m.file_type().is_file() || m.nlink() != 1 {
+                return Err(Error::Internal(format!(
+                    "{} is not a plain file with one link; refusing to use it",
+                    path.display()
+                )));
+            }
+        }
+        let conn = Connection::open(&path)?;
+        Store::init(conn)
+    }
+
+    /// An in-memory store for tests.
+    pub fn in_memory() -> Result<Store> {
+        Store::init(Connection::open_in_memory()?)
+    }
+
+    fn init(conn: Connection) -> Result<Store> {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Store { conn })
+    }
+
+    /// Runs `f` in one transaction; commits only if it returns Ok.
+    pub fn transaction<T>(&mut self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        let tx = self.conn.transaction()?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    pub fn get(&self, id: u64) -> Result<Option<RequestRow>> {
+        get(&self.conn, id)
+    }
+
+    /// Requests in any of `states`, oldest first.
+    pub fn by_state(&self, states: &[State]) -> Result<Vec<RequestRow>> {
+        let mut out = Vec::new();
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT * FROM requests WHERE state = ?1 ORDER BY id")?;
+        for s in states {
+            let rows = stmt.query_map(params![s.as_str()], request_from_row)?;
+            for r in rows {
+                out.push(r?);
+            }
+        }
+        out.sort_by_key(|r| r.id);
+        Ok(out)
+    }
+
+    /// Active or pending requests of one user.
+    pub fn open_of_user(&self, user: &str) -> Result<Vec<RequestRow>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT * FROM requests WHERE user = ?1 AND state IN ('pending','active') ORDER BY id",
+        )?;
+        let rows = stmt.query_map(params![user], request_from_row)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(Into::into)
+    }
+
+    /// The most recent `limit` requests, newest first.
+    pub fn recent(&self, limit: u32) -> Result<Vec<RequestRow>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT * FROM requests ORDER BY id DESC LIMIT ?1")?;
+        let rows = stmt.query_map(params![limit], request_from_row)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(Into::into)
+    }
+
+    pub fn approvers_of(&self, id: u64) -> Result<Vec<(String, u32)>> {
+        approvers_of(&self.conn, id)
+    }
+
+    /// Audit records since `since` (unix seconds), optionally only those naming `user`.
+    pub fn audit_since(&self, since: i64, user: &str) -> Result<Vec<AuditRecord>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT a.seq, a.at, a.actor, a.actor_uid, a.action, a.request_id, a.detail, a.hash \
+             FROM audit a LEFT JOIN requests r ON r.id = a.request_id \
+             WHERE a.at >= ?1 AND (?2 = '' OR a.actor = ?2 OR r.user = ?2) ORDER BY a.seq",
+        )?;
+        let rows = stmt.query_map(params![since, user], |row| {
+            Ok(AuditRecord {
+                seq: u64_col(row, "seq")?,
+                at: row.get("at")?,
+                actor: row.get("actor")?,
+                actor_uid: u32_col(row, "actor_uid")?,
+                action: row.get("action")?,
+                request_id: u64_col(row, "request_id")?,
+                detail: row.get("detail")?,
+                hash: row.get("hash")?,
+            })
+        })?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(Into::into)
+    }
+
+    /// Recomputes the hash chain. Returns (records, first bad seq or None).
+    pub fn audit_verify(&self) -> Result<(u64, Option<(u64, String)>)> {
+        let mut stmt = self.conn.prepare(
+            "SELECT seq, at, actor, actor_uid, action, request_id, detail, prev_hash, hash \
+             FROM audit ORDER BY seq",
+        )?;
+        let mut rows = stmt.query([])?;
+        let mut prev = audit::GENESIS.to_string();
+        let mut expected_seq = 1u64;
+        let mut count = 0u64;
+        while let Some(row) = rows.next()? {
+            let seq = u64_col(row, "seq")?;
+            let rec = audit::Chained {
+                seq,
+                at: row.get("at")?,
+                actor: row.get("actor")?,
+                actor_uid: u32_col(row, "actor_uid")?,
+                action: row.get("action")?,
+                request_id: u64_col(row, "request_id")?,
+                detail: row.get("detail")?,
+            };
+            let prev_hash: String = row.get("prev_hash")?;
+            let hash: String = row.get("hash")?;
+            count += 1;
+            if seq != expected_seq {
+                return Ok((
+                    count,
+                    Some((seq, format!("record {expected_seq} is missing"))),
+                ));
+            }
+            if prev_hash != prev {
+                return Ok((count, Some((seq, "previous-hash link is broken".into()))));
+            }
+            if audit::hash(&prev, &rec) != hash {
+                return Ok((
+                    count,
+                    Some((seq, "record content does not match its hash".into())),
+                ));
+            }
+            prev = hash;
+            expected_seq += 1;
+        }
+        Ok((count, None))
+    }
+}
+
+pub fn get(conn: &Connection, id: u64) -> Result<Option<RequestRow>> {
+    let id = to_i64(id)?;
+    conn.prepare_cached("SELECT * FROM requests WHERE id = ?1")?
+        .query_row(params![id], request_from_row)
+        .optional()
+        .map_err(Into::into)
+}
+
+pub fn approvers_of(conn: &Connection, id: u64) -> Result<Vec<(String, u32)>> {
+    let id = to_i64(id)?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT approver, approver_uid FROM approvals WHERE request_id = ?1 ORDER BY at, approver",
+    )?;
+    let rows = stmt.query_map(params![id], |r| {
+        Ok((r.get(0)?, u32_col(r, "approver_uid")?))
+    })?;
+    rows.collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(Into::into)
+}
+
+/// Inserts a request; returns its id (ids are never reused).
+pub fn insert_request(tx: &Transaction<'_>, r: &NewRequest) -> Result<u64> {
+    tx.execute(
+        "INSERT INTO requests (user, uid, role, reason, duration_secs, state, created_at, \
+         updated_at, not_after, pending_until, approvals_required, approvers, commands, run_as, \
+         reauth, ssh, service, tty, rhost) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+        params![
+            r.user,
+            r.uid,
+            r.role,
+            r.reason,
+            to_i64(r.duration_secs)?,
+            r.state.as_str(),
+            r.now,
+            r.not_after,
+            r.pending_until,
+            r.approvals_required,
+            r.approvers.join("\n"),
+            r.commands.join("\n"),
+            r.run_as,
+            r.reauth,
+            r.ssh,
+            r.service,
+            r.tty,
+            r.rhost,
+        ],
+    )?;
+    u64::try_from(tx.last_insert_rowid()).map_err(|_| Error::Internal("negative request id".into()))
+}
+
+/// Moves a request from `from` to `to`. Fails (changing nothing) if it is no longer in `from`.
+pub fn transition(
+    tx: &Transaction<'_>,
+    id: u64,
+    from: State,
+    to: State,
+    now: i64,
+    not_after: Option<i64>,
+    decided_by: &str,
+    decision_reason: &str,
+) -> Result<()> {
+    let n = tx.execute(
+        "UPDATE requests SET state = ?1, updated_at = ?2, not_after = COALESCE(?3, not_after), \
+         decided_by = CASE WHEN ?4 = '' THEN decided_by ELSE ?4 END, \
+         decision_reason = CASE WHEN ?5 = '' THEN decision_reason ELSE ?5 END \
+         WHERE id = ?6 AND state = ?7",
+        params![
+            to.as_str(),
+            now,
+            not_after,
+            decided_by,
+            decision_reason,
+            to_i64(id)?,
+            from.as_str()
+        ],
+    )?;
+    if n == 1 {
+        Ok(())
+    } else {
+        Err(Error::WrongState(format!(
+            "request {id} is no longer {from}"
+        )))
+    }
+}
+
+pub fn add_approval(
+    tx: &Transaction<'_>,
+    id: u64,
+    approver: &Actor,
+    now: i64,
+    comment: &str,
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO approvals (request_id, approver, approver_uid, at, comment) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![to_i64(id)?, approver.name, approver.uid, now, comment],
+    )?;
+    Ok(())
+}
+
+/// Appends one record to the hash chain.
+pub fn append_audit(tx: &Transaction<'_>, ev: &Event<'_>) -> Result<AuditRecord> {
+    let (last_seq, prev): (i64, String) = tx
+        .query_row(
+            "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?
+        .unwrap_or((0, audit::GENESIS.to_string()));
+    let seq = u64::try_from(last_seq + 1).map_err(|_| Error::Internal("audit seq".into()))?;
+    let rec = audit::Chained {
+        seq,
+        at: ev.at,
+        actor: ev.actor.name.clone(),
+        actor_uid: ev.actor.uid,
+        action: ev.action.to_string(),
+        request_id: ev.request_id,
+        detail: ev.detail.clone(),
+    };
+    let hash = audit::hash(&prev, &rec);
+    tx.execute(
+        "INSERT INTO audit (seq, at, actor, actor_uid, action, request_id, detail, prev_hash, hash) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            last_seq + 1,
+            rec.at,
+            rec.actor,
+            rec.actor_uid,
+            rec.action,
+            to_i64(rec.request_id)?,
+            rec.detail,
+            prev,
+            hash
+        ],
+    )?;
+    Ok(AuditRecord {
+        seq,
+        at: rec.at,
+        actor: rec.actor,
+        actor_uid: rec.actor_uid,
+        action: rec.action,
+        request_id: rec.request_id,
+        detail: rec.detail,
+        hash,
+    })
+}

@@ -1,0 +1,385 @@
+//! Ephemeral sudoers rules: rendering from validated data, and atomic, visudo-checked
+//! writes into the sudoers directory.
+//!
+//! One file per grant, named `jit-<id>-<user>` from `[A-Za-z0-9_-]` only. Each write goes to
+//! a dotted temp name in the same directory (sudo ignores names with a dot), is checked with
+//! `visudo -c -q -f`, fsynced, made 0440, renamed into place, and the directory is fsynced.
+
+use crate::names;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// File-name prefix of every file jitd owns in the sudoers directory.
+pub const FILE_PREFIX: &str = "jit-";
+/// visudo, used to check every file before it is renamed into place.
+pub const VISUDO: &str = "/usr/sbin/visudo";
+
+/// What one rule says. All fields are validated by [`render`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    pub grant_id: u64,
+    pub user: String,
+    pub role: String,
+    pub run_as: String,
+    pub commands: Vec<String>,
+    /// Unix seconds; rendered as `NOTAFTER=` (one second earlier, see [`render`]) so sudo
+    /// refuses on its own from this moment, even if jitd is dead.
+    pub not_after: i64,
+    /// `PASSWD` (re-authenticate at each use) instead of `NOPASSWD`.
+    pub reauth: bool,
+}
+
+/// `jit-<id>-<user>`: the file name for a grant.
+pub fn file_name(grant_id: u64, user: &str) -> Result<String, String> {
+    names::validate_user_name(user)?;
+    Ok(format!("{FILE_PREFIX}{grant_id}-{user}"))
+}
+
+/// The grant id encoded in a file name jitd owns, or None for anything else.
+pub fn grant_id_of(file_name: &str) -> Option<u64> {
+    let rest = file_name.strip_prefix(FILE_PREFIX)?;
+    let (id, user) = rest.split_once('-')?;
+    if names::validate_user_name(user).is_err() || id.starts_with('0') {
+        return None;
+    }
+    id.parse().ok()
+}
+
+/// `YYYYMMDDHHMMSSZ` in UTC, as sudoers' `NOTAFTER` wants it.
+pub fn sudoers_time(unix: i64) -> String {
+    jit_proto::format_rfc3339(unix)
+        .chars()
+        .filter(char::is_ascii_digit)
+        .chain(std::iter::once('Z'))
+        .collect()
+}
+
+/// Renders the rule, or refuses if any field is outside the grammar.
+pub fn render(rule: &Rule) -> Result<String, String> {
+    names::validate_user_name(&rule.user)?;
+    names::validate_user_name(&rule.run_as).map_err(|e| format!("run_as: {e}"))?;
+    names::validate_role_name(&rule.role)?;
+    if rule.commands.is_empty() {
+        return Err("a rule needs at least one command".into());
+    }
+    for c in &rule.commands {
+        names::validate_command(c)?;
+    }
+    if rule.not_after <= 0 {
+        return Err("a rule needs an end time".into());
+    }
+    let tag = if rule.reauth { "PASSWD" } else { "NOPASSWD" };
+    // sudo accepts a rule through the whole second named by NOTAFTER (it refuses only when
+    // now > NOTAFTER), so the last second it may run in is not_after - 1.
+    Ok(format!(
+        "# jitd grant {id}: {user}, role {role}, until {until}. Managed by jitd; do not edit.\n\
+         {user} ALL = ({run_as}) NOTAFTER={na} {tag}: {cmds}\n",
+        id = rule.grant_id,
+        user = rule.user,
+        role = rule.role,
+        until = jit_proto::format_rfc3339(rule.not_after),
+        run_as = rule.run_as,
+        na = sudoers_time(rule.not_after - 1),
+        cmds = rule.commands.join(", "),
+    ))
+}
+
+/// The sudoers directory jitd writes into.
+#[derive(Debug, Clone)]
+pub struct SudoersDir {
+    dir: PathBuf,
+    visudo: PathBuf,
+}
+
+impl SudoersDir {
+    /// Opens the directory after checking it is a real, root-owned directory that nobody
+    /// else can write to.
+    pub fn open(dir: &Path) -> Result<SudoersDir, String> {
+        let meta = fs::symlink_metadata(dir)
+            .map_err(|e| format!("sudoers directory {}: {e}", dir.display()))?;
+        if !meta.file_type().is_dir() {
+            return Err(format!(
+                "sudoers directory {} is not a directory (symlinks are refused)",
+                dir.display()
+            ));
+        }
+        if meta.uid() != 0 || meta.mode() & 0o022 != 0 {
+            return Err(format!(
+                "sudoers directory {} must be owned by root and not group/world-writable",
+                dir.display()
+            ));
+        }
+        Ok(SudoersDir {
+            dir: dir.to_path_buf(),
+            visudo: PathBuf::from(VISUDO),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Writes the rule atomically. On any error nothing new is left in the directory.
+    pub fn write(&self, rule: &Rule) -> Result<(), String> {
+        let content = render(rule)?;
+        let name = file_name(rule.grant_id, &rule.user)?;
+        let tmp = self.dir.join(format!(".{name}.tmp"));
+        let dest = self.dir.join(&name);
+        // A stale temp from a crash: unlink never follows a symlink.
+        let _ = fs::remove_file(&tmp);
+        let result = self.write_checked(&tmp, &dest, &content);
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    fn write_checked(&self, tmp: &Path, dest: &Path, content: &str) -> Result<(), String> {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o440)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(tmp)
+            .map_err(|e| format!("creating {}: {e}", tmp.display()))?;
+        f.write_all(content.as_bytes())
+            .map_err(|e| format!("writing {}: {e}", tmp.display()))?;
+        f.set_permissions(fs::Permissions::from_mode(0o440))
+            .map_err(|e| format!("chmod {}: {e}", tmp.display()))?;
+        f.sync_all()
+            .map_err(|e| format!("fsync {}: {e}", tmp.display()))?;
+        drop(f);
+        self.visudo_check(tmp)?;
+        if let Ok(meta) = fs::symlink_metadata(dest) {
+            if !meta.file_type().is_file() {
+                return Err(format!(
+                    "{} exists and is not a regular file; refusing to replace it",
+                    dest.display()
+                ));
+            }
+        }
+        fs::rename(tmp, dest).map_err(|e| format!("renaming into {}: {e}", dest.display()))?;
+        self.sync_dir()
+    }
+
+    fn visudo_check(&self, file: &Path) -> Result<(), String> {
+        let out = Command::new(&self.visudo)
+            .arg("-c")
+            .arg("-q")
+            .arg("-f")
+            .arg(file)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("running {}: {e}", self.visudo.display()))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "visudo refused the generated rule: {}",
+                names::escape(String::from_utf8_lossy(&out.stderr).trim())
+            ))
+        }
+    }
+
+    fn sync_dir(&self) -> Result<(), String> {
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| format!("fsync {}: {e}", self.dir.display()))
+    }
+
+    /// Removes the grant's file. Removing a file that is not there is not an error.
+    pub fn remove(&self, grant_id: u64, user: &str) -> Result<(), String> {
+        let name = file_name(grant_id, user)?;
+        self.remove_name(&name)
+    }
+
+    fn remove_name(&self, name: &str) -> Result<(), String> {
+        match fs::remove_file(self.dir.join(name)) {
+            Ok(()) => self.sync_dir(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(format!("removing {}: {e}", self.dir.join(name).display())),
+        }
+    }
+
+    /// Every file in the directory that jitd owns (by name), with its grant id, plus the
+    /// names of stale dotted temp files jitd left behind.
+    pub fn owned(&self) -> Result<(Vec<(u64, String)>, Vec<String>), String> {
+        let mut owned = Vec::new();
+        let mut temps = Vec::new();
+        let rd =
+            fs::read_dir(&self.dir).map_err(|e| format!("listing {}: {e}", self.dir.display()))?;
+        for entry in rd {
+            let entry = entry.map_err(|e| format!("listing {}: {e}", self.dir.display()))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(id) = grant_id_of(&name) {
+                owned.push((id, name));
+            } else if name.starts_with(&format!(".{FILE_PREFIX}")) && name.ends_with(".tmp") {
+                temps.push(name);
+            }
+        }
+        owned.sort();
+        Ok((owned, temps))
+    }
+
+    /// Removes a file by the name [`SudoersDir::owned`] returned.
+    pub fn remove_owned(&self, name: &str) -> Result<(), String> {
+        if grant_id_of(name).is_none()
+            && !(name.starts_with(&format!(".{FILE_PREFIX}")) && name.ends_with(".tmp"))
+        {
+            return Err(format!("{name} is not a jitd file"));
+        }
+        self.remove_name(name)
+    }
+
+    /// Whether the grant's file is present with exactly the expected content.
+    pub fn matches(&self, rule: &Rule) -> bool {
+        let (Ok(name), Ok(want)) = (file_name(rule.grant_id, &rule.user), render(rule)) else {
+            return false;
+        };
+        let path = self.dir.join(name);
+        match fs::symlink_metadata(&path) {
+            Ok(m) if m.file_type().is_file() && m.mode() & 0o7777 == 0o440 && m.uid() == 0 => {
+                fs::read_to_string(&path).is_ok_and(|have| have == want)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Where sudo keeps its cached credentials ("time stamps"), one file per user.
+pub const SUDO_TS_DIR: &str = "/run/sudo/ts";
+
+/// Invalidates `user`'s cached sudo credentials, as `sudo -K` would for them.
+pub fn clear_timestamps(user: &str) -> Result<(), String> {
+    names::validate_user_name(user)?;
+    match fs::remove_file(Path::new(SUDO_TS_DIR).join(user)) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(format!("clearing sudo time stamps of {user}: {e}")),
+    }
+}
+
+impl crate::grants::Rules for SudoersDir {
+    fn install(&self, rule: &Rule) -> Result<(), String> {
+        self.write(rule)
+    }
+    fn uninstall(&self, grant_id: u64, user: &str) -> Result<(), String> {
+        let removed = self.remove(grant_id, user);
+        let cleared = clear_timestamps(user);
+        removed.and(cleared)
+    }
+    fn is_installed(&self, rule: &Rule) -> bool {
+        self.matches(rule)
+    }
+    fn owned(&self) -> Result<(Vec<(u64, String)>, Vec<String>), String> {
+        SudoersDir::owned(self)
+    }
+    fn remove_owned(&self, name: &str) -> Result<(), String> {
+        SudoersDir::remove_owned(self, name)
+    }
+    fn location(&self) -> String {
+        self.dir.display().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule() -> Rule {
+        Rule {
+            grant_id: 17,
+            user: "alice".into(),
+            role: "web-restart".into(),
+            run_as: "root".into(),
+            commands: vec![
+                "/usr/bin/systemctl restart nginx".into(),
+                "/usr/bin/systemctl status nginx".into(),
+            ],
+            not_after: 1_795_272_120,
+            reauth: false,
+        }
+    }
+
+    #[test]
+    fn given_valid_grant_when_rendered_then_one_rule_with_notafter() {
+        let text = render(&rule()).unwrap();
+        assert_eq!(
+            text.lines().nth(1).unwrap(),
+            "alice ALL = (root) NOTAFTER=20261121144159Z NOPASSWD: \
+             /usr/bin/systemctl restart nginx, /usr/bin/systemctl status nginx"
+        );
+        assert_eq!(text.lines().count(), 2);
+        assert!(text.starts_with("# jitd grant 17"));
+    }
+
+    #[test]
+    fn given_reauth_role_when_rendered_then_passwd_tag() {
+        let r = Rule {
+            reauth: true,
+            ..rule()
+        };
+        assert!(render(&r).unwrap().contains(" PASSWD: /usr/bin"));
+    }
+
+    #[test]
+    fn given_hostile_fields_when_rendered_then_refused() {
+        let bad = [
+            Rule {
+                user: "ALL".into(),
+                ..rule()
+            },
+            Rule {
+                user: "alice\nroot ALL=(ALL) ALL".into(),
+                ..rule()
+            },
+            Rule {
+                run_as: "ALL".into(),
+                ..rule()
+            },
+            Rule {
+                commands: vec!["ALL".into()],
+                ..rule()
+            },
+            Rule {
+                commands: vec![],
+                ..rule()
+            },
+            Rule {
+                not_after: 0,
+                ..rule()
+            },
+        ];
+        for r in bad {
+            assert!(render(&r).is_err(), "{r:?}");
+        }
+    }
+
+    #[test]
+    fn file_names_round_trip_and_foreign_names_are_not_ours() {
+        assert_eq!(file_name(17, "alice").unwrap(), "jit-17-alice");
+        assert_eq!(grant_id_of("jit-17-alice"), Some(17));
+        assert_eq!(grant_id_of("jit-17-bob-ops"), Some(17));
+        for foreign in [
+            "README",
+            "jit-",
+            "jit-x-alice",
+            "jit-017-alice",
+            "jit-17-",
+            ".jit-1-a.tmp",
+            "jit-1-A",
+        ] {
+            assert_eq!(grant_id_of(foreign), None, "{foreign}");
+        }
+        assert!(file_name(1, "../etc").is_err());
+    }
+
+    #[test]
+    fn sudoers_time_is_utc_compact() {
+        assert_eq!(sudoers_time(0), "19700101000000Z");
+        assert_eq!(sudoers_time(1_795_272_120), "20261121144200Z");
+    }
+}

@@ -1,0 +1,123 @@
+//! Rendered rules against the real sudo parser: for any input, `render` either refuses it or
+//! produces a file that `visudo -c` accepts and that `cvtsudoers` reads back as exactly one
+//! rule, for exactly that user, run_as and command list, with NOTAFTER.
+
+use jitd::sudoers::{Rule, render, sudoers_time};
+use proptest::prelude::*;
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+
+fn parse_with_sudo(text: &str) -> serde_json::Value {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("rule");
+    std::fs::write(&f, text).unwrap();
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o440)).unwrap();
+    let check = Command::new("/usr/sbin/visudo")
+        .args(["-c", "-q", "-f"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "visudo rejected:\n{text}\n{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let out = Command::new("cvtsudoers")
+        .args(["-f", "json"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn assert_exactly(rule: &Rule, json: &serde_json::Value) {
+    let specs = json["User_Specs"].as_array().expect("User_Specs");
+    assert_eq!(specs.len(), 1, "{json}");
+    let spec = &specs[0];
+    let users = spec["User_List"].as_array().unwrap();
+    assert_eq!(users.len(), 1);
+    assert_eq!(users[0]["username"], rule.user.as_str());
+    let cmnd_specs = spec["Cmnd_Specs"].as_array().unwrap();
+    assert_eq!(cmnd_specs.len(), 1, "{json}");
+    let cs = &cmnd_specs[0];
+    assert_eq!(cs["runasusers"][0]["username"], rule.run_as.as_str());
+    assert_eq!(cs["runasusers"].as_array().unwrap().len(), 1);
+    let options = cs["Options"].to_string();
+    assert!(
+        options.contains(&sudoers_time(rule.not_after - 1)),
+        "{options}"
+    );
+    let cmds: Vec<&str> = cs["Commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["command"].as_str().unwrap())
+        .collect();
+    assert_eq!(cmds, rule.commands);
+    assert!(
+        json.get("Defaults").is_none(),
+        "no Defaults may appear: {json}"
+    );
+}
+
+#[test]
+fn given_example_rule_when_parsed_by_sudo_then_exactly_one_rule() {
+    let rule = Rule {
+        grant_id: 1,
+        user: "alice".into(),
+        role: "web-restart".into(),
+        run_as: "root".into(),
+        commands: vec![
+            "/usr/bin/systemctl restart nginx".into(),
+            "/usr/bin/systemctl status nginx".into(),
+        ],
+        not_after: 1_795_272_120,
+        reauth: false,
+    };
+    assert_exactly(&rule, &parse_with_sudo(&render(&rule).unwrap()));
+}
+
+/// Strings built from characters that matter to sudoers, plus ordinary ones.
+fn hostile() -> impl Strategy<Value = String> {
+    proptest::string::string_regex(r#"[a-zA-Z0-9_/ .:,=!#%\\"*?\[\]^$@+\-\n\t()]{0,24}"#).unwrap()
+}
+
+fn plausible_command() -> impl Strategy<Value = String> {
+    prop_oneof![
+        1 => hostile(),
+        1 => (hostile(), hostile()).prop_map(|(a, b)| format!("/usr/bin/{a} {b}")),
+        6 => proptest::string::string_regex("/[a-z]{1,8}/[a-zA-Z0-9._+-]{1,8}( [a-zA-Z0-9._+/@-]{1,6}){0,3}").unwrap(),
+    ]
+}
+
+static ACCEPTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+#[test]
+fn property_run_exercises_the_sudo_parser_not_only_the_refusals() {
+    for_any_input_rendered_rule_is_refused_or_exactly_one_rule_under_visudo();
+    let n = ACCEPTED.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        n >= 40,
+        "only {n} of 256 generated rules were rendered; the generator is too hostile"
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn for_any_input_rendered_rule_is_refused_or_exactly_one_rule_under_visudo(
+        user in prop_oneof![1 => hostile(), 4 => "[a-z_][a-z0-9_-]{0,10}"],
+        run_as in prop_oneof![4 => Just("root".to_string()), 1 => hostile()],
+        commands in proptest::collection::vec(plausible_command(), 0..4),
+        not_after in 2i64..4_000_000_000,
+        reauth in any::<bool>(),
+    ) {
+        let rule = Rule { grant_id: 7, user, role: "r".into(), run_as, commands, not_after, reauth };
+        if let Ok(text) = render(&rule) {
+            ACCEPTED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            assert_exactly(&rule, &parse_with_sudo(&text));
+        }
+    }
+}

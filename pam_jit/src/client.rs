@@ -1,0 +1,93 @@
+//! jitd over D-Bus, from inside sudo or sshd.
+//!
+//! Each call connects, calls and closes inside one `zbus::block_on`, so no thread and no
+//! connection outlives the hook, and every step is bounded by the `timeout=` argument.
+
+use crate::logic::{Error, Jitd, Submit};
+use jit_proto::{GrantCheck, JitError, Pam1Proxy, RequestInfo, RoleInfo};
+use std::future::Future;
+use std::time::Duration;
+
+pub struct BusClient {
+    /// From `bus=` or the system bus socket; never from the environment.
+    pub address: String,
+    pub timeout: Duration,
+}
+
+fn from_jit(e: JitError) -> Error {
+    if e.is_service_missing() {
+        return Error::Unreachable("jitd is not running".into());
+    }
+    match e {
+        JitError::ZBus(z) => Error::Unreachable(z.to_string()),
+        JitError::Internal(m) => Error::Unreachable(format!("jitd failed: {m}")),
+        other => Error::Refused(other.message()),
+    }
+}
+
+impl BusClient {
+    fn call<T, F, Fut>(&self, extra: Duration, f: F) -> Result<T, Error>
+    where
+        F: FnOnce(Pam1Proxy<'static>) -> Fut,
+        Fut: Future<Output = Result<T, JitError>>,
+    {
+        let limit = self.timeout + extra;
+        zbus::block_on(async {
+            let runtime = zruntime::SharedRuntime::current()
+                .map_err(|e| Error::Unreachable(format!("no runtime: {e}")))?;
+            let work = async {
+                let conn = zbus::connection::Builder::address(self.address.as_str())
+                    .method_timeout(limit)
+                    .build()
+                    .await
+                    .map_err(|e| Error::Unreachable(format!("cannot connect to the bus: {e}")))?;
+                let proxy = Pam1Proxy::new(&conn)
+                    .await
+                    .map_err(|e| from_jit(e.into()))?;
+                let out = f(proxy).await.map_err(from_jit);
+                let _ = conn.close().await;
+                out
+            };
+            match runtime.timeout(limit, work).await {
+                Ok(r) => r,
+                Err(_) => Err(Error::Unreachable(format!(
+                    "no answer within {}s",
+                    limit.as_secs()
+                ))),
+            }
+        })
+    }
+}
+
+impl Jitd for BusClient {
+    fn check(&self, user: &str, ssh: bool) -> Result<GrantCheck, Error> {
+        let user = user.to_string();
+        self.call(Duration::ZERO, |p| async move { p.check(&user, ssh).await })
+    }
+
+    fn roles(&self, user: &str) -> Result<Vec<RoleInfo>, Error> {
+        let user = user.to_string();
+        self.call(Duration::ZERO, |p| async move { p.roles(&user).await })
+    }
+
+    fn request(&self, r: &Submit<'_>) -> Result<RequestInfo, Error> {
+        let (user, role, reason) = (r.user.to_string(), r.role.to_string(), r.reason.to_string());
+        let (service, tty, rhost) = (
+            r.service.to_string(),
+            r.tty.to_string(),
+            r.rhost.to_string(),
+        );
+        let secs = r.duration_secs;
+        self.call(Duration::ZERO, |p| async move {
+            p.request(&user, &role, secs, &reason, &service, &tty, &rhost)
+                .await
+        })
+    }
+
+    fn wait(&self, user: &str, id: u64, secs: u32) -> Result<RequestInfo, Error> {
+        let user = user.to_string();
+        self.call(Duration::from_secs(u64::from(secs)), |p| async move {
+            p.wait(&user, id, secs).await
+        })
+    }
+}

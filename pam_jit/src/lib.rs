@@ -1,0 +1,87 @@
+//! pam_jit: the PAM module of the JIT access system, for the sudo and sshd stacks.
+//!
+//! The hooks are a few lines: parse arguments, run the logic in [`logic`] against the real
+//! PAM handle ([`ffi`]) and jitd ([`client`]), and turn the result into a PAM code in one
+//! place where every error denies wherever pam_jit is the gate.
+#![deny(unsafe_code)]
+
+pub mod args;
+pub mod client;
+mod ffi;
+pub mod logic;
+
+use logic::{Error, Host, Pam, Phase, Verdict};
+use pam::constants::PamResultCode;
+use std::ffi::CStr;
+
+/// The host as seen from a PAM hook.
+pub struct System;
+
+impl Host for System {
+    fn hostname(&self) -> String {
+        nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| "this host".into())
+    }
+
+    fn in_group(&self, user: &str, group: &str) -> Result<bool, String> {
+        let u = nix::unistd::User::from_name(user)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("no such user {user}"))?;
+        let g = nix::unistd::Group::from_name(group)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("no such group {group}"))?;
+        Ok(u.gid == g.gid || g.mem.iter().any(|m| m == user))
+    }
+
+    fn now(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_secs()).unwrap_or(0))
+            .unwrap_or(0)
+    }
+}
+
+fn code(phase: Phase, v: Verdict) -> PamResultCode {
+    match (v, phase) {
+        (Verdict::Success, _) => PamResultCode::PAM_SUCCESS,
+        (Verdict::Ignore, _) => PamResultCode::PAM_IGNORE,
+        (Verdict::Deny, Phase::Auth) => PamResultCode::PAM_AUTH_ERR,
+        (Verdict::Deny, Phase::Account) => PamResultCode::PAM_PERM_DENIED,
+        (Verdict::Deny, Phase::Session) => PamResultCode::PAM_SESSION_ERR,
+    }
+}
+
+/// Every hook: arguments, logic, one mapping to a PAM code. A panic never crosses FFI: it
+/// becomes PAM_ABORT (deny).
+pub(crate) fn hook(phase: Phase, pam: &mut dyn Pam, args: &[&CStr]) -> PamResultCode {
+    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let strs: Result<Vec<&str>, _> = args.iter().map(|a| a.to_str()).collect();
+        let cfg = strs
+            .map_err(|_| Error::Config("module argument is not UTF-8".into()))
+            .and_then(|s| args::parse(s).map_err(Error::Config));
+        let cfg = match cfg {
+            Ok(c) => c,
+            Err(e) => {
+                pam.log(&format!("configuration error, denying: {e:?}"));
+                return code(phase, logic::decide(true, &Err(e)));
+            }
+        };
+        let client = client::BusClient {
+            address: cfg.bus.clone(),
+            timeout: cfg.timeout,
+        };
+        let result = match phase {
+            Phase::Auth if cfg.mode == args::Mode::Sudo => {
+                logic::authenticate(&cfg, pam, &client, &System)
+            }
+            Phase::Auth | Phase::Session => Ok(Verdict::Ignore),
+            Phase::Account => logic::account(&cfg, pam, &client, &System),
+        };
+        code(
+            phase,
+            logic::decide(logic::is_gate(Some(&cfg), phase), &result),
+        )
+    }));
+    run.unwrap_or(PamResultCode::PAM_ABORT)
+}

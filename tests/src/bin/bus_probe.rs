@@ -1,0 +1,52 @@
+//! A tiny D-Bus client for negative tests, run as an unprivileged test user:
+//! `bus_probe own ADDRESS NAME` tries to own a name; `bus_probe pam-check ADDRESS USER`
+//! calls jitd's root-only PAM interface. Exit 0: it worked; 3: refused; 1: other error.
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let (Some(cmd), Some(addr), Some(arg)) = (args.get(1), args.get(2), args.get(3)) else {
+        eprintln!("usage: bus_probe own|pam-check ADDRESS NAME|USER");
+        return ExitCode::from(2);
+    };
+    let result: Result<String, String> = zbus::block_on(async {
+        let conn = zbus::connection::Builder::address(addr.as_str())
+            .method_timeout(std::time::Duration::from_secs(5))
+            .build()
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        match cmd.as_str() {
+            "own" => conn
+                .request_name(arg.as_str())
+                .await
+                .map(|()| "owned".to_string())
+                .map_err(|e| e.to_string()),
+            "pam-check" => {
+                let p = jit_proto::Pam1Proxy::new(&conn)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                p.check(arg, false)
+                    .await
+                    .map(|c| format!("{c:?}"))
+                    .map_err(|e| format!("{e:?}"))
+            }
+            other => Err(format!("unknown command {other}")),
+        }
+    });
+    match result {
+        Ok(s) => {
+            println!("{s}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            println!("{e}");
+            if e.contains("AccessDenied") || e.contains("NotAuthorized") {
+                ExitCode::from(3)
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    }
+}

@@ -1,0 +1,535 @@
+//! The world every end-to-end test runs in.
+//!
+//! Each [`World`] lives in a private mount namespace of the test's own thread, where
+//! `/etc/passwd`, `/etc/group`, `/etc/shadow`, `/etc/sudoers`, `/etc/sudoers.d`,
+//! `/etc/pam.d/sudo` and `/run/sudo` are bind-mounted copies: test users, rules and PAM
+//! lines never touch the host. It runs a private system-like `dbus-daemon` with the project's
+//! bus policy, and a real `jitd`; `sudo`, `jitctl` and `visudo` are the real programs.
+//! Every process it starts is stopped, by its PID, when the world is dropped.
+#![forbid(unsafe_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use nix::mount::{MsFlags, mount};
+use nix::sched::{CloneFlags, unshare};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use std::fmt::Write as _;
+use std::fs;
+use std::io::Write as _;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Where the workspace's binaries are: `$JIT_BIN_DIR`, else `target/debug`.
+pub fn bin_dir() -> PathBuf {
+    std::env::var_os("JIT_BIN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug"))
+}
+
+pub fn bin(name: &str) -> PathBuf {
+    let p = bin_dir().join(name);
+    assert!(
+        p.is_file(),
+        "{} is missing: build the workspace first (cargo build --workspace), or set JIT_BIN_DIR",
+        p.display()
+    );
+    p
+}
+
+/// The password every test user has.
+pub const PASSWORD: &str = "correct horse";
+/// Test users' uids start here.
+const FIRST_UID: u32 = 42001;
+
+/// Polls `f` until it returns Some, or panics after `timeout`.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Output of a finished command, with helpers for assertions.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn ok(&self) -> bool {
+        self.code == 0
+    }
+    pub fn all(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.all()))
+    }
+}
+
+/// Runs a command with `stdin`, killing it (by PID) if it outlives `timeout`.
+pub fn run(mut cmd: Command, stdin: &str, timeout: Duration) -> Run {
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
+    let pid = Pid::from_raw(i32::try_from(child.id()).unwrap());
+    if let Some(mut input) = child.stdin.take() {
+        let _ = input.write_all(stdin.as_bytes());
+    }
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out: Output = match rx.recv_timeout(timeout) {
+        Ok(r) => r.unwrap(),
+        Err(_) => {
+            let _ = kill(pid, Signal::SIGKILL);
+            panic!("{cmd:?} did not finish within {timeout:?}");
+        }
+    };
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+const BUS_POLICY_DEFAULT: &str = r#"
+  <policy context="default">
+    <allow user="*"/>
+    <deny own="*"/>
+    <deny send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
+    <deny send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus" send_member="UpdateActivationEnvironment"/>
+    <deny send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Debug.Stats"/>
+  </policy>
+"#;
+
+/// A permissive bus policy that lets anyone call jitd's PAM interface: used only to show
+/// that jitd itself still refuses non-root callers.
+pub const LAX_BUS_POLICY: &str = r#"<busconfig>
+  <policy user="root"><allow own="org.jit.Jitd"/></policy>
+  <policy context="default"><allow send_destination="org.jit.Jitd"/></policy>
+</busconfig>"#;
+
+/// Describes a world before it is built: users, groups, policy, PAM lines.
+pub struct Builder {
+    users: Vec<(String, Vec<String>)>,
+    groups: Vec<String>,
+    policy: String,
+    pam_auth_args: String,
+    pam_account_args: String,
+    static_rules: String,
+    bus_policy: Option<String>,
+    start_jitd: bool,
+}
+
+impl Builder {
+    pub fn new() -> Builder {
+        Builder {
+            users: Vec::new(),
+            groups: Vec::new(),
+            policy: String::new(),
+            pam_auth_args: "wait=20".into(),
+            pam_account_args: String::new(),
+            static_rules: String::new(),
+            bus_policy: None,
+            start_jitd: true,
+        }
+    }
+
+    /// A user with a password ([`PASSWORD`]) and supplementary groups.
+    pub fn user(mut self, name: &str, groups: &[&str]) -> Self {
+        for g in groups {
+            if !self.groups.iter().any(|x| x == g) {
+                self.groups.push((*g).to_string());
+            }
+        }
+        self.users.push((
+            name.to_string(),
+            groups.iter().map(|g| (*g).to_string()).collect(),
+        ));
+        self
+    }
+
+    /// The policy file's text.
+    pub fn policy(mut self, toml: &str) -> Self {
+        self.policy = toml.to_string();
+        self
+    }
+
+    /// Extra arguments for pam_jit in the auth and account lines (mode and bus are set).
+    pub fn pam_args(mut self, auth: &str, account: &str) -> Self {
+        self.pam_auth_args = auth.to_string();
+        self.pam_account_args = account.to_string();
+        self
+    }
+
+    /// Standing rules in /etc/sudoers.d/static (what an admin had before pam_jit).
+    pub fn static_rule(mut self, line: &str) -> Self {
+        self.static_rules.push_str(line);
+        self.static_rules.push('\n');
+        self
+    }
+
+    /// Replace the project's bus policy file.
+    pub fn bus_policy(mut self, xml: &str) -> Self {
+        self.bus_policy = Some(xml.to_string());
+        self
+    }
+
+    pub fn without_jitd(mut self) -> Self {
+        self.start_jitd = false;
+        self
+    }
+
+    pub fn build(self) -> World {
+        World::new(self)
+    }
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder::new()
+    }
+}
+
+pub struct World {
+    pub dir: tempfile::TempDir,
+    pub bus: String,
+    bus_daemon: Child,
+    jitd: Option<Child>,
+    pub policy_path: PathBuf,
+    pub state_dir: PathBuf,
+}
+
+fn write(path: &Path, text: &str, mode: u32) {
+    fs::write(path, text).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn bind(src: &Path, dst: &str) {
+    mount(Some(src), dst, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+        .unwrap_or_else(|e| panic!("bind-mounting {} on {dst}: {e}", src.display()));
+}
+
+fn password_hash() -> String {
+    let out = Command::new("openssl")
+        .args(["passwd", "-6", PASSWORD])
+        .output()
+        .expect("openssl");
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+impl World {
+    fn new(b: Builder) -> World {
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "end-to-end tests must run as root: they mount a private /etc in a mount namespace"
+        );
+        // A private mount namespace for this thread (and every process it starts).
+        unshare(CloneFlags::CLONE_NEWNS).expect("unshare(CLONE_NEWNS)");
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )
+        .expect("making / private");
+
+        let dir = tempfile::Builder::new()
+            .prefix("jit-e2e-")
+            .tempdir()
+            .unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let d = dir.path();
+
+        // Users and groups.
+        let mut passwd = fs::read_to_string("/etc/passwd").unwrap();
+        let mut group = fs::read_to_string("/etc/group").unwrap();
+        let mut shadow = fs::read_to_string("/etc/shadow").unwrap();
+        let hash = password_hash();
+        let mut members: Vec<(String, Vec<String>)> =
+            b.groups.iter().map(|g| (g.clone(), Vec::new())).collect();
+        for (i, (name, groups)) in b.users.iter().enumerate() {
+            let uid = FIRST_UID + u32::try_from(i).unwrap();
+            writeln!(passwd, "{name}:x:{uid}:{uid}::/tmp:/bin/sh").unwrap();
+            writeln!(group, "{name}:x:{uid}:").unwrap();
+            writeln!(shadow, "{name}:{hash}:19000:0:99999:7:::").unwrap();
+            for g in groups {
+                if let Some(m) = members.iter_mut().find(|(n, _)| n == g) {
+                    m.1.push(name.clone());
+                }
+            }
+        }
+        for (i, (g, m)) in members.iter().enumerate() {
+            let gid = FIRST_UID + 500 + u32::try_from(i).unwrap();
+            writeln!(group, "{g}:x:{gid}:{}", m.join(",")).unwrap();
+        }
+        write(&d.join("passwd"), &passwd, 0o644);
+        write(&d.join("group"), &group, 0o644);
+        write(&d.join("shadow"), &shadow, 0o640);
+
+        // sudo: a minimal, hermetic /etc/sudoers; an empty sudoers.d; private time stamps.
+        write(
+            &d.join("sudoers"),
+            "Defaults env_reset\nDefaults !lecture\nDefaults !mail_no_user, !mail_badpass\n\
+             Defaults passwd_tries=3\nroot ALL=(ALL:ALL) ALL\n@includedir /etc/sudoers.d\n",
+            0o440,
+        );
+        let sudoers_d = d.join("sudoers.d");
+        fs::create_dir(&sudoers_d).unwrap();
+        fs::set_permissions(&sudoers_d, fs::Permissions::from_mode(0o755)).unwrap();
+        if !b.static_rules.is_empty() {
+            write(&sudoers_d.join("static"), &b.static_rules, 0o440);
+        }
+        let run_sudo = d.join("run-sudo");
+        fs::create_dir(&run_sudo).unwrap();
+        fs::set_permissions(&run_sudo, fs::Permissions::from_mode(0o711)).unwrap();
+
+        // The private bus.
+        let bus_socket = d.join("bus.sock");
+        let bus = format!("unix:path={}", bus_socket.display());
+        let busd = d.join("bus.d");
+        fs::create_dir(&busd).unwrap();
+        let project_policy = fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../conf/dbus/org.jit.Jitd.conf"),
+        )
+        .unwrap();
+        write(
+            &busd.join("org.jit.Jitd.conf"),
+            b.bus_policy.as_deref().unwrap_or(&project_policy),
+            0o644,
+        );
+        write(
+            &d.join("bus.conf"),
+            &format!(
+                "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\" \
+                 \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n<busconfig>\n\
+                 <type>system</type>\n<auth>EXTERNAL</auth>\n<listen>{bus}</listen>\n{BUS_POLICY_DEFAULT}\n\
+                 <includedir>{}</includedir>\n</busconfig>\n",
+                busd.display()
+            ),
+            0o644,
+        );
+
+        // PAM: real authentication first (pam_unix), then pam_jit.
+        let module = bin("libpam_jit.so");
+        let pam = format!(
+            "auth     required pam_unix.so\n\
+             auth     optional {m} mode=sudo bus={bus} timeout=5 {auth}\n\
+             account  required pam_unix.so\n\
+             account  required {m} mode=sudo bus={bus} timeout=5 {acct}\n\
+             session  required pam_permit.so\n",
+            m = module.display(),
+            auth = b.pam_auth_args,
+            acct = b.pam_account_args,
+        );
+        write(&d.join("pam-sudo"), &pam, 0o644);
+
+        for f in ["passwd", "group", "shadow", "sudoers"] {
+            bind(&d.join(f), &format!("/etc/{f}"));
+        }
+        bind(&sudoers_d, "/etc/sudoers.d");
+        bind(&d.join("pam-sudo"), "/etc/pam.d/sudo");
+        fs::create_dir_all("/run/sudo").unwrap();
+        bind(&run_sudo, "/run/sudo");
+
+        let bus_daemon = Command::new("dbus-daemon")
+            .arg(format!("--config-file={}", d.join("bus.conf").display()))
+            .arg("--nofork")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(d.join("dbus.log")).unwrap())
+            .spawn()
+            .expect("dbus-daemon");
+        wait_for("the private bus socket", Duration::from_secs(10), || {
+            bus_socket.exists().then_some(())
+        });
+
+        let policy_path = d.join("jit.toml");
+        write(&policy_path, &b.policy, 0o644);
+        let mut world = World {
+            state_dir: d.join("state"),
+            dir,
+            bus,
+            bus_daemon,
+            jitd: None,
+            policy_path,
+        };
+        if b.start_jitd {
+            world.start_jitd();
+        }
+        world
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The jitd command line this world uses.
+    pub fn jitd_command(&self) -> Command {
+        let mut c = Command::new(bin("jitd"));
+        c.arg("--config")
+            .arg(&self.policy_path)
+            .arg("--state-dir")
+            .arg(&self.state_dir)
+            .arg("--sudoers-dir")
+            .arg("/etc/sudoers.d")
+            .arg("--bus")
+            .arg(&self.bus);
+        c
+    }
+
+    /// Starts jitd and waits until it owns its bus name.
+    pub fn start_jitd(&mut self) {
+        assert!(self.jitd.is_none(), "jitd already running");
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.path().join("jitd.log"))
+            .unwrap();
+        let child = self
+            .jitd_command()
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("jitd");
+        self.jitd = Some(child);
+        wait_for("jitd to own org.jit.Jitd", Duration::from_secs(10), || {
+            if let Some(Ok(Some(status))) = self.jitd.as_mut().map(Child::try_wait) {
+                panic!("jitd exited early ({status}):\n{}", self.jitd_log());
+            }
+            self.name_has_owner().then_some(())
+        });
+    }
+
+    fn name_has_owner(&self) -> bool {
+        let mut c = Command::new("busctl");
+        c.arg(format!("--address={}", self.bus))
+            .args(["call", "org.freedesktop.DBus", "/org/freedesktop/DBus"])
+            .args([
+                "org.freedesktop.DBus",
+                "NameHasOwner",
+                "s",
+                jit_proto::BUS_NAME,
+            ]);
+        run(c, "", Duration::from_secs(10)).stdout.trim() == "b true"
+    }
+
+    /// Stops jitd with `signal` (SIGTERM, or SIGKILL to simulate a crash) and reaps it.
+    pub fn stop_jitd(&mut self, signal: Signal) {
+        if let Some(mut child) = self.jitd.take() {
+            let pid = Pid::from_raw(i32::try_from(child.id()).unwrap());
+            let _ = kill(pid, signal);
+            let _ = child.wait();
+        }
+    }
+
+    pub fn jitd_pid(&self) -> Option<u32> {
+        self.jitd.as_ref().map(Child::id)
+    }
+
+    pub fn jitd_log(&self) -> String {
+        fs::read_to_string(self.path().join("jitd.log")).unwrap_or_default()
+    }
+
+    /// A command run as `user` through runuser, with a clean environment.
+    pub fn as_user(&self, user: &str, program: &Path, args: &[&str]) -> Command {
+        let mut c = Command::new("runuser");
+        c.env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("LANG", "C")
+            .args(["-u", user, "--"])
+            .arg(program)
+            .args(args);
+        c
+    }
+
+    /// `jitctl --bus <private bus> ARGS` as `user`.
+    pub fn jitctl(&self, user: &str, args: &[&str]) -> Run {
+        let mut all = vec!["--bus", self.bus.as_str()];
+        all.extend_from_slice(args);
+        run(
+            self.as_user(user, &bin("jitctl"), &all),
+            "",
+            Duration::from_secs(60),
+        )
+    }
+
+    /// `sudo -S ARGS` as `user`, answering prompts from `stdin` lines.
+    pub fn sudo(&self, user: &str, stdin: &[&str], args: &[&str]) -> Run {
+        let mut all = vec!["-S"];
+        all.extend_from_slice(args);
+        let mut input = stdin.join("\n");
+        input.push('\n');
+        run(
+            self.as_user(user, Path::new("/usr/bin/sudo"), &all),
+            &input,
+            Duration::from_secs(60),
+        )
+    }
+
+    /// `sudo -n ARGS` as `user`: no prompt at all.
+    pub fn sudo_n(&self, user: &str, args: &[&str]) -> Run {
+        let mut all = vec!["-n"];
+        all.extend_from_slice(args);
+        run(
+            self.as_user(user, Path::new("/usr/bin/sudo"), &all),
+            "",
+            Duration::from_secs(60),
+        )
+    }
+
+    /// Names of the files in the (private) sudoers directory jitd writes to.
+    pub fn sudoers_files(&self) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir("/etc/sudoers.d")
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n != "static")
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// A request as jitctl shows it to root.
+    pub fn request(&self, id: u64) -> serde_json::Value {
+        let r = self.jitctl("root", &["--json", "show", &id.to_string()]);
+        assert!(r.ok(), "{}", r.all());
+        r.json()
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        self.stop_jitd(Signal::SIGTERM);
+        let pid = Pid::from_raw(i32::try_from(self.bus_daemon.id()).unwrap_or(0));
+        let _ = kill(pid, Signal::SIGTERM);
+        let _ = self.bus_daemon.wait();
+    }
+}

@@ -1,0 +1,367 @@
+//! Time-boxed sudo grants end to end: real sudo with pam_jit, real jitd, real jitctl.
+
+use jit_e2e::{Builder, PASSWORD, World, wait_for};
+use nix::sys::signal::Signal;
+use std::time::{Duration, Instant};
+
+const POLICY: &str = r#"
+[[role]]
+name = "web-restart"
+description = "Restart the web tier"
+commands = ["/usr/bin/id -u", "/usr/bin/true"]
+requesters = ["alice", "%webops"]
+max_duration = "1h"
+default_duration = "15m"
+reason_pattern = "^[A-Z]+-[0-9]+"
+
+[[role]]
+name = "db-admin"
+description = "Database administration"
+commands = ["/usr/bin/id -g"]
+requesters = ["%webops", "bob"]
+approvers = ["%sre"]
+approvals = 1
+max_duration = "2h"
+"#;
+
+fn world() -> World {
+    Builder::new()
+        .user("alice", &["webops"])
+        .user("bob", &["sre"])
+        .user("carol", &["sre"])
+        .user("mallory", &[])
+        .policy(POLICY)
+        .build()
+}
+
+/// The first sudo: password, then role, reason, duration. Returns what sudo printed.
+fn ask_for(w: &World, user: &str, role: &str, reason: &str, duration: &str) -> String {
+    let r = w.sudo(
+        user,
+        &[PASSWORD, role, reason, duration],
+        &["/usr/bin/id", "-u"],
+    );
+    r.all()
+}
+
+fn active_id(w: &World, user: &str) -> u64 {
+    let r = w.jitctl(user, &["--json", "grants"]);
+    assert!(r.ok(), "{}", r.all());
+    r.json()[0]["id"].as_u64().expect("an active grant")
+}
+
+#[test]
+fn given_no_grant_when_sudo_then_reason_is_asked_and_next_sudo_works() {
+    let w = world();
+    let before = w.sudo_n("alice", &["/usr/bin/id", "-u"]);
+    assert!(!before.ok(), "no standing rights: {}", before.all());
+
+    let said = ask_for(&w, "alice", "web-restart", "OPS-4411 nginx wedged", "10m");
+    assert!(said.contains("jit: no active grant for alice"), "{said}");
+    assert!(
+        said.contains("web-restart (up to 1h, no approval)"),
+        "{said}"
+    );
+    assert!(said.contains("granted web-restart until"), "{said}");
+    assert!(said.contains("Run your command again"), "{said}");
+
+    let after = w.sudo_n("alice", &["/usr/bin/id", "-u"]);
+    assert!(after.ok(), "{}", after.all());
+    assert_eq!(after.stdout.trim(), "0");
+
+    let files = w.sudoers_files();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let rule = std::fs::read_to_string(format!("/etc/sudoers.d/{}", files[0])).unwrap();
+    assert!(rule.contains("alice ALL = (root) NOTAFTER="), "{rule}");
+    let id = active_id(&w, "alice");
+    assert_eq!(w.request(id)["reason"], "OPS-4411 nginx wedged");
+}
+
+#[test]
+fn given_active_grant_when_command_outside_role_then_sudo_refuses() {
+    let w = world();
+    ask_for(&w, "alice", "web-restart", "OPS-1 x", "");
+    assert!(w.sudo_n("alice", &["/usr/bin/true"]).ok());
+    for cmd in [
+        &["/usr/bin/id"][..],
+        &["/usr/bin/id", "-g"],
+        &["/bin/sh", "-c", "id"],
+        &["/usr/bin/whoami"],
+    ] {
+        let r = w.sudo_n("alice", cmd);
+        assert!(!r.ok(), "{cmd:?} must be refused: {}", r.all());
+    }
+}
+
+#[test]
+fn given_empty_role_answer_when_sudo_then_nothing_is_requested() {
+    let w = world();
+    let r = w.sudo("alice", &[PASSWORD, ""], &["/usr/bin/id", "-u"]);
+    assert!(!r.ok());
+    assert!(r.all().contains("no role chosen"), "{}", r.all());
+    let list = w.jitctl("root", &["--json", "list", "--all"]);
+    assert_eq!(list.json().as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn given_reason_not_matching_pattern_when_sudo_then_refused_and_nothing_granted() {
+    let w = world();
+    let said = ask_for(&w, "alice", "web-restart", "because", "");
+    assert!(said.contains("refused: reason must match"), "{said}");
+    assert!(w.sudoers_files().is_empty());
+}
+
+#[test]
+fn given_approval_role_when_second_user_approves_then_sudo_works() {
+    let w = world();
+    // alice's sudo waits for the approval in pam_jit (wait=20) while bob approves.
+    let handle = std::thread::scope(|s| {
+        let waiting = s.spawn(|| ask_for(&w, "alice", "db-admin", "DB-9 vacuum", "5m"));
+        let id = wait_for("alice's pending request", Duration::from_secs(20), || {
+            let r = w.jitctl("bob", &["--json", "list", "--pending"]);
+            r.json()[0]["id"].as_u64()
+        });
+        let pending = w.request(id);
+        assert_eq!(pending["state"], "pending");
+        assert_eq!(pending["user"], "alice");
+        let approve = w.jitctl("bob", &["approve", &id.to_string(), "--comment", "ok"]);
+        assert!(approve.ok(), "{}", approve.all());
+        let approved_at = Instant::now();
+        let sudo = wait_for("the granted sudo", Duration::from_secs(5), || {
+            let r = w.sudo_n("alice", &["/usr/bin/id", "-g"]);
+            r.ok().then_some(r)
+        });
+        let latency = approved_at.elapsed();
+        println!("measured: jitctl approve returned -> next sudo succeeded: {latency:?}");
+        assert_eq!(sudo.stdout.trim(), "0");
+        (waiting.join().unwrap(), id)
+    });
+    let (said, id) = handle;
+    assert!(said.contains("needs 1 approval(s) from %sre"), "{said}");
+    assert!(
+        said.contains(&format!("request {id}: granted db-admin")),
+        "{said}"
+    );
+    assert_eq!(w.request(id)["approved_by"][0], "bob");
+}
+
+#[test]
+fn given_own_request_when_requester_approves_then_refused_with_exit_3() {
+    let w = world();
+    // bob is an approver (%sre) and may request db-admin himself.
+    let r = w.jitctl(
+        "bob",
+        &[
+            "--json", "request", "db-admin", "--for", "10m", "--reason", "DB-1",
+        ],
+    );
+    assert!(r.ok(), "{}", r.all());
+    let id = r.json()["id"].as_u64().unwrap();
+    let own = w.jitctl("bob", &["approve", &id.to_string()]);
+    assert_eq!(own.code, 3, "{}", own.all());
+    assert!(own.stderr.contains("own request"), "{}", own.all());
+    let outsider = w.jitctl("mallory", &["approve", &id.to_string()]);
+    assert_eq!(outsider.code, 3, "{}", outsider.all());
+    assert_eq!(w.request(id)["state"], "pending");
+    assert!(w.sudoers_files().is_empty());
+}
+
+#[test]
+fn given_short_grant_when_it_expires_then_rule_is_removed_and_sudo_refuses() {
+    let w = world();
+    let r = w.jitctl(
+        "alice",
+        &[
+            "--json",
+            "request",
+            "web-restart",
+            "--for",
+            "2s",
+            "--reason",
+            "OPS-2 short",
+        ],
+    );
+    assert!(r.ok(), "{}", r.all());
+    let not_after = r.json()["not_after_unix"].as_i64().unwrap();
+    assert!(w.sudo_n("alice", &["/usr/bin/true"]).ok());
+    wait_for("the rule to go", Duration::from_secs(10), || {
+        w.sudoers_files().is_empty().then_some(())
+    });
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let late = now - not_after as f64;
+    println!("measured: rule removed {late:.3}s after not_after");
+    assert!(late < 1.5, "removed {late}s after not_after");
+    assert!(!w.sudo_n("alice", &["/usr/bin/true"]).ok());
+    let id = r.json()["id"].as_u64().unwrap();
+    assert_eq!(w.request(id)["state"], "expired");
+}
+
+#[test]
+fn given_active_grant_when_released_then_sudo_refuses() {
+    let w = world();
+    ask_for(&w, "alice", "web-restart", "OPS-3 x", "");
+    assert!(w.sudo_n("alice", &["/usr/bin/true"]).ok());
+    let r = w.jitctl("alice", &["release"]);
+    assert!(r.ok(), "{}", r.all());
+    assert!(w.sudoers_files().is_empty());
+    assert!(!w.sudo_n("alice", &["/usr/bin/true"]).ok());
+}
+
+#[test]
+fn given_active_grant_when_approver_revokes_then_sudo_refuses() {
+    let w = world();
+    let r = w.jitctl(
+        "alice",
+        &[
+            "--json", "request", "db-admin", "--for", "30m", "--reason", "DB-4",
+        ],
+    );
+    let id = r.json()["id"].as_u64().unwrap().to_string();
+    assert!(w.jitctl("carol", &["approve", &id]).ok());
+    assert!(w.sudo_n("alice", &["/usr/bin/id", "-g"]).ok());
+
+    let denied = w.jitctl("mallory", &["revoke", &id, "--reason", "no"]);
+    assert_eq!(denied.code, 3, "{}", denied.all());
+    let no_reason = w.jitctl("bob", &["revoke", &id, "--reason", ""]);
+    assert_eq!(no_reason.code, 3, "{}", no_reason.all());
+
+    let revoked = w.jitctl("bob", &["revoke", &id, "--reason", "incident closed"]);
+    assert!(revoked.ok(), "{}", revoked.all());
+    assert!(w.sudoers_files().is_empty());
+    assert!(!w.sudo_n("alice", &["/usr/bin/id", "-g"]).ok());
+    assert_eq!(w.request(id.parse().unwrap())["state"], "revoked");
+}
+
+#[test]
+fn given_denied_request_when_approved_later_then_it_never_becomes_active() {
+    let w = world();
+    let r = w.jitctl(
+        "alice",
+        &[
+            "--json", "request", "db-admin", "--for", "30m", "--reason", "DB-5",
+        ],
+    );
+    let id = r.json()["id"].as_u64().unwrap().to_string();
+    assert!(
+        w.jitctl("bob", &["deny", &id, "--reason", "not today"])
+            .ok()
+    );
+    let late = w.jitctl("carol", &["approve", &id]);
+    assert_eq!(late.code, 3, "{}", late.all());
+    let twice = w.jitctl("bob", &["deny", &id, "--reason", "again"]);
+    assert_eq!(twice.code, 3);
+    assert_eq!(w.request(id.parse().unwrap())["state"], "denied");
+    assert!(w.sudoers_files().is_empty());
+}
+
+#[test]
+fn given_jitd_killed_when_restarted_then_active_grants_survive_and_expired_are_removed() {
+    let mut w = world();
+    let long = w.jitctl(
+        "alice",
+        &[
+            "--json",
+            "request",
+            "web-restart",
+            "--for",
+            "30m",
+            "--reason",
+            "OPS-5 long",
+        ],
+    );
+    assert!(long.ok(), "{}", long.all());
+    let short = w.jitctl(
+        "bob",
+        &[
+            "--json",
+            "request",
+            "db-admin",
+            "--for",
+            "2s",
+            "--reason",
+            "DB-6 short",
+        ],
+    );
+    let short_id = short.json()["id"].as_u64().unwrap();
+    let approved = w.jitctl("carol", &["--json", "approve", &short_id.to_string()]);
+    assert!(approved.ok(), "{}", approved.all());
+    let short_end = approved.json()["not_after_unix"].as_i64().unwrap();
+    assert_eq!(w.sudoers_files().len(), 2);
+    assert!(w.sudo_n("bob", &["/usr/bin/id", "-g"]).ok());
+
+    w.stop_jitd(Signal::SIGKILL);
+    // While jitd is dead, sudo's own NOTAFTER still ends the short grant at not_after.
+    wait_for(
+        "the short grant's not_after",
+        Duration::from_secs(10),
+        || {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs();
+            (i64::try_from(now).unwrap() >= short_end).then_some(())
+        },
+    );
+    assert!(!w.sudo_n("bob", &["/usr/bin/id", "-g"]).ok());
+    // A stray file and a missing one, as a crash could leave them.
+    let long_id = long.json()["id"].as_u64().unwrap();
+    std::fs::remove_file(format!("/etc/sudoers.d/jit-{long_id}-alice")).unwrap();
+    std::fs::write(
+        "/etc/sudoers.d/jit-999-mallory",
+        "mallory ALL=(ALL) NOPASSWD: ALL\n",
+    )
+    .unwrap();
+
+    w.start_jitd();
+    assert_eq!(w.sudoers_files(), vec![format!("jit-{long_id}-alice")]);
+    assert!(w.sudo_n("alice", &["/usr/bin/true"]).ok());
+    assert!(!w.sudo_n("mallory", &["/usr/bin/true"]).ok());
+    assert_eq!(w.request(short_id)["state"], "expired");
+    assert_eq!(w.request(long_id)["state"], "active");
+}
+
+#[test]
+fn given_sudo_retries_auth_when_password_is_wrong_then_one_request_at_most() {
+    let w = world();
+    // Wrong password first: pam_unix fails before pam_jit, sudo retries; then the right one.
+    let r = w.sudo(
+        "alice",
+        &["wrong", PASSWORD, "web-restart", "OPS-7 retry", ""],
+        &["/usr/bin/true"],
+    );
+    assert!(r.all().contains("granted web-restart"), "{}", r.all());
+    let all = w.jitctl("root", &["--json", "list", "--all"]);
+    assert_eq!(all.json().as_array().unwrap().len(), 1, "{}", all.all());
+}
+
+#[test]
+fn every_step_is_audited_and_the_chain_verifies() {
+    let w = world();
+    ask_for(&w, "alice", "web-restart", "OPS-8 audit", "");
+    assert!(w.jitctl("alice", &["release"]).ok());
+    let audit = w.jitctl("root", &["--json", "audit"]);
+    let actions: Vec<String> = audit
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["action"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(actions, ["reconcile", "request", "grant", "release"]);
+    let verify = w.jitctl("root", &["audit", "verify"]);
+    assert!(verify.ok(), "{}", verify.all());
+    assert!(
+        verify.stdout.contains("intact: 4 records"),
+        "{}",
+        verify.all()
+    );
+    let mine = w.jitctl("mallory", &["--json", "audit"]);
+    assert_eq!(
+        mine.json().as_array().unwrap().len(),
+        0,
+        "others' records are hidden"
+    );
+}
