@@ -87,12 +87,11 @@ impl Mirror {
     pub fn send(&self, r: &AuditRecord) {
         let line = syslog_line(r);
         tracing::info!("{line}");
-        if let Ok(mut guard) = self.logger.lock() {
-            if let Some(l) = guard.as_mut() {
-                if let Err(e) = l.notice(&line) {
-                    tracing::warn!("syslog write failed: {e}");
-                }
-            }
+        if let Ok(mut guard) = self.logger.lock()
+            && let Some(l) = guard.as_mut()
+            && let Err(e) = l.notice(&line)
+        {
+            tracing::warn!("syslog write failed: {e}");
         }
     }
 }

@@ -9,7 +9,7 @@ use crate::directory::Directory;
 use crate::error::{Error, Result};
 use crate::names;
 use crate::policy::{Policy, Role};
-use crate::store::{self, Actor, Event, NewRequest, RequestRow, Store};
+use crate::store::{self, Actor, Event, NewRequest, RequestRow, Store, Transition};
 use crate::sudoers::Rule;
 use jit_proto::{
     AuditRecord, AuditVerify, GrantCheck, RequestInfo, RoleInfo, State, StatusInfo,
@@ -52,7 +52,7 @@ pub trait Rules: Send {
     /// Whether the rule is in place exactly as rendered.
     fn is_installed(&self, rule: &Rule) -> bool;
     /// Files owned by jitd: (grant id, file name), plus stale temp files.
-    fn owned(&self) -> std::result::Result<(Vec<(u64, String)>, Vec<String>), String>;
+    fn owned(&self) -> std::result::Result<crate::sudoers::Owned, String>;
     fn remove_owned(&self, name: &str) -> std::result::Result<(), String>;
     fn location(&self) -> String;
 }
@@ -355,13 +355,15 @@ impl Core {
                 let _ = self.commit(|tx, recs| {
                     store::transition(
                         tx,
-                        id,
-                        State::Active,
-                        State::Revoked,
-                        now,
-                        None,
-                        "jitd",
-                        &revoke_msg,
+                        &Transition {
+                            id,
+                            from: State::Active,
+                            to: State::Revoked,
+                            now,
+                            not_after: None,
+                            decided_by: "jitd",
+                            decision_reason: &revoke_msg,
+                        },
                     )?;
                     recs.push(store::append_audit(
                         tx,
@@ -445,13 +447,15 @@ impl Core {
             if activate {
                 store::transition(
                     tx,
-                    id,
-                    State::Pending,
-                    State::Active,
-                    now,
-                    Some(not_after),
-                    "",
-                    "",
+                    &Transition {
+                        id,
+                        from: State::Pending,
+                        to: State::Active,
+                        now,
+                        not_after: Some(not_after),
+                        decided_by: "",
+                        decision_reason: "",
+                    },
                 )?;
                 recs.push(store::append_audit(
                     tx,
@@ -489,7 +493,18 @@ impl Core {
         let from = row.state;
         let id = row.id;
         self.commit(|tx, recs| {
-            store::transition(tx, id, from, to, now, None, &who.name, reason)?;
+            store::transition(
+                tx,
+                &Transition {
+                    id,
+                    from,
+                    to,
+                    now,
+                    not_after: None,
+                    decided_by: &who.name,
+                    decision_reason: reason,
+                },
+            )?;
             recs.push(store::append_audit(
                 tx,
                 &Event {
@@ -502,11 +517,11 @@ impl Core {
             )?);
             Ok(())
         })?;
-        if from == State::Active {
-            if let Err(e) = self.rules.uninstall(id, &row.user) {
-                // The state says ended; NOTAFTER and the next reconciliation still hold.
-                let _ = self.fail(format!("removing the rule of grant {id}: {e}"));
-            }
+        if from == State::Active
+            && let Err(e) = self.rules.uninstall(id, &row.user)
+        {
+            // The state says ended; NOTAFTER and the next reconciliation still hold.
+            let _ = self.fail(format!("removing the rule of grant {id}: {e}"));
         }
         self.get(id)
     }
@@ -724,8 +739,9 @@ impl Core {
         let after = self.store.by_state(&[State::Active, State::Pending])?.len();
         rep.expired = before.saturating_sub(after);
         let active = self.store.by_state(&[State::Active])?;
-        let (owned, temps) = self.rules.owned().map_err(|e| self.fail(e))?;
-        for (id, name) in owned {
+        let crate::sudoers::Owned { files, temps } =
+            self.rules.owned().map_err(|e| self.fail(e))?;
+        for (id, name) in files {
             let keep = active.iter().any(|r| {
                 r.id == id && crate::sudoers::file_name(r.id, &r.user).as_deref() == Ok(&name)
             });

@@ -253,14 +253,14 @@ impl Policy {
         }
         let reason =
             names::validate_text("reason", reason, self.reason_max).map_err(Error::Refused)?;
-        if let Some(re) = &role.reason_pattern {
-            if !re.is_match(&reason) {
-                return Err(Error::Refused(format!(
-                    "reason must match {} for role '{}' (for example a ticket id)",
-                    re.as_str(),
-                    role.name
-                )));
-            }
+        if let Some(re) = &role.reason_pattern
+            && !re.is_match(&reason)
+        {
+            return Err(Error::Refused(format!(
+                "reason must match {} for role '{}' (for example a ticket id)",
+                re.as_str(),
+                role.name
+            )));
         }
         Ok((duration, reason))
     }

@@ -227,13 +227,13 @@ impl Store {
     pub fn open(dir: &Path) -> Result<Store> {
         prepare_state_dir(dir)?;
         let path = dir.join("jitd.db");
-        if let Ok(m) = fs::symlink_metadata(&path) {
-            if !m.file_type().is_file() || m.nlink() != 1 {
-                return Err(Error::Internal(format!(
-                    "{} is not a plain file with one link; refusing to use it",
-                    path.display()
-                )));
-            }
+        if let Ok(m) = fs::symlink_metadata(&path)
+            && (!m.file_type().is_file() || m.nlink() != 1)
+        {
+            return Err(Error::Internal(format!(
+                "{} is not a plain file with one link; refusing to use it",
+                path.display()
+            )));
         }
         let conn = Connection::open(&path)?;
         Store::init(conn)
@@ -425,17 +425,32 @@ pub fn insert_request(tx: &Transaction<'_>, r: &NewRequest) -> Result<u64> {
     u64::try_from(tx.last_insert_rowid()).map_err(|_| Error::Internal("negative request id".into()))
 }
 
-/// Moves a request from `from` to `to`. Fails (changing nothing) if it is no longer in `from`.
-pub fn transition(
-    tx: &Transaction<'_>,
-    id: u64,
-    from: State,
-    to: State,
-    now: i64,
-    not_after: Option<i64>,
-    decided_by: &str,
-    decision_reason: &str,
-) -> Result<()> {
+/// One state change of a request.
+#[derive(Debug, Clone, Copy)]
+pub struct Transition<'a> {
+    pub id: u64,
+    pub from: State,
+    pub to: State,
+    pub now: i64,
+    /// Set when the request becomes active.
+    pub not_after: Option<i64>,
+    /// Who decided (deny, revoke...) and why; empty keeps what is stored.
+    pub decided_by: &'a str,
+    pub decision_reason: &'a str,
+}
+
+/// Moves a request from `t.from` to `t.to`. Fails (changing nothing) if it is no longer in
+/// `t.from`, so two racing decisions cannot both apply.
+pub fn transition(tx: &Transaction<'_>, t: &Transition<'_>) -> Result<()> {
+    let Transition {
+        id,
+        from,
+        to,
+        now,
+        not_after,
+        decided_by,
+        decision_reason,
+    } = *t;
     let n = tx.execute(
         "UPDATE requests SET state = ?1, updated_at = ?2, not_after = COALESCE(?3, not_after), \
          decided_by = CASE WHEN ?4 = '' THEN decided_by ELSE ?4 END, \

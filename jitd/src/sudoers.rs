@@ -87,6 +87,15 @@ pub fn render(rule: &Rule) -> Result<String, String> {
     ))
 }
 
+/// What jitd owns in the sudoers directory.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Owned {
+    /// (grant id, file name) of every `jit-<id>-<user>` file.
+    pub files: Vec<(u64, String)>,
+    /// Dotted temp files a crash left behind.
+    pub temps: Vec<String>,
+}
+
 /// The sudoers directory jitd writes into.
 #[derive(Debug, Clone)]
 pub struct SudoersDir {
@@ -153,13 +162,13 @@ impl SudoersDir {
             .map_err(|e| format!("fsync {}: {e}", tmp.display()))?;
         drop(f);
         self.visudo_check(tmp)?;
-        if let Ok(meta) = fs::symlink_metadata(dest) {
-            if !meta.file_type().is_file() {
-                return Err(format!(
-                    "{} exists and is not a regular file; refusing to replace it",
-                    dest.display()
-                ));
-            }
+        if let Ok(meta) = fs::symlink_metadata(dest)
+            && !meta.file_type().is_file()
+        {
+            return Err(format!(
+                "{} exists and is not a regular file; refusing to replace it",
+                dest.display()
+            ));
         }
         fs::rename(tmp, dest).map_err(|e| format!("renaming into {}: {e}", dest.display()))?;
         self.sync_dir()
@@ -206,7 +215,7 @@ impl SudoersDir {
 
     /// Every file in the directory that jitd owns (by name), with its grant id, plus the
     /// names of stale dotted temp files jitd left behind.
-    pub fn owned(&self) -> Result<(Vec<(u64, String)>, Vec<String>), String> {
+    pub fn owned(&self) -> Result<Owned, String> {
         let mut owned = Vec::new();
         let mut temps = Vec::new();
         let rd =
@@ -221,7 +230,10 @@ impl SudoersDir {
             }
         }
         owned.sort();
-        Ok((owned, temps))
+        Ok(Owned {
+            files: owned,
+            temps,
+        })
     }
 
     /// Removes a file by the name [`SudoersDir::owned`] returned.
@@ -274,7 +286,7 @@ impl crate::grants::Rules for SudoersDir {
     fn is_installed(&self, rule: &Rule) -> bool {
         self.matches(rule)
     }
-    fn owned(&self) -> Result<(Vec<(u64, String)>, Vec<String>), String> {
+    fn owned(&self) -> Result<Owned, String> {
         SudoersDir::owned(self)
     }
     fn remove_owned(&self, name: &str) -> Result<(), String> {

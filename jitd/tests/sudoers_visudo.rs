@@ -2,6 +2,8 @@
 //! produces a file that `visudo -c` accepts and that `cvtsudoers` reads back as exactly one
 //! rule, for exactly that user, run_as and command list, with NOTAFTER.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use jitd::sudoers::{Rule, render, sudoers_time};
 use proptest::prelude::*;
 use std::os::unix::fs::PermissionsExt;

@@ -363,7 +363,7 @@ pub fn account(
             Ok(Verdict::Success)
         }
         Ok(_) => {
-            let what = if ssh { "an ssh-capable" } else { "an active" };
+            let what = if ssh { "ssh-capable" } else { "active" };
             let msg = format!(
                 "jit: {user} has no {what} grant on {}; request one with: \
                  jitctl request ROLE --for 15m --reason TEXT (jitctl roles lists them)",

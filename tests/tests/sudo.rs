@@ -1,5 +1,7 @@
 //! Time-boxed sudo grants end to end: real sudo with pam_jit, real jitd, real jitctl.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use jit_e2e::{Builder, PASSWORD, World, wait_for};
 use nix::sys::signal::Signal;
 use std::time::{Duration, Instant};

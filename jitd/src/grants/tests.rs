@@ -55,16 +55,17 @@ impl Rules for FakeRules {
     fn is_installed(&self, rule: &Rule) -> bool {
         self.files.lock().unwrap().values().any(|r| r == rule)
     }
-    fn owned(&self) -> std::result::Result<(Vec<(u64, String)>, Vec<String>), String> {
-        Ok((
-            self.files
+    fn owned(&self) -> std::result::Result<crate::sudoers::Owned, String> {
+        Ok(crate::sudoers::Owned {
+            files: self
+                .files
                 .lock()
                 .unwrap()
                 .iter()
                 .map(|(n, r)| (r.grant_id, n.clone()))
                 .collect(),
-            vec![],
-        ))
+            temps: vec![],
+        })
     }
     fn remove_owned(&self, name: &str) -> std::result::Result<(), String> {
         self.files.lock().unwrap().remove(name);

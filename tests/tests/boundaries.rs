@@ -1,0 +1,306 @@
+//! Trust boundaries and failure modes: the bus, zero standing privilege, jitd down,
+//! bad input. Each security property has a named negative test here.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use jit_e2e::{Builder, LAX_BUS_POLICY, PASSWORD, World, bin, run};
+use nix::sys::signal::Signal;
+use std::time::Duration;
+
+const POLICY: &str = r#"
+[[role]]
+name = "web-restart"
+commands = ["/usr/bin/true"]
+requesters = ["alice"]
+max_duration = "1h"
+default_duration = "15m"
+
+[[role]]
+name = "db-admin"
+commands = ["/usr/bin/id -g"]
+requesters = ["alice"]
+approvers = ["bob"]
+approvals = 1
+max_duration = "2h"
+reason_pattern = "^DB-[0-9]+"
+"#;
+
+fn users(b: Builder) -> Builder {
+    b.user("alice", &[])
+        .user("bob", &[])
+        .user("admin", &["rescue"])
+        .policy(POLICY)
+}
+
+fn probe(w: &World, user: &str, args: &[&str]) -> jit_e2e::Run {
+    let mut all = vec![args[0], w.bus.as_str()];
+    all.extend_from_slice(&args[1..]);
+    run(
+        w.as_user(user, &bin("bus_probe"), &all),
+        "",
+        Duration::from_secs(30),
+    )
+}
+
+#[test]
+fn given_non_root_user_when_taking_the_bus_name_then_refused() {
+    let mut w = users(Builder::new()).build();
+    w.stop_jitd(Signal::SIGTERM);
+    let r = probe(&w, "alice", &["own", "org.jit.Jitd"]);
+    assert_eq!(r.code, 3, "{}", r.all());
+    assert!(r.stdout.contains("AccessDenied"), "{}", r.all());
+}
+
+#[test]
+fn given_unprivileged_user_when_calling_the_pam_interface_then_bus_refuses() {
+    let w = users(Builder::new()).build();
+    let r = probe(&w, "alice", &["pam-check", "alice"]);
+    assert_eq!(r.code, 3, "{}", r.all());
+    assert!(r.stdout.contains("AccessDenied"), "{}", r.all());
+}
+
+#[test]
+fn given_lax_bus_policy_when_user_calls_the_pam_interface_then_jitd_still_refuses() {
+    let w = users(Builder::new()).bus_policy(LAX_BUS_POLICY).build();
+    let r = probe(&w, "alice", &["pam-check", "alice"]);
+    assert_eq!(r.code, 3, "{}", r.all());
+    assert!(r.stdout.contains("NotAuthorized"), "{}", r.all());
+    assert!(w.jitd_log().contains("called the PAM interface; refused"));
+}
+
+#[test]
+fn given_root_when_calling_the_pam_interface_then_answered() {
+    let w = users(Builder::new()).build();
+    let r = probe(&w, "root", &["pam-check", "alice"]);
+    assert!(r.ok(), "{}", r.all());
+    assert!(r.stdout.contains("active: false"), "{}", r.all());
+}
+
+#[test]
+fn given_jitd_not_running_when_jitctl_then_says_so() {
+    let w = users(Builder::new()).without_jitd().build();
+    let r = w.jitctl("alice", &["roles"]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(r.stderr.contains("jitd is not running"), "{}", r.all());
+}
+
+#[test]
+fn given_static_rule_and_jitd_down_when_sudo_without_require_grant_then_rule_still_works() {
+    let w = users(Builder::new())
+        .static_rule("alice ALL=(root) /usr/bin/id -u")
+        .without_jitd()
+        .build();
+    let r = w.sudo("alice", &[PASSWORD], &["/usr/bin/id", "-u"]);
+    assert!(r.ok(), "{}", r.all());
+    assert_eq!(r.stdout.trim(), "0");
+    assert!(
+        r.stderr.contains("cannot reach jitd"),
+        "user is told: {}",
+        r.all()
+    );
+}
+
+#[test]
+fn given_user_eligible_for_no_role_when_sudo_then_static_rule_works_without_prompts() {
+    let w = users(Builder::new())
+        .static_rule("bob ALL=(root) /usr/bin/id -u")
+        .build();
+    let r = w.sudo("bob", &[PASSWORD], &["/usr/bin/id", "-u"]);
+    assert!(r.ok(), "{}", r.all());
+    assert!(!r.all().contains("jit:"), "no prompt for bob: {}", r.all());
+}
+
+#[test]
+fn given_require_grant_when_static_rule_but_no_grant_then_sudo_denied() {
+    let w = users(Builder::new())
+        .static_rule("alice ALL=(root) NOPASSWD: /usr/bin/id -u")
+        .pam_args("wait=5", "require_grant exempt=rescue")
+        .build();
+    let r = w.sudo_n("alice", &["/usr/bin/id", "-u"]);
+    assert!(!r.ok(), "zero standing privilege: {}", r.all());
+    assert!(
+        r.stderr.contains("alice has no active grant"),
+        "{}",
+        r.all()
+    );
+    let got = w.jitctl(
+        "alice",
+        &["request", "web-restart", "--for", "5m", "--reason", "T-1"],
+    );
+    assert!(got.ok(), "{}", got.all());
+    assert!(w.sudo_n("alice", &["/usr/bin/id", "-u"]).ok());
+}
+
+#[test]
+fn given_require_grant_and_jitd_down_when_sudo_then_denied_with_message() {
+    let mut w = users(Builder::new())
+        .static_rule("alice ALL=(root) NOPASSWD: /usr/bin/id -u")
+        .pam_args("wait=5", "require_grant exempt=rescue")
+        .build();
+    assert!(
+        w.jitctl("alice", &["request", "web-restart", "--reason", "T-2"])
+            .ok()
+    );
+    assert!(w.sudo_n("alice", &["/usr/bin/true"]).ok());
+    w.stop_jitd(Signal::SIGKILL);
+    let r = w.sudo_n("alice", &["/usr/bin/true"]);
+    assert!(!r.ok(), "fail closed: {}", r.all());
+    assert!(r.stderr.contains("cannot reach jitd"), "{}", r.all());
+}
+
+#[test]
+fn given_require_grant_and_jitd_down_when_exempt_group_member_sudo_then_rescue_path_works() {
+    let w = users(Builder::new())
+        .static_rule("admin ALL=(root) NOPASSWD: /usr/bin/id -u")
+        .pam_args("wait=5", "require_grant exempt=rescue")
+        .without_jitd()
+        .build();
+    let r = w.sudo_n("admin", &["/usr/bin/id", "-u"]);
+    assert!(r.ok(), "{}", r.all());
+}
+
+#[test]
+fn given_unknown_pam_argument_when_sudo_then_configuration_error_denies() {
+    let w = users(Builder::new())
+        .static_rule("alice ALL=(root) NOPASSWD: /usr/bin/id -u")
+        .pam_args("wait=5", "requre_grant")
+        .build();
+    let r = w.sudo_n("alice", &["/usr/bin/id", "-u"]);
+    assert!(!r.ok(), "a misconfigured gate must deny: {}", r.all());
+}
+
+#[test]
+fn given_bad_requests_when_jitctl_then_exit_3_and_nothing_changes() {
+    let w = users(Builder::new()).build();
+    let cases: &[&[&str]] = &[
+        &["request", "no-such-role", "--reason", "x"],
+        &["request", "web-restart", "--for", "2h", "--reason", "x"],
+        &["request", "web-restart", "--reason", ""],
+        &["request", "web-restart", "--reason", "bad\u{1b}[2Jreason"],
+        &["request", "db-admin", "--reason", "no ticket"],
+    ];
+    for args in cases {
+        let r = w.jitctl("alice", args);
+        assert_eq!(r.code, 3, "{args:?}: {}", r.all());
+        assert!(!r.stderr.trim().is_empty(), "a clear error for {args:?}");
+    }
+    let bob = w.jitctl("bob", &["request", "web-restart", "--reason", "x"]);
+    assert_eq!(bob.code, 3, "not a requester: {}", bob.all());
+    let usage = w.jitctl(
+        "alice",
+        &["request", "web-restart", "--for", "soon", "--reason", "x"],
+    );
+    assert_eq!(usage.code, 2, "{}", usage.all());
+    let all = w.jitctl("root", &["--json", "list", "--all"]);
+    assert_eq!(
+        all.json().as_array().unwrap().len(),
+        0,
+        "nothing was stored"
+    );
+    assert!(w.sudoers_files().is_empty());
+}
+
+#[test]
+fn given_approval_twice_when_jitctl_then_second_is_refused() {
+    let w = Builder::new()
+        .user("alice", &[])
+        .user("bob", &[])
+        .user("carol", &[])
+        .policy(
+            r#"
+[[role]]
+name = "two"
+commands = ["/usr/bin/true"]
+requesters = ["alice"]
+approvers = ["bob", "carol"]
+approvals = 2
+max_duration = "1h"
+"#,
+        )
+        .build();
+    let r = w.jitctl("alice", &["--json", "request", "two", "--reason", "x"]);
+    let id = r.json()["id"].as_u64().unwrap().to_string();
+    assert!(w.jitctl("bob", &["approve", &id]).ok());
+    let again = w.jitctl("bob", &["approve", &id]);
+    assert_eq!(again.code, 3, "{}", again.all());
+    assert_eq!(w.request(id.parse().unwrap())["state"], "pending");
+    assert!(w.sudoers_files().is_empty(), "one approver is not two");
+    assert!(w.jitctl("carol", &["approve", &id]).ok());
+    assert_eq!(w.request(id.parse().unwrap())["state"], "active");
+}
+
+#[test]
+fn given_jitctl_request_wait_when_no_decision_comes_then_exit_4_and_cancel_ends_it() {
+    let w = users(Builder::new()).build();
+    let timed_out = w.jitctl(
+        "alice",
+        &[
+            "request",
+            "db-admin",
+            "--reason",
+            "DB-1",
+            "--wait",
+            "--timeout",
+            "1s",
+        ],
+    );
+    assert_eq!(timed_out.code, 4, "{}", timed_out.all());
+    let id = w.jitctl("alice", &["--json", "list", "--pending"]).json()[0]["id"]
+        .as_u64()
+        .unwrap();
+    assert!(w.jitctl("alice", &["cancel", &id.to_string()]).ok());
+    assert_eq!(w.request(id)["state"], "cancelled");
+}
+
+#[test]
+fn given_malformed_policy_when_jitd_starts_then_refuses_with_file_line_column() {
+    let w = users(Builder::new()).without_jitd().build();
+    std::fs::write(
+        &w.policy_path,
+        "[[role]]\nname = \"x\"\ncommands = [\"/bin/sh *\"]\nrequesters = [\"alice\"]\nmax_duration = \"1h\"\n",
+    )
+    .unwrap();
+    let r = run(w.jitd_command(), "", Duration::from_secs(30));
+    assert_eq!(r.code, 1, "{}", r.all());
+    let where_ = format!("{}:3:13:", w.policy_path.display());
+    assert!(r.stderr.contains(&where_), "want {where_} in {}", r.all());
+    assert!(r.stderr.contains("invalid command"), "{}", r.all());
+    assert!(w.sudoers_files().is_empty());
+}
+
+#[test]
+fn example_policies_in_conf_pass_policy_check() {
+    let w = Builder::new()
+        .user("alice", &["jit-users", "jit-approvers"])
+        .policy(POLICY)
+        .without_jitd()
+        .build();
+    let conf = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../conf");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&conf).unwrap() {
+        let p = entry.unwrap().path();
+        if p.extension().is_some_and(|e| e == "toml") {
+            let r = w.jitctl("root", &["policy", "check", p.to_str().unwrap()]);
+            assert!(r.ok(), "{}: {}", p.display(), r.all());
+            checked += 1;
+        }
+    }
+    assert!(checked >= 1, "no example policy found in conf/");
+    let bad = w.path().join("bad.toml");
+    std::fs::write(&bad, "[[role]]\nname = 1\n").unwrap();
+    let r = w.jitctl("root", &["policy", "check", bad.to_str().unwrap()]);
+    assert_eq!(r.code, 3, "{}", r.all());
+    assert!(r.stderr.contains("bad.toml:2:8"), "{}", r.all());
+}
+
+#[test]
+fn given_jitd_runs_then_it_holds_no_capabilities() {
+    let w = users(Builder::new()).build();
+    let pid = w.jitd_pid().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    for set in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+        let line = status.lines().find(|l| l.starts_with(set)).unwrap();
+        assert!(line.ends_with("0000000000000000"), "{line}");
+    }
+    assert!(status.contains("NoNewPrivs:\t1"));
+}

@@ -1,0 +1,54 @@
+//! pam_jit runs inside sudo and sshd: no thread may outlive a hook, and a dead or stopped
+//! jitd must not hang it past `timeout=`. Alone in its binary so the thread count is exact.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use jit_e2e::{Builder, wait_for};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use pam_jit::client::BusClient;
+use pam_jit::logic::Jitd;
+use std::time::{Duration, Instant};
+
+fn threads() -> usize {
+    std::fs::read_dir("/proc/self/task").unwrap().count()
+}
+
+#[test]
+fn given_bus_calls_from_a_hook_then_no_thread_outlives_them_and_timeouts_hold() {
+    let w = Builder::new()
+        .user("alice", &[])
+        .policy(
+            "[[role]]\nname = \"r\"\ncommands = [\"/usr/bin/true\"]\nrequesters = [\"alice\"]\nmax_duration = \"1h\"\n",
+        )
+        .build();
+    let client = BusClient {
+        address: w.bus.clone(),
+        timeout: Duration::from_secs(2),
+    };
+    let before = threads();
+    for _ in 0..20 {
+        let c = client.check("alice", false).unwrap();
+        assert!(!c.active);
+        assert_eq!(client.roles("alice").unwrap().len(), 1);
+    }
+    // Helper threads that finish late would show up here; give them a moment to exit.
+    wait_for("threads to settle", Duration::from_secs(2), || {
+        (threads() == before).then_some(())
+    });
+
+    // A stopped jitd (SIGSTOP): the call is bounded by timeout=, and fails (never succeeds).
+    let pid = Pid::from_raw(i32::try_from(w.jitd_pid().unwrap()).unwrap());
+    kill(pid, Signal::SIGSTOP).unwrap();
+    let t = Instant::now();
+    let r = client.check("alice", false);
+    let took = t.elapsed();
+    kill(pid, Signal::SIGCONT).unwrap();
+    assert!(r.is_err(), "{r:?}");
+    assert!(took < Duration::from_secs(4), "took {took:?}");
+    wait_for(
+        "threads to settle after the timeout",
+        Duration::from_secs(2),
+        || (threads() == before).then_some(()),
+    );
+}
