@@ -29,14 +29,20 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
-echo "install.sh: building (cargo build --release)"
-cargo build --release --workspace --quiet
+# JIT_BIN_DIR: install already-built binaries from there (the tests use this) instead of
+# building a release.
+bindir="${JIT_BIN_DIR:-}"
+if [ -z "$bindir" ]; then
+  echo "install.sh: building (cargo build --release)"
+  cargo build --release --workspace --quiet
+  bindir=target/release
+fi
 
 secdir="$(pkg-config --variable=libdir pam)/security"
 install -d -m 0755 "$secdir" /usr/local/sbin /usr/local/bin /etc/jit /etc/dbus-1/system.d
-install -m 0755 target/release/jitd /usr/local/sbin/jitd
-install -m 0755 target/release/jitctl /usr/local/bin/jitctl
-install -m 0644 target/release/libpam_jit.so "$secdir/pam_jit.so"
+install -m 0755 "$bindir/jitd" /usr/local/sbin/jitd
+install -m 0755 "$bindir/jitctl" /usr/local/bin/jitctl
+install -m 0644 "$bindir/libpam_jit.so" "$secdir/pam_jit.so"
 install -m 0644 conf/dbus/org.jit.Jitd.conf /etc/dbus-1/system.d/org.jit.Jitd.conf
 for g in jit-users jit-approvers; do
   getent group "$g" >/dev/null || groupadd --system "$g"

@@ -203,7 +203,7 @@ impl UserInterface {
     ) -> Result<RequestInfo, JitError> {
         let who = caller(conn, &hdr).await?;
         blocking(&self.svc, move |s| {
-            let row = s.wait_while_pending(id, timeout_secs, |c| {
+            let row = s.wait_while_pending(timeout_secs, |c| {
                 c.show(&who, id)?;
                 c.row(id)
             })?;
@@ -354,7 +354,7 @@ impl PamInterface {
         require_root(conn, &hdr).await?;
         let who = pam_user(&user)?;
         blocking(&self.svc, move |s| {
-            let row = s.wait_while_pending(id, timeout_secs, |c| c.request_of(&who.name, id))?;
+            let row = s.wait_while_pending(timeout_secs, |c| c.request_of(&who.name, id))?;
             s.read(|c| c.info(&row))
         })
         .await

@@ -53,11 +53,10 @@ impl Service {
         out
     }
 
-    /// Waits while request `id` is pending, up to `timeout_secs`; returns it as it stands.
-    /// `check` authorizes the caller against the request before any waiting.
+    /// Waits while the request `check` returns is pending, up to `timeout_secs`; returns it
+    /// as it stands. `check` also authorizes the caller, before any waiting and on each wake.
     pub fn wait_while_pending(
         &self,
-        id: u64,
         timeout_secs: u32,
         check: impl Fn(&Core) -> Result<RequestRow>,
     ) -> Result<RequestRow> {
@@ -67,14 +66,13 @@ impl Service {
                 "too many callers are waiting (at most {MAX_WAITERS}); try again shortly"
             )));
         }
-        let out = self.wait_inner(id, timeout_secs.min(MAX_WAIT_SECS), check);
+        let out = self.wait_inner(timeout_secs.min(MAX_WAIT_SECS), check);
         self.waiters.fetch_sub(1, Ordering::SeqCst);
         out
     }
 
     fn wait_inner(
         &self,
-        _id: u64,
         timeout_secs: u32,
         check: impl Fn(&Core) -> Result<RequestRow>,
     ) -> Result<RequestRow> {
