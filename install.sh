@@ -80,8 +80,8 @@ if [ "$(ps -p 1 -o comm=)" = "systemd" ]; then
 else
   if [ ! -S /run/dbus/system_bus_socket ]; then
     mkdir -p /run/dbus
-    if command -v service >/dev/null && service dbus start >/dev/null 2>&1; then :; else
-      dbus-daemon --system --fork
+    if command -v service >/dev/null && service dbus start </dev/null >/dev/null 2>&1; then :; else
+      dbus-daemon --system --fork </dev/null >/dev/null 2>&1
     fi
   else
     dbus-send --system --type=method_call --dest=org.freedesktop.DBus / org.freedesktop.DBus.ReloadConfig || true

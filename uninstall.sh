@@ -25,8 +25,8 @@ if grep -q pam_jit.so /etc/pam.d/sudo; then
   rm -f /etc/pam.d/sudo.jit-backup
   echo "uninstall.sh: removed pam_jit from /etc/pam.d/sudo"
 fi
-# Ephemeral rules: remove every file jitd owns (jit-<id>-<user>).
-find /etc/sudoers.d -maxdepth 1 -type f -regextype posix-extended -regex '.*/jit-[1-9][0-9]*-[a-z_][a-z0-9_-]*' -delete
+# Ephemeral rules: remove every file jitd owns (the shards jit-s00..jit-s0f).
+find /etc/sudoers.d -maxdepth 1 -type f -regextype posix-extended -regex '.*/jit-s[0-9a-f]{2}' -delete
 secdir="$(pkg-config --variable=libdir pam 2>/dev/null || echo /usr/lib/x86_64-linux-gnu)/security"
 rm -f /usr/local/sbin/jitd /usr/local/bin/jitctl "$secdir/pam_jit.so" /etc/dbus-1/system.d/org.jit.Jitd.conf
 if [ "$purge" = yes ]; then

@@ -306,6 +306,22 @@ pub trait Pam1 {
     fn wait(&self, user: &str, id: u64, timeout_secs: u32) -> Result<RequestInfo, JitError>;
 }
 
+/// A PAM-interface proxy that caches no properties (so building it costs no bus round trip).
+pub async fn pam1(conn: &zbus::Connection) -> zbus::Result<Pam1Proxy<'static>> {
+    Pam1Proxy::builder(conn)
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await
+}
+
+/// A user-interface proxy that caches no properties.
+pub async fn user1(conn: &zbus::Connection) -> zbus::Result<User1Proxy<'static>> {
+    User1Proxy::builder(conn)
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await
+}
+
 /// Parses "15m", "1h30m", "90s", "2h 5m". Zero is refused.
 pub fn parse_duration(text: &str) -> Result<u64, String> {
     let t = text.trim();

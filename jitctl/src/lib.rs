@@ -216,7 +216,7 @@ pub fn run(cli: Cli) -> Out {
                     format!("cannot connect to the bus at {address}: {e}"),
                 )
             })?;
-        let proxy = User1Proxy::new(&conn)
+        let proxy = jit_proto::user1(&conn)
             .await
             .map_err(|e| Failure::from(JitError::from(e)))?;
         dispatch(&proxy, cli.command, json).await

@@ -10,28 +10,62 @@ use crate::store::Actor;
 use jit_proto::{
     AuditRecord, AuditVerify, GrantCheck, JitError, RequestInfo, RoleInfo, StatusInfo,
 };
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use zbus::message::Header;
 use zbus::{Connection, interface};
 
-/// Asks the bus daemon for the uid of the message's sender. Any failure denies.
-async fn caller_uid(conn: &Connection, hdr: &Header<'_>) -> Result<u32, JitError> {
-    let Some(sender) = hdr.sender() else {
-        return Err(JitError::NotAuthorized("message has no sender".into()));
-    };
-    let dbus = zbus::fdo::DBusProxy::new(conn).await.map_err(|e| {
-        JitError::NotAuthorized(format!("cannot establish the caller's identity: {e}"))
-    })?;
-    dbus.get_connection_unix_user(sender.clone().into())
-        .await
-        .map_err(|e| {
-            JitError::NotAuthorized(format!("cannot establish the caller's identity: {e}"))
-        })
+/// Callers' uids by unique bus name. A unique name is never reused on a bus, so an entry
+/// can only ever describe the connection the bus daemon vouched for.
+#[derive(Default)]
+pub struct Identities {
+    uids: Mutex<HashMap<String, u32>>,
+}
+
+/// Entries kept before the cache starts over (names of closed connections linger).
+const MAX_CACHED_IDENTITIES: usize = 4096;
+
+fn unknown_caller(e: impl std::fmt::Display) -> JitError {
+    JitError::NotAuthorized(format!("cannot establish the caller's identity: {e}"))
+}
+
+impl Identities {
+    /// Asks the bus daemon for the uid of the message's sender (once per connection).
+    /// Any failure denies.
+    async fn uid(&self, conn: &Connection, hdr: &Header<'_>) -> Result<u32, JitError> {
+        let Some(sender) = hdr.sender() else {
+            return Err(JitError::NotAuthorized("message has no sender".into()));
+        };
+        let cached = self
+            .uids
+            .lock()
+            .ok()
+            .and_then(|m| m.get(sender.as_str()).copied());
+        if let Some(uid) = cached {
+            return Ok(uid);
+        }
+        let dbus = zbus::fdo::DBusProxy::builder(conn)
+            .cache_properties(zbus::proxy::CacheProperties::No)
+            .build()
+            .await
+            .map_err(unknown_caller)?;
+        let uid = dbus
+            .get_connection_unix_user(sender.clone().into())
+            .await
+            .map_err(unknown_caller)?;
+        if let Ok(mut m) = self.uids.lock() {
+            if m.len() >= MAX_CACHED_IDENTITIES {
+                m.clear();
+            }
+            m.insert(sender.to_string(), uid);
+        }
+        Ok(uid)
+    }
 }
 
 /// The calling user: uid from the bus, name from NSS.
-async fn caller(conn: &Connection, hdr: &Header<'_>) -> Result<Actor, JitError> {
-    let uid = caller_uid(conn, hdr).await?;
+async fn caller(ids: &Identities, conn: &Connection, hdr: &Header<'_>) -> Result<Actor, JitError> {
+    let uid = ids.uid(conn, hdr).await?;
     let name = Nss
         .name_of(uid)
         .map_err(JitError::Internal)?
@@ -52,6 +86,7 @@ async fn blocking<T: Send + 'static>(
 /// `org.jit.Jitd.User1`: open to every local user; authorization per method in the core.
 pub struct UserInterface {
     pub svc: Arc<Service>,
+    pub ids: Arc<Identities>,
 }
 
 #[interface(name = "org.jit.Jitd.User1")]
@@ -61,7 +96,7 @@ impl UserInterface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<Vec<RoleInfo>, JitError> {
-        let who = caller(conn, &hdr).await?;
+        let who = caller(&self.ids, conn, &hdr).await?;
         blocking(&self.svc, move |s| s.read(|c| c.roles_for(&who.name))).await
     }
 
@@ -73,7 +108,7 @@ impl UserInterface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<RequestInfo, JitError> {
-        let who = caller(conn, &hdr).await?;
+        let who = caller(&self.ids, conn, &hdr).await?;
         let origin = Origin {
             service: "jitctl".into(),
             ..Origin::default()
@@ -94,7 +129,7 @@ impl UserInterface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<Vec<RequestInfo>, JitError> {
-        let who = caller(conn, &hdr).await?;
+        let who = caller(&self.ids, conn, &hdr).await?;
         blocking(&self.svc, move |s| {
             s.read(|c| c.list(&who, pending_only, all))
         })
@@ -107,7 +142,7 @@ impl UserInterface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<RequestInfo, JitError> {
-        let who = caller(conn, &hdr).await?;
+        let who = caller(&self.ids, conn, &hdr).await?;
         blocking(&self.svc, move |s| s.read(|c| c.show(&who, id))).await
     }
 
@@ -118,7 +153,7 @@ impl UserInterface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<RequestInfo, JitError> {
-        let who = caller(conn, &hdr).await?;
+        let who = caller(&self.ids, conn, &hdr).await?;
         blocking(&self.svc, move |s| {
             s.write(|c| {
                 let r = c.approve(&who, id, &comment)?;
@@ -135,7 +170,7 @@ impl UserInterface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<RequestInfo, JitError> {
-        let who = caller(conn, &hdr).await?;
+        let who = caller(&self.ids, conn, &hdr).await?;
         blocking(&self.svc, move |s| {
             s.write(|c| {
                 let r = c.deny(&who, id, &reason)?;
@@ -152,7 +187,7 @@ impl UserInterface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<RequestInfo, JitError> {
-        let who = caller(conn, &hdr).await?;
+        let who = caller(&self.ids, conn, &hdr).await?;
         blocking(&self.svc, move |s| {
             s.write(|c| {
                 let r = c.revoke(&who, id, &reason)?;
@@ -168,7 +203,7 @@ impl UserInterface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<RequestInfo, JitError> {
-        let who = caller(conn, &hdr).await?;
+        let who = caller(&self.ids, conn, &hdr).await?;
         blocking(&self.svc, move |s| {
             s.write(|c| {
                 let r = c.release(&who, id)?;
@@ -184,7 +219,7 @@ impl UserInterface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<RequestInfo, JitError> {
-        let who = caller(conn, &hdr).await?;
+        let who = caller(&self.ids, conn, &hdr).await?;
         blocking(&self.svc, move |s| {
             s.write(|c| {
                 let r = c.cancel(&who, id)?;
@@ -201,7 +236,7 @@ impl UserInterface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<RequestInfo, JitError> {
-        let who = caller(conn, &hdr).await?;
+        let who = caller(&self.ids, conn, &hdr).await?;
         blocking(&self.svc, move |s| {
             let row = s.wait_while_pending(timeout_secs, |c| {
                 c.show(&who, id)?;
@@ -217,7 +252,7 @@ impl UserInterface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<Vec<RequestInfo>, JitError> {
-        let who = caller(conn, &hdr).await?;
+        let who = caller(&self.ids, conn, &hdr).await?;
         blocking(&self.svc, move |s| s.read(|c| c.grants(&who))).await
     }
 
@@ -226,7 +261,7 @@ impl UserInterface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<StatusInfo, JitError> {
-        caller(conn, &hdr).await?;
+        caller(&self.ids, conn, &hdr).await?;
         blocking(&self.svc, |s| s.read(|c| c.status())).await
     }
 
@@ -237,7 +272,7 @@ impl UserInterface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<Vec<AuditRecord>, JitError> {
-        let who = caller(conn, &hdr).await?;
+        let who = caller(&self.ids, conn, &hdr).await?;
         blocking(&self.svc, move |s| s.read(|c| c.audit(&who, since, &user))).await
     }
 
@@ -246,7 +281,7 @@ impl UserInterface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<AuditVerify, JitError> {
-        let who = caller(conn, &hdr).await?;
+        let who = caller(&self.ids, conn, &hdr).await?;
         blocking(&self.svc, move |s| s.read(|c| c.audit_verify(&who))).await
     }
 }
@@ -255,10 +290,15 @@ impl UserInterface {
 /// send here; this re-checks it, so a policy mistake alone opens nothing.
 pub struct PamInterface {
     pub svc: Arc<Service>,
+    pub ids: Arc<Identities>,
 }
 
-async fn require_root(conn: &Connection, hdr: &Header<'_>) -> Result<(), JitError> {
-    match caller_uid(conn, hdr).await? {
+async fn require_root(
+    ids: &Identities,
+    conn: &Connection,
+    hdr: &Header<'_>,
+) -> Result<(), JitError> {
+    match ids.uid(conn, hdr).await? {
         0 => Ok(()),
         uid => {
             tracing::warn!("uid {uid} called the PAM interface; refused");
@@ -298,7 +338,7 @@ impl PamInterface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<GrantCheck, JitError> {
-        require_root(conn, &hdr).await?;
+        require_root(&self.ids, conn, &hdr).await?;
         names::validate_user_name(&user).map_err(JitError::InvalidArgument)?;
         self.svc.read(|c| c.check(&user, ssh)).map_err(Into::into)
     }
@@ -309,7 +349,7 @@ impl PamInterface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<Vec<RoleInfo>, JitError> {
-        require_root(conn, &hdr).await?;
+        require_root(&self.ids, conn, &hdr).await?;
         let who = pam_user(&user)?;
         blocking(&self.svc, move |s| s.read(|c| c.roles_for(&who.name))).await
     }
@@ -327,7 +367,7 @@ impl PamInterface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<RequestInfo, JitError> {
-        require_root(conn, &hdr).await?;
+        require_root(&self.ids, conn, &hdr).await?;
         let who = pam_user(&user)?;
         let origin = Origin {
             service: origin_field("service", &service)?,
@@ -351,7 +391,7 @@ impl PamInterface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<RequestInfo, JitError> {
-        require_root(conn, &hdr).await?;
+        require_root(&self.ids, conn, &hdr).await?;
         let who = pam_user(&user)?;
         blocking(&self.svc, move |s| {
             let row = s.wait_while_pending(timeout_secs, |c| c.request_of(&who.name, id))?;

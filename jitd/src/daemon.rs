@@ -1,7 +1,7 @@
 //! jitd's start-up: arguments, policy, privileges, state, reconciliation, then the bus.
 
 use crate::audit::Mirror;
-use crate::bus::{PamInterface, UserInterface};
+use crate::bus::{Identities, PamInterface, UserInterface};
 use crate::directory::Nss;
 use crate::grants::{Core, SystemClock};
 use crate::policy::Policy;
@@ -75,11 +75,13 @@ fn run(args: Args) -> Result<(), String> {
         Arc::new(SystemClock),
         Some(mirror),
     );
+    let started = std::time::Instant::now();
     let rep = core
         .reconcile()
         .map_err(|e| format!("reconciliation failed: {e}"))?;
     tracing::info!(
-        "reconciled sudoers directory: {} expired, {} removed, {} restored, {} revoked",
+        "reconciled in {:.1}ms: {} expired, {} removed, {} restored, {} revoked",
+        started.elapsed().as_secs_f64() * 1000.0,
         rep.expired,
         rep.removed,
         rep.restored,
@@ -95,13 +97,20 @@ fn run(args: Args) -> Result<(), String> {
 }
 
 async fn serve(svc: Arc<Service>, bus: Option<String>) -> Result<(), String> {
+    let ids = Arc::new(Identities::default());
     let builder = match &bus {
         Some(addr) => zbus::connection::Builder::address(addr.as_str()),
         None => zbus::connection::Builder::system(),
     };
-    let _conn = builder
-        .serve_at(jit_proto::OBJECT_PATH, UserInterface { svc: svc.clone() })
-        .serve_at(jit_proto::OBJECT_PATH, PamInterface { svc })
+    let conn = builder
+        .serve_at(
+            jit_proto::OBJECT_PATH,
+            UserInterface {
+                svc: svc.clone(),
+                ids: ids.clone(),
+            },
+        )
+        .serve_at(jit_proto::OBJECT_PATH, PamInterface { svc, ids })
         .name(jit_proto::BUS_NAME)
         .build()
         .await
@@ -111,6 +120,8 @@ async fn serve(svc: Arc<Service>, bus: Option<String>) -> Result<(), String> {
         jit_proto::BUS_NAME,
         bus.as_deref().unwrap_or("the system bus")
     );
-    std::future::pending::<()>().await;
-    Ok(())
+    // The bus went away (dbus-daemon restarted or stopped): exit so the service manager
+    // restarts jitd, which reconciles again before it takes its name on the new bus.
+    conn.closed().await;
+    Err("lost the connection to the bus".into())
 }

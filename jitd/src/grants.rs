@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::names;
 use crate::policy::{Policy, Role};
 use crate::store::{self, Actor, Event, NewRequest, RequestRow, Store, Transition};
-use crate::sudoers::Rule;
+use crate::sudoers::{Rule, shard_of};
 use jit_proto::{
     AuditRecord, AuditVerify, GrantCheck, RequestInfo, RoleInfo, State, StatusInfo,
     format_duration, format_rfc3339,
@@ -44,14 +44,15 @@ impl Clock for SystemClock {
     }
 }
 
-/// Where sudoers rules go. [`crate::sudoers::SudoersDir`] in jitd; a fake in unit tests.
+/// Where sudoers rules go: [`crate::sudoers::SudoersDir`] in jitd; a fake in unit tests.
+/// Rules live in shards ([`crate::sudoers::shard_of`]); a shard is always written whole.
 pub trait Rules: Send {
-    fn install(&self, rule: &Rule) -> std::result::Result<(), String>;
-    /// Removes the grant's rule and invalidates the user's cached sudo credentials.
-    fn uninstall(&self, grant_id: u64, user: &str) -> std::result::Result<(), String>;
-    /// Whether the rule is in place exactly as rendered.
-    fn is_installed(&self, rule: &Rule) -> bool;
-    /// Files owned by jitd: (grant id, file name), plus stale temp files.
+    /// Makes the shard hold exactly `rules` (none: no file).
+    fn write_shard(&self, shard: u32, rules: &[Rule]) -> std::result::Result<(), String>;
+    /// Whether the shard is exactly as `rules` would render.
+    fn shard_matches(&self, shard: u32, rules: &[Rule]) -> bool;
+    /// Invalidates the user's cached sudo credentials (`sudo -K` for them).
+    fn clear_timestamps(&self, user: &str) -> std::result::Result<(), String>;
     fn owned(&self) -> std::result::Result<crate::sudoers::Owned, String>;
     fn remove_owned(&self, name: &str) -> std::result::Result<(), String>;
     fn location(&self) -> String;
@@ -338,47 +339,89 @@ impl Core {
         self.get(id)
     }
 
+    /// The active grants' rules of one shard, as the database says.
+    fn shard_rules(&self, shard: u32) -> Result<Vec<Rule>> {
+        Ok(self
+            .store
+            .by_state(&[State::Active])?
+            .iter()
+            .filter(|r| shard_of(r.id) == shard)
+            .map(rule_of)
+            .collect())
+    }
+
+    /// Rewrites a shard from the database.
+    fn sync_shard(&mut self, shard: u32) -> std::result::Result<(), String> {
+        let rules = self.shard_rules(shard).map_err(|e| e.to_string())?;
+        self.rules.write_shard(shard, &rules)
+    }
+
+    /// Revokes grants as jitd, in one transaction, with the reason given.
+    fn revoke_as_jitd(&mut self, ids: &[u64], why: &str) -> Result<()> {
+        let now = self.now();
+        let jitd = Actor::jitd();
+        self.commit(|tx, recs| {
+            for &id in ids {
+                store::transition(
+                    tx,
+                    &Transition {
+                        id,
+                        from: State::Active,
+                        to: State::Revoked,
+                        now,
+                        not_after: None,
+                        decided_by: "jitd",
+                        decision_reason: why,
+                    },
+                )?;
+                recs.push(store::append_audit(
+                    tx,
+                    &Event {
+                        at: now,
+                        actor: &jitd,
+                        action: "revoke",
+                        request_id: id,
+                        detail: why.to_string(),
+                    },
+                )?);
+            }
+            Ok(())
+        })
+    }
+
     /// Puts an active grant's rule in place; if that fails, the grant is revoked (fail
     /// closed) and the error returned.
     fn install_or_revoke(&mut self, row: &RequestRow) -> Result<()> {
-        match self.rules.install(&rule_of(row)) {
+        let shard = shard_of(row.id);
+        match self.sync_shard(shard) {
             Ok(()) => Ok(()),
             Err(e) => {
                 let msg = format!(
                     "could not install the sudoers rule for grant {}: {e}",
                     row.id
                 );
-                let now = self.now();
-                let jitd = Actor::jitd();
-                let id = row.id;
-                let revoke_msg = msg.clone();
-                let _ = self.commit(|tx, recs| {
-                    store::transition(
-                        tx,
-                        &Transition {
-                            id,
-                            from: State::Active,
-                            to: State::Revoked,
-                            now,
-                            not_after: None,
-                            decided_by: "jitd",
-                            decision_reason: &revoke_msg,
-                        },
-                    )?;
-                    recs.push(store::append_audit(
-                        tx,
-                        &Event {
-                            at: now,
-                            actor: &jitd,
-                            action: "revoke",
-                            request_id: id,
-                            detail: revoke_msg.clone(),
-                        },
-                    )?);
-                    Ok(())
-                });
-                let _ = self.rules.uninstall(row.id, &row.user);
+                let _ = self.revoke_as_jitd(&[row.id], &msg);
+                let _ = self.sync_shard(shard);
                 Err(self.fail(msg))
+            }
+        }
+    }
+
+    /// After grants ended: rewrite their shards (once each) and clear their users' sudo
+    /// time stamps. The state already says ended; if a rewrite fails, NOTAFTER and the next
+    /// reconciliation still hold, and the error shows in `jitctl status`.
+    fn remove_rules_of(&mut self, ended: &[RequestRow]) {
+        let mut shards: Vec<u32> = ended.iter().map(|r| shard_of(r.id)).collect();
+        shards.sort_unstable();
+        shards.dedup();
+        for shard in shards {
+            if let Err(e) = self.sync_shard(shard) {
+                let _ = self.fail(format!("removing rules from shard {shard}: {e}"));
+            }
+        }
+        for r in ended {
+            if let Err(e) = self.rules.clear_timestamps(&r.user) {
+                let _ = self.fail(e);
             }
         }
     }
@@ -517,11 +560,8 @@ impl Core {
             )?);
             Ok(())
         })?;
-        if from == State::Active
-            && let Err(e) = self.rules.uninstall(id, &row.user)
-        {
-            // The state says ended; NOTAFTER and the next reconciliation still hold.
-            let _ = self.fail(format!("removing the rule of grant {id}: {e}"));
+        if from == State::Active {
+            self.remove_rules_of(std::slice::from_ref(row));
         }
         self.get(id)
     }
@@ -700,13 +740,14 @@ impl Core {
         Ok(row)
     }
 
-    /// Ends every grant and pending request whose time is up. Returns the next deadline
-    /// (unix seconds) if any request is still open.
+    /// Ends every grant and pending request whose time is up, in one transaction, then
+    /// rewrites each affected shard once. Returns the next deadline (unix seconds) if any
+    /// request is still open.
     pub fn expire_due(&mut self) -> Result<Option<i64>> {
         let now = self.now();
         let open = self.store.by_state(&[State::Pending, State::Active])?;
-        let jitd = Actor::jitd();
         let mut next: Option<i64> = None;
+        let mut due = Vec::new();
         for r in open {
             let deadline = match r.state {
                 State::Active => r.not_after,
@@ -714,51 +755,92 @@ impl Core {
                 _ => continue,
             };
             if deadline <= now {
-                let why = match r.state {
-                    State::Active => "grant reached not_after",
-                    _ => "no decision before the pending timeout",
-                };
-                match self.end(&jitd, &r, State::Expired, "expire", why) {
-                    Ok(_) | Err(Error::WrongState(_)) => {}
-                    Err(e) => return Err(e),
-                }
+                due.push(r);
             } else {
                 next = Some(next.map_or(deadline, |n| n.min(deadline)));
             }
         }
+        if due.is_empty() {
+            return Ok(next);
+        }
+        let jitd = Actor::jitd();
+        self.commit(|tx, recs| {
+            for r in &due {
+                let why = match r.state {
+                    State::Active => "grant reached not_after",
+                    _ => "no decision before the pending timeout",
+                };
+                store::transition(
+                    tx,
+                    &Transition {
+                        id: r.id,
+                        from: r.state,
+                        to: State::Expired,
+                        now,
+                        not_after: None,
+                        decided_by: "jitd",
+                        decision_reason: why,
+                    },
+                )?;
+                recs.push(store::append_audit(
+                    tx,
+                    &Event {
+                        at: now,
+                        actor: &jitd,
+                        action: "expire",
+                        request_id: r.id,
+                        detail: format!("role={} from={} reason={why}", r.role, r.state),
+                    },
+                )?);
+            }
+            Ok(())
+        })?;
+        let ended: Vec<RequestRow> = due
+            .into_iter()
+            .filter(|r| r.state == State::Active)
+            .collect();
+        self.remove_rules_of(&ended);
         Ok(next)
     }
 
     /// Brings the sudoers directory in line with the database: expired grants end, files
-    /// jitd owns but the database does not list as active go, missing or altered active
-    /// rules are written again. Runs before jitd takes its bus name.
+    /// under jitd's prefix that are not shards go, and every shard that differs from what
+    /// the database says is written again (or removed). A shard that cannot be written has
+    /// its grants revoked. Runs before jitd takes its bus name.
     pub fn reconcile(&mut self) -> Result<Reconciled> {
         let mut rep = Reconciled::default();
         let before = self.store.by_state(&[State::Active, State::Pending])?.len();
         self.expire_due()?;
         let after = self.store.by_state(&[State::Active, State::Pending])?.len();
         rep.expired = before.saturating_sub(after);
-        let active = self.store.by_state(&[State::Active])?;
-        let crate::sudoers::Owned { files, temps } =
-            self.rules.owned().map_err(|e| self.fail(e))?;
-        for (id, name) in files {
-            let keep = active.iter().any(|r| {
-                r.id == id && crate::sudoers::file_name(r.id, &r.user).as_deref() == Ok(&name)
-            });
-            if !keep {
-                self.rules.remove_owned(&name).map_err(|e| self.fail(e))?;
-                rep.removed += 1;
+        let crate::sudoers::Owned {
+            shards,
+            foreign,
+            temps,
+        } = self.rules.owned().map_err(|e| self.fail(e))?;
+        for name in foreign.iter().chain(&temps) {
+            self.rules.remove_owned(name).map_err(|e| self.fail(e))?;
+        }
+        rep.removed += foreign.len();
+        for shard in 0..crate::sudoers::SHARDS {
+            let rules = self.shard_rules(shard)?;
+            if self.rules.shard_matches(shard, &rules) {
+                continue;
             }
-        }
-        for name in temps {
-            self.rules.remove_owned(&name).map_err(|e| self.fail(e))?;
-        }
-        for r in active {
-            let rule = rule_of(&r);
-            if !self.rules.is_installed(&rule) {
-                match self.install_or_revoke(&r) {
-                    Ok(()) => rep.restored += 1,
-                    Err(_) => rep.revoked += 1,
+            match self.rules.write_shard(shard, &rules) {
+                Ok(()) if rules.is_empty() => {
+                    if shards.contains(&shard) {
+                        rep.removed += 1;
+                    }
+                }
+                Ok(()) => rep.restored += rules.len(),
+                Err(e) => {
+                    let ids: Vec<u64> = rules.iter().map(|r| r.grant_id).collect();
+                    let msg = format!("could not restore sudoers shard {shard}: {e}");
+                    self.revoke_as_jitd(&ids, &msg)?;
+                    let _ = self.rules.write_shard(shard, &[]);
+                    let _ = self.fail(msg);
+                    rep.revoked += ids.len();
                 }
             }
         }

@@ -1,9 +1,14 @@
 //! Ephemeral sudoers rules: rendering from validated data, and atomic, visudo-checked
 //! writes into the sudoers directory.
 //!
-//! One file per grant, named `jit-<id>-<user>` from `[A-Za-z0-9_-]` only. Each write goes to
-//! a dotted temp name in the same directory (sudo ignores names with a dot), is checked with
-//! `visudo -c -q -f`, fsynced, made 0440, renamed into place, and the directory is fsynced.
+//! Grants are spread over [`SHARDS`] files named `jit-s00` .. `jit-s0f` (from
+//! `[A-Za-z0-9_-]` only); grant `id` lives in shard `id % SHARDS`. sudo opens and parses every
+//! file in the directory on every run, so one file per grant made `sudo` 4.25x slower at
+//! 1,000 grants (bench/RESULTS.md); a few shards keep that cost to parsing the rules, and
+//! keep each rewrite small. A shard is always rewritten whole from the database's active
+//! grants: to a dotted temp name in the same directory (sudo ignores names with a dot),
+//! checked with `visudo -c -q -f`, fsynced, made 0440, renamed into place, and the directory
+//! is fsynced. An empty shard is removed.
 
 use crate::names;
 use std::fs::{self, File, OpenOptions};
@@ -14,6 +19,8 @@ use std::process::{Command, Stdio};
 
 /// File-name prefix of every file jitd owns in the sudoers directory.
 pub const FILE_PREFIX: &str = "jit-";
+/// How many files the grants are spread over.
+pub const SHARDS: u32 = 16;
 /// visudo, used to check every file before it is renamed into place.
 pub const VISUDO: &str = "/usr/sbin/visudo";
 
@@ -32,20 +39,27 @@ pub struct Rule {
     pub reauth: bool,
 }
 
-/// `jit-<id>-<user>`: the file name for a grant.
-pub fn file_name(grant_id: u64, user: &str) -> Result<String, String> {
-    names::validate_user_name(user)?;
-    Ok(format!("{FILE_PREFIX}{grant_id}-{user}"))
+/// The shard a grant's rule lives in.
+pub fn shard_of(grant_id: u64) -> u32 {
+    u32::try_from(grant_id % u64::from(SHARDS)).unwrap_or(0)
 }
 
-/// The grant id encoded in a file name jitd owns, or None for anything else.
-pub fn grant_id_of(file_name: &str) -> Option<u64> {
-    let rest = file_name.strip_prefix(FILE_PREFIX)?;
-    let (id, user) = rest.split_once('-')?;
-    if names::validate_user_name(user).is_err() || id.starts_with('0') {
+/// `jit-s07`: the file name of a shard.
+pub fn shard_file(shard: u32) -> String {
+    format!("{FILE_PREFIX}s{shard:02x}")
+}
+
+/// The shard a file name denotes, or None for anything else.
+pub fn shard_of_file(name: &str) -> Option<u32> {
+    let hex = name.strip_prefix(FILE_PREFIX)?.strip_prefix('s')?;
+    if hex.len() != 2
+        || !hex
+            .chars()
+            .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+    {
         return None;
     }
-    id.parse().ok()
+    u32::from_str_radix(hex, 16).ok().filter(|n| *n < SHARDS)
 }
 
 /// `YYYYMMDDHHMMSSZ` in UTC, as sudoers' `NOTAFTER` wants it.
@@ -87,13 +101,33 @@ pub fn render(rule: &Rule) -> Result<String, String> {
     ))
 }
 
-/// What jitd owns in the sudoers directory.
+/// What is in the sudoers directory under jitd's prefix.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Owned {
-    /// (grant id, file name) of every `jit-<id>-<user>` file.
-    pub files: Vec<(u64, String)>,
+    /// Shard files present.
+    pub shards: Vec<u32>,
+    /// Other `jit-*` names (an older layout, or planted): never valid, always removed.
+    pub foreign: Vec<String>,
     /// Dotted temp files a crash left behind.
     pub temps: Vec<String>,
+}
+
+/// Renders a shard: every rule must be valid and belong to the shard, or nothing is.
+pub fn render_shard(shard: u32, rules: &[Rule]) -> Result<String, String> {
+    let mut out = format!(
+        "# {} - managed by jitd: ephemeral JIT grants, rewritten on every change. Do not edit.\n",
+        shard_file(shard)
+    );
+    for r in rules {
+        if shard_of(r.grant_id) != shard {
+            return Err(format!(
+                "grant {} does not belong to shard {shard}",
+                r.grant_id
+            ));
+        }
+        out.push_str(&render(r)?);
+    }
+    Ok(out)
 }
 
 /// The sudoers directory jitd writes into.
@@ -131,10 +165,14 @@ impl SudoersDir {
         &self.dir
     }
 
-    /// Writes the rule atomically. On any error nothing new is left in the directory.
-    pub fn write(&self, rule: &Rule) -> Result<(), String> {
-        let content = render(rule)?;
-        let name = file_name(rule.grant_id, &rule.user)?;
+    /// Rewrites a shard atomically with exactly `rules` (removes it when there are none).
+    /// On any error nothing new is left in the directory and the old file stays as it was.
+    pub fn write_shard(&self, shard: u32, rules: &[Rule]) -> Result<(), String> {
+        let name = shard_file(shard);
+        if rules.is_empty() {
+            return self.remove_name(&name);
+        }
+        let content = render_shard(shard, rules)?;
         let tmp = self.dir.join(format!(".{name}.tmp"));
         let dest = self.dir.join(&name);
         // A stale temp from a crash: unlink never follows a symlink.
@@ -199,12 +237,6 @@ impl SudoersDir {
             .map_err(|e| format!("fsync {}: {e}", self.dir.display()))
     }
 
-    /// Removes the grant's file. Removing a file that is not there is not an error.
-    pub fn remove(&self, grant_id: u64, user: &str) -> Result<(), String> {
-        let name = file_name(grant_id, user)?;
-        self.remove_name(&name)
-    }
-
     fn remove_name(&self, name: &str) -> Result<(), String> {
         match fs::remove_file(self.dir.join(name)) {
             Ok(()) => self.sync_dir(),
@@ -213,46 +245,48 @@ impl SudoersDir {
         }
     }
 
-    /// Every file in the directory that jitd owns (by name), with its grant id, plus the
-    /// names of stale dotted temp files jitd left behind.
+    /// Everything under jitd's prefix in the directory.
     pub fn owned(&self) -> Result<Owned, String> {
-        let mut owned = Vec::new();
-        let mut temps = Vec::new();
+        let mut owned = Owned::default();
         let rd =
             fs::read_dir(&self.dir).map_err(|e| format!("listing {}: {e}", self.dir.display()))?;
         for entry in rd {
             let entry = entry.map_err(|e| format!("listing {}: {e}", self.dir.display()))?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if let Some(id) = grant_id_of(&name) {
-                owned.push((id, name));
+            if let Some(shard) = shard_of_file(&name) {
+                owned.shards.push(shard);
+            } else if name.starts_with(FILE_PREFIX) {
+                owned.foreign.push(name);
             } else if name.starts_with(&format!(".{FILE_PREFIX}")) && name.ends_with(".tmp") {
-                temps.push(name);
+                owned.temps.push(name);
             }
         }
-        owned.sort();
-        Ok(Owned {
-            files: owned,
-            temps,
-        })
+        owned.shards.sort_unstable();
+        Ok(owned)
     }
 
-    /// Removes a file by the name [`SudoersDir::owned`] returned.
+    /// Removes a file by a name [`SudoersDir::owned`] returned (never anything else).
     pub fn remove_owned(&self, name: &str) -> Result<(), String> {
-        if grant_id_of(name).is_none()
-            && !(name.starts_with(&format!(".{FILE_PREFIX}")) && name.ends_with(".tmp"))
-        {
+        let ours = name.starts_with(FILE_PREFIX)
+            || (name.starts_with(&format!(".{FILE_PREFIX}")) && name.ends_with(".tmp"));
+        if !ours || name.contains('/') {
             return Err(format!("{name} is not a jitd file"));
         }
         self.remove_name(name)
     }
 
-    /// Whether the grant's file is present with exactly the expected content.
-    pub fn matches(&self, rule: &Rule) -> bool {
-        let (Ok(name), Ok(want)) = (file_name(rule.grant_id, &rule.user), render(rule)) else {
+    /// Whether the shard is exactly as it would be rendered from `rules` (absent if none),
+    /// as a root-owned 0440 regular file.
+    pub fn shard_matches(&self, shard: u32, rules: &[Rule]) -> bool {
+        let path = self.dir.join(shard_file(shard));
+        let meta = fs::symlink_metadata(&path);
+        if rules.is_empty() {
+            return meta.is_err();
+        }
+        let Ok(want) = render_shard(shard, rules) else {
             return false;
         };
-        let path = self.dir.join(name);
-        match fs::symlink_metadata(&path) {
+        match meta {
             Ok(m) if m.file_type().is_file() && m.mode() & 0o7777 == 0o440 && m.uid() == 0 => {
                 fs::read_to_string(&path).is_ok_and(|have| have == want)
             }
@@ -275,16 +309,14 @@ pub fn clear_timestamps(user: &str) -> Result<(), String> {
 }
 
 impl crate::grants::Rules for SudoersDir {
-    fn install(&self, rule: &Rule) -> Result<(), String> {
-        self.write(rule)
+    fn write_shard(&self, shard: u32, rules: &[Rule]) -> Result<(), String> {
+        SudoersDir::write_shard(self, shard, rules)
     }
-    fn uninstall(&self, grant_id: u64, user: &str) -> Result<(), String> {
-        let removed = self.remove(grant_id, user);
-        let cleared = clear_timestamps(user);
-        removed.and(cleared)
+    fn shard_matches(&self, shard: u32, rules: &[Rule]) -> bool {
+        SudoersDir::shard_matches(self, shard, rules)
     }
-    fn is_installed(&self, rule: &Rule) -> bool {
-        self.matches(rule)
+    fn clear_timestamps(&self, user: &str) -> Result<(), String> {
+        clear_timestamps(user)
     }
     fn owned(&self) -> Result<Owned, String> {
         SudoersDir::owned(self)
@@ -371,22 +403,33 @@ mod tests {
     }
 
     #[test]
-    fn file_names_round_trip_and_foreign_names_are_not_ours() {
-        assert_eq!(file_name(17, "alice").unwrap(), "jit-17-alice");
-        assert_eq!(grant_id_of("jit-17-alice"), Some(17));
-        assert_eq!(grant_id_of("jit-17-bob-ops"), Some(17));
+    fn shard_names_round_trip_and_foreign_names_are_not_shards() {
+        assert_eq!(shard_of(17), 1);
+        assert_eq!(shard_file(1), "jit-s01");
+        assert_eq!(shard_file(15), "jit-s0f");
+        for s in 0..SHARDS {
+            assert_eq!(shard_of_file(&shard_file(s)), Some(s));
+        }
         for foreign in [
             "README",
             "jit-",
-            "jit-x-alice",
-            "jit-017-alice",
-            "jit-17-",
-            ".jit-1-a.tmp",
-            "jit-1-A",
+            "jit-s",
+            "jit-s1",
+            "jit-s10",
+            "jit-sff",
+            "jit-s0F",
+            "jit-17-alice",
+            ".jit-s01.tmp",
         ] {
-            assert_eq!(grant_id_of(foreign), None, "{foreign}");
+            assert_eq!(shard_of_file(foreign), None, "{foreign}");
         }
-        assert!(file_name(1, "../etc").is_err());
+    }
+
+    #[test]
+    fn given_rules_of_another_shard_when_rendering_a_shard_then_refused() {
+        let r = rule();
+        assert!(render_shard(shard_of(r.grant_id), std::slice::from_ref(&r)).is_ok());
+        assert!(render_shard(shard_of(r.grant_id) + 1, &[r]).is_err());
     }
 
     #[test]

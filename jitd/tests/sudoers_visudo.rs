@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use jitd::sudoers::{Rule, render, sudoers_time};
+use jitd::sudoers::{Rule, SHARDS, render, render_shard, sudoers_time};
 use proptest::prelude::*;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
@@ -78,6 +78,28 @@ fn given_example_rule_when_parsed_by_sudo_then_exactly_one_rule() {
         reauth: false,
     };
     assert_exactly(&rule, &parse_with_sudo(&render(&rule).unwrap()));
+}
+
+#[test]
+fn given_shard_with_many_grants_when_parsed_by_sudo_then_one_rule_per_grant() {
+    let rules: Vec<Rule> = (0..5u64)
+        .map(|i| Rule {
+            grant_id: 3 + i * u64::from(SHARDS),
+            user: format!("user{i}"),
+            role: "r".into(),
+            run_as: "root".into(),
+            commands: vec![format!("/usr/bin/tool{i} --flag")],
+            not_after: 1_795_272_120 + i64::try_from(i).unwrap(),
+            reauth: i % 2 == 0,
+        })
+        .collect();
+    let json = parse_with_sudo(&render_shard(3, &rules).unwrap());
+    let specs = json["User_Specs"].as_array().unwrap();
+    assert_eq!(specs.len(), rules.len());
+    for (spec, rule) in specs.iter().zip(&rules) {
+        let one = serde_json::json!({ "User_Specs": [spec] });
+        assert_exactly(rule, &one);
+    }
 }
 
 /// Strings built from characters that matter to sudoers, plus ordinary ones.

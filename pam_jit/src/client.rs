@@ -41,7 +41,7 @@ impl BusClient {
                     .build()
                     .await
                     .map_err(|e| Error::Unreachable(format!("cannot connect to the bus: {e}")))?;
-                let proxy = Pam1Proxy::new(&conn)
+                let proxy = jit_proto::pam1(&conn)
                     .await
                     .map_err(|e| from_jit(e.into()))?;
                 let out = f(proxy).await.map_err(from_jit);

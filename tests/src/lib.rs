@@ -39,6 +39,11 @@ pub fn bin(name: &str) -> PathBuf {
     p
 }
 
+/// The sudoers file jitd keeps grant `id` in (`jit-s<id % 16, two hex digits>`).
+pub fn shard_file(id: u64) -> String {
+    format!("jit-s{:02x}", id % 16)
+}
+
 /// The password every test user has.
 pub const PASSWORD: &str = "correct horse";
 /// Test users' uids start here.
@@ -451,6 +456,18 @@ impl World {
         }
     }
 
+    /// jitd's exit status if it has exited on its own.
+    pub fn jitd_exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.jitd.as_mut().and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    /// Stops the private bus daemon (as a bus restart or crash would).
+    pub fn stop_bus(&mut self) {
+        let pid = Pid::from_raw(i32::try_from(self.bus_daemon.id()).unwrap());
+        let _ = kill(pid, Signal::SIGKILL);
+        let _ = self.bus_daemon.wait();
+    }
+
     pub fn jitd_pid(&self) -> Option<u32> {
         self.jitd.as_ref().map(Child::id)
     }
@@ -525,11 +542,26 @@ impl World {
     }
 }
 
+/// Where a world bind-mounts its copies, undone when it is dropped.
+const MOUNTED: [&str; 7] = [
+    "/etc/passwd",
+    "/etc/group",
+    "/etc/shadow",
+    "/etc/sudoers",
+    "/etc/sudoers.d",
+    "/etc/pam.d/sudo",
+    "/run/sudo",
+];
+
 impl Drop for World {
     fn drop(&mut self) {
         self.stop_jitd(Signal::SIGTERM);
         let pid = Pid::from_raw(i32::try_from(self.bus_daemon.id()).unwrap_or(0));
         let _ = kill(pid, Signal::SIGTERM);
         let _ = self.bus_daemon.wait();
+        // So a later world on the same thread mounts over the real files, not deleted ones.
+        for m in MOUNTED.iter().rev() {
+            let _ = nix::mount::umount2(*m, nix::mount::MntFlags::MNT_DETACH);
+        }
     }
 }

@@ -304,3 +304,16 @@ fn given_jitd_runs_then_it_holds_no_capabilities() {
     }
     assert!(status.contains("NoNewPrivs:\t1"));
 }
+
+#[test]
+fn given_bus_daemon_dies_when_jitd_runs_then_jitd_exits_for_its_supervisor_to_restart() {
+    let mut w = users(Builder::new()).build();
+    w.stop_bus();
+    let status = jit_e2e::wait_for("jitd to exit", Duration::from_secs(10), || w.jitd_exited());
+    assert!(!status.success(), "{status}");
+    assert!(
+        w.jitd_log().contains("lost the connection to the bus"),
+        "{}",
+        w.jitd_log()
+    );
+}

@@ -1,5 +1,5 @@
 //! The README's first quick-start command, `install.sh`, and `uninstall.sh`, on a host whose
-//! `/etc`, `/usr/local`, PAM security directory, `/run`, `/var/lib` and `/var/log` are
+//! `/etc`, `/usr/local/bin` and `sbin`, the PAM security directory, `/run`, `/var/lib` and `/var/log` are
 //! private copies or empty tmpfs in a mount namespace. Alone in its binary.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -60,11 +60,7 @@ fn given_fresh_host_when_install_then_jitd_runs_with_example_policy_and_uninstal
     let secdir = sh("echo $(pkg-config --variable=libdir pam)/security").stdout;
     let secdir = secdir.trim().to_string();
     // Private copies of everything install.sh writes to.
-    for (src, name) in [
-        ("/etc", "etc"),
-        (secdir.as_str(), "security"),
-        ("/usr/local", "usr-local"),
-    ] {
+    for (src, name) in [("/etc", "etc"), (secdir.as_str(), "security")] {
         let copy = tmp.path().join(name);
         let r = sh(&format!("cp -a {src} {}", copy.display()));
         assert!(r.ok(), "{}", r.all());
@@ -77,6 +73,8 @@ fn given_fresh_host_when_install_then_jitd_runs_with_example_policy_and_uninstal
     std::fs::create_dir("/var/lib/dpkg").unwrap();
     bind(&dpkg, "/var/lib/dpkg");
     tmpfs("/var/log");
+    tmpfs("/usr/local/bin");
+    tmpfs("/usr/local/sbin");
     tmpfs("/run");
 
     let pam_before = std::fs::read_to_string("/etc/pam.d/sudo").unwrap();

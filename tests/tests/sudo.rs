@@ -2,7 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use jit_e2e::{Builder, PASSWORD, World, wait_for};
+use jit_e2e::{Builder, PASSWORD, World, shard_file, wait_for};
 use nix::sys::signal::Signal;
 use std::time::{Duration, Instant};
 
@@ -310,7 +310,7 @@ fn given_jitd_killed_when_restarted_then_active_grants_survive_and_expired_are_r
     assert!(!w.sudo_n("bob", &["/usr/bin/id", "-g"]).ok());
     // A stray file and a missing one, as a crash could leave them.
     let long_id = long.json()["id"].as_u64().unwrap();
-    std::fs::remove_file(format!("/etc/sudoers.d/jit-{long_id}-alice")).unwrap();
+    std::fs::remove_file(format!("/etc/sudoers.d/{}", shard_file(long_id))).unwrap();
     std::fs::write(
         "/etc/sudoers.d/jit-999-mallory",
         "mallory ALL=(ALL) NOPASSWD: ALL\n",
@@ -318,7 +318,7 @@ fn given_jitd_killed_when_restarted_then_active_grants_survive_and_expired_are_r
     .unwrap();
 
     w.start_jitd();
-    assert_eq!(w.sudoers_files(), vec![format!("jit-{long_id}-alice")]);
+    assert_eq!(w.sudoers_files(), vec![shard_file(long_id)]);
     assert!(w.sudo_n("alice", &["/usr/bin/true"]).ok());
     assert!(!w.sudo_n("mallory", &["/usr/bin/true"]).ok());
     assert_eq!(w.request(short_id)["state"], "expired");

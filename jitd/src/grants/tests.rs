@@ -19,56 +19,62 @@ impl FakeClock {
     }
 }
 
-/// Records installed rules in memory; can be told to fail.
+/// Keeps shards in memory; can be told to fail.
 #[derive(Clone, Default)]
 struct FakeRules {
-    files: Arc<Mutex<BTreeMap<String, Rule>>>,
+    shards: Arc<Mutex<BTreeMap<u32, Vec<Rule>>>>,
+    foreign: Arc<Mutex<Vec<String>>>,
     fail: Arc<Mutex<bool>>,
 }
 
 impl FakeRules {
     fn ids(&self) -> Vec<u64> {
-        self.files
+        let mut ids: Vec<u64> = self
+            .shards
             .lock()
             .unwrap()
             .values()
+            .flatten()
             .map(|r| r.grant_id)
-            .collect()
+            .collect();
+        ids.sort_unstable();
+        ids
     }
 }
 
 impl Rules for FakeRules {
-    fn install(&self, rule: &Rule) -> std::result::Result<(), String> {
-        if *self.fail.lock().unwrap() {
+    fn write_shard(&self, shard: u32, rules: &[Rule]) -> std::result::Result<(), String> {
+        if *self.fail.lock().unwrap() && !rules.is_empty() {
             return Err("disk full".into());
         }
-        crate::sudoers::render(rule)?;
-        let name = crate::sudoers::file_name(rule.grant_id, &rule.user)?;
-        self.files.lock().unwrap().insert(name, rule.clone());
+        crate::sudoers::render_shard(shard, rules)?;
+        let mut m = self.shards.lock().unwrap();
+        if rules.is_empty() {
+            m.remove(&shard);
+        } else {
+            m.insert(shard, rules.to_vec());
+        }
         Ok(())
     }
-    fn uninstall(&self, grant_id: u64, user: &str) -> std::result::Result<(), String> {
-        let name = crate::sudoers::file_name(grant_id, user)?;
-        self.files.lock().unwrap().remove(&name);
-        Ok(())
+    fn shard_matches(&self, shard: u32, rules: &[Rule]) -> bool {
+        let m = self.shards.lock().unwrap();
+        match m.get(&shard) {
+            None => rules.is_empty(),
+            Some(have) => have == rules,
+        }
     }
-    fn is_installed(&self, rule: &Rule) -> bool {
-        self.files.lock().unwrap().values().any(|r| r == rule)
+    fn clear_timestamps(&self, _user: &str) -> std::result::Result<(), String> {
+        Ok(())
     }
     fn owned(&self) -> std::result::Result<crate::sudoers::Owned, String> {
         Ok(crate::sudoers::Owned {
-            files: self
-                .files
-                .lock()
-                .unwrap()
-                .iter()
-                .map(|(n, r)| (r.grant_id, n.clone()))
-                .collect(),
+            shards: self.shards.lock().unwrap().keys().copied().collect(),
+            foreign: self.foreign.lock().unwrap().clone(),
             temps: vec![],
         })
     }
     fn remove_owned(&self, name: &str) -> std::result::Result<(), String> {
-        self.files.lock().unwrap().remove(name);
+        self.foreign.lock().unwrap().retain(|n| n != name);
         Ok(())
     }
     fn location(&self) -> String {
@@ -420,26 +426,20 @@ fn given_missing_and_orphan_files_when_reconciled_then_directory_matches_databas
         .request(&actor("bob"), "db-admin", 60, "DB-1", &origin())
         .unwrap();
     w.core.approve(&actor("carol"), gone.id, "").unwrap();
-    // Simulate a crash: alice's file vanished, and an orphan for a revoked id is present.
-    w.rules.files.lock().unwrap().clear();
-    w.rules.files.lock().unwrap().insert(
-        "jit-999-mallory".into(),
-        Rule {
-            grant_id: 999,
-            user: "mallory".into(),
-            role: "web-restart".into(),
-            run_as: "root".into(),
-            commands: vec!["/bin/sh".into()],
-            not_after: i64::MAX / 2,
-            reauth: false,
-        },
-    );
+    // Simulate a crash: alice's rule vanished, and a foreign file is present.
+    w.rules.shards.lock().unwrap().clear();
+    w.rules
+        .foreign
+        .lock()
+        .unwrap()
+        .push("jit-999-mallory".into());
     w.clock.advance(61);
     let rep = w.core.reconcile().unwrap();
     assert_eq!(rep.expired, 1);
     assert_eq!(rep.removed, 1);
     assert_eq!(rep.restored, 1);
     assert_eq!(w.rules.ids(), vec![keep.id]);
+    assert!(w.rules.foreign.lock().unwrap().is_empty());
     assert_eq!(w.core.get(gone.id).unwrap().state, State::Expired);
 }
 

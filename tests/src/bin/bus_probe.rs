@@ -24,9 +24,7 @@ fn main() -> ExitCode {
                 .map(|()| "owned".to_string())
                 .map_err(|e| e.to_string()),
             "pam-check" => {
-                let p = jit_proto::Pam1Proxy::new(&conn)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let p = jit_proto::pam1(&conn).await.map_err(|e| e.to_string())?;
                 p.check(arg, false)
                     .await
                     .map(|c| format!("{c:?}"))

@@ -1,0 +1,463 @@
+//! What JIT access costs a host, measured side by side in one run. Driven by `bench/run`,
+//! which regenerates `bench/RESULTS.md` from this program's output.
+//!
+//! Every measurement runs the real programs (sudo, jitd, jitctl, dbus-daemon) in a private
+//! mount namespace built by the end-to-end test world. Ratios compare against a baseline
+//! taken in the same run, interleaved, because these machines are noisy.
+#![forbid(unsafe_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use jit_e2e::{Builder, World, bin, run};
+use nix::sys::signal::Signal;
+use std::fmt::Write as _;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Median, 10th and 90th percentile, in milliseconds.
+#[derive(Debug, Clone, Copy)]
+struct Stats {
+    median: f64,
+    p10: f64,
+    p90: f64,
+    max: f64,
+    n: usize,
+}
+
+fn stats(mut v: Vec<f64>) -> Stats {
+    assert!(!v.is_empty());
+    v.sort_by(f64::total_cmp);
+    let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+    Stats {
+        median: at(0.5),
+        p10: at(0.1),
+        p90: at(0.9),
+        max: v[v.len() - 1],
+        n: v.len(),
+    }
+}
+
+impl std::fmt::Display for Stats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "median {:.2} ms (p10 {:.2}, p90 {:.2}, max {:.2}; n={})",
+            self.median, self.p10, self.p90, self.max, self.n
+        )
+    }
+}
+
+fn uid_of(name: &str) -> (u32, u32) {
+    let u = nix::unistd::User::from_name(name).unwrap().unwrap();
+    (u.uid.as_raw(), u.gid.as_raw())
+}
+
+/// Runs `program args` as `user` directly (setuid in the child; no runuser in the timing).
+fn timed_as(user: (u32, u32), program: &Path, args: &[&str]) -> (f64, bool) {
+    let t = Instant::now();
+    let status = Command::new(program)
+        .args(args)
+        .uid(user.0)
+        .gid(user.1)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    (t.elapsed().as_secs_f64() * 1000.0, status.success())
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+fn pam_file(w: &World) -> std::path::PathBuf {
+    w.path().join("pam-sudo")
+}
+
+const PAM_PLAIN: &str =
+    "auth required pam_unix.so\naccount required pam_unix.so\nsession required pam_permit.so\n";
+
+/// pam_jit in the stack but not checking (no require_grant): what loading it costs.
+fn pam_loaded_only(w: &World) -> String {
+    format!(
+        "auth required pam_unix.so\naccount required pam_unix.so\n\
+         account required {m} mode=sudo bus={b} timeout=5\nsession required pam_permit.so\n",
+        m = bin("libpam_jit.so").display(),
+        b = w.bus
+    )
+}
+
+fn pam_with_jit(w: &World) -> String {
+    format!(
+        "auth required pam_unix.so\nauth optional {m} mode=sudo bus={b} timeout=5\n\
+         account required pam_unix.so\naccount required {m} mode=sudo bus={b} timeout=5 require_grant\n\
+         session required pam_permit.so\n",
+        m = bin("libpam_jit.so").display(),
+        b = w.bus
+    )
+}
+
+fn policy(users: usize) -> String {
+    let mut requesters: Vec<String> = (0..users).map(|i| format!("\"u{i}\"")).collect();
+    requesters.push("\"alice\"".into());
+    format!(
+        r#"
+[[role]]
+name = "ops"
+commands = ["/usr/bin/true"]
+requesters = [{r}]
+max_duration = "8h"
+
+[[role]]
+name = "db"
+commands = ["/usr/bin/true"]
+requesters = ["alice"]
+approvers = ["bob"]
+approvals = 1
+max_duration = "1h"
+"#,
+        r = requesters.join(", ")
+    )
+}
+
+fn world(users: usize) -> World {
+    let mut b = Builder::new()
+        .user("alice", &[])
+        .user("bob", &[])
+        .user("carol", &[])
+        .static_rule("carol ALL=(root) NOPASSWD: /usr/bin/true");
+    for i in 0..users {
+        b = b.user(&format!("u{i}"), &[]);
+    }
+    b.policy(&policy(users)).build()
+}
+
+fn grant(w: &World, user: &str, role: &str, dur: &str) -> serde_json::Value {
+    let r = w.jitctl(
+        user,
+        &[
+            "--json", "request", role, "--for", dur, "--reason", "BENCH-1",
+        ],
+    );
+    assert!(r.ok(), "{}", r.all());
+    r.json()
+}
+
+fn rss_kb(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    s.lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+struct Report {
+    md: String,
+}
+
+impl Report {
+    fn line(&mut self, s: &str) {
+        println!("{s}");
+        self.md.push_str(s);
+        self.md.push('\n');
+    }
+}
+
+/// 1. `sudo -n true`: JIT grant with pam_jit (require_grant) in the account stack vs a static
+///    rule without pam_jit, interleaved.
+fn sudo_overhead(w: &World, rep: &mut Report, n: usize) {
+    grant(w, "alice", "ops", "8h");
+    let sudo = Path::new("/usr/bin/sudo");
+    let (alice, carol) = (uid_of("alice"), uid_of("carol"));
+    let (mut jit, mut plain, mut loaded) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..10 {
+        std::fs::write(pam_file(w), pam_with_jit(w)).unwrap();
+        assert!(timed_as(alice, sudo, &["-n", "/usr/bin/true"]).1);
+        std::fs::write(pam_file(w), PAM_PLAIN).unwrap();
+        assert!(timed_as(carol, sudo, &["-n", "/usr/bin/true"]).1);
+    }
+    for _ in 0..n {
+        std::fs::write(pam_file(w), pam_with_jit(w)).unwrap();
+        let (ms, ok) = timed_as(alice, sudo, &["-n", "/usr/bin/true"]);
+        assert!(ok);
+        jit.push(ms);
+        std::fs::write(pam_file(w), PAM_PLAIN).unwrap();
+        let (ms, ok) = timed_as(carol, sudo, &["-n", "/usr/bin/true"]);
+        assert!(ok);
+        plain.push(ms);
+        std::fs::write(pam_file(w), pam_loaded_only(w)).unwrap();
+        let (ms, ok) = timed_as(carol, sudo, &["-n", "/usr/bin/true"]);
+        assert!(ok);
+        loaded.push(ms);
+    }
+    let (j, p, l) = (stats(jit), stats(plain), stats(loaded));
+    rep.line(
+        "### 1. `sudo -n true`: JIT grant + pam_jit account check vs static rule, no pam_jit\n",
+    );
+    rep.line(&format!(
+        "- with JIT grant and pam_jit (`require_grant`): {j}"
+    ));
+    rep.line(&format!("- static NOPASSWD rule, no pam_jit: {p}"));
+    rep.line(&format!(
+        "- static rule, pam_jit loaded but not checking (no `require_grant`): {l} (ratio {:.3})",
+        l.median / p.median
+    ));
+    rep.line(&format!(
+        "- **ratio of medians: {:.3}** (target ≤ 1.05)\n",
+        j.median / p.median
+    ));
+    std::fs::write(pam_file(w), pam_with_jit(w)).unwrap();
+}
+
+/// 3. Time from `jitctl approve` returning to the requester's next sudo succeeding, and a
+///    self-service `jitctl request` end to end.
+fn latencies(w: &World, rep: &mut Report, n: usize) {
+    let (alice, bob) = (uid_of("alice"), uid_of("bob"));
+    let jitctl = bin("jitctl");
+    let sudo = Path::new("/usr/bin/sudo");
+    let bus = w.bus.clone();
+    let mut approve_to_sudo = Vec::new();
+    let mut request_e2e = Vec::new();
+    // Release alice's ops grant so the approval path is what lets her in.
+    let _ = w.jitctl("alice", &["release"]);
+    std::fs::write(
+        pam_file(w),
+        "auth required pam_unix.so\naccount required pam_unix.so\nsession required pam_permit.so\n",
+    )
+    .unwrap();
+    for _ in 0..n {
+        let r = w.jitctl(
+            "alice",
+            &[
+                "--json", "request", "db", "--for", "10m", "--reason", "BENCH-2",
+            ],
+        );
+        let id = r.json()["id"].as_u64().unwrap().to_string();
+        let (_, ok) = timed_as(bob, &jitctl, &["--bus", &bus, "approve", &id]);
+        assert!(ok);
+        let t = Instant::now();
+        loop {
+            if timed_as(alice, sudo, &["-n", "/usr/bin/true"]).1 {
+                break;
+            }
+            assert!(t.elapsed() < Duration::from_secs(5));
+        }
+        approve_to_sudo.push(t.elapsed().as_secs_f64() * 1000.0);
+        assert!(w.jitctl("alice", &["release", &id]).ok());
+
+        let (ms, ok) = timed_as(
+            alice,
+            &jitctl,
+            &[
+                "--bus", &bus, "request", "ops", "--for", "10m", "--reason", "BENCH-3",
+            ],
+        );
+        assert!(ok);
+        request_e2e.push(ms);
+        assert!(w.jitctl("alice", &["release"]).ok());
+    }
+    rep.line("### 3. Latencies\n");
+    rep.line(&format!(
+        "- `jitctl approve` returned → requester's next `sudo -n true` succeeded (includes that sudo's own run): {} (target < 10 ms)",
+        stats(approve_to_sudo)
+    ));
+    rep.line(&format!(
+        "- self-service `jitctl request` end to end, process start included: {} (target < 30 ms)\n",
+        stats(request_e2e)
+    ));
+}
+
+/// 4. Delay between `not_after` and the rule's removal, over many grants.
+fn expiry_precision(w: &World, rep: &mut Report, grants: usize) {
+    let mut ends: Vec<(String, i64)> = Vec::new();
+    for i in 0..grants {
+        let user = format!("u{i}");
+        let r = grant(w, &user, "ops", "4s");
+        let file = format!("jit-{}-{user}", r["id"].as_u64().unwrap());
+        ends.push((file, r["not_after_unix"].as_i64().unwrap() * 1000));
+    }
+    let mut delays = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ends.is_empty() {
+        assert!(Instant::now() < deadline, "rules not removed in time");
+        let present: std::collections::HashSet<String> = std::fs::read_dir("/etc/sudoers.d")
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        let t = now_ms();
+        ends.retain(|(f, end)| {
+            if present.contains(f) {
+                true
+            } else {
+                delays.push((t - end) as f64);
+                false
+            }
+        });
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let s = stats(delays);
+    rep.line(&format!(
+        "### 4. Expiry precision over {grants} grants\n\n- removal after `not_after` (polled every 2 ms): {s}; **worst case {:.0} ms** (target < 1000 ms)\n",
+        s.max
+    ));
+}
+
+/// 5. Scale: sudo cost, jitd memory, startup reconciliation with N active grants.
+fn scale(rep: &mut Report, sizes: &[usize], n: usize) {
+    rep.line("### 5. Scale\n");
+    rep.line("| active grants | `sudo -n true` median (p10–p90) | vs 0 grants | jitd RSS | reconciliation at start |");
+    rep.line("|---|---|---|---|---|");
+    let max = *sizes.iter().max().unwrap();
+    let mut w = world(max);
+    std::fs::write(pam_file(&w), PAM_PLAIN).unwrap();
+    let carol = uid_of("carol");
+    let sudo = Path::new("/usr/bin/sudo");
+    let measure = |n: usize| {
+        let v: Vec<f64> = (0..n)
+            .map(|_| {
+                let (ms, ok) = timed_as(carol, sudo, &["-n", "/usr/bin/true"]);
+                assert!(ok);
+                ms
+            })
+            .collect();
+        stats(v)
+    };
+    let base = measure(n);
+    rep.line(&format!(
+        "| 0 | {:.2} ms ({:.2}–{:.2}) | 1.00 | {} KiB | – |",
+        base.median,
+        base.p10,
+        base.p90,
+        rss_kb(w.jitd_pid().unwrap())
+    ));
+    let mut have = 0;
+    for &size in sizes {
+        for i in have..size {
+            grant(&w, &format!("u{i}"), "ops", "8h");
+        }
+        have = size;
+        let s = measure(n);
+        w.stop_jitd(Signal::SIGTERM);
+        std::fs::write(w.path().join("jitd.log"), "").unwrap();
+        w.start_jitd();
+        let log = w.jitd_log();
+        let reconcile = log
+            .lines()
+            .find_map(|l| l.split("reconciled in ").nth(1))
+            .map(|r| r.split_whitespace().next().unwrap_or("?").to_string())
+            .unwrap_or_else(|| "?".into());
+        // Exercise it once so RSS includes a served call.
+        assert!(w.jitctl("root", &["status"]).ok());
+        rep.line(&format!(
+            "| {size} | {:.2} ms ({:.2}–{:.2}) | {:.2} | {} KiB | {reconcile} |",
+            s.median,
+            s.p10,
+            s.p90,
+            s.median / base.median,
+            rss_kb(w.jitd_pid().unwrap()),
+        ));
+    }
+    rep.line("\nTargets: sudo at 1,000 grants within 1.5x of 0 grants; jitd under 20 MB RSS at 1,000 grants; reconciliation under 1 s.\n");
+}
+
+/// 6. Grant checks per second over the bus, several concurrent clients (root, PAM interface).
+fn throughput(w: &World, rep: &mut Report, clients: usize, secs: u64) {
+    let bus = w.bus.clone();
+    let stop = Instant::now() + Duration::from_secs(secs);
+    let counts: Vec<u64> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..clients)
+            .map(|_| {
+                let bus = bus.clone();
+                s.spawn(move || {
+                    zbus::block_on(async move {
+                        let conn = zbus::connection::Builder::address(bus.as_str())
+                            .method_timeout(Duration::from_secs(5))
+                            .build()
+                            .await
+                            .unwrap();
+                        let p = jit_proto::pam1(&conn).await.unwrap();
+                        let mut n = 0u64;
+                        while Instant::now() < stop {
+                            p.check("alice", false).await.unwrap();
+                            n += 1;
+                        }
+                        n
+                    })
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let total: u64 = counts.iter().sum();
+    rep.line(&format!(
+        "### 6. Grant checks over the bus\n\n- {clients} concurrent clients, {secs} s: **{:.0} checks/s** (target ≥ 5,000)\n",
+        total as f64 / secs as f64
+    ));
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    let kernel = run(
+        {
+            let mut c = Command::new("uname");
+            c.arg("-r");
+            c
+        },
+        "",
+        Duration::from_secs(5),
+    )
+    .stdout;
+    let sudo = run(
+        {
+            let mut c = Command::new("sudo");
+            c.arg("-V");
+            c
+        },
+        "",
+        Duration::from_secs(5),
+    )
+    .stdout;
+    format!(
+        "{} cores, {cpu}; Linux {}; {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        kernel.trim(),
+        sudo.lines().next().unwrap_or("")
+    )
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let (n, grants, sizes): (usize, usize, &[usize]) = if quick {
+        (30, 20, &[10, 100])
+    } else {
+        (200, 200, &[10, 100, 1000])
+    };
+    let mut rep = Report { md: String::new() };
+    rep.line(&format!("Machine: {}\n", machine()));
+    {
+        let w = world(grants);
+        sudo_overhead(&w, &mut rep, n);
+        throughput(&w, &mut rep, 4, if quick { 2 } else { 5 });
+        latencies(&w, &mut rep, if quick { 10 } else { 50 });
+        expiry_precision(&w, &mut rep, grants);
+    }
+    scale(&mut rep, sizes, n.min(100));
+    let out = std::env::var("JIT_BENCH_OUT").unwrap_or_else(|_| "bench/results.part.md".into());
+    let mut text = String::new();
+    let _ = write!(text, "{}", rep.md);
+    std::fs::write(&out, text).unwrap();
+}
