@@ -2,7 +2,7 @@
 //!
 //! Each [`World`] lives in a private mount namespace of the test's own thread, where
 //! `/etc/passwd`, `/etc/group`, `/etc/shadow`, `/etc/sudoers`, `/etc/sudoers.d`,
-//! `/etc/pam.d/sudo` and `/run/sudo` are bind-mounted copies: test users, rules and PAM
+//! `/etc/pam.d` and `/run/sudo` are bind-mounted copies: test users, rules and PAM
 //! lines never touch the host. It runs a private system-like `dbus-daemon` with the project's
 //! bus policy, and a real `jitd`; `sudo`, `jitctl` and `visudo` are the real programs.
 //! Every process it starts is stopped, by its PID, when the world is dropped.
@@ -149,7 +149,11 @@ pub struct Builder {
     static_rules: String,
     bus_policy: Option<String>,
     start_jitd: bool,
+    sshd: Option<String>,
 }
+
+/// pam_jit's account line for sshd (`mode=ssh`), the gate for ssh logins.
+pub const SSH_ACCOUNT_JIT: &str = "mode=ssh timeout=5";
 
 impl Builder {
     pub fn new() -> Builder {
@@ -162,7 +166,15 @@ impl Builder {
             static_rules: String::new(),
             bus_policy: None,
             start_jitd: true,
+            sshd: None,
         }
+    }
+
+    /// Runs a real sshd on 127.0.0.1 (PAM service `sshd-jittest`, public keys only) with
+    /// pam_jit's account line given these arguments (bus is set); None: without pam_jit.
+    pub fn sshd(mut self, account_args: Option<&str>) -> Self {
+        self.sshd = Some(account_args.map(str::to_string).unwrap_or_default());
+        self
     }
 
     /// A user with a password ([`PASSWORD`]) and supplementary groups.
@@ -226,6 +238,8 @@ pub struct World {
     pub bus: String,
     bus_daemon: Child,
     jitd: Option<Child>,
+    sshd: Option<Child>,
+    pub ssh_port: u16,
     pub policy_path: PathBuf,
     pub state_dir: PathBuf,
 }
@@ -356,10 +370,30 @@ impl World {
         );
         write(&d.join("pam-sudo"), &pam, 0o644);
 
+        // A private /etc/pam.d (for the sshd service file), with the sudo file on top.
+        let pam_d = d.join("pam.d");
+        let cp = Command::new("cp")
+            .arg("-a")
+            .arg("/etc/pam.d")
+            .arg(&pam_d)
+            .status()
+            .unwrap();
+        assert!(cp.success());
+        let ssh_pam = match &b.sshd {
+            Some(args) if !args.is_empty() => format!(
+                "account  required pam_unix.so\naccount  required {m} bus={bus} {args}\n\
+                 session  required pam_permit.so\n",
+                m = module.display()
+            ),
+            _ => "account  required pam_unix.so\nsession  required pam_permit.so\n".to_string(),
+        };
+        write(&pam_d.join("sshd-jittest"), &ssh_pam, 0o644);
+
         for f in ["passwd", "group", "shadow", "sudoers"] {
             bind(&d.join(f), &format!("/etc/{f}"));
         }
         bind(&sudoers_d, "/etc/sudoers.d");
+        bind(&pam_d, "/etc/pam.d");
         bind(&d.join("pam-sudo"), "/etc/pam.d/sudo");
         fs::create_dir_all("/run/sudo").unwrap();
         bind(&run_sudo, "/run/sudo");
@@ -384,16 +418,99 @@ impl World {
             bus,
             bus_daemon,
             jitd: None,
+            sshd: None,
+            ssh_port: 0,
             policy_path,
         };
         if b.start_jitd {
             world.start_jitd();
+        }
+        if b.sshd.is_some() {
+            let users: Vec<&str> = b.users.iter().map(|(n, _)| n.as_str()).collect();
+            world.start_sshd(&users);
         }
         world
     }
 
     pub fn path(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// Host key, a key per user, and sshd on a free loopback port, run through a symlink so
+    /// its PAM service is `sshd-jittest`.
+    fn start_sshd(&mut self, users: &[&str]) {
+        let d = self.dir.path().to_path_buf();
+        let keys = d.join("keys");
+        fs::create_dir(&keys).unwrap();
+        let keygen = |path: &Path| {
+            let r = Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(path)
+                .status()
+                .unwrap();
+            assert!(r.success());
+        };
+        keygen(&d.join("hostkey"));
+        for u in users {
+            keygen(&keys.join(u));
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        write(
+            &d.join("sshd_config"),
+            &format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nPidFile {pid}\nUsePAM yes\n\
+                 PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n\
+                 AuthorizedKeysFile {keys}/%u.pub\nStrictModes no\nPermitRootLogin no\n\
+                 LogLevel ERROR\n",
+                hk = d.join("hostkey").display(),
+                pid = d.join("sshd.pid").display(),
+                keys = keys.display(),
+            ),
+            0o600,
+        );
+        fs::create_dir_all("/run/sshd").unwrap();
+        let link = d.join("sshd-jittest");
+        std::os::unix::fs::symlink("/usr/sbin/sshd", &link).unwrap();
+        let child = Command::new(&link)
+            .args(["-D", "-e", "-f"])
+            .arg(d.join("sshd_config"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(d.join("sshd.log")).unwrap())
+            .spawn()
+            .expect("sshd");
+        self.sshd = Some(child);
+        self.ssh_port = port;
+        wait_for("sshd to listen", Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+    }
+
+    /// The ssh client command logging in as `user` with their key and running `cmd`.
+    pub fn ssh_command(&self, user: &str, cmd: &str) -> Command {
+        let mut c = Command::new("ssh");
+        c.arg("-i")
+            .arg(self.dir.path().join("keys").join(user))
+            .args(["-p", &self.ssh_port.to_string()])
+            .args([
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+            ])
+            .args(["-o", "BatchMode=yes", "-o", "LogLevel=ERROR"])
+            .arg(format!("{user}@127.0.0.1"))
+            .arg(cmd);
+        c
+    }
+
+    /// Logs in as `user` over ssh and runs `cmd`.
+    pub fn ssh(&self, user: &str, cmd: &str) -> Run {
+        run(self.ssh_command(user, cmd), "", Duration::from_secs(60))
     }
 
     /// The jitd command line this world uses.
@@ -543,18 +660,26 @@ impl World {
 }
 
 /// Where a world bind-mounts its copies, undone when it is dropped.
-const MOUNTED: [&str; 7] = [
+const MOUNTED: [&str; 8] = [
     "/etc/passwd",
     "/etc/group",
     "/etc/shadow",
     "/etc/sudoers",
     "/etc/sudoers.d",
+    "/etc/pam.d",
     "/etc/pam.d/sudo",
     "/run/sudo",
 ];
 
 impl Drop for World {
     fn drop(&mut self) {
+        if let Some(mut c) = self.sshd.take() {
+            let _ = kill(
+                Pid::from_raw(i32::try_from(c.id()).unwrap_or(0)),
+                Signal::SIGTERM,
+            );
+            let _ = c.wait();
+        }
         self.stop_jitd(Signal::SIGTERM);
         let pid = Pid::from_raw(i32::try_from(self.bus_daemon.id()).unwrap_or(0));
         let _ = kill(pid, Signal::SIGTERM);

@@ -234,6 +234,53 @@ fn sudo_overhead(w: &World, rep: &mut Report, n: usize) {
     std::fs::write(pam_file(w), pam_with_jit(w)).unwrap();
 }
 
+/// 2. An ssh login to loopback with pam_jit (`mode=ssh`) in sshd's account stack vs
+///    without, interleaved on the same sshd (PAM reads its files per connection).
+fn ssh_overhead(rep: &mut Report, n: usize) {
+    let w = Builder::new()
+        .user("alice", &[])
+        .policy(
+            "[[role]]\nname = \"login\"\ncommands = [\"/usr/bin/true\"]\nrequesters = [\"alice\"]\n\
+             max_duration = \"8h\"\nssh = true\n",
+        )
+        .sshd(Some(jit_e2e::SSH_ACCOUNT_JIT))
+        .build();
+    grant(&w, "alice", "login", "8h");
+    let pam = w.path().join("pam.d/sshd-jittest");
+    let with_jit = std::fs::read_to_string(&pam).unwrap();
+    let without = "account  required pam_unix.so\nsession  required pam_permit.so\n";
+    let login = || {
+        let mut c = w.ssh_command("alice", "true");
+        c.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let t = Instant::now();
+        assert!(c.status().unwrap().success());
+        t.elapsed().as_secs_f64() * 1000.0
+    };
+    let (mut jit, mut plain) = (Vec::new(), Vec::new());
+    for i in 0..n + 3 {
+        std::fs::write(&pam, &with_jit).unwrap();
+        let a = login();
+        std::fs::write(&pam, without).unwrap();
+        let b = login();
+        if i >= 3 {
+            jit.push(a);
+            plain.push(b);
+        }
+    }
+    let (j, p) = (stats(jit), stats(plain));
+    rep.line(
+        "### 2. ssh login to loopback: pam_jit (`mode=ssh`) in sshd's account stack vs without\n",
+    );
+    rep.line(&format!("- with pam_jit: {j}"));
+    rep.line(&format!("- without: {p}"));
+    rep.line(&format!(
+        "- **ratio of medians: {:.3}** (target ≤ 1.02)\n",
+        j.median / p.median
+    ));
+}
+
 /// 3. Time from `jitctl approve` returning to the requester's next sudo succeeding, and a
 ///    self-service `jitctl request` end to end.
 fn latencies(w: &World, rep: &mut Report, n: usize) {
@@ -562,6 +609,7 @@ fn main() {
         latencies(&w, &mut rep, if quick { 10 } else { 50 });
         expiry_precision(&w, &mut rep, grants);
     }
+    ssh_overhead(&mut rep, if quick { 10 } else { 50 });
     layout_comparison(&mut rep, if quick { 10 } else { 40 });
     scale(&mut rep, sizes, n.min(100));
     let out = std::env::var("JIT_BENCH_OUT").unwrap_or_else(|_| "bench/results.part.md".into());
