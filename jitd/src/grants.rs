@@ -362,7 +362,7 @@ impl Core {
         let jitd = Actor::jitd();
         self.commit(|tx, recs| {
             for &id in ids {
-                store::transition(
+                recs.push(store::transition_audited(
                     tx,
                     &Transition {
                         id,
@@ -373,9 +373,6 @@ impl Core {
                         decided_by: "jitd",
                         decision_reason: why,
                     },
-                )?;
-                recs.push(store::append_audit(
-                    tx,
                     &Event {
                         at: now,
                         actor: &jitd,
@@ -488,7 +485,7 @@ impl Core {
                 },
             )?);
             if activate {
-                store::transition(
+                recs.push(store::transition_audited(
                     tx,
                     &Transition {
                         id,
@@ -499,9 +496,6 @@ impl Core {
                         decided_by: "",
                         decision_reason: "",
                     },
-                )?;
-                recs.push(store::append_audit(
-                    tx,
                     &Event {
                         at: now,
                         actor: who,
@@ -536,7 +530,7 @@ impl Core {
         let from = row.state;
         let id = row.id;
         self.commit(|tx, recs| {
-            store::transition(
+            recs.push(store::transition_audited(
                 tx,
                 &Transition {
                     id,
@@ -547,9 +541,6 @@ impl Core {
                     decided_by: &who.name,
                     decision_reason: reason,
                 },
-            )?;
-            recs.push(store::append_audit(
-                tx,
                 &Event {
                     at: now,
                     actor: who,
@@ -770,7 +761,7 @@ impl Core {
                     State::Active => "grant reached not_after",
                     _ => "no decision before the pending timeout",
                 };
-                store::transition(
+                recs.push(store::transition_audited(
                     tx,
                     &Transition {
                         id: r.id,
@@ -781,9 +772,6 @@ impl Core {
                         decided_by: "jitd",
                         decision_reason: why,
                     },
-                )?;
-                recs.push(store::append_audit(
-                    tx,
                     &Event {
                         at: now,
                         actor: &jitd,

@@ -475,6 +475,16 @@ pub fn transition(tx: &Transaction<'_>, t: &Transition<'_>) -> Result<()> {
     }
 }
 
+/// A state change and its audit record, in the caller's transaction.
+pub fn transition_audited(
+    tx: &Transaction<'_>,
+    t: &Transition<'_>,
+    ev: &Event<'_>,
+) -> Result<AuditRecord> {
+    transition(tx, t)?;
+    append_audit(tx, ev)
+}
+
 pub fn add_approval(
     tx: &Transaction<'_>,
     id: u64,

@@ -61,6 +61,20 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<
     }
 }
 
+/// Moves this thread (and every process it starts from now on) into a private mount
+/// namespace, so mounts made here never reach the host.
+pub fn private_mount_namespace() {
+    unshare(CloneFlags::CLONE_NEWNS).expect("unshare(CLONE_NEWNS)");
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .expect("making / private");
+}
+
 /// Output of a finished command, with helpers for assertions.
 #[derive(Debug)]
 pub struct Run {
@@ -269,16 +283,7 @@ impl World {
             nix::unistd::geteuid().is_root(),
             "end-to-end tests must run as root: they mount a private /etc in a mount namespace"
         );
-        // A private mount namespace for this thread (and every process it starts).
-        unshare(CloneFlags::CLONE_NEWNS).expect("unshare(CLONE_NEWNS)");
-        mount(
-            None::<&str>,
-            "/",
-            None::<&str>,
-            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-            None::<&str>,
-        )
-        .expect("making / private");
+        private_mount_namespace();
 
         let dir = tempfile::Builder::new()
             .prefix("jit-e2e-")

@@ -4,9 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use jit_e2e::{bin_dir, run, wait_for};
+use jit_e2e::{bin_dir, private_mount_namespace, run, wait_for};
 use nix::mount::{MsFlags, mount};
-use nix::sched::{CloneFlags, unshare};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use std::path::Path;
@@ -47,15 +46,7 @@ fn pid_in(file: &str) -> Option<Pid> {
 #[test]
 fn given_fresh_host_when_install_then_jitd_runs_with_example_policy_and_uninstall_restores_it() {
     assert!(nix::unistd::geteuid().is_root(), "needs root");
-    unshare(CloneFlags::CLONE_NEWNS).unwrap();
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
-    .unwrap();
+    private_mount_namespace();
     let tmp = tempfile::tempdir().unwrap();
     let secdir = sh("echo $(pkg-config --variable=libdir pam)/security").stdout;
     let secdir = secdir.trim().to_string();
