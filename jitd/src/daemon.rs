@@ -88,12 +88,53 @@ fn run(args: Args) -> Result<(), String> {
         rep.revoked
     );
     let svc = Arc::new(Service::new(core));
+    spawn_reloader(svc.clone(), config)?;
     let timer_svc = svc.clone();
     std::thread::Builder::new()
         .name("expiry".into())
         .spawn(move || timer_svc.run_timer())
         .map_err(|e| format!("starting the expiry timer: {e}"))?;
     zbus::block_on(serve(svc, args.bus))
+}
+
+/// SIGHUP re-reads the policy. The signal is blocked in every thread (threads inherit the
+/// mask of the one that starts them) and taken synchronously by this one, so no handler runs
+/// in async-signal context. A policy that does not validate is refused and the old one kept.
+fn spawn_reloader(svc: Arc<Service>, config: String) -> Result<(), String> {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGHUP);
+    set.thread_block()
+        .map_err(|e| format!("blocking SIGHUP: {e}"))?;
+    std::thread::Builder::new()
+        .name("reload".into())
+        .spawn(move || {
+            while let Ok(sig) = set.wait() {
+                if sig != Signal::SIGHUP {
+                    continue;
+                }
+                match Policy::load(&config, &Nss) {
+                    Ok(p) => {
+                        let roles = p.roles.len();
+                        match svc.write(|c| c.replace_policy(p)) {
+                            Ok(()) => {
+                                tracing::info!("policy reloaded from {config}: {roles} roles")
+                            }
+                            Err(e) => tracing::error!("policy reload failed: {e}"),
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!("policy reload refused, previous policy kept: {e}");
+                        let _ = svc.write(|c| {
+                            c.reload_refused(e.to_string());
+                            Ok(())
+                        });
+                    }
+                }
+            }
+        })
+        .map(|_| ())
+        .map_err(|e| format!("starting the reload thread: {e}"))
 }
 
 async fn serve(svc: Arc<Service>, bus: Option<String>) -> Result<(), String> {

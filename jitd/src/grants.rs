@@ -124,6 +124,37 @@ impl Core {
         &self.policy
     }
 
+    /// Replaces the policy (SIGHUP). Requests keep the terms frozen at submission; pending
+    /// requests of a role that is gone can no longer be approved and time out.
+    pub fn replace_policy(&mut self, policy: Policy) -> Result<()> {
+        let now = self.now();
+        let jitd = Actor::jitd();
+        let detail = format!("path={} roles={}", policy.path, policy.roles.len());
+        self.commit(|tx, recs| {
+            recs.push(store::append_audit(
+                tx,
+                &Event {
+                    at: now,
+                    actor: &jitd,
+                    action: "policy-reload",
+                    request_id: 0,
+                    detail,
+                },
+            )?);
+            Ok(())
+        })?;
+        self.policy = policy;
+        self.last_error.clear();
+        Ok(())
+    }
+
+    /// Records a refused reload: the old policy stays in force.
+    pub fn reload_refused(&mut self, msg: String) {
+        let _ = self.fail(format!(
+            "policy reload refused, previous policy kept: {msg}"
+        ));
+    }
+
     pub fn now(&self) -> i64 {
         self.clock.now()
     }

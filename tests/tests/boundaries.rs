@@ -317,3 +317,45 @@ fn given_bus_daemon_dies_when_jitd_runs_then_jitd_exits_for_its_supervisor_to_re
         w.jitd_log()
     );
 }
+
+#[test]
+fn given_policy_edited_when_sighup_then_reloaded_and_a_bad_one_is_refused() {
+    let w = users(Builder::new()).build();
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(w.jitd_pid().unwrap()).unwrap());
+    let roles = |w: &World| -> Vec<String> {
+        w.jitctl("alice", &["--json", "roles"])
+            .json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(roles(&w), ["web-restart", "db-admin"]);
+    let added = format!(
+        "{POLICY}\n[[role]]\nname = \"new-role\"\ncommands = [\"/usr/bin/true\"]\nrequesters = [\"alice\"]\nmax_duration = \"1h\"\n"
+    );
+    std::fs::write(&w.policy_path, &added).unwrap();
+    nix::sys::signal::kill(pid, Signal::SIGHUP).unwrap();
+    jit_e2e::wait_for("the reload", Duration::from_secs(10), || {
+        (roles(&w).len() == 3).then_some(())
+    });
+
+    std::fs::write(&w.policy_path, "[[role]]\nname = \"broken\"\n").unwrap();
+    nix::sys::signal::kill(pid, Signal::SIGHUP).unwrap();
+    let status = jit_e2e::wait_for("the refusal", Duration::from_secs(10), || {
+        let s = w.jitctl("root", &["status"]);
+        s.stdout.contains("reload refused").then_some(s)
+    });
+    assert!(status.stdout.contains("jit.toml:"), "{}", status.all());
+    assert_eq!(roles(&w).len(), 3, "the previous policy stays in force");
+    let audit = w.jitctl("root", &["--json", "audit"]).json();
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["action"] == "policy-reload"),
+        "reload is audited"
+    );
+}
