@@ -78,10 +78,14 @@ pub(crate) fn hook(phase: Phase, pam: &mut dyn Pam, args: &[&CStr]) -> PamResult
             Phase::Auth | Phase::Session => Ok(Verdict::Ignore),
             Phase::Account => logic::account(&cfg, pam, &client, &System),
         };
-        code(
-            phase,
-            logic::decide(logic::is_gate(Some(&cfg), phase), &result),
-        )
+        let verdict = logic::decide(logic::is_gate(Some(&cfg), phase), &result);
+        if cfg.debug {
+            pam.log(&format!(
+                "debug: {phase:?} mode={:?} require_grant={} -> {verdict:?} ({result:?})",
+                cfg.mode, cfg.require_grant
+            ));
+        }
+        code(phase, verdict)
     }));
     run.unwrap_or(PamResultCode::PAM_ABORT)
 }

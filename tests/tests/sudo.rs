@@ -367,3 +367,41 @@ fn every_step_is_audited_and_the_chain_verifies() {
         "others' records are hidden"
     );
 }
+
+#[test]
+fn given_cached_sudo_credentials_when_a_grant_ends_then_they_are_cleared() {
+    let w = Builder::new()
+        .user("alice", &["webops"])
+        .user("bob", &["sre"])
+        .policy(POLICY)
+        .static_rule("Defaults:alice timestamp_type=global")
+        .static_rule("alice ALL=(root) /usr/bin/id -g")
+        .build();
+    // A static PASSWD rule: the password caches a time stamp (global: the test has no tty),
+    // then -n works without one.
+    let first = w.sudo("alice", &[PASSWORD, ""], &["/usr/bin/id", "-g"]);
+    assert!(first.ok(), "{}", first.all());
+    assert!(
+        w.sudo_n("alice", &["/usr/bin/id", "-g"]).ok(),
+        "time stamp cached"
+    );
+    assert!(
+        w.jitctl(
+            "alice",
+            &["request", "web-restart", "--reason", "OPS-10 ts"]
+        )
+        .ok()
+    );
+    assert!(w.jitctl("alice", &["release"]).ok());
+    let after = w.sudo_n("alice", &["/usr/bin/id", "-g"]);
+    assert!(
+        !after.ok(),
+        "the grant's end cleared alice's time stamps: {}",
+        after.all()
+    );
+    assert!(
+        after.stderr.contains("password is required"),
+        "{}",
+        after.all()
+    );
+}
