@@ -64,6 +64,7 @@ if ! grep -q pam_jit.so /etc/pam.d/sudo; then
     { print }
     /^@include common-auth/    { print "auth     optional pam_jit.so mode=sudo timeout=5 wait=120   # jit" }
     /^@include common-account/ { print "account  required pam_jit.so mode=sudo timeout=5            # jit" }
+    /^@include common-session/ { print "session  optional pam_jit.so mode=sudo timeout=5            # jit" }
   ' /etc/pam.d/sudo > "$tmp"
   grep -q "^auth .*pam_jit.so" "$tmp" || { rm -f "$tmp"; echo "install.sh: /etc/pam.d/sudo has no '@include common-auth'; add the lines from conf/pam/sudo by hand" >&2; exit 1; }
   chmod 0644 "$tmp" && mv "$tmp" /etc/pam.d/sudo

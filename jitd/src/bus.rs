@@ -329,8 +329,53 @@ fn origin_field(name: &str, v: &str) -> Result<String, JitError> {
     Ok(v.to_string())
 }
 
+fn session_pid(pid: u32) -> Result<i32, JitError> {
+    i32::try_from(pid)
+        .ok()
+        .filter(|p| *p > 1)
+        .ok_or_else(|| JitError::InvalidArgument(format!("invalid pid {pid}")))
+}
+
 #[interface(name = "org.jit.Jitd.Pam1")]
 impl PamInterface {
+    async fn open_session(
+        &self,
+        user: String,
+        service: String,
+        tty: String,
+        pid: u32,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<u64, JitError> {
+        require_root(&self.ids, conn, &hdr).await?;
+        let who = pam_user(&user)?;
+        let pid = session_pid(pid)?;
+        let (service, tty) = (
+            origin_field("service", &service)?,
+            origin_field("tty", &tty)?,
+        );
+        blocking(&self.svc, move |s| {
+            s.write(|c| c.open_session(&who, pid, &service, &tty))
+        })
+        .await
+    }
+
+    async fn close_session(
+        &self,
+        pid: u32,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<(), JitError> {
+        require_root(&self.ids, conn, &hdr).await?;
+        let pid = session_pid(pid)?;
+        self.svc
+            .write(|c| {
+                c.close_session(pid);
+                Ok(())
+            })
+            .map_err(Into::into)
+    }
+
     async fn check(
         &self,
         user: String,

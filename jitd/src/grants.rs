@@ -84,6 +84,7 @@ pub struct Core {
     mirror: Option<Arc<Mirror>>,
     started_at: i64,
     last_error: String,
+    sessions: crate::sessions::Sessions,
 }
 
 fn rule_of(r: &RequestRow) -> Rule {
@@ -117,6 +118,7 @@ impl Core {
             mirror,
             started_at,
             last_error: String::new(),
+            sessions: crate::sessions::Sessions::default(),
         }
     }
 
@@ -451,7 +453,63 @@ impl Core {
             if let Err(e) = self.rules.clear_timestamps(&r.user) {
                 let _ = self.fail(e);
             }
+            let sessions = self.sessions.take(r.id);
+            if !sessions.is_empty() {
+                let pids: Vec<String> = sessions.iter().map(|s| s.pid.to_string()).collect();
+                self.audit_only(
+                    &Actor::jitd(),
+                    "session-end",
+                    r.id,
+                    format!("pids={} signal=HUP then KILL", pids.join(",")),
+                );
+                crate::sessions::end(sessions);
+            }
         }
+    }
+
+    /// An audit record with no state change of its own.
+    fn audit_only(&mut self, who: &Actor, action: &str, request_id: u64, detail: String) {
+        let now = self.now();
+        let r = self.commit(|tx, recs| {
+            recs.push(store::append_audit(
+                tx,
+                &Event {
+                    at: now,
+                    actor: who,
+                    action,
+                    request_id,
+                    detail,
+                },
+            )?);
+            Ok(())
+        });
+        if let Err(e) = r {
+            tracing::error!("audit record {action} for {request_id} failed: {e}");
+        }
+    }
+
+    /// Registers a session (pam_jit's session hook) under the user's active grant; it is
+    /// ended when that grant ends. Returns the grant id, 0 if the user holds none.
+    pub fn open_session(&mut self, who: &Actor, pid: i32, service: &str, tty: &str) -> Result<u64> {
+        let check = self.check(&who.name, false)?;
+        if !check.active {
+            return Ok(0);
+        }
+        self.sessions
+            .open(check.request_id, pid)
+            .map_err(|e| Error::InvalidArgument(format!("cannot track session {pid}: {e}")))?;
+        self.audit_only(
+            who,
+            "session-open",
+            check.request_id,
+            format!("pid={pid} service={service} tty={tty}"),
+        );
+        Ok(check.request_id)
+    }
+
+    /// The session's process is ending on its own (pam_jit's close_session hook).
+    pub fn close_session(&mut self, pid: i32) -> bool {
+        self.sessions.close(pid)
     }
 
     /// Records one approval. The request becomes active once it has the required number of

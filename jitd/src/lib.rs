@@ -2,7 +2,8 @@
 //!
 //! Where things are: policy decisions in [`policy`], the request/grant state machine in
 //! [`grants`], sudoers files in [`sudoers`], the database and audit chain in [`store`] and
-//! [`audit`], the D-Bus layer in [`bus`], the expiry timer in [`service`].
+//! [`audit`], the D-Bus layer in [`bus`], the expiry timer in [`service`], sessions ended
+//! with their grant in [`sessions`].
 #![forbid(unsafe_code)]
 
 pub mod audit;
@@ -15,5 +16,6 @@ pub mod names;
 pub mod policy;
 pub mod privileges;
 pub mod service;
+pub mod sessions;
 pub mod store;
 pub mod sudoers;

@@ -2,14 +2,15 @@
 //!
 //! jitd runs as uid 0 because the sudoers directory and its state are root's, but it needs
 //! no capability for that: as the owner of those directories, uid 0 reads and writes them
-//! through ordinary permission bits. So it clears every capability set, including the
-//! bounding set (a root-owned setuid program it executes gains nothing either), and sets
-//! no_new_privs.
+//! through ordinary permission bits. So it clears every capability set down to CAP_KILL
+//! (see [`KEEP`]), including the bounding set (a setuid program it executes gains nothing),
+//! and sets no_new_privs.
 
 use caps::{CapSet, Capability, CapsHashSet};
 
-/// Capabilities jitd keeps. None: every test in tests/ runs jitd this way.
-pub const KEEP: &[Capability] = &[];
+/// Capabilities jitd keeps: CAP_KILL only, to end sessions that run as another user
+/// (`sudo -u postgres ...`) when their grant ends. Every test in tests/ runs jitd this way.
+pub const KEEP: &[Capability] = &[Capability::CAP_KILL];
 
 pub fn drop_all() -> Result<(), String> {
     let keep: CapsHashSet = KEEP.iter().copied().collect();

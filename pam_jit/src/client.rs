@@ -84,6 +84,20 @@ impl Jitd for BusClient {
         })
     }
 
+    fn open_session(&self, user: &str, service: &str, tty: &str, pid: u32) -> Result<u64, Error> {
+        let (user, service, tty) = (user.to_string(), service.to_string(), tty.to_string());
+        self.call(Duration::ZERO, |p| async move {
+            p.open_session(&user, &service, &tty, pid).await
+        })
+    }
+
+    fn close_session(&self, pid: u32) -> Result<(), Error> {
+        self.call(
+            Duration::ZERO,
+            |p| async move { p.close_session(pid).await },
+        )
+    }
+
     fn wait(&self, user: &str, id: u64, secs: u32) -> Result<RequestInfo, Error> {
         let user = user.to_string();
         self.call(Duration::from_secs(u64::from(secs)), |p| async move {

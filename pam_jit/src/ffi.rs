@@ -5,7 +5,7 @@
 use crate::logic::{Error, Pam};
 use pam::constants::{PAM_ERROR_MSG, PAM_PROMPT_ECHO_ON, PAM_TEXT_INFO, PamFlag, PamResultCode};
 use pam::conv::Conv;
-use pam::items::{RHost, Service, Tty};
+use pam::items::{RHost, RUser, Service, Tty};
 use pam::module::{PamHandle, PamHooks};
 use std::ffi::{CStr, CString, c_char, c_int};
 
@@ -35,11 +35,19 @@ impl PamHooks for PamJit {
     }
 
     fn sm_open_session(pamh: &mut PamHandle, args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
-        crate::hook(crate::logic::Phase::Session, &mut Handle { pamh }, &args)
+        crate::hook(
+            crate::logic::Phase::OpenSession,
+            &mut Handle { pamh },
+            &args,
+        )
     }
 
     fn sm_close_session(pamh: &mut PamHandle, args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
-        crate::hook(crate::logic::Phase::Session, &mut Handle { pamh }, &args)
+        crate::hook(
+            crate::logic::Phase::CloseSession,
+            &mut Handle { pamh },
+            &args,
+        )
     }
 }
 
@@ -78,6 +86,10 @@ impl Pam for Handle<'_> {
             Ok(_) => Err(Error::Pam("empty PAM user".into())),
             Err(e) => Err(Error::Pam(format!("cannot get the PAM user: {e:?}"))),
         }
+    }
+
+    fn ruser(&self) -> String {
+        item_string(self.pamh.get_item::<RUser>().ok().flatten().map(|s| s.0))
     }
 
     fn service(&self) -> String {

@@ -48,7 +48,7 @@ fn code(phase: Phase, v: Verdict) -> PamResultCode {
         (Verdict::Ignore, _) => PamResultCode::PAM_IGNORE,
         (Verdict::Deny, Phase::Auth) => PamResultCode::PAM_AUTH_ERR,
         (Verdict::Deny, Phase::Account) => PamResultCode::PAM_PERM_DENIED,
-        (Verdict::Deny, Phase::Session) => PamResultCode::PAM_SESSION_ERR,
+        (Verdict::Deny, Phase::OpenSession | Phase::CloseSession) => PamResultCode::PAM_SESSION_ERR,
     }
 }
 
@@ -75,8 +75,12 @@ pub(crate) fn hook(phase: Phase, pam: &mut dyn Pam, args: &[&CStr]) -> PamResult
             Phase::Auth if cfg.mode == args::Mode::Sudo => {
                 logic::authenticate(&cfg, pam, &client, &System)
             }
-            Phase::Auth | Phase::Session => Ok(Verdict::Ignore),
+            Phase::Auth => Ok(Verdict::Ignore),
             Phase::Account => logic::account(&cfg, pam, &client, &System),
+            // The process calling the session hooks is the one that runs the session (sudo's
+            // parent of the command; sshd's session process).
+            Phase::OpenSession => logic::open_session(&cfg, pam, &client, std::process::id()),
+            Phase::CloseSession => logic::close_session(&client, std::process::id()),
         };
         let verdict = logic::decide(logic::is_gate(Some(&cfg), phase), &result);
         if cfg.debug {

@@ -9,6 +9,9 @@ use std::time::Instant;
 pub trait Pam {
     /// PAM_USER. An error means the user cannot be determined.
     fn user(&mut self) -> Result<String, Error>;
+    /// PAM_RUSER: the invoking user (sudo sets it; PAM_USER becomes the target user for the
+    /// session phase).
+    fn ruser(&self) -> String;
     fn service(&self) -> String;
     fn tty(&self) -> String;
     fn rhost(&self) -> String;
@@ -31,6 +34,8 @@ pub trait Jitd {
     fn roles(&self, user: &str) -> Result<Vec<RoleInfo>, Error>;
     fn request(&self, req: &Submit<'_>) -> Result<RequestInfo, Error>;
     fn wait(&self, user: &str, id: u64, secs: u32) -> Result<RequestInfo, Error>;
+    fn open_session(&self, user: &str, service: &str, tty: &str, pid: u32) -> Result<u64, Error>;
+    fn close_session(&self, pid: u32) -> Result<(), Error>;
 }
 
 /// Facts about the host.
@@ -77,7 +82,8 @@ pub enum Verdict {
 pub enum Phase {
     Auth,
     Account,
-    Session,
+    OpenSession,
+    CloseSession,
 }
 
 /// Whether pam_jit is the gate for this phase: then every error denies.
@@ -85,7 +91,9 @@ pub fn is_gate(cfg: Option<&Config>, phase: Phase) -> bool {
     match (cfg, phase) {
         // Without a valid configuration we cannot tell: treat as the gate.
         (None, _) => true,
-        (Some(_), Phase::Session) => false,
+        (Some(_), Phase::CloseSession) => false,
+        // A session that cannot be registered would not be ended with its grant.
+        (Some(c), Phase::OpenSession) => c.require_grant,
         (Some(c), Phase::Account) => c.mode == Mode::Ssh || c.require_grant,
         (Some(c), Phase::Auth) => c.require_grant,
     }
@@ -391,6 +399,38 @@ pub fn account(
             Err(e)
         }
     }
+}
+
+/// `open_session`: registers `pid` (the sudo or sshd process that runs the session) with
+/// jitd under the grant holder's active grant, so jitd ends it when the grant ends. In sudo
+/// the holder is the invoking user (PAM_RUSER): for the session sudo sets PAM_USER to the
+/// target user. In sshd it is PAM_USER.
+pub fn open_session(
+    cfg: &Config,
+    pam: &mut dyn Pam,
+    jitd: &dyn Jitd,
+    pid: u32,
+) -> Result<Verdict, Error> {
+    let user = match cfg.mode {
+        Mode::Sudo => Some(pam.ruser())
+            .filter(|u| !u.is_empty())
+            .map_or_else(|| pam.user(), Ok)?,
+        Mode::Ssh => pam.user()?,
+    };
+    let (service, tty) = (pam.service(), pam.tty());
+    let grant = jitd.open_session(&user, &service, &tty, pid)?;
+    if grant != 0 {
+        pam.log(&format!(
+            "user={user} session pid={pid} registered under grant {grant}"
+        ));
+    }
+    Ok(Verdict::Ignore)
+}
+
+/// `close_session`: the session ended on its own; jitd forgets it.
+pub fn close_session(jitd: &dyn Jitd, pid: u32) -> Result<Verdict, Error> {
+    jitd.close_session(pid)?;
+    Ok(Verdict::Ignore)
 }
 
 #[cfg(test)]

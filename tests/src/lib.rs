@@ -368,7 +368,8 @@ impl World {
              auth     optional {m} mode=sudo bus={bus} timeout=5 {auth}\n\
              account  required pam_unix.so\n\
              account  required {m} mode=sudo bus={bus} timeout=5 {acct}\n\
-             session  required pam_permit.so\n",
+             session  required pam_permit.so\n\
+             session  optional {m} mode=sudo bus={bus} timeout=5\n",
             m = module.display(),
             auth = b.pam_auth_args,
             acct = b.pam_account_args,

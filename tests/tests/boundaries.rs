@@ -294,13 +294,20 @@ fn example_policies_in_conf_pass_policy_check() {
 }
 
 #[test]
-fn given_jitd_runs_then_it_holds_no_capabilities() {
+fn given_jitd_runs_then_it_holds_only_cap_kill() {
     let w = users(Builder::new()).build();
     let pid = w.jitd_pid().unwrap();
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    for set in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+    for (set, want) in [
+        ("CapInh", "0000000000000000"),
+        ("CapAmb", "0000000000000000"),
+        // CAP_KILL is bit 5: ending sessions that run as another user.
+        ("CapPrm", "0000000000000020"),
+        ("CapEff", "0000000000000020"),
+        ("CapBnd", "0000000000000020"),
+    ] {
         let line = status.lines().find(|l| l.starts_with(set)).unwrap();
-        assert!(line.ends_with("0000000000000000"), "{line}");
+        assert!(line.ends_with(want), "{line}");
     }
     assert!(status.contains("NoNewPrivs:\t1"));
 }

@@ -113,7 +113,8 @@ fn given_fresh_host_when_install_then_jitd_runs_with_example_policy_and_uninstal
         "{pam_after}"
     );
     assert!(
-        pam_after.contains("account  required pam_jit.so mode=sudo"),
+        pam_after.contains("account  required pam_jit.so mode=sudo")
+            && pam_after.contains("session  optional pam_jit.so mode=sudo"),
         "{pam_after}"
     );
     assert!(roles.ok(), "{}", roles.all());

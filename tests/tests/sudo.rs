@@ -405,3 +405,100 @@ fn given_cached_sudo_credentials_when_a_grant_ends_then_they_are_cleared() {
         after.all()
     );
 }
+
+fn shell_world() -> World {
+    Builder::new()
+        .user("alice", &["webops"])
+        .user("bob", &["sre"])
+        .policy(
+            r#"
+[[role]]
+name = "root-shell"
+commands = ["/bin/sh"]
+requesters = ["alice"]
+approvers = ["bob"]
+max_duration = "1h"
+"#,
+        )
+        .build()
+}
+
+/// Starts `sudo -n ARGS` as alice in the background; its stdin stays open (an interactive
+/// shell waits on it).
+fn background_sudo(w: &World, args: &[&str]) -> std::process::Child {
+    let mut all = vec!["-n"];
+    all.extend_from_slice(args);
+    w.as_user("alice", std::path::Path::new("/usr/bin/sudo"), &all)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn session_opened(w: &World) -> bool {
+    w.jitctl("root", &["--json", "audit"])
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["action"] == "session-open")
+}
+
+#[test]
+fn given_root_shell_under_grant_when_grant_revoked_then_shell_is_ended() {
+    let w = shell_world();
+    let g = w.jitctl(
+        "alice",
+        &["--json", "request", "root-shell", "--reason", "T-1"],
+    );
+    let id = g.json()["id"].as_u64().unwrap().to_string();
+    let mut shell = background_sudo(&w, &["-s"]);
+    wait_for(
+        "the session to be registered",
+        Duration::from_secs(10),
+        || session_opened(&w).then_some(()),
+    );
+    assert!(shell.try_wait().unwrap().is_none(), "the shell runs");
+    assert!(
+        w.jitctl("bob", &["revoke", &id, "--reason", "incident over"])
+            .ok()
+    );
+    let status = wait_for("the shell to end", Duration::from_secs(10), || {
+        shell.try_wait().unwrap()
+    });
+    assert!(
+        !status.success(),
+        "ended by a signal, not by itself: {status}"
+    );
+}
+
+#[test]
+fn given_command_ignoring_sighup_when_grant_expires_then_it_is_killed() {
+    let w = shell_world();
+    assert!(
+        w.jitctl(
+            "alice",
+            &["request", "root-shell", "--for", "3s", "--reason", "T-2"]
+        )
+        .ok()
+    );
+    let mut cmd = background_sudo(&w, &["/bin/sh", "-c", "trap '' HUP; sleep 600"]);
+    wait_for(
+        "the session to be registered",
+        Duration::from_secs(10),
+        || session_opened(&w).then_some(()),
+    );
+    let status = wait_for("the command to be killed", Duration::from_secs(15), || {
+        cmd.try_wait().unwrap()
+    });
+    assert!(!status.success(), "{status}");
+    let ended = w
+        .jitctl("root", &["--json", "audit"])
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["action"] == "session-end");
+    assert!(ended, "the end is audited");
+}

@@ -14,6 +14,7 @@ struct FakePam {
     logs: Vec<String>,
     done: bool,
     conv_broken: bool,
+    ruser: String,
 }
 
 impl FakePam {
@@ -32,6 +33,9 @@ impl FakePam {
 impl Pam for FakePam {
     fn user(&mut self) -> Result<String, Error> {
         self.user.clone().ok_or(Error::Pam("no user".into()))
+    }
+    fn ruser(&self) -> String {
+        self.ruser.clone()
     }
     fn service(&self) -> String {
         "sudo".into()
@@ -77,6 +81,7 @@ struct FakeJitd {
     /// States returned by successive waits.
     waits: RefCell<VecDeque<&'static str>>,
     submitted: RefCell<Vec<(String, String, u64, String)>>,
+    sessions: RefCell<Vec<u32>>,
 }
 
 fn role(name: &str, approvals: u32) -> RoleInfo {
@@ -161,6 +166,17 @@ impl Jitd for FakeJitd {
     fn wait(&self, _user: &str, id: u64, _secs: u32) -> Result<RequestInfo, Error> {
         let s = self.waits.borrow_mut().pop_front().unwrap_or("pending");
         Ok(info(id, s))
+    }
+    fn open_session(&self, _u: &str, _s: &str, _t: &str, pid: u32) -> Result<u64, Error> {
+        if self.down {
+            return Err(Error::Unreachable("jitd is not running".into()));
+        }
+        self.sessions.borrow_mut().push(pid);
+        Ok(u64::from(self.active))
+    }
+    fn close_session(&self, pid: u32) -> Result<(), Error> {
+        self.sessions.borrow_mut().retain(|p| *p != pid);
+        Ok(())
     }
 }
 
@@ -477,4 +493,40 @@ fn no_error_of_any_kind_ever_decides_success() {
         Verdict::Deny
     );
     assert!(is_gate(None, Phase::Auth));
+}
+
+#[test]
+fn given_session_when_opened_and_closed_then_jitd_tracks_the_pid_and_forgets_it() {
+    let jitd = FakeJitd {
+        active: true,
+        ..FakeJitd::default()
+    };
+    // In sudo's session phase PAM_USER is the target user; the holder is PAM_RUSER.
+    let mut pam = FakePam::new("root", &[]);
+    pam.ruser = "alice".into();
+    assert_eq!(
+        open_session(&sudo_cfg(), &mut pam, &jitd, 4242),
+        Ok(Verdict::Ignore)
+    );
+    assert_eq!(jitd.sessions.borrow().as_slice(), &[4242]);
+    assert_eq!(close_session(&jitd, 4242), Ok(Verdict::Ignore));
+    assert!(jitd.sessions.borrow().is_empty());
+}
+
+#[test]
+fn given_jitd_down_when_session_opens_then_denied_only_with_require_grant() {
+    let jitd = FakeJitd {
+        down: true,
+        ..FakeJitd::default()
+    };
+    let mut pam = FakePam::new("alice", &[]);
+    let r = open_session(&sudo_cfg(), &mut pam, &jitd, 4242);
+    assert_eq!(
+        decide(is_gate(Some(&gate_cfg()), Phase::OpenSession), &r),
+        Verdict::Deny
+    );
+    assert_eq!(
+        decide(is_gate(Some(&sudo_cfg()), Phase::OpenSession), &r),
+        Verdict::Ignore
+    );
 }

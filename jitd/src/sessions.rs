@@ -1,0 +1,124 @@
+//! Sessions opened under a grant (a sudo command, an ssh login), held as pidfds so a reused
+//! pid is never signalled, and ended when their grant ends: SIGHUP to the registered process
+//! at once (sudo relays it to the command it runs), then SIGKILL to it and every process
+//! below it after a grace period.
+//!
+//! Kept in memory: after a jitd restart, sessions of still-active grants are no longer
+//! tracked (a known limit; NOTAFTER and the removed rule still stop new commands).
+
+use rustix::fd::OwnedFd;
+use rustix::process::{Pid, PidfdFlags, Signal, pidfd_open, pidfd_send_signal};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// Between SIGHUP and SIGKILL.
+pub const GRACE: Duration = Duration::from_secs(3);
+
+pub struct Session {
+    pub pid: i32,
+    fd: OwnedFd,
+}
+
+#[derive(Default)]
+pub struct Sessions {
+    by_grant: HashMap<u64, Vec<Session>>,
+}
+
+fn open_pidfd(pid: i32) -> Result<OwnedFd, String> {
+    let p = Pid::from_raw(pid).ok_or_else(|| format!("invalid pid {pid}"))?;
+    pidfd_open(p, PidfdFlags::empty()).map_err(|e| format!("pidfd_open({pid}): {e}"))
+}
+
+impl Sessions {
+    /// Tracks `pid` under `grant`. The pidfd is taken now, while the caller (blocked in
+    /// this call) keeps the process alive, so it names that process and no later one.
+    pub fn open(&mut self, grant: u64, pid: i32) -> Result<(), String> {
+        let fd = open_pidfd(pid)?;
+        self.by_grant
+            .entry(grant)
+            .or_default()
+            .push(Session { pid, fd });
+        Ok(())
+    }
+
+    /// Forgets `pid`; true if it was tracked.
+    pub fn close(&mut self, pid: i32) -> bool {
+        let mut found = false;
+        for list in self.by_grant.values_mut() {
+            let before = list.len();
+            list.retain(|s| s.pid != pid);
+            found |= list.len() != before;
+        }
+        self.by_grant.retain(|_, l| !l.is_empty());
+        found
+    }
+
+    pub fn take(&mut self, grant: u64) -> Vec<Session> {
+        self.by_grant.remove(&grant).unwrap_or_default()
+    }
+
+    pub fn count(&self) -> usize {
+        self.by_grant.values().map(Vec::len).sum()
+    }
+}
+
+/// Every process below `root`, from /proc, as pidfds (taken now).
+fn descendants(root: i32) -> Vec<OwnedFd> {
+    let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
+    if let Ok(rd) = std::fs::read_dir("/proc") {
+        for e in rd.flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<i32>().ok());
+            if let Some(ppid) = ppid {
+                children.entry(ppid).or_default().push(pid);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let mut queue = vec![root];
+    while let Some(p) = queue.pop() {
+        for &c in children.get(&p).map(Vec::as_slice).unwrap_or(&[]) {
+            if let Ok(fd) = open_pidfd(c) {
+                out.push(fd);
+            }
+            queue.push(c);
+        }
+    }
+    out
+}
+
+/// Ends sessions: SIGHUP now; SIGKILL to each and its descendants after [`GRACE`], from a
+/// thread of its own so the caller never waits.
+pub fn end(sessions: Vec<Session>) {
+    if sessions.is_empty() {
+        return;
+    }
+    for s in &sessions {
+        if let Err(e) = pidfd_send_signal(&s.fd, Signal::HUP) {
+            tracing::debug!("SIGHUP to session {}: {e}", s.pid);
+        }
+    }
+    let spawned = std::thread::Builder::new()
+        .name("session-end".into())
+        .spawn(move || {
+            let mut tree: Vec<OwnedFd> = sessions.iter().flat_map(|s| descendants(s.pid)).collect();
+            std::thread::sleep(GRACE);
+            tree.extend(sessions.iter().flat_map(|s| descendants(s.pid)));
+            for fd in tree.iter().chain(sessions.iter().map(|s| &s.fd)) {
+                // ESRCH: it has already gone, as it should have.
+                let _ = pidfd_send_signal(fd, Signal::KILL);
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!("cannot start the session killer: {e}");
+    }
+}
