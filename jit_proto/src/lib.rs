@@ -306,9 +306,9 @@ pub trait Pam1 {
     fn wait(&self, user: &str, id: u64, timeout_secs: u32) -> Result<RequestInfo, JitError>;
     /// Registers a session (sudo's or sshd's process `pid`) under the user's active grant, so
     /// it is ended when the grant ends. Returns the grant id, 0 when the user holds none.
+    /// Sessions that have ended are forgotten by jitd on its own: there is no close call.
     fn open_session(&self, user: &str, service: &str, tty: &str, pid: u32)
     -> Result<u64, JitError>;
-    fn close_session(&self, pid: u32) -> Result<(), JitError>;
 }
 
 /// A PAM-interface proxy that caches no properties (so building it costs no bus round trip).

@@ -354,26 +354,18 @@ impl PamInterface {
             origin_field("service", &service)?,
             origin_field("tty", &tty)?,
         );
-        blocking(&self.svc, move |s| {
-            s.write(|c| c.open_session(&who, pid, &service, &tty))
-        })
-        .await
-    }
-
-    async fn close_session(
-        &self,
-        pid: u32,
-        #[zbus(header)] hdr: Header<'_>,
-        #[zbus(connection)] conn: &Connection,
-    ) -> Result<(), JitError> {
-        require_root(&self.ids, conn, &hdr).await?;
-        let pid = session_pid(pid)?;
-        self.svc
-            .write(|c| {
-                c.close_session(pid);
-                Ok(())
-            })
-            .map_err(Into::into)
+        let grant = self.svc.write(|c| c.open_session(&who, pid))?;
+        if grant != 0 {
+            // Written after the reply; the pool runs it even though nobody awaits it.
+            let svc = self.svc.clone();
+            drop(zruntime::unblock(move || {
+                let _ = svc.write(|c| {
+                    c.audit_session_open(&who, grant, pid, &service, &tty);
+                    Ok(())
+                });
+            }));
+        }
+        Ok(grant)
     }
 
     async fn check(

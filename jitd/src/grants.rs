@@ -489,8 +489,10 @@ impl Core {
     }
 
     /// Registers a session (pam_jit's session hook) under the user's active grant; it is
-    /// ended when that grant ends. Returns the grant id, 0 if the user holds none.
-    pub fn open_session(&mut self, who: &Actor, pid: i32, service: &str, tty: &str) -> Result<u64> {
+    /// ended when that grant ends. Returns the grant id, 0 if the user holds none. The audit
+    /// record is written by [`Core::audit_session_open`], after the caller has its answer:
+    /// it records a use, it does not authorize one, and its fsync need not hold up sudo.
+    pub fn open_session(&mut self, who: &Actor, pid: i32) -> Result<u64> {
         let check = self.check(&who.name, false)?;
         if !check.active {
             return Ok(0);
@@ -498,18 +500,23 @@ impl Core {
         self.sessions
             .open(check.request_id, pid)
             .map_err(|e| Error::InvalidArgument(format!("cannot track session {pid}: {e}")))?;
-        self.audit_only(
-            who,
-            "session-open",
-            check.request_id,
-            format!("pid={pid} service={service} tty={tty}"),
-        );
         Ok(check.request_id)
     }
 
-    /// The session's process is ending on its own (pam_jit's close_session hook).
-    pub fn close_session(&mut self, pid: i32) -> bool {
-        self.sessions.close(pid)
+    pub fn audit_session_open(
+        &mut self,
+        who: &Actor,
+        grant: u64,
+        pid: i32,
+        service: &str,
+        tty: &str,
+    ) {
+        self.audit_only(
+            who,
+            "session-open",
+            grant,
+            format!("pid={pid} service={service} tty={tty}"),
+        );
     }
 
     /// Records one approval. The request becomes active once it has the required number of

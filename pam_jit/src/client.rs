@@ -91,13 +91,6 @@ impl Jitd for BusClient {
         })
     }
 
-    fn close_session(&self, pid: u32) -> Result<(), Error> {
-        self.call(
-            Duration::ZERO,
-            |p| async move { p.close_session(pid).await },
-        )
-    }
-
     fn wait(&self, user: &str, id: u64, secs: u32) -> Result<RequestInfo, Error> {
         let user = user.to_string();
         self.call(Duration::from_secs(u64::from(secs)), |p| async move {

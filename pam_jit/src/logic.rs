@@ -35,7 +35,6 @@ pub trait Jitd {
     fn request(&self, req: &Submit<'_>) -> Result<RequestInfo, Error>;
     fn wait(&self, user: &str, id: u64, secs: u32) -> Result<RequestInfo, Error>;
     fn open_session(&self, user: &str, service: &str, tty: &str, pid: u32) -> Result<u64, Error>;
-    fn close_session(&self, pid: u32) -> Result<(), Error>;
 }
 
 /// Facts about the host.
@@ -424,12 +423,6 @@ pub fn open_session(
             "user={user} session pid={pid} registered under grant {grant}"
         ));
     }
-    Ok(Verdict::Ignore)
-}
-
-/// `close_session`: the session ended on its own; jitd forgets it.
-pub fn close_session(jitd: &dyn Jitd, pid: u32) -> Result<Verdict, Error> {
-    jitd.close_session(pid)?;
     Ok(Verdict::Ignore)
 }
 
