@@ -388,7 +388,7 @@ impl World {
         let ssh_pam = match &b.sshd {
             Some(args) if !args.is_empty() => format!(
                 "account  required pam_unix.so\naccount  required {m} bus={bus} {args}\n\
-                 session  required pam_permit.so\n",
+                 session  required pam_permit.so\nsession  optional {m} bus={bus} {args}\n",
                 m = module.display()
             ),
             _ => "account  required pam_unix.so\nsession  required pam_permit.so\n".to_string(),

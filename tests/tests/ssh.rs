@@ -88,3 +88,36 @@ fn given_sshd_without_pam_jit_then_login_works_without_grant() {
     let r = w.ssh("alice", "id -un");
     assert!(r.ok(), "{}", r.all());
 }
+
+#[test]
+fn given_open_ssh_session_when_grant_revoked_then_it_is_logged_out() {
+    let w = world();
+    let g = w.jitctl("alice", &["--json", "request", "login", "--reason", "T-4"]);
+    let id = g.json()["id"].as_u64().unwrap().to_string();
+    let mut session = w
+        .ssh_command("alice", "sleep 600")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    jit_e2e::wait_for(
+        "the ssh session to be registered",
+        std::time::Duration::from_secs(10),
+        || {
+            w.jitctl("root", &["--json", "audit"])
+                .json()
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["action"] == "session-open")
+                .then_some(())
+        },
+    );
+    assert!(session.try_wait().unwrap().is_none(), "logged in");
+    assert!(w.jitctl("bob", &["revoke", &id, "--reason", "done"]).ok());
+    let status = jit_e2e::wait_for("the logout", std::time::Duration::from_secs(15), || {
+        session.try_wait().unwrap()
+    });
+    assert!(!status.success(), "{status}");
+}
