@@ -271,6 +271,17 @@ impl Policy {
         let groups = user_groups(user, dir)?;
         Ok(matches_any(&role.approvers, user, &groups))
     }
+
+    /// Names of the roles `user` may approve, resolving the user's groups once.
+    pub fn approvable(&self, user: &str, dir: &dyn Directory) -> Result<Vec<&str>> {
+        let groups = user_groups(user, dir)?;
+        Ok(self
+            .roles
+            .iter()
+            .filter(|r| matches_any(&r.approvers, user, &groups))
+            .map(|r| r.name.as_str())
+            .collect())
+    }
 }
 
 fn user_groups(user: &str, dir: &dyn Directory) -> Result<Vec<String>> {

@@ -657,6 +657,18 @@ impl World {
         v
     }
 
+    /// The actions of the audit trail, in order, as root sees them.
+    pub fn audit_actions(&self) -> Vec<String> {
+        let r = self.jitctl("root", &["--json", "audit"]);
+        assert!(r.ok(), "{}", r.all());
+        r.json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["action"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
     /// A request as jitctl shows it to root.
     pub fn request(&self, id: u64) -> serde_json::Value {
         let r = self.jitctl("root", &["--json", "show", &id.to_string()]);

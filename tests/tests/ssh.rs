@@ -105,12 +105,9 @@ fn given_open_ssh_session_when_grant_revoked_then_it_is_logged_out() {
         "the ssh session to be registered",
         std::time::Duration::from_secs(10),
         || {
-            w.jitctl("root", &["--json", "audit"])
-                .json()
-                .as_array()
-                .unwrap()
+            w.audit_actions()
                 .iter()
-                .any(|r| r["action"] == "session-open")
+                .any(|a| a == "session-open")
                 .then_some(())
         },
     );

@@ -344,14 +344,7 @@ fn every_step_is_audited_and_the_chain_verifies() {
     let w = world();
     ask_for(&w, "alice", "web-restart", "OPS-8 audit", "");
     assert!(w.jitctl("alice", &["release"]).ok());
-    let audit = w.jitctl("root", &["--json", "audit"]);
-    let actions: Vec<String> = audit
-        .json()
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["action"].as_str().unwrap().to_string())
-        .collect();
+    let actions = w.audit_actions();
     assert_eq!(actions, ["reconcile", "request", "grant", "release"]);
     let verify = w.jitctl("root", &["audit", "verify"]);
     assert!(verify.ok(), "{}", verify.all());
@@ -437,12 +430,7 @@ fn background_sudo(w: &World, args: &[&str]) -> std::process::Child {
 }
 
 fn session_opened(w: &World) -> bool {
-    w.jitctl("root", &["--json", "audit"])
-        .json()
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|r| r["action"] == "session-open")
+    w.audit_actions().iter().any(|a| a == "session-open")
 }
 
 #[test]
@@ -493,12 +481,6 @@ fn given_command_ignoring_sighup_when_grant_expires_then_it_is_killed() {
         cmd.try_wait().unwrap()
     });
     assert!(!status.success(), "{status}");
-    let ended = w
-        .jitctl("root", &["--json", "audit"])
-        .json()
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|r| r["action"] == "session-end");
+    let ended = w.audit_actions().iter().any(|a| a == "session-end");
     assert!(ended, "the end is audited");
 }
