@@ -93,10 +93,12 @@ pub enum State {
     Revoked,
     Released,
     Cancelled,
+    /// An extension request whose time was added to its grant.
+    Applied,
 }
 
 impl State {
-    pub const ALL: [State; 7] = [
+    pub const ALL: [State; 8] = [
         State::Pending,
         State::Active,
         State::Denied,
@@ -104,6 +106,7 @@ impl State {
         State::Revoked,
         State::Released,
         State::Cancelled,
+        State::Applied,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -115,6 +118,7 @@ impl State {
             State::Revoked => "revoked",
             State::Released => "released",
             State::Cancelled => "cancelled",
+            State::Applied => "applied",
         }
     }
 
@@ -150,13 +154,24 @@ pub struct RoleInfo {
     pub ssh: bool,
     /// Empty when the role has no pattern.
     pub reason_pattern: String,
+    /// Shortest and longest reason accepted.
+    pub reason_min_length: u32,
+    pub reason_max_length: u32,
+    /// An emergency self-grant is allowed (reviewed afterwards).
+    pub break_glass: bool,
+    /// Longest a grant may last counting every extension.
+    pub max_total_secs: u64,
+    /// "mon-fri 08:00-18:00 Europe/Berlin"; empty when the role has no window.
+    pub window: String,
+    /// Whether the window is open now (always true without a window).
+    pub window_open: bool,
 }
 
 impl RoleInfo {
     /// "up to 1h, no approval" / "1 approval from %sre".
     pub fn summary(&self) -> String {
         let max = format_duration(self.max_duration_secs);
-        if self.approvals == 0 {
+        let mut out = if self.approvals == 0 {
             format!("up to {max}, no approval")
         } else {
             let plural = if self.approvals == 1 { "" } else { "s" };
@@ -165,7 +180,19 @@ impl RoleInfo {
                 self.approvals,
                 self.approvers.join(", ")
             )
+        };
+        if !self.window.is_empty() {
+            let open = if self.window_open {
+                "open"
+            } else {
+                "closed now"
+            };
+            out.push_str(&format!(", window {} ({open})", self.window));
         }
+        if self.break_glass {
+            out.push_str(", break-glass allowed");
+        }
+        out
     }
 }
 
@@ -197,6 +224,16 @@ pub struct RequestInfo {
     /// Where the request came from: "jitctl", "sudo", "sshd".
     pub service: String,
     pub tty: String,
+    /// "grant", "break-glass" or "extension".
+    pub kind: String,
+    /// For an extension: the grant it extends; 0 otherwise.
+    pub extends: u64,
+    /// Unix seconds the grant became active; 0 if it never did.
+    pub granted_at: i64,
+    /// For break-glass grants: who acknowledged it, when and with what comment.
+    pub reviewed_by: String,
+    pub reviewed_at: i64,
+    pub review_comment: String,
 }
 
 impl RequestInfo {
@@ -227,6 +264,8 @@ pub struct StatusInfo {
     pub sudoers_dir: String,
     /// Empty when healthy; otherwise the last error that stopped new grants.
     pub last_error: String,
+    /// Break-glass grants no approver has acknowledged yet.
+    pub unreviewed_break_glass: u32,
 }
 
 /// One record of the audit trail.
@@ -266,6 +305,20 @@ pub trait User1 {
         duration_secs: u64,
         reason: &str,
     ) -> Result<RequestInfo, JitError>;
+    /// An emergency self-grant of a role that allows it; lands in the review queue.
+    fn break_glass(
+        &self,
+        role: &str,
+        duration_secs: u64,
+        reason: &str,
+    ) -> Result<RequestInfo, JitError>;
+    /// Asks for `by_secs` more on the caller's active grant `id`, under the role's approval
+    /// rule. Returns the extension request (applied at once for self-service roles).
+    fn extend(&self, id: u64, by_secs: u64, reason: &str) -> Result<RequestInfo, JitError>;
+    /// Break-glass grants the caller may review; `all`: acknowledged ones too.
+    fn review(&self, all: bool) -> Result<Vec<RequestInfo>, JitError>;
+    /// Acknowledges a break-glass grant after the fact.
+    fn acknowledge(&self, id: u64, comment: &str) -> Result<RequestInfo, JitError>;
     fn list(&self, pending_only: bool, all: bool) -> Result<Vec<RequestInfo>, JitError>;
     fn show(&self, id: u64) -> Result<RequestInfo, JitError>;
     fn approve(&self, id: u64, comment: &str) -> Result<RequestInfo, JitError>;

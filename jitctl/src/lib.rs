@@ -58,7 +58,29 @@ pub enum Cmd {
         /// How long --wait waits.
         #[arg(long, default_value = "10m", value_name = "DURATION")]
         timeout: String,
+        /// Emergency self-grant without approval, for roles that allow it. Audited as
+        /// break-glass and queued for review by the role's approvers.
+        #[arg(long, conflicts_with = "wait")]
+        break_glass: bool,
     },
+    /// Ask for more time on your active grant (same approval rule as the role).
+    Extend {
+        id: u64,
+        /// How much longer, e.g. 30m.
+        #[arg(long, value_name = "DURATION")]
+        by: String,
+        /// Why more time is needed. Required.
+        #[arg(long)]
+        reason: String,
+        /// Wait for the decision (exit 4 if none comes within --timeout).
+        #[arg(long)]
+        wait: bool,
+        /// How long --wait waits.
+        #[arg(long, default_value = "10m", value_name = "DURATION")]
+        timeout: String,
+    },
+    /// Break-glass grants waiting for review (approvers, root), or `review ack ID`.
+    Review(ReviewArgs),
     /// Pending and active requests you may see (yours, and those you may approve).
     List {
         /// Only pending requests.
@@ -102,6 +124,26 @@ pub enum Cmd {
     Policy {
         #[command(subcommand)]
         command: PolicyCmd,
+    },
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct ReviewArgs {
+    #[command(subcommand)]
+    pub ack: Option<ReviewCmd>,
+    /// Also break-glass grants already reviewed.
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReviewCmd {
+    /// Acknowledge a break-glass grant after looking into it.
+    Ack {
+        id: u64,
+        /// What you found. Required.
+        #[arg(long)]
+        comment: String,
     },
 }
 
@@ -270,15 +312,33 @@ pub fn describe(r: &RequestInfo) -> String {
         ),
         _ => r.state.clone(),
     };
-    format!(
-        "request {}: {} {} for {}: {} ({})",
-        r.id,
-        r.user,
-        r.role,
-        format_duration(r.duration_secs),
-        state,
-        r.reason
-    )
+    let what = match r.kind.as_str() {
+        "extension" => format!(
+            "{} {} +{} on grant {}",
+            r.user,
+            r.role,
+            format_duration(r.duration_secs),
+            r.extends
+        ),
+        "break-glass" => format!(
+            "{} {} for {} BREAK-GLASS{}",
+            r.user,
+            r.role,
+            format_duration(r.duration_secs),
+            if r.reviewed_by.is_empty() {
+                " (not reviewed)".to_string()
+            } else {
+                format!(" (reviewed by {})", r.reviewed_by)
+            }
+        ),
+        _ => format!(
+            "{} {} for {}",
+            r.user,
+            r.role,
+            format_duration(r.duration_secs)
+        ),
+    };
+    format!("request {}: {what}: {state} ({})", r.id, r.reason)
 }
 
 fn print_requests(list: &[RequestInfo], json: bool) -> Out {
@@ -314,13 +374,18 @@ async fn dispatch(p: &User1Proxy<'_>, cmd: Cmd, json: bool) -> Out {
             reason,
             wait,
             timeout,
+            break_glass,
         } => {
             let secs = match duration {
                 Some(d) => duration_arg("--for", &d)?,
                 None => 0,
             };
             let timeout = duration_arg("--timeout", &timeout)?;
-            let mut r = p.request(&role, secs, &reason).await?;
+            let mut r = if break_glass {
+                p.break_glass(&role, secs, &reason).await?
+            } else {
+                p.request(&role, secs, &reason).await?
+            };
             if wait && r.state() == Some(State::Pending) {
                 if !json {
                     eprintln!(
@@ -351,6 +416,45 @@ async fn dispatch(p: &User1Proxy<'_>, cmd: Cmd, json: bool) -> Out {
                 )),
             }
         }
+        Cmd::Extend {
+            id,
+            by,
+            reason,
+            wait,
+            timeout,
+        } => {
+            let by = duration_arg("--by", &by)?;
+            let timeout = duration_arg("--timeout", &timeout)?;
+            let mut r = p.extend(id, by, &reason).await?;
+            if wait && r.state() == Some(State::Pending) {
+                r = wait_for(p, r.id, timeout).await?;
+            }
+            if json {
+                print_json(&request_json(&r))?;
+            } else {
+                println!("{}", describe(&r));
+                if r.state() == Some(State::Applied) {
+                    println!("{}", describe(&p.show(id).await?));
+                }
+            }
+            match r.state() {
+                Some(State::Applied) => Ok(()),
+                Some(State::Pending) if wait => Err(Failure::new(
+                    exit::TIMED_OUT,
+                    format!("extension {} is still pending", r.id),
+                )),
+                Some(State::Pending) => Ok(()),
+                _ => Err(Failure::new(
+                    exit::REFUSED,
+                    format!("extension {} was {}: {}", r.id, r.state, r.decision_reason),
+                )),
+            }
+        }
+        Cmd::Review(ReviewArgs { ack: None, all }) => print_requests(&p.review(all).await?, json),
+        Cmd::Review(ReviewArgs {
+            ack: Some(ReviewCmd::Ack { id, comment }),
+            ..
+        }) => one(p.acknowledge(id, &comment).await?, json),
         Cmd::List { pending, all } => print_requests(&p.list(pending, all).await?, json),
         Cmd::Show { id } => {
             let r = p.show(id).await?;
@@ -380,6 +484,12 @@ async fn dispatch(p: &User1Proxy<'_>, cmd: Cmd, json: bool) -> Out {
             println!("sudoers directory: {}", s.sudoers_dir);
             println!("active grants: {}", s.active_grants);
             println!("pending requests: {}", s.pending_requests);
+            if s.unreviewed_break_glass > 0 {
+                println!(
+                    "break-glass grants not yet reviewed: {} (jitctl review)",
+                    s.unreviewed_break_glass
+                );
+            }
             if s.last_error.is_empty() {
                 println!("health: ok");
             } else {
@@ -425,6 +535,15 @@ fn print_roles(roles: &[RoleInfo]) {
         if !r.reason_pattern.is_empty() {
             println!("    reason must match {}", r.reason_pattern);
         }
+        if r.reason_min_length > 1 {
+            println!("    reason: at least {} characters", r.reason_min_length);
+        }
+        if r.max_total_secs > r.max_duration_secs {
+            println!(
+                "    extendable up to {} in total",
+                format_duration(r.max_total_secs)
+            );
+        }
     }
 }
 
@@ -433,6 +552,25 @@ fn print_detail(r: &RequestInfo) {
     println!("  user:      {} (uid {})", r.user, r.uid);
     println!("  role:      {}", r.role);
     println!("  state:     {}", r.state);
+    println!("  kind:      {}", r.kind);
+    if r.extends != 0 {
+        println!("  extends:   grant {}", r.extends);
+    }
+    if r.granted_at > 0 {
+        println!("  granted:   {}", format_rfc3339(r.granted_at));
+    }
+    if r.kind == "break-glass" {
+        if r.reviewed_by.is_empty() {
+            println!("  review:    not yet reviewed");
+        } else {
+            println!(
+                "  review:    by {} at {}: {}",
+                r.reviewed_by,
+                format_rfc3339(r.reviewed_at),
+                r.review_comment
+            );
+        }
+    }
     println!("  reason:    {}", r.reason);
     println!("  duration:  {}", format_duration(r.duration_secs));
     println!("  created:   {}", format_rfc3339(r.created_at));
@@ -510,6 +648,7 @@ fn policy_check(file: Option<&str>) -> Out {
         .output()
         .map_err(|e| Failure::new(exit::ERROR, format!("running {}: {e}", jitd.display())))?;
     if out.status.success() {
+        eprint!("{}", String::from_utf8_lossy(&out.stderr));
         print!("{}", String::from_utf8_lossy(&out.stdout));
         Ok(())
     } else {

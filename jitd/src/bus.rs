@@ -6,7 +6,7 @@ use crate::error::Error;
 use crate::grants::Origin;
 use crate::names;
 use crate::service::Service;
-use crate::store::Actor;
+use crate::store::{Actor, Kind};
 use jit_proto::{
     AuditRecord, AuditVerify, GrantCheck, JitError, RequestInfo, RoleInfo, StatusInfo,
 };
@@ -114,8 +114,76 @@ impl UserInterface {
             ..Origin::default()
         };
         blocking(&self.svc, move |s| {
+            let r = s.request(&who, Kind::Grant, &role, duration_secs, &reason, &origin)?;
+            s.read(|c| c.info(&r))
+        })
+        .await
+    }
+
+    async fn break_glass(
+        &self,
+        role: String,
+        duration_secs: u64,
+        reason: String,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<RequestInfo, JitError> {
+        let who = caller(&self.ids, conn, &hdr).await?;
+        let origin = Origin {
+            service: "jitctl".into(),
+            ..Origin::default()
+        };
+        blocking(&self.svc, move |s| {
+            let r = s.request(
+                &who,
+                Kind::BreakGlass,
+                &role,
+                duration_secs,
+                &reason,
+                &origin,
+            )?;
+            s.read(|c| c.info(&r))
+        })
+        .await
+    }
+
+    async fn extend(
+        &self,
+        id: u64,
+        by_secs: u64,
+        reason: String,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<RequestInfo, JitError> {
+        let who = caller(&self.ids, conn, &hdr).await?;
+        blocking(&self.svc, move |s| {
+            let r = s.extend(&who, id, by_secs, &reason)?;
+            s.read(|c| c.info(&r))
+        })
+        .await
+    }
+
+    async fn review(
+        &self,
+        all: bool,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<Vec<RequestInfo>, JitError> {
+        let who = caller(&self.ids, conn, &hdr).await?;
+        blocking(&self.svc, move |s| s.read(|c| c.review(&who, all))).await
+    }
+
+    async fn acknowledge(
+        &self,
+        id: u64,
+        comment: String,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<RequestInfo, JitError> {
+        let who = caller(&self.ids, conn, &hdr).await?;
+        blocking(&self.svc, move |s| {
             s.write(|c| {
-                let r = c.request(&who, &role, duration_secs, &reason, &origin)?;
+                let r = c.acknowledge(&who, id, &comment)?;
                 c.info(&r)
             })
         })
@@ -412,10 +480,8 @@ impl PamInterface {
             rhost: origin_field("rhost", &rhost)?,
         };
         blocking(&self.svc, move |s| {
-            s.write(|c| {
-                let r = c.request(&who, &role, duration_secs, &reason, &origin)?;
-                c.info(&r)
-            })
+            let r = s.request(&who, Kind::Grant, &role, duration_secs, &reason, &origin)?;
+            s.read(|c| c.info(&r))
         })
         .await
     }

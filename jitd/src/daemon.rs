@@ -57,8 +57,18 @@ fn run(args: Args) -> Result<(), String> {
     let config = args.config.to_string_lossy().into_owned();
     let policy = Policy::load(&config, &Nss).map_err(|e| e.to_string())?;
     if args.check_config {
-        println!("{config}: OK ({} roles)", policy.roles.len());
+        for w in &policy.warnings {
+            eprintln!("jitd: warning: {w}");
+        }
+        println!(
+            "{config}: OK ({} roles, {} warnings)",
+            policy.roles.len(),
+            policy.warnings.len()
+        );
         return Ok(());
+    }
+    for w in &policy.warnings {
+        tracing::warn!("policy: {w}");
     }
     if !nix::unistd::geteuid().is_root() {
         return Err("jitd must run as root (it owns the sudoers rules it writes)".into());

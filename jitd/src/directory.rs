@@ -11,6 +11,9 @@ pub trait Directory: Send + Sync {
     fn groups_of(&self, user: &str) -> Result<Vec<String>, String>;
     /// Whether the group exists.
     fn group_exists(&self, group: &str) -> Result<bool, String>;
+    /// Users in the group, as far as the directory can list them (used only for the
+    /// policy's consistency checks, never to grant anything).
+    fn group_members(&self, group: &str) -> Result<Vec<String>, String>;
     /// The user's uid, if the user exists.
     fn uid_of(&self, user: &str) -> Result<Option<u32>, String>;
     /// The user name for a uid, if any.
@@ -42,6 +45,29 @@ impl Directory for Nss {
         Group::from_name(group)
             .map(|g| g.is_some())
             .map_err(|e| format!("looking up group {group}: {e}"))
+    }
+
+    /// Supplementary members from NSS, plus users whose primary group it is in
+    /// `/etc/passwd` (NSS has no portable way to list those for other sources).
+    fn group_members(&self, group: &str) -> Result<Vec<String>, String> {
+        let Some(g) =
+            Group::from_name(group).map_err(|e| format!("looking up group {group}: {e}"))?
+        else {
+            return Ok(Vec::new());
+        };
+        let mut out = g.mem.clone();
+        if let Ok(passwd) = std::fs::read_to_string("/etc/passwd") {
+            let gid = g.gid.as_raw().to_string();
+            for line in passwd.lines() {
+                let f: Vec<&str> = line.split(':').collect();
+                if f.len() >= 4 && f[3] == gid {
+                    out.push(f[0].to_string());
+                }
+            }
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
     }
 
     fn uid_of(&self, user: &str) -> Result<Option<u32>, String> {
@@ -95,6 +121,14 @@ impl Directory for FakeDirectory {
     }
     fn group_exists(&self, group: &str) -> Result<bool, String> {
         Ok(self.groups.iter().any(|g| g == group))
+    }
+    fn group_members(&self, group: &str) -> Result<Vec<String>, String> {
+        Ok(self
+            .users
+            .iter()
+            .filter(|(_, _, g)| g.iter().any(|x| x == group))
+            .map(|(n, _, _)| n.clone())
+            .collect())
     }
     fn uid_of(&self, user: &str) -> Result<Option<u32>, String> {
         Ok(self.users.iter().find(|(n, _, _)| n == user).map(|u| u.1))

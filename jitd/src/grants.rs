@@ -8,8 +8,8 @@ use crate::audit::Mirror;
 use crate::directory::Directory;
 use crate::error::{Error, Result};
 use crate::names;
-use crate::policy::{Policy, Role};
-use crate::store::{self, Actor, Event, NewRequest, RequestRow, Store, Transition};
+use crate::policy::{Held, Policy, Verdict};
+use crate::store::{self, Actor, Event, Kind, NewRequest, RequestRow, Store, Transition};
 use crate::sudoers::{Rule, shard_of};
 use jit_proto::{
     AuditRecord, AuditVerify, GrantCheck, RequestInfo, RoleInfo, State, StatusInfo,
@@ -17,8 +17,6 @@ use jit_proto::{
 };
 use std::sync::Arc;
 
-/// Most pending requests one user may have at once.
-pub const MAX_PENDING_PER_USER: usize = 5;
 /// Longest comment on an approval.
 pub const MAX_COMMENT: usize = 500;
 
@@ -96,7 +94,20 @@ fn rule_of(r: &RequestRow) -> Rule {
         commands: r.commands.clone(),
         not_after: r.not_after,
         reauth: r.reauth,
+        log_io: r.log_io,
     }
+}
+
+/// The open requests of a user as limits and separation see them (extensions are not
+/// grants of their own).
+fn held(open: &[RequestRow]) -> Vec<Held<'_>> {
+    open.iter()
+        .filter(|r| r.kind != Kind::Extension)
+        .map(|r| Held {
+            role: &r.role,
+            state: r.state,
+        })
+        .collect()
 }
 
 impl Core {
@@ -124,6 +135,10 @@ impl Core {
 
     pub fn policy(&self) -> &Policy {
         &self.policy
+    }
+
+    pub fn directory(&self) -> &dyn Directory {
+        self.dir.as_ref()
     }
 
     /// Replaces the policy (SIGHUP). Requests keep the terms frozen at submission; pending
@@ -232,51 +247,99 @@ impl Core {
             decision_reason: r.decision_reason.clone(),
             service: r.service.clone(),
             tty: r.tty.clone(),
+            kind: r.kind.as_str().to_string(),
+            extends: r.extends,
+            granted_at: r.granted_at,
+            reviewed_by: r.reviewed_by.clone(),
+            reviewed_at: r.reviewed_at,
+            review_comment: r.review_comment.clone(),
         })
     }
 
     /// Roles `user` may request.
     pub fn roles_for(&self, user: &str) -> Result<Vec<RoleInfo>> {
+        let now = self.now();
         Ok(self
             .policy
             .requestable(user, self.dir.as_ref())?
             .into_iter()
-            .map(Role::info)
+            .map(|r| r.info_at(now))
             .collect())
     }
 
-    fn is_approver(&self, role_name: &str, who: &Actor) -> Result<bool> {
-        match self.policy.role(role_name) {
-            Ok(role) => self.policy.may_approve(role, &who.name, self.dir.as_ref()),
+    /// Whether `who` may decide on `r` now (approvers, and escalation approvers once the
+    /// request has waited long enough).
+    fn is_approver(&self, r: &RequestRow, who: &Actor) -> Result<bool> {
+        match self.policy.role(&r.role) {
+            Ok(role) => self.policy.may_approve(
+                role,
+                &who.name,
+                r.created_at,
+                self.now(),
+                self.dir.as_ref(),
+            ),
             // A role removed from the policy has no approvers left.
             Err(_) => Ok(false),
         }
     }
 
     fn may_see(&self, who: &Actor, r: &RequestRow) -> Result<bool> {
-        Ok(who.uid == 0 || r.uid == who.uid || self.is_approver(&r.role, who)?)
+        Ok(who.uid == 0 || r.uid == who.uid || self.is_approver(r, who)?)
     }
 
-    /// Submits a request. A self-service role is granted at once.
+    /// The role's reason validator, for the caller to run before [`Core::request`] or
+    /// [`Core::extend`] (outside the lock: it may take seconds).
+    pub fn validator_for(&self, role: &str) -> Option<crate::policy::Validator> {
+        self.policy
+            .role(role)
+            .ok()
+            .and_then(|r| r.validator.clone())
+    }
+
+    /// The role of grant `id`, for running its validator before [`Core::extend`].
+    pub fn role_of(&self, id: u64) -> Result<String> {
+        Ok(self.get(id)?.role)
+    }
+
+    /// Submits a request. A self-service role, or a break-glass request, is granted at
+    /// once. `verdict` is what the role's reason validator answered (see
+    /// [`Core::validator_for`]).
+    #[allow(clippy::too_many_arguments)]
     pub fn request(
         &mut self,
         who: &Actor,
+        kind: Kind,
         role_name: &str,
         duration: u64,
         reason: &str,
         origin: &Origin,
+        verdict: &Verdict,
     ) -> Result<RequestRow> {
         names::validate_user_name(&who.name).map_err(Error::InvalidArgument)?;
+        if kind == Kind::Extension {
+            return Err(Error::InvalidArgument(
+                "extensions are requested with extend".into(),
+            ));
+        }
         let now = self.now();
         let role = self.policy.role(role_name)?.clone();
-        let (duration, reason) =
-            self.policy
-                .check_request(&role, &who.name, duration, reason, self.dir.as_ref())?;
+        let (duration, reason) = self.policy.check_request(
+            &role,
+            &who.name,
+            kind,
+            duration,
+            reason,
+            now,
+            self.dir.as_ref(),
+        )?;
         let open = self.store.open_of_user(&who.name)?;
-        if let Some(dup) = open.iter().find(|r| r.role == role.name) {
+        if let Some(dup) = open
+            .iter()
+            .find(|r| r.role == role.name && r.kind != Kind::Extension)
+        {
             return Err(Error::Refused(match dup.state {
                 State::Active => format!(
-                    "{} already holds role '{}' (grant {}) until {}; release it first",
+                    "{} already holds role '{}' (grant {}) until {}; extend or release it",
                     who.name,
                     role.name,
                     dup.id,
@@ -288,44 +351,49 @@ impl Core {
                 ),
             }));
         }
-        if open.iter().filter(|r| r.state == State::Pending).count() >= MAX_PENDING_PER_USER {
-            return Err(Error::Refused(format!(
-                "{} already has {MAX_PENDING_PER_USER} pending requests",
-                who.name
-            )));
-        }
-        let self_service = role.approvals == 0;
+        let held = held(&open);
+        let role_active = self.active_of_role(&role.name)?;
+        let immediate = role.approvals == 0 || kind == Kind::BreakGlass;
+        // A request that starts at once is not a pending one: only the active limits apply.
+        self.policy
+            .check_limits(&role, &who.name, &held, role_active, immediate)?;
+        self.policy.check_separation(&role.name, &who.name, &held)?;
+        let note = role.judge(verdict)?;
+        let not_after = if immediate {
+            self.policy.grant_end(&role, kind, now, duration)
+        } else {
+            0
+        };
         let new = NewRequest {
             user: who.name.clone(),
             uid: who.uid,
             role: role.name.clone(),
             reason: reason.clone(),
             duration_secs: duration,
-            state: if self_service {
+            state: if immediate {
                 State::Active
             } else {
                 State::Pending
             },
             now,
-            not_after: if self_service {
-                now + to_secs(duration)
-            } else {
-                0
-            },
-            pending_until: if self_service {
+            not_after,
+            pending_until: if immediate {
                 0
             } else {
                 now + to_secs(role.pending_timeout)
             },
-            approvals_required: role.approvals,
+            approvals_required: if immediate { 0 } else { role.approvals },
             approvers: role.approvers.iter().map(|p| p.spec()).collect(),
             commands: role.commands.clone(),
-            run_as: role.run_as.clone(),
+            run_as: role.run_as_list.clone(),
             reauth: role.reauth,
             ssh: role.ssh,
             service: origin.service.clone(),
             tty: origin.tty.clone(),
             rhost: origin.rhost.clone(),
+            kind,
+            extends: 0,
+            log_io: role.log_io,
         };
         let id = self.commit(|tx, recs| {
             let id = store::insert_request(tx, &new)?;
@@ -334,10 +402,14 @@ impl Core {
                 &Event {
                     at: now,
                     actor: who,
-                    action: "request",
+                    action: if kind == Kind::BreakGlass {
+                        "break-glass"
+                    } else {
+                        "request"
+                    },
                     request_id: id,
                     detail: format!(
-                        "role={} duration={} service={} tty={} rhost={} reason={}",
+                        "role={} duration={} service={} tty={} rhost={} {note} reason={}",
                         new.role,
                         format_duration(duration),
                         new.service,
@@ -347,7 +419,11 @@ impl Core {
                     ),
                 },
             )?);
-            if self_service {
+            if immediate {
+                let how = match kind {
+                    Kind::BreakGlass => "break-glass, needs review",
+                    _ => "self-service",
+                };
                 recs.push(store::append_audit(
                     tx,
                     &Event {
@@ -356,7 +432,7 @@ impl Core {
                         action: "grant",
                         request_id: id,
                         detail: format!(
-                            "role={} self-service not_after={}",
+                            "role={} {how} not_after={}",
                             new.role,
                             format_rfc3339(new.not_after)
                         ),
@@ -366,9 +442,218 @@ impl Core {
             Ok(id)
         })?;
         let row = self.get(id)?;
-        if self_service {
+        if immediate {
             self.install_or_revoke(&row)?;
         }
+        self.get(id)
+    }
+
+    fn active_of_role(&self, role: &str) -> Result<usize> {
+        Ok(self
+            .store
+            .by_state(&[State::Active])?
+            .iter()
+            .filter(|r| r.role == role)
+            .count())
+    }
+
+    /// Asks for `by` seconds more on the caller's active grant `id`. The extension is a
+    /// request of its own under the role's current approval rule: applied at once for a
+    /// self-service role, pending approval otherwise. It can never take the grant past
+    /// the role's `max_total_duration` (counted from activation) or, unless the role
+    /// allows it, past the end of its window.
+    pub fn extend(
+        &mut self,
+        who: &Actor,
+        id: u64,
+        by: u64,
+        reason: &str,
+        verdict: &Verdict,
+    ) -> Result<RequestRow> {
+        if by == 0 {
+            return Err(Error::InvalidArgument("say how much longer (--by)".into()));
+        }
+        let grant = self.get(id)?;
+        if grant.uid != who.uid || grant.user != who.name {
+            return Err(Error::NotAuthorized(format!(
+                "grant {id} belongs to {}; only its holder can extend it",
+                grant.user
+            )));
+        }
+        if grant.state != State::Active || grant.kind == Kind::Extension {
+            return Err(Error::WrongState(format!(
+                "request {id} is not an active grant ({})",
+                grant.state
+            )));
+        }
+        let now = self.now();
+        let role = self.policy.role(&grant.role)?.clone();
+        let (_, reason) = self.policy.check_request(
+            &role,
+            &who.name,
+            Kind::Extension,
+            by,
+            reason,
+            now,
+            self.dir.as_ref(),
+        )?;
+        let new_end =
+            self.policy
+                .extension_end(&role, grant.granted_at, grant.not_after, by, now)?;
+        let open = self.store.open_of_user(&who.name)?;
+        if let Some(dup) = open
+            .iter()
+            .find(|r| r.kind == Kind::Extension && r.extends == id)
+        {
+            return Err(Error::Refused(format!(
+                "extension request {} for grant {id} is already pending",
+                dup.id
+            )));
+        }
+        let note = role.judge(verdict)?;
+        let immediate = role.approvals == 0;
+        let new = NewRequest {
+            user: who.name.clone(),
+            uid: who.uid,
+            role: role.name.clone(),
+            reason,
+            duration_secs: by,
+            state: if immediate {
+                State::Applied
+            } else {
+                State::Pending
+            },
+            now,
+            not_after: if immediate { new_end } else { 0 },
+            // An extension cannot wait past the grant it extends.
+            pending_until: if immediate {
+                0
+            } else {
+                (now + to_secs(role.pending_timeout)).min(grant.not_after)
+            },
+            approvals_required: role.approvals,
+            approvers: role.approvers.iter().map(|p| p.spec()).collect(),
+            commands: grant.commands.clone(),
+            run_as: grant.run_as.clone(),
+            reauth: grant.reauth,
+            ssh: grant.ssh,
+            service: "jitctl".into(),
+            tty: String::new(),
+            rhost: String::new(),
+            kind: Kind::Extension,
+            extends: id,
+            log_io: grant.log_io,
+        };
+        let ext = self.commit(|tx, recs| {
+            let ext = store::insert_request(tx, &new)?;
+            recs.push(store::append_audit(
+                tx,
+                &Event {
+                    at: now,
+                    actor: who,
+                    action: "request-extension",
+                    request_id: ext,
+                    detail: format!(
+                        "grant={id} role={} by={} {note} reason={}",
+                        new.role,
+                        format_duration(by),
+                        new.reason
+                    ),
+                },
+            )?);
+            if immediate {
+                store::set_not_after(tx, id, new_end, now)?;
+                recs.push(store::append_audit(
+                    tx,
+                    &Event {
+                        at: now,
+                        actor: who,
+                        action: "extend",
+                        request_id: id,
+                        detail: format!(
+                            "extension={ext} self-service not_after={}",
+                            format_rfc3339(new_end)
+                        ),
+                    },
+                )?);
+            }
+            Ok(ext)
+        })?;
+        if immediate {
+            let row = self.get(id)?;
+            self.install_or_revoke(&row)?;
+        }
+        self.get(ext)
+    }
+
+    /// Break-glass grants `who` may review (root: all); `all`: acknowledged ones too.
+    pub fn review(&self, who: &Actor, all: bool) -> Result<Vec<RequestInfo>> {
+        let view = self.policy.approver_view(&who.name, self.dir.as_ref())?;
+        if who.uid != 0 && view.direct.is_empty() {
+            return Err(Error::NotAuthorized(
+                "only root and approvers review break-glass grants".into(),
+            ));
+        }
+        self.store
+            .break_glass(!all)?
+            .iter()
+            .filter(|r| who.uid == 0 || view.direct.contains(&r.role))
+            .map(|r| self.info(r))
+            .collect()
+    }
+
+    /// Acknowledges a break-glass grant: an approver of its role (or root), never its
+    /// holder, with a comment.
+    pub fn acknowledge(&mut self, who: &Actor, id: u64, comment: &str) -> Result<RequestRow> {
+        let comment =
+            names::validate_text("comment", comment, MAX_COMMENT).map_err(Error::Refused)?;
+        let row = self.get(id)?;
+        if row.kind != Kind::BreakGlass {
+            return Err(Error::WrongState(format!(
+                "request {id} is not a break-glass grant"
+            )));
+        }
+        if row.uid == who.uid || row.user == who.name {
+            return Err(Error::NotAuthorized(format!(
+                "{} may not review their own break-glass grant {id}",
+                who.name
+            )));
+        }
+        let direct = match self.policy.role(&row.role) {
+            Ok(_) => self
+                .policy
+                .approver_view(&who.name, self.dir.as_ref())?
+                .direct
+                .contains(&row.role),
+            Err(_) => false,
+        };
+        if !(who.uid == 0 || direct) {
+            return Err(Error::NotAuthorized(format!(
+                "{} is not an approver for role '{}'",
+                who.name, row.role
+            )));
+        }
+        if !row.reviewed_by.is_empty() {
+            return Err(Error::WrongState(format!(
+                "break-glass grant {id} was already reviewed by {}",
+                row.reviewed_by
+            )));
+        }
+        let now = self.now();
+        self.commit(|tx, recs| {
+            store::mark_reviewed(tx, id, &who.name, now, &comment)?;
+            recs.push(store::append_audit(
+                tx,
+                &Event {
+                    at: now,
+                    actor: who,
+                    action: "review",
+                    request_id: id,
+                    detail: format!("role={} holder={} comment={comment}", row.role, row.user),
+                },
+            )?);
+            Ok(())
+        })?;
         self.get(id)
     }
 
@@ -520,7 +805,10 @@ impl Core {
     }
 
     /// Records one approval. The request becomes active once it has the required number of
-    /// distinct approvals, none of them from the requester.
+    /// distinct approvals, none of them from the requester; an extension is then applied to
+    /// its grant. Everything that must hold when a grant starts (window, limits,
+    /// separation of duties) is checked again at that moment; if it does not hold, the
+    /// approval is refused and not recorded.
     pub fn approve(&mut self, who: &Actor, id: u64, comment: &str) -> Result<RequestRow> {
         let row = self.get(id)?;
         if row.uid == who.uid || row.user == who.name {
@@ -529,7 +817,7 @@ impl Core {
                 who.name
             )));
         }
-        if !self.is_approver(&row.role, who)? {
+        if !self.is_approver(&row, who)? {
             return Err(Error::NotAuthorized(format!(
                 "{} is not an approver for role '{}'",
                 who.name, row.role
@@ -557,6 +845,9 @@ impl Core {
                 who.name
             )));
         }
+        let approver_open = self.store.open_of_user(&who.name)?;
+        self.policy
+            .check_approver_separation(&row.role, &who.name, &held(&approver_open))?;
         let comment = if comment.trim().is_empty() {
             String::new()
         } else {
@@ -564,7 +855,11 @@ impl Core {
         };
         let distinct = already.len() + 1;
         let activate = distinct >= usize::try_from(row.approvals_required).unwrap_or(usize::MAX);
-        let not_after = now + to_secs(row.duration_secs);
+        let activation = if activate {
+            Some(self.activation(&row, now)?)
+        } else {
+            None
+        };
         self.commit(|tx, recs| {
             store::add_approval(tx, id, who, now, &comment)?;
             recs.push(store::append_audit(
@@ -580,38 +875,127 @@ impl Core {
                     ),
                 },
             )?);
-            if activate {
-                recs.push(store::transition_audited(
-                    tx,
-                    &Transition {
-                        id,
-                        from: State::Pending,
-                        to: State::Active,
-                        now,
-                        not_after: Some(not_after),
-                        decided_by: "",
-                        decision_reason: "",
-                    },
-                    &Event {
-                        at: now,
-                        actor: who,
-                        action: "grant",
-                        request_id: id,
-                        detail: format!(
-                            "role={} not_after={}",
-                            row.role,
-                            format_rfc3339(not_after)
-                        ),
-                    },
-                )?);
+            match activation {
+                None => {}
+                Some(Activation::Grant { not_after }) => {
+                    recs.push(store::transition_audited(
+                        tx,
+                        &Transition {
+                            id,
+                            from: State::Pending,
+                            to: State::Active,
+                            now,
+                            not_after: Some(not_after),
+                            decided_by: "",
+                            decision_reason: "",
+                        },
+                        &Event {
+                            at: now,
+                            actor: who,
+                            action: "grant",
+                            request_id: id,
+                            detail: format!(
+                                "role={} not_after={}",
+                                row.role,
+                                format_rfc3339(not_after)
+                            ),
+                        },
+                    )?);
+                }
+                Some(Activation::Extension { grant, not_after }) => {
+                    store::transition(
+                        tx,
+                        &Transition {
+                            id,
+                            from: State::Pending,
+                            to: State::Applied,
+                            now,
+                            not_after: Some(not_after),
+                            decided_by: "",
+                            decision_reason: "",
+                        },
+                    )?;
+                    store::set_not_after(tx, grant, not_after, now)?;
+                    recs.push(store::append_audit(
+                        tx,
+                        &Event {
+                            at: now,
+                            actor: who,
+                            action: "extend",
+                            request_id: grant,
+                            detail: format!(
+                                "extension={id} not_after={}",
+                                format_rfc3339(not_after)
+                            ),
+                        },
+                    )?);
+                }
             }
             Ok(())
         })?;
-        let row = self.get(id)?;
-        if activate {
-            self.install_or_revoke(&row)?;
+        match activation {
+            Some(Activation::Grant { .. }) => {
+                let row = self.get(id)?;
+                self.install_or_revoke(&row)?;
+            }
+            Some(Activation::Extension { grant, .. }) => {
+                let row = self.get(grant)?;
+                self.install_or_revoke(&row)?;
+            }
+            None => {}
         }
         self.get(id)
+    }
+
+    /// What approving `row` would start now, or why it cannot.
+    fn activation(&self, row: &RequestRow, now: i64) -> Result<Activation> {
+        let role = self.policy.role(&row.role).map_err(|_| {
+            Error::WrongState(format!(
+                "role '{}' is no longer in the policy; request {} cannot start",
+                row.role, row.id
+            ))
+        })?;
+        self.policy.check_window(role, now)?;
+        if row.kind == Kind::Extension {
+            let grant = self.get(row.extends)?;
+            if grant.state != State::Active {
+                return Err(Error::WrongState(format!(
+                    "grant {} has ended ({}); extension {} cannot apply",
+                    grant.id, grant.state, row.id
+                )));
+            }
+            let not_after = self.policy.extension_end(
+                role,
+                grant.granted_at,
+                grant.not_after,
+                row.duration_secs,
+                now,
+            )?;
+            return Ok(Activation::Extension {
+                grant: grant.id,
+                not_after,
+            });
+        }
+        let open: Vec<RequestRow> = self
+            .store
+            .open_of_user(&row.user)?
+            .into_iter()
+            .filter(|r| r.id != row.id)
+            .collect();
+        let held = held(&open);
+        self.policy.check_limits(
+            role,
+            &row.user,
+            &held,
+            self.active_of_role(&row.role)?,
+            true,
+        )?;
+        self.policy.check_separation(&row.role, &row.user, &held)?;
+        Ok(Activation::Grant {
+            not_after: self
+                .policy
+                .grant_end(role, row.kind, now, row.duration_secs),
+        })
     }
 
     fn end(
@@ -656,7 +1040,7 @@ impl Core {
     pub fn deny(&mut self, who: &Actor, id: u64, reason: &str) -> Result<RequestRow> {
         let reason = names::validate_text("reason", reason, MAX_COMMENT).map_err(Error::Refused)?;
         let row = self.get(id)?;
-        if !(who.uid == 0 || self.is_approver(&row.role, who)?) {
+        if !(who.uid == 0 || self.is_approver(&row, who)?) {
             return Err(Error::NotAuthorized(format!(
                 "{} is not an approver for role '{}'",
                 who.name, row.role
@@ -674,7 +1058,7 @@ impl Core {
     pub fn revoke(&mut self, who: &Actor, id: u64, reason: &str) -> Result<RequestRow> {
         let reason = names::validate_text("reason", reason, MAX_COMMENT).map_err(Error::Refused)?;
         let row = self.get(id)?;
-        if !(who.uid == 0 || self.is_approver(&row.role, who)?) {
+        if !(who.uid == 0 || self.is_approver(&row, who)?) {
             return Err(Error::NotAuthorized(format!(
                 "{} is not an approver for role '{}'",
                 who.name, row.role
@@ -774,10 +1158,11 @@ impl Core {
             self.store.by_state(&[State::Pending, State::Active])?
         };
         // The caller's groups are looked up once for the whole listing, not once per row.
-        let approvable = self.policy.approvable(&who.name, self.dir.as_ref())?;
+        let view = self.policy.approver_view(&who.name, self.dir.as_ref())?;
+        let now = self.now();
         let mut out = Vec::new();
         for r in rows {
-            if who.uid == 0 || r.uid == who.uid || approvable.contains(&r.role.as_str()) {
+            if who.uid == 0 || r.uid == who.uid || view.covers(&r.role, r.created_at, now) {
                 out.push(self.info(&r)?);
             }
         }
@@ -837,9 +1222,16 @@ impl Core {
         let open = self.store.by_state(&[State::Pending, State::Active])?;
         let mut next: Option<i64> = None;
         let mut due = Vec::new();
+        let active: std::collections::HashSet<u64> = open
+            .iter()
+            .filter(|r| r.state == State::Active)
+            .map(|r| r.id)
+            .collect();
         for r in open {
             let deadline = match r.state {
                 State::Active => r.not_after,
+                // An extension of a grant that ended early has nothing left to extend.
+                _ if r.kind == Kind::Extension && !active.contains(&r.extends) => now,
                 _ if r.pending_until > 0 => r.pending_until,
                 _ => continue,
             };
@@ -857,6 +1249,9 @@ impl Core {
             for r in &due {
                 let why = match r.state {
                     State::Active => "grant reached not_after",
+                    _ if r.kind == Kind::Extension && !active.contains(&r.extends) => {
+                        "the grant it extends has ended"
+                    }
                     _ => "no decision before the pending timeout",
                 };
                 recs.push(store::transition_audited(
@@ -964,13 +1359,15 @@ impl Core {
             pending_requests: u32::try_from(pending).unwrap_or(u32::MAX),
             sudoers_dir: self.rules.location(),
             last_error: self.last_error.clone(),
+            unreviewed_break_glass: u32::try_from(self.store.break_glass(true)?.len())
+                .unwrap_or(u32::MAX),
         })
     }
 
     fn is_any_approver(&self, who: &Actor) -> Result<bool> {
         Ok(!self
             .policy
-            .approvable(&who.name, self.dir.as_ref())?
+            .approver_view(&who.name, self.dir.as_ref())?
             .is_empty())
     }
 
@@ -1008,9 +1405,18 @@ impl Core {
     }
 }
 
+/// What an approval that completes a request starts.
+#[derive(Debug, Clone, Copy)]
+enum Activation {
+    Grant { not_after: i64 },
+    Extension { grant: u64, not_after: i64 },
+}
+
 fn to_secs(d: u64) -> i64 {
     i64::try_from(d).unwrap_or(i64::MAX / 4)
 }
 
+#[cfg(test)]
+mod feature_tests;
 #[cfg(test)]
 mod tests;

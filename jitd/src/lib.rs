@@ -19,3 +19,5 @@ pub mod service;
 pub mod sessions;
 pub mod store;
 pub mod sudoers;
+pub mod validator;
+pub mod window;

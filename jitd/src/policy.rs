@@ -8,16 +8,28 @@
 use crate::directory::Directory;
 use crate::error::{Error, Result};
 use crate::names;
-use jit_proto::{RoleInfo, format_duration, parse_duration};
+use crate::store::Kind;
+use crate::window::Window;
+use jit_proto::{RoleInfo, State, format_duration, format_rfc3339, parse_duration};
 use regex::Regex;
 use serde::Deserialize;
 use std::ops::Range;
+use std::path::Path;
+use std::time::Duration;
 use toml::Spanned;
 
 /// Longest reason accepted unless the policy says otherwise.
 pub const DEFAULT_REASON_MAX: usize = 500;
+/// Shortest reason accepted unless the policy says otherwise.
+pub const DEFAULT_REASON_MIN: usize = 1;
 /// How long a request may stay pending unless the role says otherwise.
 pub const DEFAULT_PENDING_TIMEOUT: u64 = 3600;
+/// Most pending requests one user may have at once unless the policy says otherwise.
+pub const DEFAULT_MAX_PENDING_PER_USER: u32 = 5;
+/// How long a reason validator may run unless the role says otherwise.
+pub const DEFAULT_VALIDATOR_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest a reason validator may be given.
+pub const MAX_VALIDATOR_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A requester or approver as written in the policy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +69,41 @@ pub struct Role {
     pub ssh: bool,
     pub reauth: bool,
     pub pending_timeout: u64,
+    pub run_as_list: Vec<String>,
+    pub reason_min: usize,
+    pub reason_max: usize,
+    pub validator: Option<Validator>,
+    pub break_glass: bool,
+    /// Longest a grant may last from activation, counting every extension.
+    pub max_total: u64,
+    pub window: Option<Window>,
+    /// Whether a grant may run past the end of the window it started in.
+    pub outlive_window: bool,
+    /// Most simultaneous active grants of this role (all users together).
+    pub max_active: Option<u32>,
+    /// After this long without a decision, `escalation_approvers` may approve too.
+    pub escalate_after: Option<u64>,
+    pub escalation_approvers: Vec<Principal>,
+    /// sudo I/O logging (`LOG_INPUT:`/`LOG_OUTPUT:`) on the role's rule.
+    pub log_io: bool,
+}
+
+/// An external command that accepts or refuses a reason (e.g. checks a ticket).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Validator {
+    /// Absolute program path and fixed arguments; run without a shell.
+    pub command: Vec<String>,
+    pub timeout: Duration,
+    /// When the validator cannot give an answer (timeout, crash, cannot run): accept on
+    /// `reason_pattern` alone instead of refusing.
+    pub fallback_to_pattern: bool,
+}
+
+/// Roles that one user may not hold (or approve) together.
+#[derive(Debug, Clone)]
+pub struct Separation {
+    pub roles: Vec<String>,
+    pub description: String,
 }
 
 #[derive(Debug, Clone)]
@@ -64,6 +111,31 @@ pub struct Policy {
     pub path: String,
     pub roles: Vec<Role>,
     pub reason_max: usize,
+    pub reason_min: usize,
+    pub max_active_per_user: Option<u32>,
+    pub max_pending_per_user: u32,
+    pub separations: Vec<Separation>,
+    /// Problems that depend on group membership today, not on the file: reported, not fatal.
+    pub warnings: Vec<PolicyError>,
+}
+
+/// What a reason validator answered, as the caller ran it (outside jitd's lock).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// The role has no validator, or it was not run.
+    NotRun,
+    Accepted,
+    /// The validator refused, with its message.
+    Refused(String),
+    /// No answer: timeout, crash, could not start.
+    Failed(String),
+}
+
+/// One open request of a user, as limits and separation of duties see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Held<'a> {
+    pub role: &'a str,
+    pub state: State,
 }
 
 #[derive(Debug, Deserialize)]
@@ -73,12 +145,50 @@ struct RawPolicy {
     settings: Option<RawSettings>,
     #[serde(default)]
     role: Vec<Spanned<RawRole>>,
+    #[serde(default)]
+    separation: Vec<Spanned<RawSeparation>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSettings {
     reason_max_length: Option<Spanned<i64>>,
+    reason_min_length: Option<Spanned<i64>>,
+    max_active_per_user: Option<Spanned<i64>>,
+    max_pending_per_user: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSeparation {
+    roles: Spanned<Vec<Spanned<String>>>,
+    #[serde(default)]
+    description: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawValidator {
+    command: Spanned<Vec<String>>,
+    #[serde(default)]
+    timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    on_failure: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWindow {
+    days: Vec<String>,
+    hours: String,
+    timezone: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -89,7 +199,7 @@ struct RawRole {
     description: String,
     commands: Spanned<Vec<Spanned<String>>>,
     #[serde(default)]
-    run_as: Option<Spanned<String>>,
+    run_as: Option<Spanned<OneOrMany>>,
     requesters: Spanned<Vec<Spanned<String>>>,
     #[serde(default)]
     approvers: Option<Spanned<Vec<Spanned<String>>>>,
@@ -106,6 +216,28 @@ struct RawRole {
     reauth: bool,
     #[serde(default)]
     pending_timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    reason_min_length: Option<Spanned<i64>>,
+    #[serde(default)]
+    reason_max_length: Option<Spanned<i64>>,
+    #[serde(default)]
+    reason_validator: Option<Spanned<RawValidator>>,
+    #[serde(default)]
+    break_glass: Option<Spanned<bool>>,
+    #[serde(default)]
+    max_total_duration: Option<Spanned<String>>,
+    #[serde(default)]
+    window: Option<Spanned<RawWindow>>,
+    #[serde(default)]
+    outlive_window: Option<Spanned<bool>>,
+    #[serde(default)]
+    max_active: Option<Spanned<i64>>,
+    #[serde(default)]
+    escalate_after: Option<Spanned<String>>,
+    #[serde(default)]
+    escalation_approvers: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    log_io: bool,
 }
 
 /// A policy error with its position, printed as `file:line:column: message`.
@@ -176,19 +308,60 @@ impl Policy {
             let span = e.span().unwrap_or(0..0);
             ctx.err(span, e.message().trim().to_string())
         })?;
-        let reason_max = match raw.settings.and_then(|s| s.reason_max_length) {
-            Some(v) => match usize::try_from(*v.get_ref()) {
-                Ok(n) if (1..=4096).contains(&n) => n,
-                _ => {
-                    return Err(ctx.err(v.span(), "reason_max_length must be between 1 and 4096"));
-                }
-            },
-            None => DEFAULT_REASON_MAX,
+        let settings = raw.settings.unwrap_or(RawSettings {
+            reason_max_length: None,
+            reason_min_length: None,
+            max_active_per_user: None,
+            max_pending_per_user: None,
+        });
+        let reason_max = bounded(
+            &ctx,
+            "reason_max_length",
+            settings.reason_max_length,
+            1,
+            4096,
+        )?
+        .map_or(DEFAULT_REASON_MAX, usize_of);
+        let reason_min = bounded(
+            &ctx,
+            "reason_min_length",
+            settings.reason_min_length,
+            1,
+            4096,
+        )?
+        .map_or(DEFAULT_REASON_MIN, usize_of);
+        if reason_min > reason_max {
+            return Err(ctx.err(
+                0..0,
+                format!(
+                    "[settings] reason_min_length {reason_min} is larger than reason_max_length {reason_max}"
+                ),
+            ));
+        }
+        let max_active_per_user = bounded(
+            &ctx,
+            "max_active_per_user",
+            settings.max_active_per_user,
+            1,
+            1000,
+        )?;
+        let max_pending_per_user = bounded(
+            &ctx,
+            "max_pending_per_user",
+            settings.max_pending_per_user,
+            1,
+            100,
+        )?
+        .unwrap_or(DEFAULT_MAX_PENDING_PER_USER);
+        let defaults = Defaults {
+            reason_min,
+            reason_max,
         };
         let mut roles: Vec<Role> = Vec::new();
+        let mut warnings = Vec::new();
         for spanned in raw.role {
             let span = spanned.get_ref().name.span();
-            let role = validate_role(&ctx, spanned.into_inner(), dir)?;
+            let role = validate_role(&ctx, spanned.into_inner(), &defaults, dir, &mut warnings)?;
             if roles.iter().any(|r| r.name == role.name) {
                 return Err(ctx.err(span, format!("duplicate role '{}'", role.name)));
             }
@@ -197,10 +370,44 @@ impl Policy {
         if roles.is_empty() {
             return Err(ctx.err(0..0, "no [[role]] defined: nothing could ever be granted"));
         }
+        let mut separations = Vec::new();
+        for sep in raw.separation {
+            let span = sep.span();
+            let sep = sep.into_inner();
+            let mut names: Vec<String> = Vec::new();
+            for r in sep.roles.into_inner() {
+                if !roles.iter().any(|x| &x.name == r.get_ref()) {
+                    return Err(ctx.err(
+                        r.span(),
+                        format!(
+                            "[[separation]] names unknown role '{}'",
+                            names::escape(r.get_ref())
+                        ),
+                    ));
+                }
+                if !names.contains(r.get_ref()) {
+                    names.push(r.into_inner());
+                }
+            }
+            if names.len() < 2 {
+                return Err(ctx.err(span, "[[separation]] needs at least two different roles"));
+            }
+            let description = names::validate_text("description", &sep.description, 200)
+                .unwrap_or_else(|_| names.join(" / "));
+            separations.push(Separation {
+                roles: names,
+                description,
+            });
+        }
         Ok(Policy {
             path: file.to_string(),
             roles,
             reason_max,
+            reason_min,
+            max_active_per_user,
+            max_pending_per_user,
+            separations,
+            warnings,
         })
     }
 
@@ -221,14 +428,19 @@ impl Policy {
             .collect())
     }
 
-    /// Validates a request against the role: eligibility, duration, reason. Returns the
-    /// duration (the role's default when 0 is asked) and the normalised reason.
+    /// Validates a request against the role: eligibility, kind, time window, duration,
+    /// reason. Returns the duration (the role's default when 0 is asked) and the
+    /// normalised reason. Limits, separation of duties and the validator are separate
+    /// steps ([`Policy::check_limits`], [`Policy::check_separation`], [`Role::judge`]).
+    #[allow(clippy::too_many_arguments)]
     pub fn check_request(
         &self,
         role: &Role,
         user: &str,
+        kind: Kind,
         duration: u64,
         reason: &str,
+        now: i64,
         dir: &dyn Directory,
     ) -> Result<(u64, String)> {
         let groups = user_groups(user, dir)?;
@@ -238,12 +450,23 @@ impl Policy {
                 role.name
             )));
         }
+        match kind {
+            Kind::BreakGlass if !role.break_glass => {
+                return Err(Error::Refused(format!(
+                    "role '{}' does not allow break-glass; request it normally",
+                    role.name
+                )));
+            }
+            // Break-glass is for emergencies: it ignores the change window (and is reviewed).
+            Kind::BreakGlass => {}
+            Kind::Grant | Kind::Extension => self.check_window(role, now)?,
+        }
         let duration = if duration == 0 {
             role.default_duration
         } else {
             duration
         };
-        if duration > role.max_duration {
+        if kind != Kind::Extension && duration > role.max_duration {
             return Err(Error::Refused(format!(
                 "duration {} exceeds the maximum of {} for role '{}'",
                 format_duration(duration),
@@ -251,37 +474,304 @@ impl Policy {
                 role.name
             )));
         }
+        let reason = role.check_reason(reason)?;
+        Ok((duration, reason))
+    }
+
+    /// Refuses when the role has a window and it is closed at `now`.
+    pub fn check_window(&self, role: &Role, now: i64) -> Result<()> {
+        match &role.window {
+            Some(w) if w.end_if_open(now).is_none() => Err(Error::Refused(format!(
+                "role '{}' may only be held within its window ({}); it is closed now",
+                role.name,
+                w.describe()
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// When a grant of `role` that starts at `now` for `duration` ends: cut at the end of
+    /// the window it starts in, unless the role lets grants outlive their window.
+    pub fn grant_end(&self, role: &Role, kind: Kind, now: i64, duration: u64) -> i64 {
+        let end = now.saturating_add(to_secs(duration));
+        match (&role.window, role.outlive_window, kind) {
+            (Some(w), false, Kind::Grant | Kind::Extension) => match w.end_if_open(now) {
+                Some(close) => end.min(close),
+                // Callers check the window first; closed means nothing at all.
+                None => now,
+            },
+            _ => end,
+        }
+    }
+
+    /// The new end of a grant that started at `granted_at`, now ending at `not_after`,
+    /// extended by `by` at `now`: never past `granted_at + max_total`, never past the
+    /// window's end unless the role allows it.
+    pub fn extension_end(
+        &self,
+        role: &Role,
+        granted_at: i64,
+        not_after: i64,
+        by: u64,
+        now: i64,
+    ) -> Result<i64> {
+        let wanted = not_after.saturating_add(to_secs(by));
+        let cap = granted_at.saturating_add(to_secs(role.max_total));
+        if wanted > cap {
+            let left = u64::try_from(cap.saturating_sub(not_after)).unwrap_or(0);
+            return Err(Error::Refused(format!(
+                "extending by {} would exceed role '{}''s maximum total of {} ({} left)",
+                format_duration(by),
+                role.name,
+                format_duration(role.max_total),
+                format_duration(left)
+            )));
+        }
+        let end = match (&role.window, role.outlive_window) {
+            (Some(w), false) => match w.end_if_open(now) {
+                Some(close) => wanted.min(close),
+                None => now,
+            },
+            _ => wanted,
+        };
+        if end <= not_after {
+            return Err(Error::Refused(format!(
+                "grant already runs to the end of role '{}''s window ({}) at {}",
+                role.name,
+                role.window
+                    .as_ref()
+                    .map(Window::describe)
+                    .unwrap_or_default(),
+                format_rfc3339(not_after)
+            )));
+        }
+        Ok(end)
+    }
+
+    /// Limits: pending requests and active grants per user, active grants per role.
+    /// `held` is the user's open requests (extensions excluded), `role_active` how many
+    /// grants of `role` are active now. `activating`: a grant would start now (only the
+    /// active limits apply); otherwise a new request is being submitted.
+    pub fn check_limits(
+        &self,
+        role: &Role,
+        user: &str,
+        held: &[Held<'_>],
+        role_active: usize,
+        activating: bool,
+    ) -> Result<()> {
+        let pending = held.iter().filter(|h| h.state == State::Pending).count();
+        let active = held.iter().filter(|h| h.state == State::Active).count();
+        if !activating && pending >= usize_of(self.max_pending_per_user) {
+            return Err(Error::Refused(format!(
+                "{user} already has {pending} pending request(s), the most allowed \
+                 (max_pending_per_user); wait for a decision or cancel one"
+            )));
+        }
+        if let Some(max) = self.max_active_per_user
+            && active >= usize_of(max)
+        {
+            return Err(Error::Refused(format!(
+                "{user} already holds {active} active grant(s), the most allowed \
+                 (max_active_per_user); release one first"
+            )));
+        }
+        if let Some(max) = role.max_active
+            && role_active >= usize_of(max)
+        {
+            return Err(Error::Refused(format!(
+                "role '{}' already has {role_active} active grant(s), the most allowed (max_active)",
+                role.name
+            )));
+        }
+        Ok(())
+    }
+
+    /// The separation rule, if any, that forbids one user holding `a` and `b` together.
+    pub fn conflict(&self, a: &str, b: &str) -> Option<&Separation> {
+        if a == b {
+            return None;
+        }
+        self.separations
+            .iter()
+            .find(|s| s.roles.iter().any(|r| r == a) && s.roles.iter().any(|r| r == b))
+    }
+
+    /// Refuses `role` to a user who holds (or waits for) a role it conflicts with.
+    pub fn check_separation(&self, role: &str, user: &str, held: &[Held<'_>]) -> Result<()> {
+        for h in held {
+            if let Some(sep) = self.conflict(role, h.role) {
+                return Err(Error::Refused(format!(
+                    "separation of duties ({}): {user} has role '{}' {} and may not also hold '{role}'",
+                    sep.description,
+                    h.role,
+                    if h.state == State::Active {
+                        "active"
+                    } else {
+                        "pending"
+                    }
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses an approver who holds (or waits for) a role that conflicts with `role`:
+    /// roles that may not be held together may not be approved by their holder either.
+    pub fn check_approver_separation(
+        &self,
+        role: &str,
+        approver: &str,
+        held: &[Held<'_>],
+    ) -> Result<()> {
+        for h in held {
+            if let Some(sep) = self.conflict(role, h.role) {
+                return Err(Error::NotAuthorized(format!(
+                    "separation of duties ({}): {approver} has role '{}' and may not approve '{role}'",
+                    sep.description, h.role
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `user` may approve a request for `role` submitted at `created_at`: one of
+    /// the approvers, or, once the request has waited `escalate_after`, one of the
+    /// escalation approvers. Self-approval and separation are the caller's checks.
+    pub fn may_approve(
+        &self,
+        role: &Role,
+        user: &str,
+        created_at: i64,
+        now: i64,
+        dir: &dyn Directory,
+    ) -> Result<bool> {
+        let groups = user_groups(user, dir)?;
+        Ok(role.approver_kind(user, &groups, created_at, now).is_some())
+    }
+
+    /// What `user` may approve, resolving the user's groups once.
+    pub fn approver_view(&self, user: &str, dir: &dyn Directory) -> Result<ApproverView> {
+        let groups = user_groups(user, dir)?;
+        let mut view = ApproverView::default();
+        for r in &self.roles {
+            if matches_any(&r.approvers, user, &groups) {
+                view.direct.push(r.name.clone());
+            } else if let Some(after) = r.escalate_after
+                && matches_any(&r.escalation_approvers, user, &groups)
+            {
+                view.escalation.push((r.name.clone(), after));
+            }
+        }
+        Ok(view)
+    }
+}
+
+/// The roles one user approves: directly, or after a role's escalation delay.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApproverView {
+    pub direct: Vec<String>,
+    /// (role, escalate_after seconds)
+    pub escalation: Vec<(String, u64)>,
+}
+
+impl ApproverView {
+    pub fn is_empty(&self) -> bool {
+        self.direct.is_empty() && self.escalation.is_empty()
+    }
+
+    /// Whether a request for `role` made at `created_at` is the user's to decide at `now`.
+    pub fn covers(&self, role: &str, created_at: i64, now: i64) -> bool {
+        self.direct.iter().any(|r| r == role)
+            || self
+                .escalation
+                .iter()
+                .any(|(r, after)| r == role && now >= created_at.saturating_add(to_secs(*after)))
+    }
+}
+
+impl Role {
+    /// "approver" or "escalation approver" when `user` (in `groups`) may approve a request
+    /// made at `created_at`; None otherwise.
+    pub fn approver_kind(
+        &self,
+        user: &str,
+        groups: &[String],
+        created_at: i64,
+        now: i64,
+    ) -> Option<&'static str> {
+        if matches_any(&self.approvers, user, groups) {
+            return Some("approver");
+        }
+        match self.escalate_after {
+            Some(after)
+                if now >= created_at.saturating_add(to_secs(after))
+                    && matches_any(&self.escalation_approvers, user, groups) =>
+            {
+                Some("escalation approver")
+            }
+            _ => None,
+        }
+    }
+
+    /// Required, within the length bounds, no control characters, and matching the
+    /// role's pattern if it has one. Returns the trimmed reason.
+    pub fn check_reason(&self, reason: &str) -> Result<String> {
         let reason =
             names::validate_text("reason", reason, self.reason_max).map_err(Error::Refused)?;
-        if let Some(re) = &role.reason_pattern
+        let len = reason.chars().count();
+        if len < self.reason_min {
+            return Err(Error::Refused(format!(
+                "reason is too short for role '{}' (at least {} characters, got {len})",
+                self.name, self.reason_min
+            )));
+        }
+        if let Some(re) = &self.reason_pattern
             && !re.is_match(&reason)
         {
             return Err(Error::Refused(format!(
                 "reason must match {} for role '{}' (for example a ticket id)",
                 re.as_str(),
-                role.name
+                self.name
             )));
         }
-        Ok((duration, reason))
+        Ok(reason)
     }
 
-    /// Whether `user` is one of the role's approvers. Never decides self-approval: the
-    /// caller checks that against the request.
-    pub fn may_approve(&self, role: &Role, user: &str, dir: &dyn Directory) -> Result<bool> {
-        let groups = user_groups(user, dir)?;
-        Ok(matches_any(&role.approvers, user, &groups))
+    /// Applies the validator's verdict. Returns a note for the audit trail. Fails closed:
+    /// a role with a validator that was not run, or that gave no answer, is refused unless
+    /// the role allows the pattern-only fallback (the pattern was already checked).
+    pub fn judge(&self, verdict: &Verdict) -> Result<String> {
+        let Some(v) = &self.validator else {
+            return Ok(String::new());
+        };
+        match verdict {
+            Verdict::Accepted => Ok("validator=accepted".into()),
+            Verdict::Refused(msg) => Err(Error::Refused(format!(
+                "reason refused by the validator of role '{}': {msg}",
+                self.name
+            ))),
+            Verdict::Failed(e) if v.fallback_to_pattern => Ok(format!(
+                "validator=failed ({e}); accepted on reason_pattern"
+            )),
+            Verdict::Failed(e) => Err(Error::Refused(format!(
+                "the reason could not be validated for role '{}' ({e}); request refused",
+                self.name
+            ))),
+            Verdict::NotRun => Err(Error::Refused(format!(
+                "the reason validator of role '{}' was not run; request refused",
+                self.name
+            ))),
+        }
     }
+}
 
-    /// Names of the roles `user` may approve, resolving the user's groups once.
-    pub fn approvable(&self, user: &str, dir: &dyn Directory) -> Result<Vec<&str>> {
-        let groups = user_groups(user, dir)?;
-        Ok(self
-            .roles
-            .iter()
-            .filter(|r| matches_any(&r.approvers, user, &groups))
-            .map(|r| r.name.as_str())
-            .collect())
-    }
+fn to_secs(d: u64) -> i64 {
+    i64::try_from(d).unwrap_or(i64::MAX / 4)
+}
+
+fn usize_of(n: u32) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
 }
 
 fn user_groups(user: &str, dir: &dyn Directory) -> Result<Vec<String>> {
@@ -329,12 +819,138 @@ fn duration(
     parse_duration(value.get_ref()).map_err(|e| ctx.err(value.span(), format!("{key}: {e}")))
 }
 
+struct Defaults {
+    reason_min: usize,
+    reason_max: usize,
+}
+
+/// An optional integer setting within `lo..=hi`.
+fn bounded(
+    ctx: &Ctx<'_>,
+    key: &str,
+    value: Option<Spanned<i64>>,
+    lo: u32,
+    hi: u32,
+) -> std::result::Result<Option<u32>, PolicyError> {
+    match value {
+        None => Ok(None),
+        Some(v) => u32::try_from(*v.get_ref())
+            .ok()
+            .filter(|n| (lo..=hi).contains(n))
+            .map(Some)
+            .ok_or_else(|| ctx.err(v.span(), format!("{key} must be between {lo} and {hi}"))),
+    }
+}
+
+/// Every user a list of principals can stand for, as NSS sees it now.
+fn resolve(list: &[Principal], dir: &dyn Directory) -> std::result::Result<Vec<String>, String> {
+    let mut out: Vec<String> = Vec::new();
+    for p in list {
+        match p {
+            Principal::User(u) => out.push(u.clone()),
+            Principal::Group(g) => out.extend(dir.group_members(g)?),
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+fn validator(
+    ctx: &Ctx<'_>,
+    raw: Spanned<RawValidator>,
+    has_pattern: bool,
+) -> std::result::Result<Validator, PolicyError> {
+    let span = raw.span();
+    let raw = raw.into_inner();
+    let cmd_span = raw.command.span();
+    let command = raw.command.into_inner();
+    let Some(program) = command.first() else {
+        return Err(ctx.err(cmd_span, "reason_validator.command must name a program"));
+    };
+    if !program.starts_with('/') {
+        return Err(ctx.err(
+            cmd_span,
+            format!("reason_validator.command: '{program}' must be an absolute path (no shell, no PATH search)"),
+        ));
+    }
+    for arg in &command {
+        if arg.is_empty() || arg.len() > 512 || arg.chars().any(names::is_dangerous_char) {
+            return Err(ctx.err(
+                cmd_span,
+                "reason_validator.command: arguments must be non-empty text without control characters",
+            ));
+        }
+    }
+    match std::fs::metadata(Path::new(program)) {
+        Ok(m)
+            if m.is_file()
+                && std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0 => {}
+        Ok(_) => {
+            return Err(ctx.err(
+                cmd_span,
+                format!("reason_validator.command: {program} is not an executable file"),
+            ));
+        }
+        Err(e) => {
+            return Err(ctx.err(
+                cmd_span,
+                format!("reason_validator.command: {program}: {e}"),
+            ));
+        }
+    }
+    let timeout = match &raw.timeout {
+        Some(t) => {
+            let d = Duration::from_secs(duration(ctx, "reason_validator.timeout", t)?);
+            if d > MAX_VALIDATOR_TIMEOUT {
+                return Err(ctx.err(
+                    t.span(),
+                    format!(
+                        "reason_validator.timeout must be at most {}s: the requester waits for it",
+                        MAX_VALIDATOR_TIMEOUT.as_secs()
+                    ),
+                ));
+            }
+            d
+        }
+        None => DEFAULT_VALIDATOR_TIMEOUT,
+    };
+    let fallback_to_pattern = match &raw.on_failure {
+        None => false,
+        Some(v) => match v.get_ref().as_str() {
+            "refuse" => false,
+            "pattern" if has_pattern => true,
+            "pattern" => {
+                return Err(ctx.err(
+                    v.span(),
+                    "reason_validator.on_failure = \"pattern\" needs a reason_pattern on the role",
+                ));
+            }
+            other => {
+                return Err(ctx.err(
+                    v.span(),
+                    format!("reason_validator.on_failure must be \"refuse\" or \"pattern\", not '{other}'"),
+                ));
+            }
+        },
+    };
+    let _ = span;
+    Ok(Validator {
+        command,
+        timeout,
+        fallback_to_pattern,
+    })
+}
+
 fn validate_role(
     ctx: &Ctx<'_>,
     raw: RawRole,
+    defaults: &Defaults,
     dir: &dyn Directory,
+    warnings: &mut Vec<PolicyError>,
 ) -> std::result::Result<Role, PolicyError> {
     let name = raw.name.get_ref().clone();
+    let name_span = raw.name.span();
     names::validate_role_name(&name).map_err(|e| ctx.err(raw.name.span(), e))?;
     let description =
         names::validate_text("description", &raw.description, 200).unwrap_or_else(|_| name.clone());
@@ -349,13 +965,31 @@ fn validate_role(
         return Err(ctx.err(commands_span, "commands must list at least one command"));
     }
 
-    let run_as = match raw.run_as {
+    let run_as_list = match raw.run_as {
         Some(r) => {
-            names::validate_user_name(r.get_ref()).map_err(|e| ctx.err(r.span(), e))?;
-            r.into_inner()
+            let span = r.span();
+            let list = match r.into_inner() {
+                OneOrMany::One(u) => vec![u],
+                OneOrMany::Many(v) => v,
+            };
+            if list.is_empty() {
+                return Err(ctx.err(span, "run_as must name at least one user"));
+            }
+            for u in &list {
+                names::validate_user_name(u)
+                    .map_err(|e| ctx.err(span.clone(), format!("run_as: {e}")))?;
+            }
+            let mut dedup = list.clone();
+            dedup.sort();
+            dedup.dedup();
+            if dedup.len() != list.len() {
+                return Err(ctx.err(span, "run_as lists a user twice"));
+            }
+            list
         }
-        None => "root".to_string(),
+        None => vec!["root".to_string()],
     };
+    let run_as = run_as_list.join(", ");
 
     let requesters_span = raw.requesters.span();
     let requesters = principals(ctx, raw.requesters, dir)?;
@@ -383,19 +1017,6 @@ fn validate_role(
             format!("role '{name}' needs {approvals} approval(s) but lists no approvers"),
         ));
     }
-    let explicit_users = approvers
-        .iter()
-        .filter(|p| matches!(p, Principal::User(_)))
-        .count();
-    let has_group = approvers.iter().any(|p| matches!(p, Principal::Group(_)));
-    if !has_group && usize::try_from(approvals).unwrap_or(usize::MAX) > explicit_users {
-        return Err(ctx.err(
-            approvers_span,
-            format!(
-                "role '{name}' needs {approvals} distinct approvals but lists only {explicit_users} approver(s)"
-            ),
-        ));
-    }
 
     let max_duration = duration(ctx, "max_duration", &raw.max_duration)?;
     let default_duration = match &raw.default_duration {
@@ -415,10 +1036,126 @@ fn validate_role(
         }
         None => max_duration.min(900),
     };
+    let max_total = match &raw.max_total_duration {
+        Some(d) => {
+            let v = duration(ctx, "max_total_duration", d)?;
+            if v < max_duration {
+                return Err(ctx.err(
+                    d.span(),
+                    format!(
+                        "max_total_duration {} is shorter than max_duration {}: make it at least as long",
+                        format_duration(v),
+                        format_duration(max_duration)
+                    ),
+                ));
+            }
+            v
+        }
+        None => max_duration,
+    };
     let pending_timeout = match &raw.pending_timeout {
         Some(d) => duration(ctx, "pending_timeout", d)?,
         None => DEFAULT_PENDING_TIMEOUT,
     };
+
+    let escalation_approvers = match raw.escalation_approvers {
+        Some(a) => {
+            let span = a.span();
+            let list = principals(ctx, a, dir)?;
+            if list.is_empty() {
+                return Err(ctx.err(span, "escalation_approvers must not be empty"));
+            }
+            if raw.escalate_after.is_none() {
+                return Err(ctx.err(
+                    span,
+                    "escalation_approvers needs escalate_after (how long a request waits before they may approve)",
+                ));
+            }
+            list
+        }
+        None => Vec::new(),
+    };
+    let escalate_after = match &raw.escalate_after {
+        Some(d) => {
+            let v = duration(ctx, "escalate_after", d)?;
+            if escalation_approvers.is_empty() {
+                return Err(ctx.err(d.span(), "escalate_after needs escalation_approvers"));
+            }
+            if approvals == 0 {
+                return Err(ctx.err(
+                    d.span(),
+                    "escalate_after on a self-service role (approvals = 0): nothing to escalate",
+                ));
+            }
+            if v >= pending_timeout {
+                return Err(ctx.err(
+                    d.span(),
+                    format!(
+                        "escalate_after {} is not before pending_timeout {}: requests would expire first",
+                        format_duration(v),
+                        format_duration(pending_timeout)
+                    ),
+                ));
+            }
+            Some(v)
+        }
+        None => None,
+    };
+
+    if approvals > 0 {
+        // With only named users this is a contradiction in the file itself: refused. With
+        // groups it depends on today's membership (install.sh creates empty groups), so it
+        // is a warning: printed by `jitctl policy check` and logged at start.
+        let is_group = |p: &Principal| matches!(p, Principal::Group(_));
+        let approver_groups = approvers.iter().chain(&escalation_approvers).any(is_group);
+        let requester_groups = requesters.iter().any(is_group);
+        let mut possible =
+            resolve(&approvers, dir).map_err(|e| ctx.err(approvers_span.clone(), e))?;
+        possible.extend(
+            resolve(&escalation_approvers, dir).map_err(|e| ctx.err(approvers_span.clone(), e))?,
+        );
+        possible.sort();
+        possible.dedup();
+        let need = usize_of(approvals);
+        let requesters_now =
+            resolve(&requesters, dir).map_err(|e| ctx.err(requesters_span.clone(), e))?;
+        let problem = if possible.len() < need {
+            Some((
+                approver_groups,
+                format!(
+                    "role '{name}' needs {approvals} distinct approvals but only {} user(s) can approve{}: lower approvals or add approvers",
+                    possible.len(),
+                    if possible.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", possible.join(", "))
+                    }
+                ),
+            ))
+        } else if !requesters_now.is_empty()
+            && !requesters_now
+                .iter()
+                .any(|u| possible.iter().filter(|a| *a != u).count() >= need)
+        {
+            Some((
+                approver_groups || requester_groups,
+                format!(
+                    "role '{name}' can never be granted: every requester is one of its {} possible approvers, and a requester never approves their own request",
+                    possible.len()
+                ),
+            ))
+        } else {
+            None
+        };
+        if let Some((membership, message)) = problem {
+            let e = ctx.err(approvers_span.clone(), message);
+            if membership {
+                warnings.push(e);
+            } else {
+                return Err(e);
+            }
+        }
+    }
 
     let reason_pattern = match raw.reason_pattern {
         Some(p) => Some(Regex::new(p.get_ref()).map_err(|e| {
@@ -432,6 +1169,51 @@ fn validate_role(
         })?),
         None => None,
     };
+    let reason_max = bounded(ctx, "reason_max_length", raw.reason_max_length, 1, 4096)?
+        .map_or(defaults.reason_max, usize_of);
+    let reason_min = bounded(ctx, "reason_min_length", raw.reason_min_length, 1, 4096)?
+        .map_or(defaults.reason_min, usize_of);
+    if reason_min > reason_max {
+        return Err(ctx.err(
+            name_span.clone(),
+            format!("role '{name}': reason_min_length {reason_min} is larger than reason_max_length {reason_max}"),
+        ));
+    }
+    let validator = match raw.reason_validator {
+        Some(v) => Some(validator(ctx, v, reason_pattern.is_some())?),
+        None => None,
+    };
+
+    let break_glass = match raw.break_glass {
+        Some(b) if *b.get_ref() && approvals == 0 => {
+            return Err(ctx.err(
+                b.span(),
+                "break_glass on a self-service role (approvals = 0) changes nothing: remove it",
+            ));
+        }
+        Some(b) => *b.get_ref(),
+        None => false,
+    };
+
+    let window = match raw.window {
+        Some(w) => {
+            let span = w.span();
+            let w = w.into_inner();
+            Some(
+                Window::parse(&w.days, &w.hours, &w.timezone)
+                    .map_err(|e| ctx.err(span, format!("window: {e}")))?,
+            )
+        }
+        None => None,
+    };
+    let outlive_window = match raw.outlive_window {
+        Some(o) if window.is_none() => {
+            return Err(ctx.err(o.span(), "outlive_window without a window"));
+        }
+        Some(o) => *o.get_ref(),
+        None => false,
+    };
+    let max_active = bounded(ctx, "max_active", raw.max_active, 1, 10_000)?;
 
     Ok(Role {
         name,
@@ -447,6 +1229,18 @@ fn validate_role(
         ssh: raw.ssh,
         reauth: raw.reauth,
         pending_timeout,
+        run_as_list,
+        reason_min,
+        reason_max,
+        validator,
+        break_glass,
+        max_total,
+        window,
+        outlive_window,
+        max_active,
+        escalate_after,
+        escalation_approvers,
+        log_io: raw.log_io,
     })
 }
 
@@ -471,7 +1265,27 @@ impl Role {
                 .as_ref()
                 .map(|r| r.as_str().to_string())
                 .unwrap_or_default(),
+            reason_min_length: u32::try_from(self.reason_min).unwrap_or(u32::MAX),
+            reason_max_length: u32::try_from(self.reason_max).unwrap_or(u32::MAX),
+            break_glass: self.break_glass,
+            max_total_secs: self.max_total,
+            window: self
+                .window
+                .as_ref()
+                .map(Window::describe)
+                .unwrap_or_default(),
+            window_open: true,
         }
+    }
+
+    /// [`Role::info`] with the window's state at `now`.
+    pub fn info_at(&self, now: i64) -> RoleInfo {
+        let mut info = self.info();
+        info.window_open = self
+            .window
+            .as_ref()
+            .is_none_or(|w| w.end_if_open(now).is_some());
+        info
     }
 }
 
@@ -508,6 +1322,9 @@ approvers = ["%sre"]
 approvals = 1
 max_duration = "2h"
 "#;
+
+    /// Friday 2026-11-20 14:00 UTC.
+    const NOW: i64 = 1_795_183_200;
 
     fn parse(text: &str) -> std::result::Result<Policy, PolicyError> {
         Policy::parse("jit.toml", text, &dir())
@@ -633,23 +1450,23 @@ max_duration = "2h"
         let d = dir();
         let web = p.role("web-restart").unwrap();
         assert_eq!(
-            p.check_request(web, "alice", 0, " OPS-1 x ", &d),
+            p.check_request(web, "alice", Kind::Grant, 0, " OPS-1 x ", NOW, &d),
             Ok((900, "OPS-1 x".to_string()))
         );
         assert!(matches!(
-            p.check_request(web, "alice", 7200, "OPS-1", &d),
+            p.check_request(web, "alice", Kind::Grant, 7200, "OPS-1", NOW, &d),
             Err(Error::Refused(m)) if m.contains("exceeds")
         ));
         assert!(matches!(
-            p.check_request(web, "alice", 60, "", &d),
+            p.check_request(web, "alice", Kind::Grant, 60, "", NOW, &d),
             Err(Error::Refused(m)) if m.contains("required")
         ));
         assert!(matches!(
-            p.check_request(web, "alice", 60, "no ticket", &d),
+            p.check_request(web, "alice", Kind::Grant, 60, "no ticket", NOW, &d),
             Err(Error::Refused(m)) if m.contains("must match")
         ));
         assert!(matches!(
-            p.check_request(web, "mallory", 60, "OPS-1", &d),
+            p.check_request(web, "mallory", Kind::Grant, 60, "OPS-1", NOW, &d),
             Err(Error::Refused(m)) if m.contains("may not request")
         ));
     }
@@ -659,11 +1476,200 @@ max_duration = "2h"
         let p = parse(GOOD).unwrap();
         let d = dir();
         let db = p.role("db-admin").unwrap();
-        assert!(p.may_approve(db, "bob", &d).unwrap());
-        assert!(!p.may_approve(db, "alice", &d).unwrap());
+        assert!(p.may_approve(db, "bob", NOW, NOW, &d).unwrap());
+        assert!(!p.may_approve(db, "alice", NOW, NOW, &d).unwrap());
         assert!(
-            !p.may_approve(p.role("web-restart").unwrap(), "bob", &d)
+            !p.may_approve(p.role("web-restart").unwrap(), "bob", NOW, NOW, &d)
                 .unwrap()
+        );
+    }
+
+    const FULL: &str = r#"
+[settings]
+reason_min_length = 8
+max_active_per_user = 3
+max_pending_per_user = 2
+
+[[role]]
+name = "change"
+commands = ["/usr/bin/id"]
+run_as = ["root", "postgres"]
+requesters = ["%webops"]
+approvers = ["%sre"]
+approvals = 1
+max_duration = "1h"
+max_total_duration = "5h"
+pending_timeout = "30m"
+escalate_after = "10m"
+escalation_approvers = ["mallory"]
+break_glass = true
+window = { days = ["mon-fri"], hours = "08:00-18:00", timezone = "Europe/Berlin" }
+max_active = 2
+log_io = true
+reason_validator = { command = ["/bin/true", "--check"], timeout = "3s", on_failure = "refuse" }
+
+[[role]]
+name = "audit"
+commands = ["/usr/bin/last"]
+requesters = ["%sre"]
+max_duration = "1h"
+
+[[separation]]
+roles = ["change", "audit"]
+"#;
+
+    #[test]
+    fn given_every_feature_key_when_parsed_then_values_arrive() {
+        let p = parse(FULL).unwrap();
+        let r = p.role("change").unwrap();
+        assert_eq!(r.run_as_list, vec!["root", "postgres"]);
+        assert_eq!(r.max_total, 5 * 3600);
+        assert_eq!(r.escalate_after, Some(600));
+        assert!(r.break_glass && r.log_io);
+        assert_eq!(r.max_active, Some(2));
+        assert_eq!(r.reason_min, 8);
+        let v = r.validator.as_ref().unwrap();
+        assert_eq!(v.command, vec!["/bin/true", "--check"]);
+        assert_eq!(v.timeout, Duration::from_secs(3));
+        assert!(!v.fallback_to_pattern);
+        assert_eq!(
+            r.window.as_ref().unwrap().describe(),
+            "mon-fri 08:00-18:00 Europe/Berlin"
+        );
+        assert_eq!(p.max_active_per_user, Some(3));
+        assert_eq!(p.max_pending_per_user, 2);
+        assert!(p.conflict("change", "audit").is_some());
+        assert!(p.conflict("audit", "audit").is_none());
+    }
+
+    #[test]
+    fn given_contradictory_policies_when_parsed_then_each_refused_with_position_and_fix() {
+        let cases: Vec<(String, &str, usize)> = vec![
+            (FULL.replace("\"5h\"", "\"30m\""), "shorter than max_duration", 15),
+            (FULL.replace("escalate_after = \"10m\"", "escalate_after = \"40m\""), "not before pending_timeout", 17),
+            (FULL.replace("escalate_after = \"10m\"\n", ""), "needs escalate_after", 17),
+            (FULL.replace("approvals = 1", "approvals = 4").replace("[\"%sre\"]", "[\"bob\", \"carol\"]").replace("requesters = [\"%webops\"]", "requesters = [\"alice\"]"), "only 3 user(s) can approve", 12),
+            (FULL.replace("\"mon-fri\"", "\"someday\""), "unknown day", 20),
+            (FULL.replace("Europe/Berlin", "Mars/Olympus"), "unknown time zone", 20),
+            (FULL.replace("on_failure = \"refuse\"", "on_failure = \"pattern\""), "needs a reason_pattern", 23),
+            (FULL.replace("/bin/true", "true"), "absolute path", 23),
+            (FULL.replace("/bin/true", "/nonexistent/check"), "No such file", 23),
+            (FULL.replace("timeout = \"3s\"", "timeout = \"5m\""), "at most 60s", 23),
+            (FULL.replace("roles = [\"change\", \"audit\"]", "roles = [\"change\", \"nope\"]"), "unknown role 'nope'", 32),
+            (FULL.replace("roles = [\"change\", \"audit\"]", "roles = [\"change\", \"change\"]"), "at least two different roles", 31),
+            (FULL.replace("max_active = 2", "max_active = 0"), "max_active must be between", 21),
+            (FULL.replace("reason_min_length = 8", "reason_min_length = 900"), "larger than reason_max_length", 1),
+            (FULL.replace("run_as = [\"root\", \"postgres\"]", "run_as = [\"root\", \"root\"]"), "twice", 10),
+            (FULL.replace("[[role]]\nname = \"audit\"\ncommands = [\"/usr/bin/last\"]\nrequesters = [\"%sre\"]\nmax_duration = \"1h\"\n", "[[role]]\nname = \"audit\"\ncommands = [\"/usr/bin/last\"]\nrequesters = [\"%sre\"]\nmax_duration = \"1h\"\nbreak_glass = true\n"), "changes nothing", 30),
+            (FULL.replace("max_duration = \"1h\"\n\n[[separation]]", "max_duration = \"1h\"\noutlive_window = true\n\n[[separation]]"), "outlive_window without a window", 30),
+        ];
+        for (text, needle, line) in cases {
+            let e = err_of(&text);
+            assert!(e.message.contains(needle), "want {needle}: {e}");
+            assert_eq!(e.line, line, "{needle}: {e}");
+        }
+    }
+
+    #[test]
+    fn given_requesters_who_are_all_the_approvers_when_parsed_then_never_grantable() {
+        // carol and bob are the only %sre; each would need the other plus one more.
+        let text = r#"
+[[role]]
+name = "x"
+commands = ["/usr/bin/id"]
+requesters = ["%sre"]
+approvers = ["%sre"]
+approvals = 2
+max_duration = "1h"
+"#;
+        // With groups it is a warning (membership can change); with named users, an error.
+        let p = parse(text).unwrap();
+        assert!(
+            p.warnings[0].message.contains("can never be granted"),
+            "{:?}",
+            p.warnings
+        );
+        assert!(
+            parse(&text.replace("approvals = 2", "approvals = 1"))
+                .unwrap()
+                .warnings
+                .is_empty()
+        );
+        let e = err_of(&text.replace("[\"%sre\"]", "[\"bob\", \"carol\"]"));
+        assert!(e.message.contains("can never be granted"), "{e}");
+    }
+
+    #[test]
+    fn given_role_rules_when_checking_then_each_decides_alone() {
+        let p = parse(FULL).unwrap();
+        let d = dir();
+        let r = p.role("change").unwrap();
+        // Reason length: the settings' minimum applies to every role.
+        assert!(
+            matches!(r.check_reason("T-1 x"), Err(Error::Refused(m)) if m.contains("too short"))
+        );
+        assert!(r.check_reason("T-1 fix the index").is_ok());
+        // Window: Friday 14:00 UTC is 15:00 in Berlin (open); Saturday is closed.
+        assert!(p.check_window(r, NOW).is_ok());
+        assert!(p.check_window(r, NOW + 86_400).is_err());
+        // Grants are cut at the window's end (17:00 UTC = 18:00 Berlin).
+        assert_eq!(p.grant_end(r, Kind::Grant, NOW, 7200), NOW + 7200);
+        assert_eq!(p.grant_end(r, Kind::Grant, NOW, 4 * 3600), NOW + 3 * 3600);
+        assert_eq!(
+            p.grant_end(r, Kind::BreakGlass, NOW, 4 * 3600),
+            NOW + 4 * 3600
+        );
+        // Limits.
+        let held = [
+            Held {
+                role: "a",
+                state: State::Pending,
+            },
+            Held {
+                role: "b",
+                state: State::Pending,
+            },
+        ];
+        assert!(p.check_limits(r, "alice", &held, 0, false).is_err());
+        assert!(p.check_limits(r, "alice", &held, 0, true).is_ok());
+        assert!(p.check_limits(r, "alice", &[], 2, true).is_err());
+        // Separation, both ways, for holders and approvers.
+        let audit = [Held {
+            role: "audit",
+            state: State::Active,
+        }];
+        assert!(p.check_separation("change", "alice", &audit).is_err());
+        assert!(
+            p.check_approver_separation("change", "bob", &audit)
+                .is_err()
+        );
+        assert!(p.check_separation("audit", "alice", &[]).is_ok());
+        // Escalation: mallory only after 10 minutes.
+        assert!(!p.may_approve(r, "mallory", NOW, NOW + 599, &d).unwrap());
+        assert!(p.may_approve(r, "mallory", NOW, NOW + 600, &d).unwrap());
+        assert!(p.may_approve(r, "bob", NOW, NOW, &d).unwrap());
+        // Extension: at most max_total from the start; never past the window.
+        assert_eq!(
+            p.extension_end(r, NOW - 600, NOW + 600, 600, NOW),
+            Ok(NOW + 1200)
+        );
+        assert!(p.extension_end(r, NOW - 600, NOW + 3000, 1200, NOW).is_ok());
+        assert!(matches!(
+            p.extension_end(r, NOW, NOW + 3 * 3600, 600, NOW),
+            Err(Error::Refused(m)) if m.contains("window")
+        ));
+        assert!(matches!(
+            p.extension_end(r, NOW - 17_000, NOW + 600, 1200, NOW),
+            Err(Error::Refused(m)) if m.contains("maximum total of 5h")
+        ));
+        // Validator verdicts.
+        assert!(r.judge(&Verdict::Accepted).is_ok());
+        assert!(r.judge(&Verdict::NotRun).is_err());
+        assert!(r.judge(&Verdict::Failed("x".into())).is_err());
+        assert!(r.judge(&Verdict::Refused("no".into())).is_err());
+        assert_eq!(
+            p.role("audit").unwrap().judge(&Verdict::NotRun),
+            Ok(String::new())
         );
     }
 }

@@ -2,8 +2,10 @@
 //! waiters and the expiry timer on every change, and the timer loop itself.
 
 use crate::error::{Error, Result};
-use crate::grants::Core;
-use crate::store::RequestRow;
+use crate::grants::{Core, Origin};
+use crate::policy::Verdict;
+use crate::store::{Actor, Kind, RequestRow};
+use crate::validator;
 use jit_proto::State;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
@@ -51,6 +53,71 @@ impl Service {
         drop(g);
         self.changed.notify_all();
         out
+    }
+
+    /// Runs the role's reason validator, if it has one, without holding the lock: it may
+    /// take seconds and must not stall expiry or other callers.
+    fn validate(
+        &self,
+        who: &Actor,
+        role: &str,
+        kind: Kind,
+        duration: u64,
+        reason: &str,
+    ) -> Result<Verdict> {
+        let Some(v) = self.read(|c| Ok(c.validator_for(role)))? else {
+            return Ok(Verdict::NotRun);
+        };
+        Ok(validator::run(
+            &v,
+            &validator::Subject {
+                user: &who.name,
+                role,
+                kind: kind.as_str(),
+                duration_secs: duration,
+                reason: reason.trim(),
+            },
+        ))
+    }
+
+    /// Submits a request: validator first (unlocked), then the decision (locked). The core
+    /// checks everything again, so a policy reload in between cannot slip anything past.
+    pub fn request(
+        &self,
+        who: &Actor,
+        kind: Kind,
+        role: &str,
+        duration: u64,
+        reason: &str,
+        origin: &Origin,
+    ) -> Result<RequestRow> {
+        // Cheap refusals (eligibility, reason rules, window) before running anything.
+        self.read(|c| {
+            let r = c.policy().role(role)?;
+            c.policy()
+                .check_request(r, &who.name, kind, duration, reason, c.now(), c.directory())
+                .map(|_| ())
+        })?;
+        let verdict = self.validate(who, role, kind, duration, reason)?;
+        self.write(|c| c.request(who, kind, role, duration, reason, origin, &verdict))
+    }
+
+    /// Extends grant `id` of `who` by `by` seconds; the validator runs as for a request.
+    pub fn extend(&self, who: &Actor, id: u64, by: u64, reason: &str) -> Result<RequestRow> {
+        let role = self.read(|c| {
+            let row = c.row(id)?;
+            if row.uid != who.uid {
+                return Err(Error::NotAuthorized(format!(
+                    "grant {id} belongs to {}; only its holder can extend it",
+                    row.user
+                )));
+            }
+            let r = c.policy().role(&row.role)?;
+            r.check_reason(reason)?;
+            Ok(row.role)
+        })?;
+        let verdict = self.validate(who, &role, Kind::Extension, by, reason)?;
+        self.write(|c| c.extend(who, id, by, reason, &verdict))
     }
 
     /// Waits while the request `check` returns is pending, up to `timeout_secs`; returns it

@@ -35,7 +35,14 @@ CREATE TABLE IF NOT EXISTS requests (
     decision_reason TEXT NOT NULL DEFAULT '',
     service TEXT NOT NULL,
     tty TEXT NOT NULL DEFAULT '',
-    rhost TEXT NOT NULL DEFAULT ''
+    rhost TEXT NOT NULL DEFAULT '',
+    kind TEXT NOT NULL DEFAULT 'grant',
+    extends INTEGER NOT NULL DEFAULT 0,
+    granted_at INTEGER NOT NULL DEFAULT 0,
+    reviewed_by TEXT NOT NULL DEFAULT '',
+    reviewed_at INTEGER NOT NULL DEFAULT 0,
+    review_comment TEXT NOT NULL DEFAULT '',
+    log_io INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS requests_state ON requests(state);
 CREATE INDEX IF NOT EXISTS requests_user_state ON requests(user, state);
@@ -61,6 +68,45 @@ CREATE TABLE IF NOT EXISTS audit (
 CREATE INDEX IF NOT EXISTS audit_at ON audit(at);
 "#;
 
+/// Columns added after the first schema, with their definitions: a database created by an
+/// older jitd gets them on open (every one has a default, so old rows stay valid).
+const ADDED_COLUMNS: [(&str, &str); 7] = [
+    ("kind", "TEXT NOT NULL DEFAULT 'grant'"),
+    ("extends", "INTEGER NOT NULL DEFAULT 0"),
+    ("granted_at", "INTEGER NOT NULL DEFAULT 0"),
+    ("reviewed_by", "TEXT NOT NULL DEFAULT ''"),
+    ("reviewed_at", "INTEGER NOT NULL DEFAULT 0"),
+    ("review_comment", "TEXT NOT NULL DEFAULT ''"),
+    ("log_io", "INTEGER NOT NULL DEFAULT 0"),
+];
+
+/// What a request is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// An ordinary request for a role.
+    Grant,
+    /// An emergency self-grant, reviewed afterwards.
+    BreakGlass,
+    /// More time on an active grant (`extends`).
+    Extension,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Grant => "grant",
+            Kind::BreakGlass => "break-glass",
+            Kind::Extension => "extension",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Kind> {
+        [Kind::Grant, Kind::BreakGlass, Kind::Extension]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+}
+
 /// A request as stored, with the role's terms frozen at submission time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestRow {
@@ -78,7 +124,7 @@ pub struct RequestRow {
     pub approvals_required: u32,
     pub approvers: Vec<String>,
     pub commands: Vec<String>,
-    pub run_as: String,
+    pub run_as: Vec<String>,
     pub reauth: bool,
     pub ssh: bool,
     pub decided_by: String,
@@ -86,6 +132,13 @@ pub struct RequestRow {
     pub service: String,
     pub tty: String,
     pub rhost: String,
+    pub kind: Kind,
+    pub extends: u64,
+    pub granted_at: i64,
+    pub reviewed_by: String,
+    pub reviewed_at: i64,
+    pub review_comment: String,
+    pub log_io: bool,
 }
 
 /// A new request before it has an id.
@@ -103,12 +156,15 @@ pub struct NewRequest {
     pub approvals_required: u32,
     pub approvers: Vec<String>,
     pub commands: Vec<String>,
-    pub run_as: String,
+    pub run_as: Vec<String>,
     pub reauth: bool,
     pub ssh: bool,
     pub service: String,
     pub tty: String,
     pub rhost: String,
+    pub kind: Kind,
+    pub extends: u64,
+    pub log_io: bool,
 }
 
 /// Who did something, for the audit trail.
@@ -186,7 +242,7 @@ fn request_from_row(row: &Row<'_>) -> rusqlite::Result<RequestRow> {
         approvals_required: u32_col(row, "approvals_required")?,
         approvers: split_lines(row.get("approvers")?),
         commands: split_lines(row.get("commands")?),
-        run_as: row.get("run_as")?,
+        run_as: split_lines(row.get("run_as")?),
         reauth: row.get("reauth")?,
         ssh: row.get("ssh")?,
         decided_by: row.get("decided_by")?,
@@ -194,6 +250,22 @@ fn request_from_row(row: &Row<'_>) -> rusqlite::Result<RequestRow> {
         service: row.get("service")?,
         tty: row.get("tty")?,
         rhost: row.get("rhost")?,
+        kind: {
+            let k: String = row.get("kind")?;
+            Kind::parse(&k).ok_or_else(|| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    0,
+                    rusqlite::types::Type::Text,
+                    format!("unknown request kind {k}").into(),
+                )
+            })?
+        },
+        extends: u64_col(row, "extends")?,
+        granted_at: row.get("granted_at")?,
+        reviewed_by: row.get("reviewed_by")?,
+        reviewed_at: row.get("reviewed_at")?,
+        review_comment: row.get("review_comment")?,
+        log_io: row.get("log_io")?,
     })
 }
 
@@ -250,6 +322,15 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
+        let have: Vec<String> = conn
+            .prepare("SELECT name FROM pragma_table_info('requests')")?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        for (name, def) in ADDED_COLUMNS {
+            if !have.iter().any(|h| h == name) {
+                conn.execute_batch(&format!("ALTER TABLE requests ADD COLUMN {name} {def}"))?;
+            }
+        }
         Ok(Store { conn })
     }
 
@@ -287,6 +368,17 @@ impl Store {
             "SELECT * FROM requests WHERE user = ?1 AND state IN ('pending','active') ORDER BY id",
         )?;
         let rows = stmt.query_map(params![user], request_from_row)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(Into::into)
+    }
+
+    /// Break-glass grants, oldest first; `unreviewed`: only those nobody acknowledged.
+    pub fn break_glass(&self, unreviewed: bool) -> Result<Vec<RequestRow>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT * FROM requests WHERE kind = 'break-glass' AND (?1 = 0 OR reviewed_by = '') \
+             ORDER BY id",
+        )?;
+        let rows = stmt.query_map(params![unreviewed], request_from_row)?;
         rows.collect::<rusqlite::Result<Vec<_>>>()
             .map_err(Into::into)
     }
@@ -399,8 +491,9 @@ pub fn insert_request(tx: &Transaction<'_>, r: &NewRequest) -> Result<u64> {
     tx.execute(
         "INSERT INTO requests (user, uid, role, reason, duration_secs, state, created_at, \
          updated_at, not_after, pending_until, approvals_required, approvers, commands, run_as, \
-         reauth, ssh, service, tty, rhost) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+         reauth, ssh, service, tty, rhost, kind, extends, log_io, granted_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
+         ?18, ?19, ?20, ?21, CASE WHEN ?6 = 'active' THEN ?7 ELSE 0 END)",
         params![
             r.user,
             r.uid,
@@ -414,12 +507,15 @@ pub fn insert_request(tx: &Transaction<'_>, r: &NewRequest) -> Result<u64> {
             r.approvals_required,
             r.approvers.join("\n"),
             r.commands.join("\n"),
-            r.run_as,
+            r.run_as.join("\n"),
             r.reauth,
             r.ssh,
             r.service,
             r.tty,
             r.rhost,
+            r.kind.as_str(),
+            to_i64(r.extends)?,
+            r.log_io,
         ],
     )?;
     u64::try_from(tx.last_insert_rowid()).map_err(|_| Error::Internal("negative request id".into()))
@@ -453,6 +549,7 @@ pub fn transition(tx: &Transaction<'_>, t: &Transition<'_>) -> Result<()> {
     } = *t;
     let n = tx.execute(
         "UPDATE requests SET state = ?1, updated_at = ?2, not_after = COALESCE(?3, not_after), \
+         granted_at = CASE WHEN ?1 = 'active' THEN ?2 ELSE granted_at END, \
          decided_by = CASE WHEN ?4 = '' THEN decided_by ELSE ?4 END, \
          decision_reason = CASE WHEN ?5 = '' THEN decision_reason ELSE ?5 END \
          WHERE id = ?6 AND state = ?7",
@@ -483,6 +580,41 @@ pub fn transition_audited(
 ) -> Result<AuditRecord> {
     transition(tx, t)?;
     append_audit(tx, ev)
+}
+
+/// Moves an active grant's end to `not_after` (an applied extension).
+pub fn set_not_after(tx: &Transaction<'_>, id: u64, not_after: i64, now: i64) -> Result<()> {
+    let n = tx.execute(
+        "UPDATE requests SET not_after = ?1, updated_at = ?2 WHERE id = ?3 AND state = 'active'",
+        params![not_after, now, to_i64(id)?],
+    )?;
+    if n == 1 {
+        Ok(())
+    } else {
+        Err(Error::WrongState(format!("grant {id} is no longer active")))
+    }
+}
+
+/// Records the acknowledgement of a break-glass grant; only once.
+pub fn mark_reviewed(
+    tx: &Transaction<'_>,
+    id: u64,
+    by: &str,
+    now: i64,
+    comment: &str,
+) -> Result<()> {
+    let n = tx.execute(
+        "UPDATE requests SET reviewed_by = ?1, reviewed_at = ?2, review_comment = ?3 \
+         WHERE id = ?4 AND kind = 'break-glass' AND reviewed_by = ''",
+        params![by, now, comment, to_i64(id)?],
+    )?;
+    if n == 1 {
+        Ok(())
+    } else {
+        Err(Error::WrongState(format!(
+            "request {id} is not an unreviewed break-glass grant"
+        )))
+    }
 }
 
 pub fn add_approval(

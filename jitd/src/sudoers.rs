@@ -30,13 +30,16 @@ pub struct Rule {
     pub grant_id: u64,
     pub user: String,
     pub role: String,
-    pub run_as: String,
+    /// Target users (`(root, postgres)`); at least one.
+    pub run_as: Vec<String>,
     pub commands: Vec<String>,
     /// Unix seconds; rendered as `NOTAFTER=` (one second earlier, see [`render`]) so sudo
     /// refuses on its own from this moment, even if jitd is dead.
     pub not_after: i64,
     /// `PASSWD` (re-authenticate at each use) instead of `NOPASSWD`.
     pub reauth: bool,
+    /// `LOG_INPUT:`/`LOG_OUTPUT:`: sudo records the session (sudoreplay).
+    pub log_io: bool,
 }
 
 /// The shard a grant's rule lives in.
@@ -74,7 +77,12 @@ pub fn sudoers_time(unix: i64) -> String {
 /// Renders the rule, or refuses if any field is outside the grammar.
 pub fn render(rule: &Rule) -> Result<String, String> {
     names::validate_user_name(&rule.user)?;
-    names::validate_user_name(&rule.run_as).map_err(|e| format!("run_as: {e}"))?;
+    if rule.run_as.is_empty() {
+        return Err("a rule needs at least one run_as user".into());
+    }
+    for u in &rule.run_as {
+        names::validate_user_name(u).map_err(|e| format!("run_as: {e}"))?;
+    }
     names::validate_role_name(&rule.role)?;
     if rule.commands.is_empty() {
         return Err("a rule needs at least one command".into());
@@ -85,17 +93,20 @@ pub fn render(rule: &Rule) -> Result<String, String> {
     if rule.not_after <= 0 {
         return Err("a rule needs an end time".into());
     }
-    let tag = if rule.reauth { "PASSWD" } else { "NOPASSWD" };
+    let mut tags = String::from(if rule.reauth { "PASSWD:" } else { "NOPASSWD:" });
+    if rule.log_io {
+        tags.push_str(" LOG_INPUT: LOG_OUTPUT:");
+    }
     // sudo accepts a rule through the whole second named by NOTAFTER (it refuses only when
     // now > NOTAFTER), so the last second it may run in is not_after - 1.
     Ok(format!(
         "# jitd grant {id}: {user}, role {role}, until {until}. Managed by jitd; do not edit.\n\
-         {user} ALL = ({run_as}) NOTAFTER={na} {tag}: {cmds}\n",
+         {user} ALL = ({run_as}) NOTAFTER={na} {tags} {cmds}\n",
         id = rule.grant_id,
         user = rule.user,
         role = rule.role,
         until = jit_proto::format_rfc3339(rule.not_after),
-        run_as = rule.run_as,
+        run_as = rule.run_as.join(", "),
         na = sudoers_time(rule.not_after - 1),
         cmds = rule.commands.join(", "),
     ))
@@ -338,13 +349,14 @@ mod tests {
             grant_id: 17,
             user: "alice".into(),
             role: "web-restart".into(),
-            run_as: "root".into(),
+            run_as: vec!["root".into()],
             commands: vec![
                 "/usr/bin/systemctl restart nginx".into(),
                 "/usr/bin/systemctl status nginx".into(),
             ],
             not_after: 1_795_272_120,
             reauth: false,
+            log_io: false,
         }
     }
 
@@ -370,6 +382,22 @@ mod tests {
     }
 
     #[test]
+    fn given_io_logging_and_two_targets_when_rendered_then_tags_and_runas_list() {
+        let r = Rule {
+            log_io: true,
+            run_as: vec!["root".into(), "postgres".into()],
+            ..rule()
+        };
+        assert!(
+            render(&r)
+                .unwrap()
+                .contains("(root, postgres) NOTAFTER=20261121144159Z NOPASSWD: LOG_INPUT: LOG_OUTPUT: /usr/bin"),
+            "{}",
+            render(&r).unwrap()
+        );
+    }
+
+    #[test]
     fn given_hostile_fields_when_rendered_then_refused() {
         let bad = [
             Rule {
@@ -381,7 +409,15 @@ mod tests {
                 ..rule()
             },
             Rule {
-                run_as: "ALL".into(),
+                run_as: vec!["ALL".into()],
+                ..rule()
+            },
+            Rule {
+                run_as: vec![],
+                ..rule()
+            },
+            Rule {
+                run_as: vec!["root".into(), "root, ALL".into()],
                 ..rule()
             },
             Rule {

@@ -43,11 +43,23 @@ fn assert_exactly(rule: &Rule, json: &serde_json::Value) {
     let cmnd_specs = spec["Cmnd_Specs"].as_array().unwrap();
     assert_eq!(cmnd_specs.len(), 1, "{json}");
     let cs = &cmnd_specs[0];
-    assert_eq!(cs["runasusers"][0]["username"], rule.run_as.as_str());
-    assert_eq!(cs["runasusers"].as_array().unwrap().len(), 1);
+    let runas: Vec<&str> = cs["runasusers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap())
+        .collect();
+    assert_eq!(runas, rule.run_as, "{json}");
     let options = cs["Options"].to_string();
     assert!(
         options.contains(&sudoers_time(rule.not_after - 1)),
+        "{options}"
+    );
+    assert_eq!(options.contains("log_input"), rule.log_io, "{options}");
+    assert_eq!(options.contains("log_output"), rule.log_io, "{options}");
+    assert_eq!(
+        options.contains("\"authenticate\":true"),
+        rule.reauth,
         "{options}"
     );
     let cmds: Vec<&str> = cs["Commands"]
@@ -69,13 +81,14 @@ fn given_example_rule_when_parsed_by_sudo_then_exactly_one_rule() {
         grant_id: 1,
         user: "alice".into(),
         role: "web-restart".into(),
-        run_as: "root".into(),
+        run_as: vec!["root".into()],
         commands: vec![
             "/usr/bin/systemctl restart nginx".into(),
             "/usr/bin/systemctl status nginx".into(),
         ],
         not_after: 1_795_272_120,
         reauth: false,
+        log_io: false,
     };
     assert_exactly(&rule, &parse_with_sudo(&render(&rule).unwrap()));
 }
@@ -87,10 +100,11 @@ fn given_shard_with_many_grants_when_parsed_by_sudo_then_one_rule_per_grant() {
             grant_id: 3 + i * u64::from(SHARDS),
             user: format!("user{i}"),
             role: "r".into(),
-            run_as: "root".into(),
+            run_as: vec!["root".into()],
             commands: vec![format!("/usr/bin/tool{i} --flag")],
             not_after: 1_795_272_120 + i64::try_from(i).unwrap(),
             reauth: i % 2 == 0,
+            log_io: i % 3 == 0,
         })
         .collect();
     let json = parse_with_sudo(&render_shard(3, &rules).unwrap());
@@ -134,12 +148,16 @@ proptest! {
 
     fn any_input_is_refused_or_exactly_one_rule(
         user in prop_oneof![1 => hostile(), 4 => "[a-z_][a-z0-9_-]{0,10}"],
-        run_as in prop_oneof![4 => Just("root".to_string()), 1 => hostile()],
+        run_as in proptest::collection::vec(
+            prop_oneof![4 => Just("root".to_string()), 2 => "[a-z_][a-z0-9_-]{0,8}", 1 => hostile()],
+            0..3,
+        ),
         commands in proptest::collection::vec(plausible_command(), 0..4),
         not_after in 2i64..4_000_000_000,
         reauth in any::<bool>(),
+        log_io in any::<bool>(),
     ) {
-        let rule = Rule { grant_id: 7, user, role: "r".into(), run_as, commands, not_after, reauth };
+        let rule = Rule { grant_id: 7, user, role: "r".into(), run_as, commands, not_after, reauth, log_io };
         if let Ok(text) = render(&rule) {
             ACCEPTED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             assert_exactly(&rule, &parse_with_sudo(&text));

@@ -271,7 +271,10 @@ fn given_malformed_policy_when_jitd_starts_then_refuses_with_file_line_column() 
 #[test]
 fn example_policies_in_conf_pass_policy_check() {
     let w = Builder::new()
-        .user("alice", &["jit-users", "jit-approvers"])
+        .user("alice", &["jit-users"])
+        .user("bob", &["jit-approvers"])
+        .user("carol", &["jit-approvers"])
+        .user("erin", &["jit-managers"])
         .policy(POLICY)
         .without_jitd()
         .build();
@@ -282,10 +285,16 @@ fn example_policies_in_conf_pass_policy_check() {
         if p.extension().is_some_and(|e| e == "toml") {
             let r = w.jitctl("root", &["policy", "check", p.to_str().unwrap()]);
             assert!(r.ok(), "{}: {}", p.display(), r.all());
+            assert!(
+                r.stdout.contains(", 0 warnings)"),
+                "{}: {}",
+                p.display(),
+                r.all()
+            );
             checked += 1;
         }
     }
-    assert!(checked >= 1, "no example policy found in conf/");
+    assert!(checked >= 2, "example policies missing from conf/");
     let bad = w.path().join("bad.toml");
     std::fs::write(&bad, "[[role]]\nname = 1\n").unwrap();
     let r = w.jitctl("root", &["policy", "check", bad.to_str().unwrap()]);

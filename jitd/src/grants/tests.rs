@@ -1,11 +1,12 @@
 use super::*;
 use crate::directory::FakeDirectory;
+use crate::policy::Verdict;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 #[derive(Default)]
-struct FakeClock(AtomicI64);
+pub(super) struct FakeClock(pub(super) AtomicI64);
 
 impl Clock for FakeClock {
     fn now_ms(&self) -> i64 {
@@ -14,21 +15,32 @@ impl Clock for FakeClock {
 }
 
 impl FakeClock {
-    fn advance(&self, secs: i64) {
+    pub(super) fn advance(&self, secs: i64) {
         self.0.fetch_add(secs * 1000, Ordering::SeqCst);
     }
 }
 
 /// Keeps shards in memory; can be told to fail.
 #[derive(Clone, Default)]
-struct FakeRules {
+pub(super) struct FakeRules {
     shards: Arc<Mutex<BTreeMap<u32, Vec<Rule>>>>,
     foreign: Arc<Mutex<Vec<String>>>,
     fail: Arc<Mutex<bool>>,
 }
 
 impl FakeRules {
-    fn ids(&self) -> Vec<u64> {
+    /// The rule of grant `id` as the shard holds it.
+    pub(super) fn rule(&self, id: u64) -> Option<Rule> {
+        self.shards
+            .lock()
+            .unwrap()
+            .values()
+            .flatten()
+            .find(|r| r.grant_id == id)
+            .cloned()
+    }
+
+    pub(super) fn ids(&self) -> Vec<u64> {
         let mut ids: Vec<u64> = self
             .shards
             .lock()
@@ -106,9 +118,11 @@ requesters = ["%webops", "bob"]
 approvers = ["%sre", "alice"]
 approvals = 2
 max_duration = "1h"
+max_total_duration = "90m"
+break_glass = true
 "#;
 
-fn dir() -> FakeDirectory {
+pub(super) fn dir() -> FakeDirectory {
     FakeDirectory::default()
         .user("alice", 1001, &["alice", "webops"])
         .user("bob", 1002, &["bob", "sre"])
@@ -147,7 +161,7 @@ fn world() -> World {
     World { core, clock, rules }
 }
 
-fn origin() -> Origin {
+pub(super) fn origin() -> Origin {
     Origin {
         service: "jitctl".into(),
         ..Origin::default()
@@ -159,7 +173,15 @@ fn given_self_service_role_when_requested_then_active_with_rule_until_not_after(
     let mut w = world();
     let r = w
         .core
-        .request(&actor("alice"), "web-restart", 0, "OPS-1", &origin())
+        .request(
+            &actor("alice"),
+            Kind::Grant,
+            "web-restart",
+            0,
+            "OPS-1",
+            &origin(),
+            &Verdict::NotRun,
+        )
         .unwrap();
     assert_eq!(r.state, State::Active);
     assert_eq!(r.not_after, w.core.now() + 900);
@@ -176,7 +198,15 @@ fn given_approval_role_when_requested_then_pending_and_no_rule() {
     let mut w = world();
     let r = w
         .core
-        .request(&actor("alice"), "db-admin", 600, "DB-7", &origin())
+        .request(
+            &actor("alice"),
+            Kind::Grant,
+            "db-admin",
+            600,
+            "DB-7",
+            &origin(),
+            &Verdict::NotRun,
+        )
         .unwrap();
     assert_eq!(r.state, State::Pending);
     assert!(w.rules.ids().is_empty());
@@ -188,7 +218,15 @@ fn given_pending_request_when_approver_approves_then_active() {
     let mut w = world();
     let r = w
         .core
-        .request(&actor("alice"), "db-admin", 600, "DB-7", &origin())
+        .request(
+            &actor("alice"),
+            Kind::Grant,
+            "db-admin",
+            600,
+            "DB-7",
+            &origin(),
+            &Verdict::NotRun,
+        )
         .unwrap();
     w.clock.advance(30);
     let a = w.core.approve(&actor("bob"), r.id, "ok").unwrap();
@@ -203,7 +241,15 @@ fn given_own_request_when_requester_approves_then_refused_even_if_approver() {
     // bob is in %sre (an approver) and may request db-admin himself.
     let r = w
         .core
-        .request(&actor("bob"), "db-admin", 600, "DB-7", &origin())
+        .request(
+            &actor("bob"),
+            Kind::Grant,
+            "db-admin",
+            600,
+            "DB-7",
+            &origin(),
+            &Verdict::NotRun,
+        )
         .unwrap();
     let e = w.core.approve(&actor("bob"), r.id, "").unwrap_err();
     assert!(matches!(e, Error::NotAuthorized(m) if m.contains("own request")));
@@ -215,7 +261,15 @@ fn given_non_approver_when_approving_then_refused() {
     let mut w = world();
     let r = w
         .core
-        .request(&actor("alice"), "db-admin", 600, "DB-7", &origin())
+        .request(
+            &actor("alice"),
+            Kind::Grant,
+            "db-admin",
+            600,
+            "DB-7",
+            &origin(),
+            &Verdict::NotRun,
+        )
         .unwrap();
     for who in ["mallory", "root"] {
         let e = w.core.approve(&actor(who), r.id, "").unwrap_err();
@@ -229,7 +283,15 @@ fn given_two_approval_role_when_same_approver_approves_twice_then_second_refused
     let mut w = world();
     let r = w
         .core
-        .request(&actor("alice"), "prod-root", 600, "P-1", &origin())
+        .request(
+            &actor("alice"),
+            Kind::Grant,
+            "prod-root",
+            600,
+            "P-1",
+            &origin(),
+            &Verdict::NotRun,
+        )
         .unwrap();
     assert_eq!(
         w.core.approve(&actor("bob"), r.id, "").unwrap().state,
@@ -248,7 +310,15 @@ fn given_denied_request_when_approved_then_refused_and_never_active() {
     let mut w = world();
     let r = w
         .core
-        .request(&actor("alice"), "db-admin", 600, "DB-7", &origin())
+        .request(
+            &actor("alice"),
+            Kind::Grant,
+            "db-admin",
+            600,
+            "DB-7",
+            &origin(),
+            &Verdict::NotRun,
+        )
         .unwrap();
     w.core.deny(&actor("carol"), r.id, "not now").unwrap();
     let e = w.core.approve(&actor("bob"), r.id, "").unwrap_err();
@@ -262,7 +332,15 @@ fn given_pending_timeout_when_time_passes_then_expired_and_cannot_be_approved() 
     let mut w = world();
     let r = w
         .core
-        .request(&actor("alice"), "db-admin", 600, "DB-7", &origin())
+        .request(
+            &actor("alice"),
+            Kind::Grant,
+            "db-admin",
+            600,
+            "DB-7",
+            &origin(),
+            &Verdict::NotRun,
+        )
         .unwrap();
     w.clock.advance(601);
     w.core.expire_due().unwrap();
@@ -278,7 +356,15 @@ fn given_active_grant_when_not_after_passes_then_expired_and_rule_removed() {
     let mut w = world();
     let r = w
         .core
-        .request(&actor("alice"), "web-restart", 60, "OPS-1", &origin())
+        .request(
+            &actor("alice"),
+            Kind::Grant,
+            "web-restart",
+            60,
+            "OPS-1",
+            &origin(),
+            &Verdict::NotRun,
+        )
         .unwrap();
     assert_eq!(w.core.expire_due().unwrap(), Some(r.not_after));
     w.clock.advance(59);
@@ -295,7 +381,15 @@ fn given_active_grant_when_not_after_passes_then_expired_and_rule_removed() {
 fn given_grant_past_not_after_when_timer_has_not_run_then_check_says_inactive() {
     let mut w = world();
     w.core
-        .request(&actor("alice"), "web-restart", 60, "OPS-1", &origin())
+        .request(
+            &actor("alice"),
+            Kind::Grant,
+            "web-restart",
+            60,
+            "OPS-1",
+            &origin(),
+            &Verdict::NotRun,
+        )
         .unwrap();
     w.clock.advance(61);
     assert!(!w.core.check("alice", false).unwrap().active);
@@ -306,7 +400,15 @@ fn given_clock_stepped_back_when_checked_then_grant_not_extended() {
     let mut w = world();
     let r = w
         .core
-        .request(&actor("alice"), "web-restart", 60, "OPS-1", &origin())
+        .request(
+            &actor("alice"),
+            Kind::Grant,
+            "web-restart",
+            60,
+            "OPS-1",
+            &origin(),
+            &Verdict::NotRun,
+        )
         .unwrap();
     w.clock.advance(-3600);
     w.core.expire_due().unwrap();
@@ -319,7 +421,15 @@ fn given_active_grant_when_released_or_revoked_then_rule_removed() {
     let mut w = world();
     let a = w
         .core
-        .request(&actor("alice"), "web-restart", 0, "OPS-1", &origin())
+        .request(
+            &actor("alice"),
+            Kind::Grant,
+            "web-restart",
+            0,
+            "OPS-1",
+            &origin(),
+            &Verdict::NotRun,
+        )
         .unwrap();
     let released = w.core.release(&actor("alice"), 0).unwrap();
     assert_eq!(released.state, State::Released);
@@ -327,7 +437,15 @@ fn given_active_grant_when_released_or_revoked_then_rule_removed() {
 
     let b = w
         .core
-        .request(&actor("alice"), "web-restart", 0, "OPS-2", &origin())
+        .request(
+            &actor("alice"),
+            Kind::Grant,
+            "web-restart",
+            0,
+            "OPS-2",
+            &origin(),
+            &Verdict::NotRun,
+        )
         .unwrap();
     assert_ne!(a.id, b.id);
     assert!(matches!(
@@ -353,7 +471,15 @@ fn given_someone_elses_grant_when_released_then_refused() {
     let mut w = world();
     let r = w
         .core
-        .request(&actor("alice"), "web-restart", 0, "OPS-1", &origin())
+        .request(
+            &actor("alice"),
+            Kind::Grant,
+            "web-restart",
+            0,
+            "OPS-1",
+            &origin(),
+            &Verdict::NotRun,
+        )
         .unwrap();
     assert!(matches!(
         w.core.release(&actor("bob"), r.id),
@@ -367,11 +493,27 @@ fn given_duplicate_request_when_submitted_then_refused_without_new_request() {
     let mut w = world();
     let r = w
         .core
-        .request(&actor("alice"), "db-admin", 600, "DB-7", &origin())
+        .request(
+            &actor("alice"),
+            Kind::Grant,
+            "db-admin",
+            600,
+            "DB-7",
+            &origin(),
+            &Verdict::NotRun,
+        )
         .unwrap();
     let e = w
         .core
-        .request(&actor("alice"), "db-admin", 600, "DB-7", &origin())
+        .request(
+            &actor("alice"),
+            Kind::Grant,
+            "db-admin",
+            600,
+            "DB-7",
+            &origin(),
+            &Verdict::NotRun,
+        )
         .unwrap_err();
     assert!(matches!(e, Error::Refused(m) if m.contains(&format!("request {}", r.id))));
     assert_eq!(w.core.store.recent(10).unwrap().len(), 1);
@@ -390,7 +532,15 @@ fn given_bad_requests_when_submitted_then_refused_and_nothing_stored() {
     for (user, role, d, reason) in cases {
         assert!(
             w.core
-                .request(&actor(user), role, d, reason, &origin())
+                .request(
+                    &actor(user),
+                    Kind::Grant,
+                    role,
+                    d,
+                    reason,
+                    &origin(),
+                    &Verdict::NotRun
+                )
                 .is_err(),
             "{user} {role} {d} {reason:?}"
         );
@@ -405,7 +555,15 @@ fn given_rule_install_fails_when_granting_then_grant_revoked_and_error() {
     *w.rules.fail.lock().unwrap() = true;
     let e = w
         .core
-        .request(&actor("alice"), "web-restart", 0, "OPS-1", &origin())
+        .request(
+            &actor("alice"),
+            Kind::Grant,
+            "web-restart",
+            0,
+            "OPS-1",
+            &origin(),
+            &Verdict::NotRun,
+        )
         .unwrap_err();
     assert!(matches!(e, Error::Internal(_)));
     let rows = w.core.store.recent(10).unwrap();
@@ -419,11 +577,27 @@ fn given_missing_and_orphan_files_when_reconciled_then_directory_matches_databas
     let mut w = world();
     let keep = w
         .core
-        .request(&actor("alice"), "web-restart", 600, "OPS-1", &origin())
+        .request(
+            &actor("alice"),
+            Kind::Grant,
+            "web-restart",
+            600,
+            "OPS-1",
+            &origin(),
+            &Verdict::NotRun,
+        )
         .unwrap();
     let gone = w
         .core
-        .request(&actor("bob"), "db-admin", 60, "DB-1", &origin())
+        .request(
+            &actor("bob"),
+            Kind::Grant,
+            "db-admin",
+            60,
+            "DB-1",
+            &origin(),
+            &Verdict::NotRun,
+        )
         .unwrap();
     w.core.approve(&actor("carol"), gone.id, "").unwrap();
     // Simulate a crash: alice's rule vanished, and a foreign file is present.
@@ -448,7 +622,15 @@ fn given_requests_of_others_when_listing_then_only_visible_ones() {
     let mut w = world();
     let a = w
         .core
-        .request(&actor("alice"), "db-admin", 600, "DB-7", &origin())
+        .request(
+            &actor("alice"),
+            Kind::Grant,
+            "db-admin",
+            600,
+            "DB-7",
+            &origin(),
+            &Verdict::NotRun,
+        )
         .unwrap();
     let ids = |core: &Core, who: &str| -> Vec<u64> {
         core.list(&actor(who), false, false)
@@ -471,7 +653,15 @@ fn every_change_is_audited_and_the_chain_verifies() {
     let mut w = world();
     let r = w
         .core
-        .request(&actor("alice"), "db-admin", 600, "DB-7", &origin())
+        .request(
+            &actor("alice"),
+            Kind::Grant,
+            "db-admin",
+            600,
+            "DB-7",
+            &origin(),
+            &Verdict::NotRun,
+        )
         .unwrap();
     w.core.approve(&actor("bob"), r.id, "fine").unwrap();
     w.core.revoke(&actor("bob"), r.id, "done").unwrap();
@@ -502,6 +692,8 @@ mod property {
         Release(usize),
         Cancel(usize, usize),
         Advance(i64),
+        BreakGlass(usize, usize),
+        Extend(usize, usize, u64),
     }
 
     const USERS: [&str; 6] = ["alice", "bob", "carol", "dave", "mallory", "root"];
@@ -509,13 +701,15 @@ mod property {
 
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
-            (0..USERS.len(), 0..ROLES.len()).prop_map(|(u, r)| Op::Request(u, r)),
-            (0..USERS.len(), 1usize..8).prop_map(|(u, id)| Op::Approve(u, id)),
-            (0..USERS.len(), 1usize..8).prop_map(|(u, id)| Op::Deny(u, id)),
-            (0..USERS.len(), 1usize..8).prop_map(|(u, id)| Op::Revoke(u, id)),
-            (0..USERS.len()).prop_map(Op::Release),
-            (0..USERS.len(), 1usize..8).prop_map(|(u, id)| Op::Cancel(u, id)),
-            (1i64..900).prop_map(Op::Advance),
+            3 => (0..USERS.len(), 0..ROLES.len()).prop_map(|(u, r)| Op::Request(u, r)),
+            3 => (0..USERS.len(), 1usize..8).prop_map(|(u, id)| Op::Approve(u, id)),
+            1 => (0..USERS.len(), 1usize..8).prop_map(|(u, id)| Op::Deny(u, id)),
+            1 => (0..USERS.len(), 1usize..8).prop_map(|(u, id)| Op::Revoke(u, id)),
+            1 => (0..USERS.len()).prop_map(Op::Release),
+            1 => (0..USERS.len(), 1usize..8).prop_map(|(u, id)| Op::Cancel(u, id)),
+            1 => (1i64..900).prop_map(Op::Advance),
+            1 => (0..USERS.len(), 0..ROLES.len()).prop_map(|(u, r)| Op::BreakGlass(u, r)),
+            3 => (0..2usize, 1usize..6, 60u64..4000).prop_map(|(u, id, by)| Op::Extend(u, id, by)),
         ]
     }
 
@@ -533,13 +727,15 @@ mod property {
             let mut ended: Vec<u64> = Vec::new();
             for o in ops {
                 let _ = match o {
-                    Op::Request(u, r) => w.core.request(&actor(USERS[u]), ROLES[r], 60, "T-1", &origin()).map(|_| ()),
+                    Op::Request(u, r) => w.core.request(&actor(USERS[u]), Kind::Grant, ROLES[r], 60, "T-1", &origin(), &Verdict::NotRun).map(|_| ()),
                     Op::Approve(u, id) => w.core.approve(&actor(USERS[u]), id as u64, "").map(|_| ()),
                     Op::Deny(u, id) => w.core.deny(&actor(USERS[u]), id as u64, "no").map(|_| ()),
                     Op::Revoke(u, id) => w.core.revoke(&actor(USERS[u]), id as u64, "no").map(|_| ()),
                     Op::Release(u) => w.core.release(&actor(USERS[u]), 0).map(|_| ()),
                     Op::Cancel(u, id) => w.core.cancel(&actor(USERS[u]), id as u64).map(|_| ()),
                     Op::Advance(s) => { w.clock.advance(s); w.core.expire_due().map(|_| ()) }
+                    Op::BreakGlass(u, r) => w.core.request(&actor(USERS[u]), Kind::BreakGlass, ROLES[r], 60, "T-2 outage", &origin(), &Verdict::NotRun).map(|_| ()),
+                    Op::Extend(u, id, by) => w.core.extend(&actor(USERS[u]), id as u64, by, "T-3 more", &Verdict::NotRun).map(|_| ()),
                 };
                 for r in w.core.store.recent(100).unwrap() {
                     if r.state.is_terminal() {
@@ -548,14 +744,29 @@ mod property {
                     } else {
                         prop_assert!(!ended.contains(&r.id), "request {} came back", r.id);
                     }
-                    if r.state == State::Active && r.approvals_required > 0 {
+                    // The policy, not what the row says, decides how many approvals a
+                    // grant (or an applied extension) needed.
+                    let role = w.core.policy().role(&r.role).unwrap();
+                    let needs = match (r.state, r.kind) {
+                        (State::Active, Kind::Grant) | (State::Applied, Kind::Extension) => role.approvals,
+                        (State::Active, Kind::BreakGlass) => {
+                            prop_assert!(role.break_glass, "break-glass grant {} of a role without it", r.id);
+                            0
+                        }
+                        _ => 0,
+                    };
+                    if r.state == State::Active {
+                        prop_assert!(r.not_after - r.granted_at <= role.max_total as i64,
+                            "grant {} runs {}s past its start, max total {}", r.id, r.not_after - r.granted_at, role.max_total);
+                    }
+                    if needs > 0 {
                         let approvers = w.core.store.approvers_of(r.id).unwrap();
                         let distinct: std::collections::BTreeSet<u32> = approvers
                             .iter()
                             .map(|(_, uid)| *uid)
                             .filter(|uid| *uid != r.uid)
                             .collect();
-                        prop_assert!(distinct.len() >= r.approvals_required as usize,
+                        prop_assert!(distinct.len() >= needs as usize,
                             "request {} active with {:?}", r.id, approvers);
                     }
                 }

@@ -100,6 +100,12 @@ fn role(name: &str, approvals: u32) -> RoleInfo {
         run_as: "root".into(),
         ssh: false,
         reason_pattern: String::new(),
+        reason_min_length: 1,
+        reason_max_length: 500,
+        break_glass: false,
+        max_total_secs: 3600,
+        window: String::new(),
+        window_open: true,
     }
 }
 
@@ -126,6 +132,12 @@ fn info(id: u64, state: &str) -> RequestInfo {
         decision_reason: String::new(),
         service: "sudo".into(),
         tty: String::new(),
+        kind: "grant".into(),
+        extends: 0,
+        granted_at: 0,
+        reviewed_by: String::new(),
+        reviewed_at: 0,
+        review_comment: String::new(),
     }
 }
 

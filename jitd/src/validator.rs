@@ -1,0 +1,210 @@
+//! Runs a role's reason validator: an external program that accepts or refuses a reason
+//! (the hook for checking a ticket in an ITSM system).
+//!
+//! No shell is involved: the program and its arguments come from the policy as a list and
+//! are passed to execve as they are. What the request says reaches the program only as
+//! data: the reason on standard input, the user, role, kind and duration in `JIT_*`
+//! environment variables (the rest of the environment is cleared). Exit status 0 accepts;
+//! any other status refuses, and the first line of standard output is shown to the user.
+//! A program that runs past its timeout is killed with its whole process group, and that
+//! is a failure, not an answer: the role decides whether that refuses (the default) or
+//! falls back to the reason pattern.
+
+use crate::names;
+use crate::policy::{Validator, Verdict};
+use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Most of the validator's output jitd reads (the rest is discarded).
+const MAX_OUTPUT: u64 = 4096;
+/// Longest message from the validator passed on to the user.
+const MAX_MESSAGE: usize = 200;
+
+/// What the validator is told about the request.
+#[derive(Debug, Clone)]
+pub struct Subject<'a> {
+    pub user: &'a str,
+    pub role: &'a str,
+    pub kind: &'a str,
+    pub duration_secs: u64,
+    pub reason: &'a str,
+}
+
+fn message_of(out: &[u8]) -> String {
+    let text = String::from_utf8_lossy(out);
+    let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    let mut m = names::escape(line.trim());
+    if m.chars().count() > MAX_MESSAGE {
+        m = m.chars().take(MAX_MESSAGE).collect::<String>() + "...";
+    }
+    m
+}
+
+/// Runs the validator and returns its verdict. Never panics, never blocks past the
+/// timeout by more than the time to reap the killed process.
+pub fn run(v: &Validator, s: &Subject<'_>) -> Verdict {
+    let Some((program, args)) = v.command.split_first() else {
+        return Verdict::Failed("no validator program".into());
+    };
+    let mut child = match Command::new(program)
+        .args(args)
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("JIT_USER", s.user)
+        .env("JIT_ROLE", s.role)
+        .env("JIT_KIND", s.kind)
+        .env("JIT_DURATION_SECS", s.duration_secs.to_string())
+        .current_dir("/")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => return Verdict::Failed(format!("cannot run {program}: {e}")),
+    };
+    let pgid = child.id();
+    // The reason is small; a validator that does not read it gets EPIPE, which is fine.
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(s.reason.as_bytes());
+        let _ = stdin.write_all(b"\n");
+    }
+    // Read output on a thread so a chatty validator cannot block on a full pipe.
+    let reader = child.stdout.take().map(|out| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = out.take(MAX_OUTPUT).read_to_end(&mut buf);
+            buf
+        })
+    });
+    let deadline = Instant::now() + v.timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => break Some(st),
+            Ok(None) if Instant::now() >= deadline => break None,
+            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+            Err(e) => {
+                kill_group(pgid);
+                let _ = child.wait();
+                return Verdict::Failed(format!("waiting for {program}: {e}"));
+            }
+        }
+    };
+    let Some(status) = status else {
+        kill_group(pgid);
+        let _ = child.wait();
+        return Verdict::Failed(format!(
+            "validator timed out after {}s",
+            v.timeout.as_secs_f32()
+        ));
+    };
+    // Anything it left behind in its group goes too, so the pipe closes.
+    kill_group(pgid);
+    let out = reader.and_then(|r| r.join().ok()).unwrap_or_default();
+    let msg = message_of(&out);
+    match status.code() {
+        Some(0) => Verdict::Accepted,
+        Some(code) => Verdict::Refused(if msg.is_empty() {
+            format!("validator exited with status {code}")
+        } else {
+            msg
+        }),
+        None => Verdict::Failed("validator was killed by a signal".into()),
+    }
+}
+
+fn kill_group(pgid: u32) {
+    if let Ok(p) = i32::try_from(pgid) {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(p),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn script(dir: &tempfile::TempDir, body: &str) -> String {
+        let p = dir.path().join("v.sh");
+        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p.display().to_string()
+    }
+
+    fn subject() -> Subject<'static> {
+        Subject {
+            user: "alice",
+            role: "db-admin",
+            kind: "grant",
+            duration_secs: 600,
+            reason: "OPS-12 reindex; rm -rf / $(reboot)",
+        }
+    }
+
+    fn validator(cmd: Vec<String>, ms: u64) -> Validator {
+        Validator {
+            command: cmd,
+            timeout: Duration::from_millis(ms),
+            fallback_to_pattern: false,
+        }
+    }
+
+    #[test]
+    fn given_accepting_validator_when_run_then_accepted_and_data_arrives_unchanged() {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("seen");
+        let prog = script(
+            &d,
+            &format!(
+                "read r; printf '%s|%s|%s|%s|%s|%s' \"$r\" \"$JIT_USER\" \"$JIT_ROLE\" \"$JIT_KIND\" \"$JIT_DURATION_SECS\" \"$1\" > {}",
+                out.display()
+            ),
+        );
+        let v = validator(vec![prog, "--ticket-system=x y".into()], 5000);
+        assert_eq!(run(&v, &subject()), Verdict::Accepted);
+        assert_eq!(
+            std::fs::read_to_string(out).unwrap(),
+            "OPS-12 reindex; rm -rf / $(reboot)|alice|db-admin|grant|600|--ticket-system=x y"
+        );
+    }
+
+    #[test]
+    fn given_refusing_validator_when_run_then_its_first_line_is_the_message() {
+        let d = tempfile::tempdir().unwrap();
+        let prog = script(
+            &d,
+            "echo 'ticket OPS-12 is closed\x1b[31m'; echo more; exit 3",
+        );
+        let v = validator(vec![prog], 5000);
+        assert_eq!(
+            run(&v, &subject()),
+            Verdict::Refused("ticket OPS-12 is closed\\u{1b}[31m".into())
+        );
+    }
+
+    #[test]
+    fn given_slow_validator_when_run_then_killed_at_timeout_with_its_children() {
+        let d = tempfile::tempdir().unwrap();
+        let prog = script(&d, "sleep 30 & sleep 30");
+        let v = validator(vec![prog], 200);
+        let t = Instant::now();
+        let verdict = run(&v, &subject());
+        assert!(
+            matches!(&verdict, Verdict::Failed(m) if m.contains("timed out")),
+            "{verdict:?}"
+        );
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    }
+
+    #[test]
+    fn given_missing_program_when_run_then_failed_not_accepted() {
+        let v = validator(vec!["/nonexistent/validator".into()], 1000);
+        assert!(matches!(run(&v, &subject()), Verdict::Failed(_)));
+    }
+}
