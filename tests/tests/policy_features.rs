@@ -601,3 +601,66 @@ max_duration = "1h"
             .ok()
     );
 }
+
+#[test]
+fn given_log_io_role_when_command_runs_then_sudoreplay_lists_and_replays_the_session() {
+    // The I/O logs go to a private directory (sudoers Defaults in the world's own copy).
+    let io = tempfile::tempdir().unwrap();
+    let policy = r#"
+[[role]]
+name = "recorded"
+commands = ["/usr/bin/echo recorded-session-output"]
+requesters = ["%webops"]
+max_duration = "1h"
+log_io = true
+"#;
+    let w = users(Builder::new())
+        .policy(policy)
+        .static_rule(&format!("Defaults iolog_dir={}", io.path().display()))
+        .build();
+    assert!(
+        w.jitctl("alice", &["request", "recorded", "--reason", "OPS-7 x"])
+            .ok()
+    );
+    let ran = w.sudo_n("alice", &["/usr/bin/echo", "recorded-session-output"]);
+    assert!(ran.ok(), "{}", ran.all());
+    let dir = io.path().to_str().unwrap();
+    let list = jit_e2e::run(
+        {
+            let mut c = std::process::Command::new("sudoreplay");
+            c.args(["-d", dir, "-l"]);
+            c
+        },
+        "",
+        Duration::from_secs(30),
+    );
+    assert!(list.ok(), "{}", list.all());
+    let line = list
+        .stdout
+        .lines()
+        .find(|l| l.contains("COMMAND=/usr/bin/echo recorded-session-output"))
+        .unwrap_or_else(|| panic!("session not listed: {}", list.all()));
+    assert!(line.contains(": alice :"), "{line}");
+    let tsid = line
+        .split("TSID=")
+        .nth(1)
+        .unwrap()
+        .split([' ', ';'])
+        .next()
+        .unwrap()
+        .to_string();
+    let replay = jit_e2e::run(
+        {
+            let mut c = std::process::Command::new("sudoreplay");
+            c.args(["-d", dir, "-s", "100", &tsid]);
+            c
+        },
+        "",
+        Duration::from_secs(30),
+    );
+    assert!(
+        replay.stdout.contains("recorded-session-output"),
+        "{}",
+        replay.all()
+    );
+}
