@@ -403,18 +403,7 @@ async fn dispatch(p: &User1Proxy<'_>, cmd: Cmd, json: bool) -> Out {
             } else {
                 println!("{}", describe(&r));
             }
-            match r.state() {
-                Some(State::Active) => Ok(()),
-                Some(State::Pending) if wait => Err(Failure::new(
-                    exit::TIMED_OUT,
-                    format!("request {} is still pending", r.id),
-                )),
-                Some(State::Pending) => Ok(()),
-                _ => Err(Failure::new(
-                    exit::REFUSED,
-                    format!("request {} was {}: {}", r.id, r.state, r.decision_reason),
-                )),
-            }
+            outcome(&r, State::Active, wait, "request")
         }
         Cmd::Extend {
             id,
@@ -437,18 +426,7 @@ async fn dispatch(p: &User1Proxy<'_>, cmd: Cmd, json: bool) -> Out {
                     println!("{}", describe(&p.show(id).await?));
                 }
             }
-            match r.state() {
-                Some(State::Applied) => Ok(()),
-                Some(State::Pending) if wait => Err(Failure::new(
-                    exit::TIMED_OUT,
-                    format!("extension {} is still pending", r.id),
-                )),
-                Some(State::Pending) => Ok(()),
-                _ => Err(Failure::new(
-                    exit::REFUSED,
-                    format!("extension {} was {}: {}", r.id, r.state, r.decision_reason),
-                )),
-            }
+            outcome(&r, State::Applied, wait, "extension")
         }
         Cmd::Review(ReviewArgs { ack: None, all }) => print_requests(&p.review(all).await?, json),
         Cmd::Review(ReviewArgs {
@@ -499,6 +477,23 @@ async fn dispatch(p: &User1Proxy<'_>, cmd: Cmd, json: bool) -> Out {
         }
         Cmd::Audit(a) => audit(p, a, json).await,
         Cmd::Policy { .. } => Ok(()),
+    }
+}
+
+/// The exit status of a request (or extension) after submitting and maybe waiting:
+/// success once it reached `done`, 4 if still pending after --wait, 3 if it ended otherwise.
+fn outcome(r: &RequestInfo, done: State, wait: bool, what: &str) -> Out {
+    match r.state() {
+        Some(s) if s == done => Ok(()),
+        Some(State::Pending) if wait => Err(Failure::new(
+            exit::TIMED_OUT,
+            format!("{what} {} is still pending", r.id),
+        )),
+        Some(State::Pending) => Ok(()),
+        _ => Err(Failure::new(
+            exit::REFUSED,
+            format!("{what} {} was {}: {}", r.id, r.state, r.decision_reason),
+        )),
     }
 }
 

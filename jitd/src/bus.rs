@@ -89,6 +89,28 @@ pub struct UserInterface {
     pub ids: Arc<Identities>,
 }
 
+impl UserInterface {
+    /// A request made through jitctl (`kind`: an ordinary grant or break-glass).
+    async fn submit(
+        &self,
+        who: Actor,
+        kind: Kind,
+        role: String,
+        duration_secs: u64,
+        reason: String,
+    ) -> Result<RequestInfo, JitError> {
+        let origin = Origin {
+            service: "jitctl".into(),
+            ..Origin::default()
+        };
+        blocking(&self.svc, move |s| {
+            let r = s.request(&who, kind, &role, duration_secs, &reason, &origin)?;
+            s.read(|c| c.info(&r))
+        })
+        .await
+    }
+}
+
 #[interface(name = "org.jit.Jitd.User1")]
 impl UserInterface {
     async fn roles(
@@ -109,15 +131,8 @@ impl UserInterface {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<RequestInfo, JitError> {
         let who = caller(&self.ids, conn, &hdr).await?;
-        let origin = Origin {
-            service: "jitctl".into(),
-            ..Origin::default()
-        };
-        blocking(&self.svc, move |s| {
-            let r = s.request(&who, Kind::Grant, &role, duration_secs, &reason, &origin)?;
-            s.read(|c| c.info(&r))
-        })
-        .await
+        self.submit(who, Kind::Grant, role, duration_secs, reason)
+            .await
     }
 
     async fn break_glass(
@@ -129,22 +144,8 @@ impl UserInterface {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<RequestInfo, JitError> {
         let who = caller(&self.ids, conn, &hdr).await?;
-        let origin = Origin {
-            service: "jitctl".into(),
-            ..Origin::default()
-        };
-        blocking(&self.svc, move |s| {
-            let r = s.request(
-                &who,
-                Kind::BreakGlass,
-                &role,
-                duration_secs,
-                &reason,
-                &origin,
-            )?;
-            s.read(|c| c.info(&r))
-        })
-        .await
+        self.submit(who, Kind::BreakGlass, role, duration_secs, reason)
+            .await
     }
 
     async fn extend(

@@ -296,11 +296,6 @@ impl Core {
             .and_then(|r| r.validator.clone())
     }
 
-    /// The role of grant `id`, for running its validator before [`Core::extend`].
-    pub fn role_of(&self, id: u64) -> Result<String> {
-        Ok(self.get(id)?.role)
-    }
-
     /// Submits a request. A self-service role, or a break-glass request, is granted at
     /// once. `verdict` is what the role's reason validator answered (see
     /// [`Core::validator_for`]).
@@ -473,19 +468,7 @@ impl Core {
         if by == 0 {
             return Err(Error::InvalidArgument("say how much longer (--by)".into()));
         }
-        let grant = self.get(id)?;
-        if grant.uid != who.uid || grant.user != who.name {
-            return Err(Error::NotAuthorized(format!(
-                "grant {id} belongs to {}; only its holder can extend it",
-                grant.user
-            )));
-        }
-        if grant.state != State::Active || grant.kind == Kind::Extension {
-            return Err(Error::WrongState(format!(
-                "request {id} is not an active grant ({})",
-                grant.state
-            )));
-        }
+        let grant = self.own_active_grant(who, id)?;
         let now = self.now();
         let role = self.policy.role(&grant.role)?.clone();
         let (_, reason) = self.policy.check_request(
@@ -584,6 +567,24 @@ impl Core {
             self.install_or_revoke(&row)?;
         }
         self.get(ext)
+    }
+
+    /// Grant `id`, if it is active and `who` holds it (what may be extended).
+    pub fn own_active_grant(&self, who: &Actor, id: u64) -> Result<RequestRow> {
+        let grant = self.get(id)?;
+        if grant.uid != who.uid || grant.user != who.name {
+            return Err(Error::NotAuthorized(format!(
+                "grant {id} belongs to {}; only its holder can extend it",
+                grant.user
+            )));
+        }
+        if grant.state != State::Active || grant.kind == Kind::Extension {
+            return Err(Error::WrongState(format!(
+                "request {id} is not an active grant ({})",
+                grant.state
+            )));
+        }
+        Ok(grant)
     }
 
     /// Break-glass grants `who` may review (root: all); `all`: acknowledged ones too.
@@ -1359,8 +1360,7 @@ impl Core {
             pending_requests: u32::try_from(pending).unwrap_or(u32::MAX),
             sudoers_dir: self.rules.location(),
             last_error: self.last_error.clone(),
-            unreviewed_break_glass: u32::try_from(self.store.break_glass(true)?.len())
-                .unwrap_or(u32::MAX),
+            unreviewed_break_glass: self.store.unreviewed_break_glass()?,
         })
     }
 

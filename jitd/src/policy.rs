@@ -861,7 +861,6 @@ fn validator(
     raw: Spanned<RawValidator>,
     has_pattern: bool,
 ) -> std::result::Result<Validator, PolicyError> {
-    let span = raw.span();
     let raw = raw.into_inner();
     let cmd_span = raw.command.span();
     let command = raw.command.into_inner();
@@ -934,7 +933,6 @@ fn validator(
             }
         },
     };
-    let _ = span;
     Ok(Validator {
         command,
         timeout,

@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::grants::{Core, Origin};
-use crate::policy::Verdict;
+use crate::policy::{Validator, Verdict};
 use crate::store::{Actor, Kind, RequestRow};
 use crate::validator;
 use jit_proto::State;
@@ -55,33 +55,11 @@ impl Service {
         out
     }
 
-    /// Runs the role's reason validator, if it has one, without holding the lock: it may
-    /// take seconds and must not stall expiry or other callers.
-    fn validate(
-        &self,
-        who: &Actor,
-        role: &str,
-        kind: Kind,
-        duration: u64,
-        reason: &str,
-    ) -> Result<Verdict> {
-        let Some(v) = self.read(|c| Ok(c.validator_for(role)))? else {
-            return Ok(Verdict::NotRun);
-        };
-        Ok(validator::run(
-            &v,
-            &validator::Subject {
-                user: &who.name,
-                role,
-                kind: kind.as_str(),
-                duration_secs: duration,
-                reason: reason.trim(),
-            },
-        ))
-    }
-
-    /// Submits a request: validator first (unlocked), then the decision (locked). The core
-    /// checks everything again, so a policy reload in between cannot slip anything past.
+    /// Submits a request: validator first (unlocked: it may take seconds and must not stall
+    /// expiry or other callers), then the decision (locked). The core checks everything
+    /// again, so a policy reload in between cannot slip anything past. Only a role with a
+    /// validator is checked beforehand, so a cheap refusal never costs a validator run;
+    /// without one, the core's checks are the only ones.
     pub fn request(
         &self,
         who: &Actor,
@@ -91,32 +69,40 @@ impl Service {
         reason: &str,
         origin: &Origin,
     ) -> Result<RequestRow> {
-        // Cheap refusals (eligibility, reason rules, window) before running anything.
-        self.read(|c| {
+        let v = self.read(|c| {
+            let Some(v) = c.validator_for(role) else {
+                return Ok(None);
+            };
             let r = c.policy().role(role)?;
-            c.policy()
-                .check_request(r, &who.name, kind, duration, reason, c.now(), c.directory())
-                .map(|_| ())
+            c.policy().check_request(
+                r,
+                &who.name,
+                kind,
+                duration,
+                reason,
+                c.now(),
+                c.directory(),
+            )?;
+            Ok(Some(v))
         })?;
-        let verdict = self.validate(who, role, kind, duration, reason)?;
+        let verdict = run_validator(v.as_ref(), who, role, kind, duration, reason);
         self.write(|c| c.request(who, kind, role, duration, reason, origin, &verdict))
     }
 
     /// Extends grant `id` of `who` by `by` seconds; the validator runs as for a request.
     pub fn extend(&self, who: &Actor, id: u64, by: u64, reason: &str) -> Result<RequestRow> {
-        let role = self.read(|c| {
-            let row = c.row(id)?;
-            if row.uid != who.uid {
-                return Err(Error::NotAuthorized(format!(
-                    "grant {id} belongs to {}; only its holder can extend it",
-                    row.user
-                )));
-            }
-            let r = c.policy().role(&row.role)?;
-            r.check_reason(reason)?;
-            Ok(row.role)
+        let v = self.read(|c| {
+            let grant = c.own_active_grant(who, id)?;
+            let Some(v) = c.validator_for(&grant.role) else {
+                return Ok(None);
+            };
+            c.policy().role(&grant.role)?.check_reason(reason)?;
+            Ok(Some((v, grant.role)))
         })?;
-        let verdict = self.validate(who, &role, Kind::Extension, by, reason)?;
+        let verdict = match &v {
+            Some((v, role)) => run_validator(Some(v), who, role, Kind::Extension, by, reason),
+            None => Verdict::NotRun,
+        };
         self.write(|c| c.extend(who, id, by, reason, &verdict))
     }
 
@@ -193,4 +179,28 @@ impl Service {
             }
         }
     }
+}
+
+/// The validator's verdict on a request, or [`Verdict::NotRun`] for a role without one.
+fn run_validator(
+    v: Option<&Validator>,
+    who: &Actor,
+    role: &str,
+    kind: Kind,
+    duration: u64,
+    reason: &str,
+) -> Verdict {
+    let Some(v) = v else {
+        return Verdict::NotRun;
+    };
+    validator::run(
+        v,
+        &validator::Subject {
+            user: &who.name,
+            role,
+            kind: kind.as_str(),
+            duration_secs: duration,
+            reason: reason.trim(),
+        },
+    )
 }

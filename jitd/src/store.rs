@@ -383,6 +383,17 @@ impl Store {
             .map_err(Into::into)
     }
 
+    /// How many break-glass grants nobody has acknowledged.
+    pub fn unreviewed_break_glass(&self) -> Result<u32> {
+        let n: i64 = self
+            .conn
+            .prepare_cached(
+                "SELECT COUNT(*) FROM requests WHERE kind = 'break-glass' AND reviewed_by = ''",
+            )?
+            .query_row([], |r| r.get(0))?;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
     /// The most recent `limit` requests, newest first.
     pub fn recent(&self, limit: u32) -> Result<Vec<RequestRow>> {
         let mut stmt = self

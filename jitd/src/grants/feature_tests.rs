@@ -1,11 +1,10 @@
 //! The policy features end to end through the core: break-glass and review, extensions,
 //! change windows, limits, separation of duties, escalation, the reason validator.
 
-use super::tests::{FakeClock, FakeRules, origin};
+use super::tests::{World, origin, world_with};
 use super::*;
 use crate::directory::FakeDirectory;
 use crate::policy::Verdict;
-use std::sync::atomic::AtomicI64;
 
 const POLICY: &str = r#"
 [settings]
@@ -90,25 +89,8 @@ fn actor(name: &str) -> Actor {
     }
 }
 
-struct World {
-    core: Core,
-    clock: Arc<FakeClock>,
-    rules: FakeRules,
-}
-
 fn world_at(t: i64) -> World {
-    let clock = Arc::new(FakeClock(AtomicI64::new(t * 1000)));
-    let rules = FakeRules::default();
-    let policy = Policy::parse("test.toml", POLICY, &dir()).unwrap();
-    let core = Core::new(
-        policy,
-        Store::in_memory().unwrap(),
-        Box::new(rules.clone()),
-        Box::new(dir()),
-        clock.clone(),
-        None,
-    );
-    World { core, clock, rules }
+    world_with(POLICY, &dir(), t)
 }
 
 impl World {

@@ -140,25 +140,30 @@ fn actor(name: &str) -> Actor {
     }
 }
 
-struct World {
-    core: Core,
-    clock: Arc<FakeClock>,
-    rules: FakeRules,
+pub(super) struct World {
+    pub(super) core: Core,
+    pub(super) clock: Arc<FakeClock>,
+    pub(super) rules: FakeRules,
 }
 
-fn world() -> World {
-    let clock = Arc::new(FakeClock(AtomicI64::new(1_795_272_000_000)));
+/// A core on `policy`, users from `dir`, an in-memory store and fake rules, at unix second `t`.
+pub(super) fn world_with(policy: &str, dir: &FakeDirectory, t: i64) -> World {
+    let clock = Arc::new(FakeClock(AtomicI64::new(t * 1000)));
     let rules = FakeRules::default();
-    let policy = Policy::parse("test.toml", POLICY, &dir()).unwrap();
+    let policy = Policy::parse("test.toml", policy, dir).unwrap();
     let core = Core::new(
         policy,
         Store::in_memory().unwrap(),
         Box::new(rules.clone()),
-        Box::new(dir()),
+        Box::new(dir.clone()),
         clock.clone(),
         None,
     );
     World { core, clock, rules }
+}
+
+fn world() -> World {
+    world_with(POLICY, &dir(), 1_795_272_000)
 }
 
 pub(super) fn origin() -> Origin {
