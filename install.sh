@@ -14,6 +14,8 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
+# sudo's secure_path leaves out rustup's directory: look for cargo there as well.
+command -v cargo >/dev/null || PATH="${CARGO_HOME:-$HOME/.cargo}/bin:/root/.cargo/bin:$PATH"
 if [ "$(id -u)" -ne 0 ]; then
   echo "install.sh: run as root (sudo ./install.sh)" >&2
   exit 1
