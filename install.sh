@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
 # Installs the JIT access system on this host and starts jitd with the example policy.
 #
-# What it changes (and uninstall.sh undoes):
+# What it changes (uninstall.sh undoes all of it; the list of installed files is kept in
+# /usr/local/share/jit/installed-files):
 #   - apt packages it needs: sudo dbus libpam0g-dev pkg-config (if missing)
 #   - /usr/local/sbin/jitd, /usr/local/bin/jitctl, <pam libdir>/security/pam_jit.so
+#   - man pages jitd(8) jitctl(1) pam_jit(8) jit.toml(5) under /usr/local/share/man,
+#     bash and zsh completions, examples in /usr/local/share/doc/jit/examples
 #   - /etc/jit/jit.toml (the example policy; an existing one is never overwritten)
 #   - system groups jit-users (may request) and jit-approvers (may approve), if missing
-#   - /etc/dbus-1/system.d/org.jit.Jitd.conf (bus policy)
-#   - /etc/pam.d/sudo: two pam_jit lines (backup in /etc/pam.d/sudo.jit-backup)
-#   - /var/lib/jitd (state, 0700); /etc/systemd/system/jitd.service when systemd runs
-# Without systemd as PID 1 it starts the system bus if needed and runs jitd directly
-# (pid in /run/jitd.pid, log in /var/log/jitd.log).
+#   - /etc/dbus-1/system.d/org.jit.Jitd.conf (bus policy),
+#     /usr/local/share/dbus-1/system-services/org.jit.Jitd.service (bus activation)
+#   - /etc/systemd/system/jitd.service (the hardened unit)
+#   - /etc/pam.d/sudo: three marked pam_jit lines (`jitctl setup pam --enable`)
+# With systemd as PID 1 it enables and starts jitd.service. Without it, it starts the system
+# bus if needed and runs jitd directly (pid in /run/jitd.pid, log in /var/log/jitd.log);
+# after that the bus starts jitd again on the first request if it is not running.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -39,13 +44,41 @@ if [ -z "$bindir" ]; then
   cargo build --release --workspace --quiet
   bindir=target/release
 fi
+dist="$(mktemp -d)"
+trap 'rm -rf "$dist"' EXIT
+"$bindir/xtask" dist "$dist" >/dev/null
 
 secdir="$(pkg-config --variable=libdir pam)/security"
-install -d -m 0755 "$secdir" /usr/local/sbin /usr/local/bin /etc/jit /etc/dbus-1/system.d
-install -m 0755 "$bindir/jitd" /usr/local/sbin/jitd
-install -m 0755 "$bindir/jitctl" /usr/local/bin/jitctl
-install -m 0644 "$bindir/libpam_jit.so" "$secdir/pam_jit.so"
-install -m 0644 conf/dbus/org.jit.Jitd.conf /etc/dbus-1/system.d/org.jit.Jitd.conf
+share=/usr/local/share
+manifest=$share/jit/installed-files
+install -d -m 0755 "$secdir" /usr/local/sbin /usr/local/bin /etc/jit /etc/dbus-1/system.d \
+  /etc/systemd/system $share/jit $share/dbus-1/system-services $share/doc/jit/examples \
+  $share/man/man1 $share/man/man5 $share/man/man8 \
+  $share/bash-completion/completions $share/zsh/site-functions
+: > "$manifest.new"
+put() { # put MODE SOURCE DEST: install one file and record it
+  install -m "$1" "$2" "$3"
+  echo "$3" >> "$manifest.new"
+}
+put 0755 "$bindir/jitd" /usr/local/sbin/jitd
+put 0755 "$bindir/jitctl" /usr/local/bin/jitctl
+put 0644 "$bindir/libpam_jit.so" "$secdir/pam_jit.so"
+put 0644 conf/dbus/org.jit.Jitd.conf /etc/dbus-1/system.d/org.jit.Jitd.conf
+sed 's|^Exec=/usr/sbin/jitd|Exec=/usr/local/sbin/jitd|' conf/dbus/org.jit.Jitd.service > "$dist/org.jit.Jitd.service"
+put 0644 "$dist/org.jit.Jitd.service" $share/dbus-1/system-services/org.jit.Jitd.service
+sed 's|/usr/sbin/jitd|/usr/local/sbin/jitd|g' systemd/jitd.service > "$dist/jitd.service"
+put 0644 "$dist/jitd.service" /etc/systemd/system/jitd.service
+for page in "$dist"/man/man*/*; do
+  sec="$(basename "$(dirname "$page")")"
+  put 0644 "$page" "$share/man/$sec/$(basename "$page")"
+done
+put 0644 "$dist/completions/bash/jitctl" $share/bash-completion/completions/jitctl
+put 0644 "$dist/completions/zsh/_jitctl" $share/zsh/site-functions/_jitctl
+for ex in conf/jit.toml conf/jit-advanced.toml; do
+  put 0644 "$ex" "$share/doc/jit/examples/$(basename "$ex")"
+done
+mv "$manifest.new" "$manifest"
+
 for g in jit-users jit-approvers; do
   getent group "$g" >/dev/null || groupadd --system "$g"
 done
@@ -59,24 +92,11 @@ fi
 
 # PAM: real authentication first, then pam_jit. No require_grant: static sudoers rules keep
 # working, so installing this cannot lock admins out (see README, "zero standing privilege").
-if ! grep -q pam_jit.so /etc/pam.d/sudo; then
-  cp -p /etc/pam.d/sudo /etc/pam.d/sudo.jit-backup
-  tmp="$(mktemp /etc/pam.d/.sudo.jit.XXXXXX)"
-  awk '
-    { print }
-    /^@include common-auth/    { print "auth     optional pam_jit.so mode=sudo timeout=5 wait=120   # jit" }
-    /^@include common-account/ { print "account  required pam_jit.so mode=sudo timeout=5            # jit" }
-    /^@include common-session/ { print "session  optional pam_jit.so mode=sudo timeout=5            # jit" }
-  ' /etc/pam.d/sudo > "$tmp"
-  grep -q "^auth .*pam_jit.so" "$tmp" || { rm -f "$tmp"; echo "install.sh: /etc/pam.d/sudo has no '@include common-auth'; add the lines from conf/pam/sudo by hand" >&2; exit 1; }
-  chmod 0644 "$tmp" && mv "$tmp" /etc/pam.d/sudo
-  echo "install.sh: added pam_jit to /etc/pam.d/sudo (backup: /etc/pam.d/sudo.jit-backup)"
-fi
+/usr/local/bin/jitctl setup pam --enable
 
 install -d -m 0700 /var/lib/jitd
 
 if [ "$(ps -p 1 -o comm=)" = "systemd" ]; then
-  install -m 0644 systemd/jitd.service /etc/systemd/system/jitd.service
   systemctl daemon-reload
   systemctl reload dbus 2>/dev/null || true
   systemctl enable --now jitd.service
@@ -100,7 +120,7 @@ for _ in $(seq 1 50); do
   if /usr/local/bin/jitctl status >/dev/null 2>&1; then
     /usr/local/bin/jitctl status
     echo "install.sh: done. Add users to jit-users (request) and jit-approvers (approve)."
-    echo "install.sh: undo everything with ./uninstall.sh"
+    echo "install.sh: man jitctl, man jit.toml; undo everything with ./uninstall.sh"
     exit 0
   fi
   sleep 0.1

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Removes what install.sh put in place and restores /etc/pam.d/sudo.
+# Removes what install.sh put in place (the files listed in
+# /usr/local/share/jit/installed-files) and takes pam_jit's lines out of /etc/pam.d.
 # Keeps /etc/jit and /var/lib/jitd (the policy and the audit trail) unless --purge is given.
 set -euo pipefail
 if [ "$(id -u)" -ne 0 ]; then
@@ -8,27 +9,45 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 purge=no
 [ "${1:-}" = "--purge" ] && purge=yes
+manifest=/usr/local/share/jit/installed-files
 
+# PAM first, while jitctl is still there: exactly the lines `setup pam --enable` added.
+if [ -x /usr/local/bin/jitctl ]; then
+  /usr/local/bin/jitctl setup pam --disable
+fi
+
+# Stop jitd: the unit under systemd; otherwise whichever process owns org.jit.Jitd on the
+# system bus (started by install.sh or by bus activation), by the pid the bus reports.
 if [ "$(ps -p 1 -o comm=)" = "systemd" ] && [ -f /etc/systemd/system/jitd.service ]; then
   systemctl disable --now jitd.service || true
-  rm -f /etc/systemd/system/jitd.service
-  systemctl daemon-reload
-elif [ -f /run/jitd.pid ]; then
-  kill "$(cat /run/jitd.pid)" 2>/dev/null || true
+else
+  owner="$(dbus-send --system --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus \
+    org.freedesktop.DBus.GetConnectionUnixProcessID string:org.jit.Jitd 2>/dev/null \
+    | awk '/uint32/ {print $2}')" || true
+  pidfile="$(cat /run/jitd.pid 2>/dev/null)" || true
+  for pid in $owner $pidfile; do
+    if [ "$(cat /proc/"$pid"/comm 2>/dev/null)" = "jitd" ]; then
+      kill "$pid" 2>/dev/null || true
+      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    fi
+  done
   rm -f /run/jitd.pid
 fi
 
-if grep -q pam_jit.so /etc/pam.d/sudo; then
-  tmp="$(mktemp /etc/pam.d/.sudo.jit.XXXXXX)"
-  grep -v 'pam_jit\.so' /etc/pam.d/sudo > "$tmp"
-  chmod 0644 "$tmp" && mv "$tmp" /etc/pam.d/sudo
-  rm -f /etc/pam.d/sudo.jit-backup
-  echo "uninstall.sh: removed pam_jit from /etc/pam.d/sudo"
-fi
 # Ephemeral rules: remove every file jitd owns (the shards jit-s00..jit-s0f).
 find /etc/sudoers.d -maxdepth 1 -type f -regextype posix-extended -regex '.*/jit-s[0-9a-f]{2}' -delete
-secdir="$(pkg-config --variable=libdir pam 2>/dev/null || echo /usr/lib/x86_64-linux-gnu)/security"
-rm -f /usr/local/sbin/jitd /usr/local/bin/jitctl "$secdir/pam_jit.so" /etc/dbus-1/system.d/org.jit.Jitd.conf
+if [ -f "$manifest" ]; then
+  while IFS= read -r f; do rm -f -- "$f"; done < "$manifest"
+  rm -f "$manifest"
+  rmdir --ignore-fail-on-non-empty /usr/local/share/jit /usr/local/share/doc/jit/examples \
+    /usr/local/share/doc/jit 2>/dev/null || true
+fi
+if [ "$(ps -p 1 -o comm=)" = "systemd" ]; then
+  systemctl daemon-reload
+  systemctl reload dbus 2>/dev/null || true
+elif [ -S /run/dbus/system_bus_socket ]; then
+  dbus-send --system --type=method_call --dest=org.freedesktop.DBus / org.freedesktop.DBus.ReloadConfig 2>/dev/null || true
+fi
 if [ "$purge" = yes ]; then
   rm -rf /etc/jit /var/lib/jitd
   for g in jit-users jit-approvers; do getent group "$g" >/dev/null && groupdel "$g"; done

@@ -11,6 +11,8 @@ use serde::Serialize;
 use std::process::ExitCode;
 use std::time::Duration;
 
+pub mod setup;
+
 /// Exit codes, as documented in the README.
 pub mod exit {
     pub const OK: u8 = 0;
@@ -26,8 +28,22 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(15);
 const WAIT_SLICE_SECS: u32 = 10;
 
 /// Request, approve and inspect just-in-time privileged access.
+///
+/// jitctl talks to jitd(8) on the D-Bus system bus as the user who runs it: jitd learns who
+/// that is from the bus, never from anything jitctl says. Users request roles for a bounded
+/// time with a reason; approvers approve, deny or revoke; everyone sees their own requests
+/// and the audit trail's records about them. The policy is jit.toml(5); sudo asks for a
+/// role itself through pam_jit(8).
 #[derive(Debug, Parser)]
-#[command(name = "jitctl", version, about)]
+#[command(
+    name = "jitctl",
+    version,
+    about,
+    long_about,
+    after_long_help = "Exit status: 0 success; 1 error (jitd not running, bus unreachable); \
+2 usage; 3 refused (by policy, by jitd or by the bus); 4 timed out waiting for a decision.\n\n\
+Environment: DBUS_SYSTEM_BUS_ADDRESS, if set, is used instead of the system bus socket."
+)]
 pub struct Cli {
     /// D-Bus address of the bus jitd is on (default: $DBUS_SYSTEM_BUS_ADDRESS, else the system bus).
     #[arg(long, global = true)]
@@ -124,6 +140,39 @@ pub enum Cmd {
     Policy {
         #[command(subcommand)]
         command: PolicyCmd,
+    },
+    /// Host setup (root): put pam_jit into the PAM stacks, or take it out.
+    Setup {
+        #[command(subcommand)]
+        command: SetupCmd,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SetupCmd {
+    /// Add pam_jit's lines to /etc/pam.d/sudo (and sshd with --sshd), or remove them.
+    ///
+    /// Each line goes right after the file's `@include common-*` line of its kind, so pam_jit
+    /// runs after real authentication, and is marked so that --disable removes exactly the
+    /// lines --enable added. Files are replaced atomically, keeping mode and owner.
+    #[command(group = clap::ArgGroup::new("action").required(true))]
+    Pam {
+        /// Add the lines (sudo; also sshd with --sshd). Does nothing if already there.
+        #[arg(long, group = "action")]
+        enable: bool,
+        /// Remove every line --enable added, from sudo and sshd.
+        #[arg(long, group = "action")]
+        disable: bool,
+        /// Only print the lines, to add by hand.
+        #[arg(long, group = "action")]
+        print: bool,
+        /// Also gate ssh logins (sshd's account and session stacks): every ssh login then
+        /// needs an active grant of a role with `ssh = true`.
+        #[arg(long)]
+        sshd: bool,
+        /// The PAM configuration directory.
+        #[arg(long, default_value = "/etc/pam.d", value_name = "DIR")]
+        pam_dir: std::path::PathBuf,
     },
 }
 
@@ -245,6 +294,19 @@ pub fn run(cli: Cli) -> Out {
     {
         return policy_check(file.as_deref());
     }
+    if let Cmd::Setup {
+        command:
+            SetupCmd::Pam {
+                enable,
+                disable,
+                sshd,
+                pam_dir,
+                ..
+            },
+    } = &cli.command
+    {
+        return setup_pam(*enable, *disable, *sshd, pam_dir);
+    }
     let address = bus_address(cli.bus.as_deref());
     let json = cli.json;
     zbus::block_on(async move {
@@ -263,6 +325,65 @@ pub fn run(cli: Cli) -> Out {
             .map_err(|e| Failure::from(JitError::from(e)))?;
         dispatch(&proxy, cli.command, json).await
     })
+}
+
+/// `jitctl setup pam`: every file's new text is worked out before any is written, so a
+/// file that cannot take the lines leaves all of them unchanged.
+fn setup_pam(enable: bool, disable: bool, sshd: bool, pam_dir: &std::path::Path) -> Out {
+    // --disable cleans both files, whatever was enabled.
+    let stacks: Vec<&setup::Stack> = if disable || sshd {
+        vec![&setup::SUDO, &setup::SSHD]
+    } else {
+        vec![&setup::SUDO]
+    };
+    if !enable && !disable {
+        print!("{}", setup::print(&stacks));
+        return Ok(());
+    }
+    let mut changes = Vec::new();
+    for st in &stacks {
+        let path = pam_dir.join(st.service);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if disable && e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                return Err(Failure::new(
+                    exit::ERROR,
+                    format!("{}: {e}", path.display()),
+                ));
+            }
+        };
+        let new = if enable {
+            setup::enable(&text, st).map_err(|e| Failure::new(exit::ERROR, e))?
+        } else {
+            setup::disable(&text)
+        };
+        match new {
+            Some(new) => changes.push((path, new)),
+            None => println!(
+                "{}: {}",
+                path.display(),
+                if enable {
+                    "pam_jit already enabled"
+                } else {
+                    "no pam_jit lines from jitctl"
+                }
+            ),
+        }
+    }
+    for (path, new) in changes {
+        setup::replace_file(&path, &new).map_err(|e| Failure::new(exit::ERROR, e))?;
+        println!(
+            "{}: {}",
+            path.display(),
+            if enable {
+                "pam_jit enabled"
+            } else {
+                "pam_jit lines removed"
+            }
+        );
+    }
+    Ok(())
 }
 
 fn print_json<T: Serialize>(v: &T) -> Out {
@@ -476,7 +597,7 @@ async fn dispatch(p: &User1Proxy<'_>, cmd: Cmd, json: bool) -> Out {
             Ok(())
         }
         Cmd::Audit(a) => audit(p, a, json).await,
-        Cmd::Policy { .. } => Ok(()),
+        Cmd::Policy { .. } | Cmd::Setup { .. } => Ok(()),
     }
 }
 

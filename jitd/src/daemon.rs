@@ -4,6 +4,7 @@ use crate::audit::Mirror;
 use crate::bus::{Identities, PamInterface, UserInterface};
 use crate::directory::Nss;
 use crate::grants::{Core, SystemClock};
+use crate::notify::Notifier;
 use crate::policy::Policy;
 use crate::service::Service;
 use crate::store::Store;
@@ -14,8 +15,31 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 /// The JIT access daemon: holds time-boxed grants and writes ephemeral sudoers rules.
+///
+/// jitd owns org.jit.Jitd on the D-Bus system bus. Users reach it through jitctl(1), sudo and
+/// sshd through pam_jit(8); the policy is jit.toml(5). Every grant exists only as a rule in
+/// the sudoers directory with a NOTAFTER bound, removed when the grant expires, is released
+/// or revoked; commands and logins started under it are ended then. Every step is written to
+/// a hash-chained audit trail in the state directory and mirrored to syslog (authpriv).
+///
+/// At start jitd validates the policy (and refuses to start on an error), drops every
+/// capability but CAP_KILL, sets no_new_privs, reconciles the sudoers directory with its
+/// database (removing what it did not create, restoring what is missing, expiring what is
+/// due), and only then takes its bus name and tells the service manager it is ready.
 #[derive(Debug, Parser)]
-#[command(name = "jitd", version)]
+#[command(
+    name = "jitd",
+    version,
+    after_long_help = "Signals: SIGHUP re-reads the policy (a policy that does not validate is \
+refused and the old one kept); SIGTERM stops jitd (grants stay in force until their end and are \
+reconciled at the next start).\n\n\
+Environment: JITD_LOG sets the diagnostic log filter (default info), written to stderr. \
+NOTIFY_SOCKET and WATCHDOG_USEC, set by systemd, enable readiness and watchdog notifications.\n\n\
+Files: /etc/jit/jit.toml (policy), /var/lib/jitd/jitd.db (state and audit trail, SQLite), \
+/etc/sudoers.d/jit-s00 to jit-s0f (the ephemeral rules; do not edit).\n\n\
+Exit status: 0 after --check-config on a valid policy; 1 on any error, including a lost bus \
+connection (the service manager restarts jitd)."
+)]
 pub struct Args {
     /// Policy file (TOML).
     #[arg(long, default_value = "/etc/jit/jit.toml")]
@@ -54,6 +78,7 @@ pub fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<(), String> {
+    let notify = Arc::new(Notifier::from_env());
     let config = args.config.to_string_lossy().into_owned();
     let policy = Policy::load(&config, &Nss).map_err(|e| e.to_string())?;
     if args.check_config {
@@ -98,19 +123,22 @@ fn run(args: Args) -> Result<(), String> {
         rep.revoked
     );
     let svc = Arc::new(Service::new(core));
-    spawn_reloader(svc.clone(), config)?;
+    spawn_reloader(svc.clone(), config, notify.clone())?;
     let timer_svc = svc.clone();
+    let timer_notify = notify.clone();
     std::thread::Builder::new()
         .name("expiry".into())
-        .spawn(move || timer_svc.run_timer())
+        .spawn(move || timer_svc.run_timer(&timer_notify))
         .map_err(|e| format!("starting the expiry timer: {e}"))?;
-    zbus::block_on(serve(svc, args.bus))
+    let served = zbus::block_on(serve(svc, args.bus, &notify));
+    notify.stopping();
+    served
 }
 
 /// SIGHUP re-reads the policy. The signal is blocked in every thread (threads inherit the
 /// mask of the one that starts them) and taken synchronously by this one, so no handler runs
 /// in async-signal context. A policy that does not validate is refused and the old one kept.
-fn spawn_reloader(svc: Arc<Service>, config: String) -> Result<(), String> {
+fn spawn_reloader(svc: Arc<Service>, config: String, notify: Arc<Notifier>) -> Result<(), String> {
     use nix::sys::signal::{SigSet, Signal};
     let mut set = SigSet::empty();
     set.add(Signal::SIGHUP);
@@ -128,13 +156,15 @@ fn spawn_reloader(svc: Arc<Service>, config: String) -> Result<(), String> {
                         let roles = p.roles.len();
                         match svc.write(|c| c.replace_policy(p)) {
                             Ok(()) => {
-                                tracing::info!("policy reloaded from {config}: {roles} roles")
+                                tracing::info!("policy reloaded from {config}: {roles} roles");
+                                notify.status(&format!("serving; policy reloaded: {roles} roles"));
                             }
                             Err(e) => tracing::error!("policy reload failed: {e}"),
                         }
                     }
                     Err(e) => {
                         tracing::error!("policy reload refused, previous policy kept: {e}");
+                        notify.status("serving; policy reload refused, previous policy kept");
                         let _ = svc.write(|c| {
                             c.reload_refused(e.to_string());
                             Ok(())
@@ -147,7 +177,7 @@ fn spawn_reloader(svc: Arc<Service>, config: String) -> Result<(), String> {
         .map_err(|e| format!("starting the reload thread: {e}"))
 }
 
-async fn serve(svc: Arc<Service>, bus: Option<String>) -> Result<(), String> {
+async fn serve(svc: Arc<Service>, bus: Option<String>, notify: &Notifier) -> Result<(), String> {
     let ids = Arc::new(Identities::default());
     let builder = match &bus {
         Some(addr) => zbus::connection::Builder::address(addr.as_str()),
@@ -171,6 +201,8 @@ async fn serve(svc: Arc<Service>, bus: Option<String>) -> Result<(), String> {
         jit_proto::BUS_NAME,
         bus.as_deref().unwrap_or("the system bus")
     );
+    // Ready only now: reconciled, timer running, name taken (Type=notify in the unit).
+    notify.ready(&format!("serving {}", jit_proto::BUS_NAME));
     // The bus went away (dbus-daemon restarted or stopped): exit so the service manager
     // restarts jitd, which reconciles again before it takes its name on the new bus.
     conn.closed().await;

@@ -3,7 +3,7 @@
 //! Where things are: policy decisions in [`policy`], the request/grant state machine in
 //! [`grants`], sudoers files in [`sudoers`], the database and audit chain in [`store`] and
 //! [`audit`], the D-Bus layer in [`bus`], the expiry timer in [`service`], sessions ended
-//! with their grant in [`sessions`].
+//! with their grant in [`sessions`], the service manager's notifications in [`notify`].
 #![forbid(unsafe_code)]
 
 pub mod audit;
@@ -13,6 +13,7 @@ pub mod directory;
 pub mod error;
 pub mod grants;
 pub mod names;
+pub mod notify;
 pub mod policy;
 pub mod privileges;
 pub mod service;

@@ -14,6 +14,13 @@ pub const KEEP: &[Capability] = &[Capability::CAP_KILL];
 
 pub fn drop_all() -> Result<(), String> {
     let keep: CapsHashSet = KEEP.iter().copied().collect();
+    let held = caps::read(None, CapSet::Permitted).map_err(|e| e.to_string())?;
+    if let Some(missing) = keep.iter().find(|c| !held.contains(c)) {
+        return Err(format!(
+            "{missing} is missing: jitd needs it to end sessions of other users when their \
+             grant ends (systemd: CapabilityBoundingSet={missing})"
+        ));
+    }
     for cap in caps::all() {
         if !keep.contains(&cap)
             && caps::has_cap(None, CapSet::Bounding, cap).map_err(|e| e.to_string())?

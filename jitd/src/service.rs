@@ -3,6 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::grants::{Core, Origin};
+use crate::notify::Notifier;
 use crate::policy::{Validator, Verdict};
 use crate::store::{Actor, Kind, RequestRow};
 use crate::validator;
@@ -148,7 +149,11 @@ impl Service {
     /// The expiry loop: ends what is due, then sleeps until the next deadline, a change, or
     /// at most [`TIMER_MAX_SLEEP`]. Deadlines are wall-clock times re-read on every pass, so
     /// a suspended machine or a clock step forward expires what is due on the next pass.
-    pub fn run_timer(&self) {
+    pub fn run_timer(&self, notify: &Notifier) {
+        // With a watchdog, the loop wakes at least as often as keep-alives are due.
+        let max_sleep = notify
+            .watchdog_every()
+            .map_or(TIMER_MAX_SLEEP, |w| w.min(TIMER_MAX_SLEEP));
         loop {
             let mut g = match self.lock() {
                 Ok(g) => g,
@@ -160,16 +165,18 @@ impl Service {
             let sleep = match g.expire_due() {
                 Ok(Some(deadline)) => {
                     let ms = deadline.saturating_mul(1000).saturating_sub(g.now_ms());
-                    Duration::from_millis(u64::try_from(ms.max(1)).unwrap_or(1))
-                        .min(TIMER_MAX_SLEEP)
+                    Duration::from_millis(u64::try_from(ms.max(1)).unwrap_or(1)).min(max_sleep)
                 }
-                Ok(None) => TIMER_MAX_SLEEP,
+                Ok(None) => max_sleep,
                 Err(e) => {
                     tracing::error!("expiry pass failed (will retry): {e}");
-                    TIMER_MAX_SLEEP
+                    max_sleep
                 }
             };
             self.changed.notify_all();
+            // The watchdog hears from this loop only: if it stops (a stuck lock, a hung
+            // pass), the service manager restarts jitd, which reconciles at start.
+            notify.watchdog(std::time::Instant::now());
             match self.changed.wait_timeout(g, sleep) {
                 Ok((g, _)) => drop(g),
                 Err(_) => {

@@ -229,6 +229,8 @@ impl SudoersDir {
             .arg("-q")
             .arg("-f")
             .arg(file)
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
             .stdin(Stdio::null())
             .output()
             .map_err(|e| format!("running {}: {e}", self.visudo.display()))?;

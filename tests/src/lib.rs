@@ -163,6 +163,7 @@ pub struct Builder {
     static_rules: String,
     bus_policy: Option<String>,
     start_jitd: bool,
+    activation: bool,
     sshd: Option<String>,
 }
 
@@ -180,6 +181,7 @@ impl Builder {
             static_rules: String::new(),
             bus_policy: None,
             start_jitd: true,
+            activation: false,
             sshd: None,
         }
     }
@@ -236,6 +238,15 @@ impl Builder {
         self
     }
 
+    /// jitd is not started; the bus starts it on the first call, from the project's
+    /// activation file (conf/dbus/org.jit.Jitd.service) with `Exec=` pointed at this
+    /// world's jitd and its arguments.
+    pub fn bus_activation(mut self) -> Self {
+        self.start_jitd = false;
+        self.activation = true;
+        self
+    }
+
     pub fn build(self) -> World {
         World::new(self)
     }
@@ -256,6 +267,8 @@ pub struct World {
     pub ssh_port: u16,
     pub policy_path: PathBuf,
     pub state_dir: PathBuf,
+    /// Extra environment for jitd (e.g. the service manager's `NOTIFY_SOCKET`).
+    pub jitd_env: Vec<(String, String)>,
 }
 
 fn write(path: &Path, text: &str, mode: u32) {
@@ -349,13 +362,37 @@ impl World {
             b.bus_policy.as_deref().unwrap_or(&project_policy),
             0o644,
         );
+        let policy_path = d.join("jit.toml");
+        let state_dir = d.join("state");
+        let mut servicedir = String::new();
+        if b.activation {
+            let services = d.join("services");
+            fs::create_dir(&services).unwrap();
+            let file = fs::read_to_string(
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("../conf/dbus/org.jit.Jitd.service"),
+            )
+            .unwrap();
+            let exec = format!(
+                "Exec={} --config {} --state-dir {} --sudoers-dir /etc/sudoers.d --bus {bus}",
+                bin("jitd").display(),
+                policy_path.display(),
+                state_dir.display()
+            );
+            assert!(file.contains("\nExec=/usr/sbin/jitd\n"), "{file}");
+            write(
+                &services.join("org.jit.Jitd.service"),
+                &file.replace("Exec=/usr/sbin/jitd", &exec),
+                0o644,
+            );
+            servicedir = format!("<servicedir>{}</servicedir>\n", services.display());
+        }
         write(
             &d.join("bus.conf"),
             &format!(
                 "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\" \
                  \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n<busconfig>\n\
                  <type>system</type>\n<auth>EXTERNAL</auth>\n<listen>{bus}</listen>\n{BUS_POLICY_DEFAULT}\n\
-                 <includedir>{}</includedir>\n</busconfig>\n",
+                 {servicedir}<includedir>{}</includedir>\n</busconfig>\n",
                 busd.display()
             ),
             0o644,
@@ -416,10 +453,9 @@ impl World {
             bus_socket.exists().then_some(())
         });
 
-        let policy_path = d.join("jit.toml");
         write(&policy_path, &b.policy, 0o644);
         let mut world = World {
-            state_dir: d.join("state"),
+            state_dir,
             dir,
             bus,
             bus_daemon,
@@ -427,6 +463,7 @@ impl World {
             sshd: None,
             ssh_port: 0,
             policy_path,
+            jitd_env: Vec::new(),
         };
         if b.start_jitd {
             world.start_jitd();
@@ -543,6 +580,7 @@ impl World {
             .unwrap();
         let child = self
             .jitd_command()
+            .envs(self.jitd_env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)

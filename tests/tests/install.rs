@@ -1,10 +1,11 @@
 //! The README's first quick-start command, `install.sh`, and `uninstall.sh`, on a host whose
-//! `/etc`, `/usr/local/bin` and `sbin`, the PAM security directory, `/run`, `/var/lib` and `/var/log` are
-//! private copies or empty tmpfs in a mount namespace. Alone in its binary.
+//! `/etc`, `/usr/local/bin`, `sbin` and `share`, the PAM security directory, `/run`,
+//! `/var/lib` and `/var/log` are private copies or empty tmpfs in a mount namespace. Alone in
+//! its binary.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use jit_e2e::{bin_dir, private_mount_namespace, run, wait_for};
+use jit_e2e::{bin_dir, private_mount_namespace, run};
 use nix::mount::{MsFlags, mount};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -51,15 +52,22 @@ fn given_fresh_host_when_install_then_jitd_runs_with_example_policy_and_uninstal
     let secdir = sh("echo $(pkg-config --variable=libdir pam)/security").stdout;
     let secdir = secdir.trim().to_string();
     // Private copies of everything install.sh writes to.
-    for (src, name) in [("/etc", "etc"), (secdir.as_str(), "security")] {
+    for (src, name) in [
+        ("/etc", "etc"),
+        (secdir.as_str(), "security"),
+        ("/usr/local/share", "share"),
+    ] {
         let copy = tmp.path().join(name);
         let r = sh(&format!("cp -a {src} {}", copy.display()));
         assert!(r.ok(), "{}", r.all());
         bind(&copy, src);
     }
+    // A copy of the package database (install.sh asks it what is installed and may install
+    // packages). Never a bind of the host's own directory into `tmp`: removing `tmp` at the
+    // end of the test would then empty the host's /var/lib/dpkg.
     let dpkg = tmp.path().join("dpkg");
-    std::fs::create_dir(&dpkg).unwrap();
-    bind(Path::new("/var/lib/dpkg"), dpkg.to_str().unwrap());
+    let r = sh(&format!("cp -a /var/lib/dpkg {}", dpkg.display()));
+    assert!(r.ok(), "{}", r.all());
     tmpfs("/var/lib");
     std::fs::create_dir("/var/lib/dpkg").unwrap();
     bind(&dpkg, "/var/lib/dpkg");
@@ -89,19 +97,82 @@ fn given_fresh_host_when_install_then_jitd_runs_with_example_policy_and_uninstal
     let status = sh("/usr/local/bin/jitctl status");
     let pam_after = std::fs::read_to_string("/etc/pam.d/sudo").unwrap();
     let roles = sh("/usr/local/bin/jitctl --json roles");
+    let manifest = std::fs::read_to_string("/usr/local/share/jit/installed-files").unwrap();
+    let verify = sh("systemd-analyze verify /etc/systemd/system/jitd.service");
+    let pages = sh(
+        "for p in jitd:8 jitctl:1 jitctl-request:1 pam_jit:8 jit.toml:5; do \
+         readlink -f \"$(man -w \"${p#*:}\" \"${p%:*}\")\"; done",
+    );
+    let completion = sh(
+        "source /usr/local/share/bash-completion/completions/jitctl \
+         && complete -p jitctl",
+    );
+
+    let activation =
+        std::fs::read_to_string("/usr/local/share/dbus-1/system-services/org.jit.Jitd.service")
+            .unwrap_or_default();
+    // The pid the bus reports as the owner of org.jit.Jitd: uninstall.sh stops it that way.
+    let owner = sh(
+        "dbus-send --system --print-reply --dest=org.freedesktop.DBus \
+         /org/freedesktop/DBus org.freedesktop.DBus.GetConnectionUnixProcessID \
+         string:org.jit.Jitd | awk '/uint32/ {print $2}'",
+    );
+    let owner_pid: Option<Pid> = owner.stdout.trim().parse().ok().map(Pid::from_raw);
+
     let uninstall = run(
         Command::new(repo.join("uninstall.sh")),
         "",
         Duration::from_secs(60),
     );
-    // uninstall.sh stops jitd itself; the system bus this test's install started is ours.
-    if let Some(p) = jitd {
-        wait_for("jitd to stop", Duration::from_secs(10), || {
-            kill(p, None).is_err().then_some(())
-        });
-    }
+    // uninstall.sh stops jitd itself (found through the bus). The system bus this test's
+    // install started is ours to stop.
+    let stopped = owner_pid.map(|p| {
+        let gone = || {
+            std::fs::read_to_string(format!("/proc/{p}/stat"))
+                .map(|s| s.contains(") Z "))
+                .unwrap_or(true)
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !gone() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let stopped = gone();
+        if !stopped {
+            let _ = kill(p, Signal::SIGKILL);
+        }
+        stopped
+    });
     stop(None, bus);
 
+    assert_eq!(owner_pid, jitd, "jitd owns its name: {}", owner.all());
+    assert!(
+        activation.contains("Exec=/usr/local/sbin/jitd\n")
+            && activation.contains("Name=org.jit.Jitd"),
+        "{activation}"
+    );
+    assert_eq!(stopped, Some(true), "uninstall.sh stops jitd");
+    assert!(verify.ok(), "systemd-analyze verify: {}", verify.all());
+    for p in [
+        "man8/jitd.8",
+        "man1/jitctl.1",
+        "man1/jitctl-request.1",
+        "man8/pam_jit.8",
+        "man5/jit.toml.5",
+    ] {
+        assert!(
+            pages.stdout.contains(&format!("/usr/local/share/man/{p}")),
+            "man finds {p}: {}",
+            pages.all()
+        );
+    }
+    assert!(completion.stdout.contains("jitctl"), "{}", completion.all());
+    assert!(
+        manifest.lines().count() > 20,
+        "installed-files lists what was installed: {manifest}"
+    );
+    for f in manifest.lines() {
+        assert!(!Path::new(f).exists(), "{f} left behind by uninstall.sh");
+    }
     assert!(status.ok(), "{}", status.all());
     assert!(
         status.stdout.contains("/etc/jit/jit.toml (2 roles)"),

@@ -4,6 +4,7 @@
 
 use jit_e2e::{Builder, PASSWORD, World, shard_file, wait_for};
 use nix::sys::signal::Signal;
+use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
 const POLICY: &str = r#"
@@ -483,4 +484,73 @@ fn given_command_ignoring_sighup_when_grant_expires_then_it_is_killed() {
     assert!(!status.success(), "{status}");
     let ended = w.audit_actions().iter().any(|a| a == "session-end");
     assert!(ended, "the end is audited");
+}
+
+/// A process is gone once it has no /proc entry or is a zombie waiting to be reaped.
+fn running(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().to_string())
+        })
+        .is_some_and(|rest| !rest.starts_with('Z'))
+}
+
+/// Why jitd keeps CAP_KILL (and the unit's bounding set holds it): a command run as another
+/// user outlives sudo's SIGKILL unless jitd may signal that user's processes itself.
+#[test]
+fn given_command_as_other_user_ignoring_sighup_when_grant_revoked_then_it_is_killed() {
+    let w = Builder::new()
+        .user("alice", &[])
+        .user("bob", &[])
+        .policy(
+            r#"
+[[role]]
+name = "as-nobody"
+commands = ["/bin/sh"]
+run_as = ["nobody"]
+requesters = ["alice"]
+approvers = ["bob"]
+max_duration = "1h"
+"#,
+        )
+        .build();
+    let g = w.jitctl(
+        "alice",
+        &["--json", "request", "as-nobody", "--reason", "T-3"],
+    );
+    let id = g.json()["id"].as_u64().unwrap().to_string();
+    let drop = w.path().join("drop");
+    std::fs::create_dir(&drop).unwrap();
+    std::fs::set_permissions(&drop, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let pidfile = drop.join("pid");
+    let script = format!(
+        "trap '' HUP; echo $$ > {}; exec sleep 600",
+        pidfile.display()
+    );
+    let mut cmd = background_sudo(&w, &["-u", "nobody", "/bin/sh", "-c", &script]);
+    let pid: i32 = wait_for("the command to start", Duration::from_secs(10), || {
+        std::fs::read_to_string(&pidfile).ok()?.trim().parse().ok()
+    });
+    wait_for(
+        "the session to be registered",
+        Duration::from_secs(10),
+        || session_opened(&w).then_some(()),
+    );
+    let owner = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap().uid;
+    assert!(
+        owner
+            .lines()
+            .any(|l| l.starts_with("Uid:") && l.contains(&format!("\t{nobody}\t"))),
+        "runs as nobody: {owner}"
+    );
+    assert!(w.jitctl("bob", &["revoke", &id, "--reason", "done"]).ok());
+    wait_for(
+        "the command as nobody to be killed",
+        Duration::from_secs(15),
+        || (!running(pid)).then_some(()),
+    );
+    let _ = cmd.wait();
 }
