@@ -203,6 +203,7 @@ async fn serve(svc: Arc<Service>, bus: Option<String>, notify: &Notifier) -> Res
     );
     // Ready only now: reconciled, timer running, name taken (Type=notify in the unit).
     notify.ready(&format!("serving {}", jit_proto::BUS_NAME));
+    crate::faults::arm();
     // The bus went away (dbus-daemon restarted or stopped): exit so the service manager
     // restarts jitd, which reconciles again before it takes its name on the new bus.
     conn.closed().await;

@@ -11,6 +11,7 @@ pub mod bus;
 pub mod daemon;
 pub mod directory;
 pub mod error;
+pub mod faults;
 pub mod grants;
 pub mod names;
 pub mod notify;

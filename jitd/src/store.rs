@@ -339,6 +339,7 @@ impl Store {
         let tx = self.conn.transaction()?;
         let out = f(&tx)?;
         tx.commit()?;
+        crate::faults::reached(crate::faults::Point::AfterCommit);
         Ok(out)
     }
 

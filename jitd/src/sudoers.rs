@@ -10,6 +10,7 @@
 //! checked with `visudo -c -q -f`, fsynced, made 0440, renamed into place, and the directory
 //! is fsynced. An empty shard is removed.
 
+use crate::faults::{self, Point};
 use crate::names;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -210,6 +211,7 @@ impl SudoersDir {
         f.sync_all()
             .map_err(|e| format!("fsync {}: {e}", tmp.display()))?;
         drop(f);
+        faults::reached(Point::AfterWrite);
         self.visudo_check(tmp)?;
         if let Ok(meta) = fs::symlink_metadata(dest)
             && !meta.file_type().is_file()
@@ -220,6 +222,7 @@ impl SudoersDir {
             ));
         }
         fs::rename(tmp, dest).map_err(|e| format!("renaming into {}: {e}", dest.display()))?;
+        faults::reached(Point::AfterRename);
         self.sync_dir()
     }
 
@@ -247,12 +250,17 @@ impl SudoersDir {
     fn sync_dir(&self) -> Result<(), String> {
         File::open(&self.dir)
             .and_then(|d| d.sync_all())
-            .map_err(|e| format!("fsync {}: {e}", self.dir.display()))
+            .map_err(|e| format!("fsync {}: {e}", self.dir.display()))?;
+        faults::reached(Point::AfterDirSync);
+        Ok(())
     }
 
     fn remove_name(&self, name: &str) -> Result<(), String> {
         match fs::remove_file(self.dir.join(name)) {
-            Ok(()) => self.sync_dir(),
+            Ok(()) => {
+                faults::reached(Point::AfterUnlink);
+                self.sync_dir()
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(format!("removing {}: {e}", self.dir.join(name).display())),
         }

@@ -68,6 +68,13 @@ fn rules_in_shards() -> Vec<u64> {
 
 fn ops(w: &World, dice: &mut Dice, seen: &mut Seen) {
     for _ in 0..12 {
+        ops_once(w, dice, seen);
+    }
+}
+
+/// One random operation: a request, an approval, a release or a revoke.
+fn ops_once(w: &World, dice: &mut Dice, seen: &mut Seen) {
+    {
         let user = USERS[dice.next(4) as usize];
         match dice.next(5) {
             0 | 1 => {
@@ -192,4 +199,69 @@ fn given_jitd_killed_at_random_points_when_restarted_then_rules_match_decisions(
         seen.approved.len(),
         seen.ended.len()
     );
+}
+
+/// The crash points jitd's debug build offers (jitd/src/faults.rs), in the order of a state
+/// change: commit, temporary file written, rename (or unlink), directory fsync.
+const POINTS: [&str; 5] = [
+    "after-commit",
+    "after-write",
+    "after-rename",
+    "after-unlink",
+    "after-dirsync",
+];
+
+#[test]
+fn given_jitd_killed_at_each_named_step_when_restarted_then_no_ended_grant_has_a_rule_and_no_approval_is_lost()
+ {
+    let mut b = Builder::new().user("boss", &[]);
+    for u in USERS {
+        b = b.user(u, &[]);
+    }
+    let mut w = b.policy(POLICY).build();
+    let mut dice = Dice(0x00c0_ffee);
+    let mut seen = Seen::default();
+    let mut fired: HashMap<&str, usize> = HashMap::new();
+    let rounds = 80;
+    for round in 0..rounds {
+        // A random step, and a random one of its next few occurrences.
+        let point = POINTS[dice.next(POINTS.len() as u64) as usize];
+        let nth = 1 + dice.next(3);
+        w.stop_jitd(Signal::SIGTERM);
+        w.jitd_env = vec![("JITD_CRASH_AT".into(), format!("{point}:{nth}"))];
+        w.start_jitd();
+        let mut died = false;
+        for _ in 0..8 {
+            let mut local = Seen::default();
+            ops_once(&w, &mut dice, &mut local);
+            seen.approved.extend(local.approved);
+            seen.ended.extend(local.ended);
+            if let Some(status) = w.jitd_exited() {
+                use std::os::unix::process::ExitStatusExt;
+                assert_eq!(status.signal(), Some(9), "round {round}: {status}");
+                died = true;
+                break;
+            }
+        }
+        if died {
+            *fired.entry(point).or_default() += 1;
+        }
+        w.stop_jitd(Signal::SIGKILL);
+        w.jitd_env.clear();
+        w.start_jitd();
+        check_invariants(&w, &seen, round);
+    }
+    let total: usize = fired.values().sum();
+    println!(
+        "named kill points exercised: {total} of {rounds} rounds ({fired:?}); \
+         approvals seen: {}, releases/revokes seen: {}",
+        seen.approved.len(),
+        seen.ended.len()
+    );
+    for p in POINTS {
+        assert!(
+            fired.get(p).copied().unwrap_or(0) > 0,
+            "{p} was never reached: {fired:?}"
+        );
+    }
 }
