@@ -14,6 +14,25 @@ fn threads() -> usize {
     std::fs::read_dir("/proc/self/task").unwrap().count()
 }
 
+/// The thread count once it has stopped changing: the world's own helpers (a thread per
+/// command it ran, exiting just after the command) must not be counted in the baseline, or a
+/// baseline taken while one is still exiting can never be reached again.
+fn settled_threads() -> usize {
+    let mut last = threads();
+    let mut same = 0;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while same < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        let now = threads();
+        if now == last {
+            same += 1;
+        } else {
+            (last, same) = (now, 0);
+        }
+    }
+    last
+}
+
 #[test]
 fn given_bus_calls_from_a_hook_then_no_thread_outlives_them_and_timeouts_hold() {
     let w = Builder::new()
@@ -26,7 +45,7 @@ fn given_bus_calls_from_a_hook_then_no_thread_outlives_them_and_timeouts_hold() 
         address: w.bus.clone(),
         timeout: Duration::from_secs(2),
     };
-    let before = threads();
+    let before = settled_threads();
     for _ in 0..20 {
         let c = client.check("alice", false).unwrap();
         assert!(!c.active);

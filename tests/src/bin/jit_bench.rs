@@ -485,6 +485,72 @@ fn layout_comparison(rep: &mut Report, n: usize) {
     rep.line("");
 }
 
+/// The audit trail at 100,000 records: `jitctl audit` queries and `audit verify`, as root,
+/// against a state database filled through jitd's own store (a real hash chain).
+fn audit_scale(rep: &mut Report, records: u64, n: usize) {
+    let mut w = world(10);
+    w.stop_jitd(Signal::SIGTERM);
+    let now = now_ms() / 1000;
+    let actors: Vec<jitd::store::Actor> = (0..10)
+        .map(|i| jitd::store::Actor {
+            name: format!("u{i}"),
+            uid: 60_000 + i,
+        })
+        .collect();
+    let started = Instant::now();
+    let mut store = jitd::store::Store::open(&w.state_dir).unwrap();
+    store
+        .transaction(|tx| {
+            for i in 0..records {
+                let actor = &actors[(i % 10) as usize];
+                let ev = jitd::store::Event {
+                    // One record every second, the newest now: 100,000 span about 28 hours.
+                    at: now - i64::try_from(records - i).unwrap(),
+                    actor,
+                    action: if i % 3 == 0 { "request" } else { "grant" },
+                    request_id: 0,
+                    detail: format!("bench record {i}: OPS-{i} reason text of a usual length"),
+                };
+                jitd::store::append_audit(tx, &ev)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    drop(store);
+    let filled = started.elapsed().as_secs_f64();
+    w.start_jitd();
+    let time = |args: &[&str]| {
+        let mut v = Vec::new();
+        for _ in 0..n {
+            let t = Instant::now();
+            let r = w.jitctl("root", args);
+            assert!(r.ok(), "{args:?}: {}", r.all());
+            v.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        stats(v)
+    };
+    rep.line(&format!(
+        "\n## Audit trail at {records} records\n\nFilled in {filled:.1} s (one transaction). \
+         Each line: `jitctl` as root, whole command.\n"
+    ));
+    rep.line(&format!(
+        "- `jitctl audit --since 1h` (3,600 records returned): {}",
+        time(&["--json", "audit", "--since", "1h"])
+    ));
+    rep.line(&format!(
+        "- `jitctl audit --user u3` (10,000 records returned): {}",
+        time(&["--json", "audit", "--user", "u3"])
+    ));
+    rep.line(&format!(
+        "- `jitctl audit --user u3 --since 10m` (60 records returned): {}",
+        time(&["--json", "audit", "--user", "u3", "--since", "10m"])
+    ));
+    rep.line(&format!(
+        "- `jitctl audit verify` (whole chain): {}",
+        time(&["audit", "verify"])
+    ));
+}
+
 /// 5. Scale: sudo cost, jitd memory, startup reconciliation with N active grants.
 fn scale(rep: &mut Report, sizes: &[usize], n: usize) {
     rep.line("### 5. Scale\n");
@@ -623,6 +689,10 @@ fn main() {
     };
     let mut rep = Report { md: String::new() };
     rep.line(&format!("Machine: {}\n", machine()));
+    if std::env::args().any(|a| a == "--audit-only") {
+        audit_scale(&mut rep, 100_000, 10);
+        return;
+    }
     {
         let w = world(grants);
         sudo_overhead(&w, &mut rep, n);
@@ -633,6 +703,7 @@ fn main() {
     ssh_overhead(&mut rep, if quick { 10 } else { 50 });
     layout_comparison(&mut rep, if quick { 10 } else { 40 });
     scale(&mut rep, sizes, n.min(100));
+    audit_scale(&mut rep, 100_000, if quick { 3 } else { 10 });
     let out = std::env::var("JIT_BENCH_OUT").unwrap_or_else(|_| "bench/results.part.md".into());
     let mut text = String::new();
     let _ = write!(text, "{}", rep.md);
