@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use jit_e2e::{Builder, run};
+use jit_e2e::{Builder, World, run};
 use std::os::unix::net::UnixDatagram;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -22,8 +22,9 @@ fn recv(sock: &UnixDatagram) -> Option<String> {
     Some(String::from_utf8_lossy(&buf[..len]).into_owned())
 }
 
-#[test]
-fn given_notify_socket_when_jitd_starts_then_ready_follows_the_bus_name_and_watchdog_pings_come() {
+/// A world whose jitd (not started yet) will notify a socket the test reads, as systemd's
+/// would be, with a watchdog that wants a keep-alive every 200 ms; `extra` adds variables.
+fn notified_world(wait: Duration, extra: &[(&str, &str)]) -> (World, UnixDatagram) {
     let mut w = Builder::new()
         .user("alice", &[])
         .policy(POLICY)
@@ -31,13 +32,19 @@ fn given_notify_socket_when_jitd_starts_then_ready_follows_the_bus_name_and_watc
         .build();
     let path = w.path().join("notify.sock");
     let sock = UnixDatagram::bind(&path).unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    sock.set_read_timeout(Some(wait)).unwrap();
     w.jitd_env = vec![
         ("NOTIFY_SOCKET".into(), path.to_str().unwrap().into()),
-        // A keep-alive is due every 200 ms.
         ("WATCHDOG_USEC".into(), "400000".into()),
     ];
+    w.jitd_env
+        .extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    (w, sock)
+}
+
+#[test]
+fn given_notify_socket_when_jitd_starts_then_ready_follows_the_bus_name_and_watchdog_pings_come() {
+    let (mut w, sock) = notified_world(Duration::from_secs(10), &[]);
     // The first message other than a keep-alive is READY=1, and by then jitd owns its name.
     let bus = w.bus.clone();
     let listener = std::thread::spawn(move || {
@@ -79,19 +86,7 @@ fn given_notify_socket_when_jitd_starts_then_ready_follows_the_bus_name_and_watc
 
 #[test]
 fn given_watchdog_meant_for_another_pid_when_jitd_starts_then_only_readiness_is_sent() {
-    let mut w = Builder::new()
-        .user("alice", &[])
-        .policy(POLICY)
-        .without_jitd()
-        .build();
-    let path = w.path().join("notify.sock");
-    let sock = UnixDatagram::bind(&path).unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-    w.jitd_env = vec![
-        ("NOTIFY_SOCKET".into(), path.to_str().unwrap().into()),
-        ("WATCHDOG_USEC".into(), "400000".into()),
-        ("WATCHDOG_PID".into(), "1".into()),
-    ];
+    let (mut w, sock) = notified_world(Duration::from_secs(2), &[("WATCHDOG_PID", "1")]);
     w.start_jitd();
     let first = recv(&sock).expect("READY=1");
     assert!(first.starts_with("READY=1\n"), "{first:?}");
