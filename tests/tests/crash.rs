@@ -74,55 +74,53 @@ fn ops(w: &World, dice: &mut Dice, seen: &mut Seen) {
 
 /// One random operation: a request, an approval, a release or a revoke.
 fn ops_once(w: &World, dice: &mut Dice, seen: &mut Seen) {
-    {
-        let user = USERS[dice.next(4) as usize];
-        match dice.next(5) {
-            0 | 1 => {
-                let role = if dice.next(2) == 0 {
-                    "self"
-                } else {
-                    "approved"
-                };
-                let _ = w.jitctl(user, &["request", role, "--for", "20m", "--reason", "x"]);
+    let user = USERS[dice.next(4) as usize];
+    match dice.next(5) {
+        0 | 1 => {
+            let role = if dice.next(2) == 0 {
+                "self"
+            } else {
+                "approved"
+            };
+            let _ = w.jitctl(user, &["request", role, "--for", "20m", "--reason", "x"]);
+        }
+        2 => {
+            let pending = w.jitctl("boss", &["--json", "list", "--pending"]);
+            if let Some(id) = pending
+                .ok()
+                .then(|| pending.json()[0]["id"].as_u64())
+                .flatten()
+                && w.jitctl("boss", &["approve", &id.to_string()]).ok()
+            {
+                seen.approved.push(id);
             }
-            2 => {
-                let pending = w.jitctl("boss", &["--json", "list", "--pending"]);
-                if let Some(id) = pending
+        }
+        3 => {
+            let r = w.jitctl(user, &["--json", "release"]);
+            if r.ok() {
+                seen.ended
+                    .insert(r.json()["id"].as_u64().unwrap(), "released");
+            }
+        }
+        _ => {
+            let grants = w.jitctl("root", &["--json", "list"]);
+            let active = grants
+                .ok()
+                .then(|| {
+                    grants
+                        .json()
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .find(|r| r["state"] == "active")
+                        .and_then(|r| r["id"].as_u64())
+                })
+                .flatten();
+            if let Some(id) = active
+                && w.jitctl("root", &["revoke", &id.to_string(), "--reason", "chaos"])
                     .ok()
-                    .then(|| pending.json()[0]["id"].as_u64())
-                    .flatten()
-                    && w.jitctl("boss", &["approve", &id.to_string()]).ok()
-                {
-                    seen.approved.push(id);
-                }
-            }
-            3 => {
-                let r = w.jitctl(user, &["--json", "release"]);
-                if r.ok() {
-                    seen.ended
-                        .insert(r.json()["id"].as_u64().unwrap(), "released");
-                }
-            }
-            _ => {
-                let grants = w.jitctl("root", &["--json", "list"]);
-                let active = grants
-                    .ok()
-                    .then(|| {
-                        grants
-                            .json()
-                            .as_array()
-                            .unwrap()
-                            .iter()
-                            .find(|r| r["state"] == "active")
-                            .and_then(|r| r["id"].as_u64())
-                    })
-                    .flatten();
-                if let Some(id) = active
-                    && w.jitctl("root", &["revoke", &id.to_string(), "--reason", "chaos"])
-                        .ok()
-                {
-                    seen.ended.insert(id, "revoked");
-                }
+            {
+                seen.ended.insert(id, "revoked");
             }
         }
     }
@@ -232,10 +230,7 @@ fn given_jitd_killed_at_each_named_step_when_restarted_then_no_ended_grant_has_a
         w.start_jitd();
         let mut died = false;
         for _ in 0..8 {
-            let mut local = Seen::default();
-            ops_once(&w, &mut dice, &mut local);
-            seen.approved.extend(local.approved);
-            seen.ended.extend(local.ended);
+            ops_once(&w, &mut dice, &mut seen);
             if let Some(status) = w.jitd_exited() {
                 use std::os::unix::process::ExitStatusExt;
                 assert_eq!(status.signal(), Some(9), "round {round}: {status}");
