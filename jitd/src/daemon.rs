@@ -107,7 +107,7 @@ fn run(args: Args) -> Result<(), String> {
         store,
         Box::new(sudoers),
         Box::new(Nss),
-        Arc::new(SystemClock),
+        Arc::new(SystemClock::new()),
         Some(mirror),
     );
     let started = std::time::Instant::now();

@@ -20,25 +20,74 @@ use std::sync::Arc;
 /// Longest comment on an approval.
 pub const MAX_COMMENT: usize = 500;
 
-/// Wall-clock time, injected so expiry logic is testable without sleeping.
+/// The clocks a grant's end is measured on, injected so expiry logic is testable without
+/// sleeping or stepping the machine's clock.
 pub trait Clock: Send + Sync {
-    /// Milliseconds since the Unix epoch.
+    /// Wall-clock milliseconds since the Unix epoch (can step either way).
     fn now_ms(&self) -> i64;
+    /// Milliseconds on CLOCK_BOOTTIME: never steps, keeps counting through suspend, and
+    /// starts again from zero at each boot. None if unavailable: the wall clock decides alone.
+    fn boot_ms(&self) -> Option<i64>;
+    /// The kernel's identifier of the current boot.
+    fn boot_id(&self) -> &str;
     fn now(&self) -> i64 {
         self.now_ms().div_euclid(1000)
     }
 }
 
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SystemClock;
+/// Where the kernel publishes the boot id.
+const BOOT_ID_PATH: &str = "/proc/sys/kernel/random/boot_id";
 
-impl Clock for SystemClock {
-    fn now_ms(&self) -> i64 {
+#[derive(Debug, Clone)]
+pub struct SystemClock {
+    boot_id: String,
+}
+
+impl SystemClock {
+    /// Reads the boot id. If the kernel does not say, this start gets an id of its own, so
+    /// that grants from before it are re-evaluated as after a reboot (never trusted longer).
+    pub fn new() -> SystemClock {
+        let boot_id = match std::fs::read_to_string(BOOT_ID_PATH) {
+            Ok(id) if !id.trim().is_empty() => id.trim().to_string(),
+            other => {
+                let why = other.map_or_else(|e| e.to_string(), |_| "empty".into());
+                tracing::warn!(
+                    "cannot read {BOOT_ID_PATH} ({why}); treating this start as a new boot"
+                );
+                format!("unknown-{}-{}", std::process::id(), SystemClock::wall_ms())
+            }
+        };
+        SystemClock { boot_id }
+    }
+
+    fn wall_ms() -> i64 {
         match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
             Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
             // Before 1970: every grant is treated as not yet started, none as extended.
             Err(_) => 0,
         }
+    }
+}
+
+impl Default for SystemClock {
+    fn default() -> SystemClock {
+        SystemClock::new()
+    }
+}
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        SystemClock::wall_ms()
+    }
+
+    fn boot_ms(&self) -> Option<i64> {
+        nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME)
+            .ok()
+            .map(|t| t.tv_sec().saturating_mul(1000) + t.tv_nsec() / 1_000_000)
+    }
+
+    fn boot_id(&self) -> &str {
+        &self.boot_id
     }
 }
 
@@ -178,6 +227,34 @@ impl Core {
 
     pub fn now_ms(&self) -> i64 {
         self.clock.now_ms()
+    }
+
+    /// The point on this boot's boot clock that matches wall-clock `not_after` now: the
+    /// boot id (empty without a boot clock) and the deadline in milliseconds.
+    fn boot_deadline(&self, not_after: i64) -> (String, i64) {
+        match self.clock.boot_ms() {
+            Some(boot) => {
+                let left = not_after.saturating_mul(1000).saturating_sub(self.now_ms());
+                (self.clock.boot_id().to_string(), boot.saturating_add(left))
+            }
+            None => (String::new(), 0),
+        }
+    }
+
+    /// Milliseconds left on an active grant: the wall clock's answer (a step forward ends
+    /// it early), and never more than the boot clock's answer for the boot it was granted
+    /// on (a step back does not lengthen it; suspend does not stop it).
+    fn ms_left(&self, r: &RequestRow) -> i64 {
+        let wall = r
+            .not_after
+            .saturating_mul(1000)
+            .saturating_sub(self.now_ms());
+        match self.clock.boot_ms() {
+            Some(boot) if !r.boot_id.is_empty() && r.boot_id == self.clock.boot_id() => {
+                wall.min(r.boot_deadline_ms.saturating_sub(boot))
+            }
+            _ => wall,
+        }
     }
 
     fn publish(&self, records: &[AuditRecord]) {
@@ -390,8 +467,12 @@ impl Core {
             extends: 0,
             log_io: role.log_io,
         };
+        let (boot_id, boot_deadline) = self.boot_deadline(not_after);
         let id = self.commit(|tx, recs| {
             let id = store::insert_request(tx, &new)?;
+            if immediate {
+                store::set_boot_deadline(tx, id, &boot_id, boot_deadline)?;
+            }
             recs.push(store::append_audit(
                 tx,
                 &Event {
@@ -527,6 +608,7 @@ impl Core {
             extends: id,
             log_io: grant.log_io,
         };
+        let (boot_id, boot_deadline) = self.boot_deadline(new_end);
         let ext = self.commit(|tx, recs| {
             let ext = store::insert_request(tx, &new)?;
             recs.push(store::append_audit(
@@ -546,6 +628,7 @@ impl Core {
             )?);
             if immediate {
                 store::set_not_after(tx, id, new_end, now)?;
+                store::set_boot_deadline(tx, id, &boot_id, boot_deadline)?;
                 recs.push(store::append_audit(
                     tx,
                     &Event {
@@ -861,6 +944,12 @@ impl Core {
         } else {
             None
         };
+        let (boot_id, boot_deadline) = match activation {
+            Some(Activation::Grant { not_after } | Activation::Extension { not_after, .. }) => {
+                self.boot_deadline(not_after)
+            }
+            None => (String::new(), 0),
+        };
         self.commit(|tx, recs| {
             store::add_approval(tx, id, who, now, &comment)?;
             recs.push(store::append_audit(
@@ -902,6 +991,7 @@ impl Core {
                             ),
                         },
                     )?);
+                    store::set_boot_deadline(tx, id, &boot_id, boot_deadline)?;
                 }
                 Some(Activation::Extension { grant, not_after }) => {
                     store::transition(
@@ -917,6 +1007,7 @@ impl Core {
                         },
                     )?;
                     store::set_not_after(tx, grant, not_after, now)?;
+                    store::set_boot_deadline(tx, grant, &boot_id, boot_deadline)?;
                     recs.push(store::append_audit(
                         tx,
                         &Event {
@@ -1181,14 +1272,13 @@ impl Core {
     }
 
     /// Whether `user` holds an active grant now (with `ssh`: one whose role admits ssh).
-    /// Checks `not_after` itself, so a late timer never extends a grant.
+    /// Checks the grant's end itself, so a late timer never extends a grant.
     pub fn check(&self, user: &str, ssh: bool) -> Result<GrantCheck> {
-        let now = self.now();
         let best = self
             .store
             .open_of_user(user)?
             .into_iter()
-            .filter(|r| r.state == State::Active && r.not_after > now && (!ssh || r.ssh))
+            .filter(|r| r.state == State::Active && self.ms_left(r) > 0 && (!ssh || r.ssh))
             .max_by_key(|r| r.not_after);
         Ok(match best {
             Some(r) => GrantCheck {
@@ -1228,15 +1318,21 @@ impl Core {
             .filter(|r| r.state == State::Active)
             .map(|r| r.id)
             .collect();
+        let now_ms = self.now_ms();
         for r in open {
             let deadline = match r.state {
-                State::Active => r.not_after,
+                // In whole seconds, rounded up: the timer wakes at or after the end.
+                State::Active => (now_ms.saturating_add(self.ms_left(&r)) + 999).div_euclid(1000),
                 // An extension of a grant that ended early has nothing left to extend.
                 _ if r.kind == Kind::Extension && !active.contains(&r.extends) => now,
                 _ if r.pending_until > 0 => r.pending_until,
                 _ => continue,
             };
-            if deadline <= now {
+            let is_due = match r.state {
+                State::Active => self.ms_left(&r) <= 0,
+                _ => deadline <= now,
+            };
+            if is_due {
                 due.push(r);
             } else {
                 next = Some(next.map_or(deadline, |n| n.min(deadline)));
@@ -1249,7 +1345,8 @@ impl Core {
         self.commit(|tx, recs| {
             for r in &due {
                 let why = match r.state {
-                    State::Active => "grant reached not_after",
+                    State::Active if r.not_after <= now => "grant reached not_after",
+                    State::Active => "grant time used up (boot clock; the wall clock was set back)",
                     _ if r.kind == Kind::Extension && !active.contains(&r.extends) => {
                         "the grant it extends has ended"
                     }
@@ -1285,12 +1382,84 @@ impl Core {
         Ok(next)
     }
 
+    /// Active grants made on another boot (or by a jitd that kept no boot deadline): their
+    /// boot-clock deadline means nothing on this boot. Each is judged again: a role that is
+    /// gone, or a user who may no longer request it, revokes it; otherwise it gets a
+    /// deadline on this boot's clock from the wall clock, never longer than the grant's own
+    /// length (so a clock set back across the reboot cannot lengthen it). Grants already
+    /// past `not_after` are left to expiry. Returns how many were revoked.
+    fn reevaluate_other_boots(&mut self) -> Result<usize> {
+        if self.clock.boot_ms().is_none() {
+            return Ok(0);
+        }
+        let now = self.now();
+        let current = self.clock.boot_id().to_string();
+        let stale: Vec<RequestRow> = self
+            .store
+            .by_state(&[State::Active])?
+            .into_iter()
+            .filter(|r| r.boot_id != current && r.not_after > now)
+            .collect();
+        let mut revoke: Vec<(u64, String)> = Vec::new();
+        let mut anchor: Vec<(RequestRow, i64, String, i64)> = Vec::new();
+        for r in stale {
+            let allowed = match self.policy.requestable(&r.user, self.dir.as_ref()) {
+                Ok(roles) if roles.iter().any(|role| role.name == r.role) => Ok(()),
+                Ok(_) => Err(format!(
+                    "after a reboot: {} may no longer hold role '{}'",
+                    r.user, r.role
+                )),
+                Err(e) => Err(format!(
+                    "after a reboot: cannot confirm {} may hold role '{}': {e}",
+                    r.user, r.role
+                )),
+            };
+            if let Err(why) = allowed {
+                revoke.push((r.id, why));
+                continue;
+            }
+            let left = (r.not_after - now).min(r.not_after - r.granted_at).max(0);
+            let (boot_id, deadline) = self.boot_deadline(now + left);
+            anchor.push((r, left, boot_id, deadline));
+        }
+        for (id, why) in &revoke {
+            self.revoke_as_jitd(&[*id], why)?;
+        }
+        let jitd = Actor::jitd();
+        self.commit(|tx, recs| {
+            for (r, left, boot_id, deadline) in &anchor {
+                store::set_boot_deadline(tx, r.id, boot_id, *deadline)?;
+                recs.push(store::append_audit(
+                    tx,
+                    &Event {
+                        at: now,
+                        actor: &jitd,
+                        action: "reevaluate",
+                        request_id: r.id,
+                        detail: format!(
+                            "role={} boot changed (was {}); {} left by the wall clock, not_after={}",
+                            r.role,
+                            if r.boot_id.is_empty() { "unknown" } else { &r.boot_id },
+                            format_duration(u64::try_from(*left).unwrap_or(0)),
+                            format_rfc3339(r.not_after)
+                        ),
+                    },
+                )?);
+            }
+            Ok(())
+        })?;
+        Ok(revoke.len())
+    }
+
     /// Brings the sudoers directory in line with the database: expired grants end, files
     /// under jitd's prefix that are not shards go, and every shard that differs from what
     /// the database says is written again (or removed). A shard that cannot be written has
     /// its grants revoked. Runs before jitd takes its bus name.
     pub fn reconcile(&mut self) -> Result<Reconciled> {
-        let mut rep = Reconciled::default();
+        let mut rep = Reconciled {
+            revoked: self.reevaluate_other_boots()?,
+            ..Reconciled::default()
+        };
         let before = self.store.by_state(&[State::Active, State::Pending])?.len();
         self.expire_due()?;
         let after = self.store.by_state(&[State::Active, State::Pending])?.len();

@@ -70,7 +70,7 @@ CREATE INDEX IF NOT EXISTS audit_at ON audit(at);
 
 /// Columns added after the first schema, with their definitions: a database created by an
 /// older jitd gets them on open (every one has a default, so old rows stay valid).
-const ADDED_COLUMNS: [(&str, &str); 7] = [
+const ADDED_COLUMNS: [(&str, &str); 9] = [
     ("kind", "TEXT NOT NULL DEFAULT 'grant'"),
     ("extends", "INTEGER NOT NULL DEFAULT 0"),
     ("granted_at", "INTEGER NOT NULL DEFAULT 0"),
@@ -78,6 +78,8 @@ const ADDED_COLUMNS: [(&str, &str); 7] = [
     ("reviewed_at", "INTEGER NOT NULL DEFAULT 0"),
     ("review_comment", "TEXT NOT NULL DEFAULT ''"),
     ("log_io", "INTEGER NOT NULL DEFAULT 0"),
+    ("boot_id", "TEXT NOT NULL DEFAULT ''"),
+    ("boot_deadline_ms", "INTEGER NOT NULL DEFAULT 0"),
 ];
 
 /// What a request is for.
@@ -139,6 +141,11 @@ pub struct RequestRow {
     pub reviewed_at: i64,
     pub review_comment: String,
     pub log_io: bool,
+    /// The boot an active grant's [`RequestRow::boot_deadline_ms`] belongs to.
+    pub boot_id: String,
+    /// The grant's end on that boot's CLOCK_BOOTTIME, in milliseconds: unlike `not_after`,
+    /// a wall-clock step cannot move it, and it keeps counting through suspend.
+    pub boot_deadline_ms: i64,
 }
 
 /// A new request before it has an id.
@@ -266,6 +273,8 @@ fn request_from_row(row: &Row<'_>) -> rusqlite::Result<RequestRow> {
         reviewed_at: row.get("reviewed_at")?,
         review_comment: row.get("review_comment")?,
         log_io: row.get("log_io")?,
+        boot_id: row.get("boot_id")?,
+        boot_deadline_ms: row.get("boot_deadline_ms")?,
     })
 }
 
@@ -599,6 +608,25 @@ pub fn set_not_after(tx: &Transaction<'_>, id: u64, not_after: i64, now: i64) ->
     let n = tx.execute(
         "UPDATE requests SET not_after = ?1, updated_at = ?2 WHERE id = ?3 AND state = 'active'",
         params![not_after, now, to_i64(id)?],
+    )?;
+    if n == 1 {
+        Ok(())
+    } else {
+        Err(Error::WrongState(format!("grant {id} is no longer active")))
+    }
+}
+
+/// Fixes an active grant's end on the boot clock (see [`RequestRow::boot_deadline_ms`]);
+/// written in the same transaction as every change of its `not_after`.
+pub fn set_boot_deadline(
+    tx: &Transaction<'_>,
+    id: u64,
+    boot_id: &str,
+    deadline_ms: i64,
+) -> Result<()> {
+    let n = tx.execute(
+        "UPDATE requests SET boot_id = ?1, boot_deadline_ms = ?2 WHERE id = ?3 AND state = 'active'",
+        params![boot_id, deadline_ms, to_i64(id)?],
     )?;
     if n == 1 {
         Ok(())
