@@ -131,6 +131,9 @@ pub struct Core {
     mirror: Option<Arc<Mirror>>,
     started_at: i64,
     last_error: String,
+    /// Whether `last_error` is a failed write of the state database (cleared by the next
+    /// write that succeeds, e.g. once the disk has room again).
+    storage_failed: bool,
     sessions: crate::sessions::Sessions,
 }
 
@@ -178,6 +181,7 @@ impl Core {
             mirror,
             started_at,
             last_error: String::new(),
+            storage_failed: false,
             sessions: crate::sessions::Sessions::default(),
         }
     }
@@ -268,6 +272,7 @@ impl Core {
     fn fail(&mut self, msg: String) -> Error {
         tracing::error!("{msg}");
         self.last_error = msg.clone();
+        self.storage_failed = false;
         Error::Internal(msg)
     }
 
@@ -280,10 +285,20 @@ impl Core {
         let out = self.store.transaction(|tx| f(tx, &mut records));
         match out {
             Ok(v) => {
+                if self.storage_failed {
+                    self.storage_failed = false;
+                    self.last_error.clear();
+                    tracing::info!("state database writes succeed again");
+                }
                 self.publish(&records);
                 Ok(v)
             }
-            Err(Error::Internal(m)) => Err(self.fail(m)),
+            // Nothing was committed (a full disk, a failed fsync): the change is refused.
+            Err(Error::Internal(m)) => {
+                let e = self.fail(m);
+                self.storage_failed = true;
+                Err(e)
+            }
             Err(e) => Err(e),
         }
     }
@@ -747,7 +762,9 @@ impl Core {
             .store
             .by_state(&[State::Active])?
             .iter()
-            .filter(|r| shard_of(r.id) == shard)
+            // A grant whose time is up has no rule, even while the database cannot yet
+            // record that it expired.
+            .filter(|r| shard_of(r.id) == shard && self.ms_left(r) > 0)
             .map(rule_of)
             .collect())
     }
@@ -755,6 +772,9 @@ impl Core {
     /// Rewrites a shard from the database.
     fn sync_shard(&mut self, shard: u32) -> std::result::Result<(), String> {
         let rules = self.shard_rules(shard).map_err(|e| e.to_string())?;
+        if self.rules.shard_matches(shard, &rules) {
+            return Ok(());
+        }
         self.rules.write_shard(shard, &rules)
     }
 
@@ -1342,7 +1362,7 @@ impl Core {
             return Ok(next);
         }
         let jitd = Actor::jitd();
-        self.commit(|tx, recs| {
+        let recorded = self.commit(|tx, recs| {
             for r in &due {
                 let why = match r.state {
                     State::Active if r.not_after <= now => "grant reached not_after",
@@ -1373,12 +1393,15 @@ impl Core {
                 )?);
             }
             Ok(())
-        })?;
+        });
+        // Privilege ends on time even when the database cannot record it (a full disk):
+        // the rules go now, the expiry is recorded on a later pass.
         let ended: Vec<RequestRow> = due
             .into_iter()
             .filter(|r| r.state == State::Active)
             .collect();
         self.remove_rules_of(&ended);
+        recorded?;
         Ok(next)
     }
 
