@@ -1491,7 +1491,22 @@ impl Core {
             shards,
             foreign,
             temps,
+            planted,
         } = self.rules.owned().map_err(|e| self.fail(e))?;
+        // Something jitd never creates, at one of its names: an attack or a mistake. It is
+        // removed (unlink never follows a link), recorded, and shown in `jitctl status`.
+        for (name, what) in &planted {
+            let msg = format!(
+                "{}/{name} is {what}, which jitd never creates; removed",
+                self.rules.location()
+            );
+            self.rules
+                .remove_owned(name)
+                .map_err(|e| self.fail(format!("{msg} (failed: {e}); refusing to start")))?;
+            self.audit_only(&Actor::jitd(), "tamper", 0, msg.clone());
+            let _ = self.fail(msg);
+        }
+        rep.removed += planted.len();
         for name in foreign.iter().chain(&temps) {
             self.rules.remove_owned(name).map_err(|e| self.fail(e))?;
         }

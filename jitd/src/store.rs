@@ -308,13 +308,17 @@ impl Store {
     pub fn open(dir: &Path) -> Result<Store> {
         prepare_state_dir(dir)?;
         let path = dir.join("jitd.db");
-        if let Ok(m) = fs::symlink_metadata(&path)
-            && (!m.file_type().is_file() || m.nlink() != 1)
-        {
-            return Err(Error::Internal(format!(
-                "{} is not a plain file with one link; refusing to use it",
-                path.display()
-            )));
+        // SQLite would follow a link planted at any of its names.
+        for name in ["jitd.db", "jitd.db-wal", "jitd.db-shm", "jitd.db-journal"] {
+            let p = dir.join(name);
+            if let Ok(m) = fs::symlink_metadata(&p)
+                && let Some(what) = crate::sudoers::not_ours(&m)
+            {
+                return Err(Error::Internal(format!(
+                    "{} is {what}, which jitd never creates; refusing to use it",
+                    p.display()
+                )));
+            }
         }
         let conn = Connection::open(&path)?;
         Store::init(conn)

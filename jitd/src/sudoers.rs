@@ -14,7 +14,7 @@ use crate::faults::{self, Point};
 use crate::names;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -122,6 +122,35 @@ pub struct Owned {
     pub foreign: Vec<String>,
     /// Dotted temp files a crash left behind.
     pub temps: Vec<String>,
+    /// Names of jitd's that hold something jitd never creates (a symlink, a FIFO, a
+    /// directory, a file with other hard links or another owner), with what it is.
+    pub planted: Vec<(String, String)>,
+}
+
+/// What is wrong with an entry at one of jitd's names, or None for a plain regular file
+/// owned by root with one link (the only thing jitd ever leaves there).
+pub fn not_ours(meta: &fs::Metadata) -> Option<String> {
+    let t = meta.file_type();
+    let kind = if t.is_symlink() {
+        "a symlink"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_dir() {
+        "a directory"
+    } else if t.is_block_device() || t.is_char_device() {
+        "a device"
+    } else if !t.is_file() {
+        "not a regular file"
+    } else if meta.nlink() != 1 {
+        return Some(format!("a file with {} hard links", meta.nlink()));
+    } else if meta.uid() != 0 {
+        return Some(format!("a file owned by uid {}", meta.uid()));
+    } else {
+        return None;
+    };
+    Some(kind.to_string())
 }
 
 /// Renders a shard: every rule must be valid and belong to the shard, or nothing is.
@@ -274,6 +303,17 @@ impl SudoersDir {
         for entry in rd {
             let entry = entry.map_err(|e| format!("listing {}: {e}", self.dir.display()))?;
             let name = entry.file_name().to_string_lossy().into_owned();
+            let ours = shard_of_file(&name).is_some()
+                || name.starts_with(FILE_PREFIX)
+                || (name.starts_with(&format!(".{FILE_PREFIX}")) && name.ends_with(".tmp"));
+            if ours {
+                let meta = fs::symlink_metadata(entry.path())
+                    .map_err(|e| format!("inspecting {}: {e}", entry.path().display()))?;
+                if let Some(what) = not_ours(&meta) {
+                    owned.planted.push((name, what));
+                    continue;
+                }
+            }
             if let Some(shard) = shard_of_file(&name) {
                 owned.shards.push(shard);
             } else if name.starts_with(FILE_PREFIX) {

@@ -114,7 +114,7 @@ impl Rules for FakeRules {
         Ok(crate::sudoers::Owned {
             shards: self.shards.lock().unwrap().keys().copied().collect(),
             foreign: self.foreign.lock().unwrap().clone(),
-            temps: vec![],
+            ..Default::default()
         })
     }
     fn remove_owned(&self, name: &str) -> std::result::Result<(), String> {
