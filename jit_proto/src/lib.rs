@@ -275,6 +275,9 @@ pub struct AuditRecord {
     pub at: i64,
     pub actor: String,
     pub actor_uid: u32,
+    /// Where it came from: `service=... tty=... rhost=...` (PAM), `bus pid=... tty=...`
+    /// (a D-Bus caller), `jitd`; empty in records from before jitd kept it.
+    pub origin: String,
     pub action: String,
     pub request_id: u64,
     pub detail: String,
@@ -360,8 +363,14 @@ pub trait Pam1 {
     /// Registers a session (sudo's or sshd's process `pid`) under the user's active grant, so
     /// it is ended when the grant ends. Returns the grant id, 0 when the user holds none.
     /// Sessions that have ended are forgotten by jitd on its own: there is no close call.
-    fn open_session(&self, user: &str, service: &str, tty: &str, pid: u32)
-    -> Result<u64, JitError>;
+    fn open_session(
+        &self,
+        user: &str,
+        service: &str,
+        tty: &str,
+        rhost: &str,
+        pid: u32,
+    ) -> Result<u64, JitError>;
 }
 
 /// A PAM-interface proxy that caches no properties (so building it costs no bus round trip).

@@ -728,8 +728,13 @@ async fn audit(p: &User1Proxy<'_>, a: AuditArgs, json: bool) -> Out {
         return print_json(&records);
     }
     for r in records {
+        let from = if r.origin.is_empty() {
+            String::new()
+        } else {
+            format!(" from [{}]", r.origin.escape_debug())
+        };
         println!(
-            "{} #{} {} by {} (uid {}) request {}: {}",
+            "{} #{} {} by {} (uid {}){from} request {}: {}",
             format_rfc3339(r.at),
             r.seq,
             r.action,

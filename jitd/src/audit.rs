@@ -18,25 +18,29 @@ pub struct Chained {
     pub at: i64,
     pub actor: String,
     pub actor_uid: u32,
+    pub origin: String,
     pub action: String,
     pub request_id: u64,
     pub detail: String,
 }
 
 /// SHA-256 over the previous hash and every field, each length-prefixed so that no two
-/// different records serialise the same way.
+/// different records serialise the same way. An empty origin (records written before jitd
+/// kept one) is left out, so their hashes stay what they were; with the length prefixes, a
+/// record with an origin still cannot serialise like one without.
 pub fn hash(prev: &str, r: &Chained) -> String {
     let mut h = Sha256::new();
-    for field in [
-        prev,
-        &r.seq.to_string(),
-        &r.at.to_string(),
-        &r.actor,
-        &r.actor_uid.to_string(),
-        &r.action,
-        &r.request_id.to_string(),
-        &r.detail,
-    ] {
+    let (seq, at, uid, id) = (
+        r.seq.to_string(),
+        r.at.to_string(),
+        r.actor_uid.to_string(),
+        r.request_id.to_string(),
+    );
+    let mut fields = vec![prev, &seq, &at, &r.actor, &uid, &r.action, &id, &r.detail];
+    if !r.origin.is_empty() {
+        fields.push(&r.origin);
+    }
+    for field in fields {
         h.update((field.len() as u64).to_be_bytes());
         h.update(field.as_bytes());
     }
@@ -46,12 +50,13 @@ pub fn hash(prev: &str, r: &Chained) -> String {
 /// One syslog line for a record: `key=value` pairs, free text escaped.
 pub fn syslog_line(r: &AuditRecord) -> String {
     format!(
-        "audit seq={} action={} request={} actor={} uid={} {}",
+        "audit seq={} action={} request={} actor={} uid={} from=[{}] {}",
         r.seq,
         names::escape(&r.action),
         r.request_id,
         names::escape(&r.actor),
         r.actor_uid,
+        names::escape(&r.origin),
         names::escape(&r.detail)
     )
 }
@@ -106,6 +111,7 @@ mod tests {
             at: 100,
             actor: "alice".into(),
             actor_uid: 1001,
+            origin: String::new(),
             action: "request".into(),
             request_id: 7,
             detail: detail.into(),
@@ -120,6 +126,9 @@ mod tests {
         assert_ne!(base, hash(&"1".repeat(64), &rec("x")));
         let mut r = rec("x");
         r.actor_uid = 0;
+        assert_ne!(base, hash(GENESIS, &r));
+        let mut r = rec("x");
+        r.origin = "service=sudo tty=pts/1".into();
         assert_ne!(base, hash(GENESIS, &r));
     }
 
@@ -141,6 +150,7 @@ mod tests {
             at: 0,
             actor: "alice".into(),
             actor_uid: 1,
+            origin: "service=sudo\ntty=x".into(),
             action: "request".into(),
             request_id: 2,
             detail: "reason=a\nfake line\u{202e}".into(),
@@ -149,5 +159,6 @@ mod tests {
         let line = syslog_line(&r);
         assert!(!line.contains('\n'));
         assert!(line.contains("\\u{a}fake line\\u{202e}"));
+        assert!(line.contains("from=[service=sudo\\u{a}tty=x]"), "{line}");
     }
 }

@@ -15,11 +15,11 @@ use std::sync::{Arc, Mutex};
 use zbus::message::Header;
 use zbus::{Connection, interface};
 
-/// Callers' uids by unique bus name. A unique name is never reused on a bus, so an entry
-/// can only ever describe the connection the bus daemon vouched for.
+/// Callers' uids and pids by unique bus name. A unique name is never reused on a bus, so an
+/// entry can only ever describe the connection the bus daemon vouched for.
 #[derive(Default)]
 pub struct Identities {
-    uids: Mutex<HashMap<String, u32>>,
+    ids: Mutex<HashMap<String, (u32, u32)>>,
 }
 
 /// Entries kept before the cache starts over (names of closed connections linger).
@@ -30,19 +30,19 @@ fn unknown_caller(e: impl std::fmt::Display) -> JitError {
 }
 
 impl Identities {
-    /// Asks the bus daemon for the uid of the message's sender (once per connection).
-    /// Any failure denies.
-    async fn uid(&self, conn: &Connection, hdr: &Header<'_>) -> Result<u32, JitError> {
+    /// Asks the bus daemon for the uid and pid of the message's sender (once per
+    /// connection). Any failure denies.
+    async fn lookup(&self, conn: &Connection, hdr: &Header<'_>) -> Result<(u32, u32), JitError> {
         let Some(sender) = hdr.sender() else {
             return Err(JitError::NotAuthorized("message has no sender".into()));
         };
         let cached = self
-            .uids
+            .ids
             .lock()
             .ok()
             .and_then(|m| m.get(sender.as_str()).copied());
-        if let Some(uid) = cached {
-            return Ok(uid);
+        if let Some(ids) = cached {
+            return Ok(ids);
         }
         let dbus = zbus::fdo::DBusProxy::builder(conn)
             .cache_properties(zbus::proxy::CacheProperties::No)
@@ -53,25 +53,40 @@ impl Identities {
             .get_connection_unix_user(sender.clone().into())
             .await
             .map_err(unknown_caller)?;
-        if let Ok(mut m) = self.uids.lock() {
+        let pid = dbus
+            .get_connection_unix_process_id(sender.clone().into())
+            .await
+            .map_err(unknown_caller)?;
+        if let Ok(mut m) = self.ids.lock() {
             if m.len() >= MAX_CACHED_IDENTITIES {
                 m.clear();
             }
-            m.insert(sender.to_string(), uid);
+            m.insert(sender.to_string(), (uid, pid));
         }
-        Ok(uid)
+        Ok((uid, pid))
+    }
+
+    async fn uid(&self, conn: &Connection, hdr: &Header<'_>) -> Result<u32, JitError> {
+        Ok(self.lookup(conn, hdr).await?.0)
     }
 }
 
-/// The calling user: uid from the bus, name from NSS.
+/// The calling user: uid from the bus, name from NSS; the origin names the calling process
+/// and its terminal (for the audit trail only: nothing is decided on it).
 async fn caller(ids: &Identities, conn: &Connection, hdr: &Header<'_>) -> Result<Actor, JitError> {
-    let uid = ids.uid(conn, hdr).await?;
+    let (uid, pid) = ids.lookup(conn, hdr).await?;
     let name = Nss
         .name_of(uid)
         .map_err(JitError::Internal)?
         .ok_or_else(|| JitError::NotAuthorized(format!("uid {uid} has no user name")))?;
     names::validate_user_name(&name).map_err(JitError::NotAuthorized)?;
-    Ok(Actor { name, uid })
+    let tty = crate::sessions::tty_of(pid);
+    let origin = if tty.is_empty() {
+        format!("bus pid={pid}")
+    } else {
+        format!("bus pid={pid} tty={tty}")
+    };
+    Ok(Actor { name, uid, origin })
 }
 
 /// Runs `f` on the blocking pool so SQLite and visudo never stall the bus connection.
@@ -378,17 +393,33 @@ async fn require_root(
     }
 }
 
-/// The PAM user as an actor: the name must fit the grammar and exist in NSS.
-fn pam_user(user: &str) -> Result<Actor, JitError> {
+/// The PAM user as an actor: the name must fit the grammar and exist in NSS. The origin is
+/// what pam_jit reports from the PAM items (checked by [`origin_field`]).
+fn pam_user(user: &str, origin: &Origin) -> Result<Actor, JitError> {
     names::validate_user_name(user).map_err(JitError::InvalidArgument)?;
     let uid = Nss
         .uid_of(user)
         .map_err(JitError::Internal)?
         .ok_or_else(|| JitError::InvalidArgument(format!("no such user: {user}")))?;
+    let mut from = format!("service={}", origin.service);
+    for (k, v) in [("tty", &origin.tty), ("rhost", &origin.rhost)] {
+        if !v.is_empty() {
+            from.push_str(&format!(" {k}={v}"));
+        }
+    }
     Ok(Actor {
         name: user.to_string(),
         uid,
+        origin: from,
     })
+}
+
+/// The origin of a PAM call that does not say where it comes from.
+fn pam_origin() -> Origin {
+    Origin {
+        service: "pam".into(),
+        ..Origin::default()
+    }
 }
 
 fn origin_field(name: &str, v: &str) -> Result<String, JitError> {
@@ -407,29 +438,38 @@ fn session_pid(pid: u32) -> Result<i32, JitError> {
 
 #[interface(name = "org.jit.Jitd.Pam1")]
 impl PamInterface {
+    #[allow(clippy::too_many_arguments)]
     async fn open_session(
         &self,
         user: String,
         service: String,
         tty: String,
+        rhost: String,
         pid: u32,
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<u64, JitError> {
         require_root(&self.ids, conn, &hdr).await?;
-        let who = pam_user(&user)?;
+        let origin = Origin {
+            service: origin_field("service", &service)?,
+            tty: origin_field("tty", &tty)?,
+            rhost: origin_field("rhost", &rhost)?,
+        };
+        let who = pam_user(&user, &origin)?;
         let pid = session_pid(pid)?;
-        let (service, tty) = (
-            origin_field("service", &service)?,
-            origin_field("tty", &tty)?,
-        );
-        let grant = self.svc.write(|c| c.open_session(&who, pid))?;
+        let (grant, iolog) = self.svc.write(|c| {
+            let grant = c.open_session(&who, pid)?;
+            let iolog = (grant != 0)
+                .then(|| c.session_iolog(grant, &origin.service))
+                .flatten();
+            Ok((grant, iolog))
+        })?;
         if grant != 0 {
             // Written after the reply; the pool runs it even though nobody awaits it.
             let svc = self.svc.clone();
             drop(zruntime::unblock(move || {
                 let _ = svc.write(|c| {
-                    c.audit_session_open(&who, grant, pid, &service, &tty);
+                    c.audit_session_open(&who, grant, pid, &origin, iolog.as_deref());
                     Ok(())
                 });
             }));
@@ -456,7 +496,7 @@ impl PamInterface {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<Vec<RoleInfo>, JitError> {
         require_root(&self.ids, conn, &hdr).await?;
-        let who = pam_user(&user)?;
+        let who = pam_user(&user, &pam_origin())?;
         blocking(&self.svc, move |s| s.read(|c| c.roles_for(&who.name))).await
     }
 
@@ -474,12 +514,12 @@ impl PamInterface {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<RequestInfo, JitError> {
         require_root(&self.ids, conn, &hdr).await?;
-        let who = pam_user(&user)?;
         let origin = Origin {
             service: origin_field("service", &service)?,
             tty: origin_field("tty", &tty)?,
             rhost: origin_field("rhost", &rhost)?,
         };
+        let who = pam_user(&user, &origin)?;
         blocking(&self.svc, move |s| {
             let r = s.request(&who, Kind::Grant, &role, duration_secs, &reason, &origin)?;
             s.read(|c| c.info(&r))
@@ -496,7 +536,7 @@ impl PamInterface {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<RequestInfo, JitError> {
         require_root(&self.ids, conn, &hdr).await?;
-        let who = pam_user(&user)?;
+        let who = pam_user(&user, &pam_origin())?;
         blocking(&self.svc, move |s| {
             let row = s.wait_while_pending(timeout_secs, |c| c.request_of(&who.name, id))?;
             s.read(|c| c.info(&row))

@@ -137,7 +137,8 @@ pub struct Core {
     sessions: crate::sessions::Sessions,
 }
 
-fn rule_of(r: &RequestRow) -> Rule {
+/// The sudoers rule of a grant; `iolog_dir` is where the policy has sudo record sessions.
+fn rule_of(r: &RequestRow, iolog_dir: &str) -> Rule {
     Rule {
         grant_id: r.id,
         user: r.user.clone(),
@@ -146,7 +147,7 @@ fn rule_of(r: &RequestRow) -> Rule {
         commands: r.commands.clone(),
         not_after: r.not_after,
         reauth: r.reauth,
-        log_io: r.log_io,
+        iolog_dir: r.log_io.then(|| iolog_dir.to_string()),
     }
 }
 
@@ -765,7 +766,7 @@ impl Core {
             // A grant whose time is up has no rule, even while the database cannot yet
             // record that it expired.
             .filter(|r| shard_of(r.id) == shard && self.ms_left(r) > 0)
-            .map(rule_of)
+            .map(|r| rule_of(r, &self.policy.iolog_dir))
             .collect())
     }
 
@@ -892,20 +893,35 @@ impl Core {
         Ok(check.request_id)
     }
 
+    /// Where sudo is recording the session just opened under `grant`, if its role logs I/O:
+    /// the newest session in the holder's I/O log directory (sudo has created it, and
+    /// advanced its `seq` file, before it opens the PAM session).
+    pub fn session_iolog(&self, grant: u64, service: &str) -> Option<String> {
+        let row = self.store.get(grant).ok().flatten()?;
+        if !row.log_io || !service.starts_with("sudo") {
+            return None;
+        }
+        crate::sudoers::newest_iolog(&self.policy.iolog_dir, &row.user)
+    }
+
+    /// The `session-open` record: a use of the grant, where it came from, and where sudo
+    /// records it when the role logs I/O.
     pub fn audit_session_open(
         &mut self,
         who: &Actor,
         grant: u64,
         pid: i32,
-        service: &str,
-        tty: &str,
+        origin: &Origin,
+        iolog: Option<&str>,
     ) {
-        self.audit_only(
-            who,
-            "session-open",
-            grant,
-            format!("pid={pid} service={service} tty={tty}"),
+        let mut detail = format!(
+            "pid={pid} service={} tty={} rhost={}",
+            origin.service, origin.tty, origin.rhost
         );
+        if let Some(path) = iolog {
+            detail.push_str(&format!(" iolog={path}"));
+        }
+        self.audit_only(who, "session-open", grant, detail);
     }
 
     /// Records one approval. The request becomes active once it has the required number of

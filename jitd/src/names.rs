@@ -78,6 +78,32 @@ fn is_arg_char(c: char) -> bool {
 /// specials (`,:=\!#"`), no trailing `/` (which sudo reads as "every program in this
 /// directory") and no `sudoedit`. As in sudoers, a command without arguments permits any
 /// arguments.
+/// A directory given in the policy for sudo to use (`iolog_dir`): absolute, components
+/// `[A-Za-z0-9._-]+` but never `.` or `..`, at most 200 bytes. No `%` (sudo's escapes), no
+/// spaces or sudoers specials.
+pub fn validate_dir_path(field: &str, path: &str) -> Result<(), String> {
+    let ok = path.len() <= 200
+        && path.len() > 1
+        && path.starts_with('/')
+        && !path.ends_with('/')
+        && path[1..].split('/').all(|c| {
+            !c.is_empty()
+                && c != "."
+                && c != ".."
+                && c.chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '.' | '_' | '-'))
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid {field} '{}': expected an absolute directory such as /var/log/sudo-io/jit \
+             (letters, digits, '.', '_', '-' between slashes)",
+            escape(path)
+        ))
+    }
+}
+
 pub fn validate_command(cmd: &str) -> Result<(), String> {
     let bad = |why: &str| {
         Err(format!(

@@ -26,6 +26,8 @@ pub const DEFAULT_REASON_MIN: usize = 1;
 pub const DEFAULT_PENDING_TIMEOUT: u64 = 3600;
 /// Most pending requests one user may have at once unless the policy says otherwise.
 pub const DEFAULT_MAX_PENDING_PER_USER: u32 = 5;
+/// Where sudo records sessions of roles with `log_io`, unless `[settings] iolog_dir` says.
+pub const DEFAULT_IOLOG_DIR: &str = "/var/log/sudo-io/jit";
 /// How long a reason validator may run unless the role says otherwise.
 pub const DEFAULT_VALIDATOR_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest a reason validator may be given.
@@ -114,6 +116,8 @@ pub struct Policy {
     pub reason_min: usize,
     pub max_active_per_user: Option<u32>,
     pub max_pending_per_user: u32,
+    /// Where sudo records sessions of roles with `log_io` (one directory per user below).
+    pub iolog_dir: String,
     pub separations: Vec<Separation>,
     /// Problems that depend on group membership today, not on the file: reported, not fatal.
     pub warnings: Vec<PolicyError>,
@@ -156,6 +160,7 @@ struct RawSettings {
     reason_min_length: Option<Spanned<i64>>,
     max_active_per_user: Option<Spanned<i64>>,
     max_pending_per_user: Option<Spanned<i64>>,
+    iolog_dir: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -313,6 +318,7 @@ impl Policy {
             reason_min_length: None,
             max_active_per_user: None,
             max_pending_per_user: None,
+            iolog_dir: None,
         });
         let reason_max = bounded(
             &ctx,
@@ -353,6 +359,14 @@ impl Policy {
             100,
         )?
         .unwrap_or(DEFAULT_MAX_PENDING_PER_USER);
+        let iolog_dir = match settings.iolog_dir {
+            Some(d) => {
+                names::validate_dir_path("[settings] iolog_dir", d.get_ref())
+                    .map_err(|e| ctx.err(d.span(), e))?;
+                d.into_inner()
+            }
+            None => DEFAULT_IOLOG_DIR.to_string(),
+        };
         let defaults = Defaults {
             reason_min,
             reason_max,
@@ -406,6 +420,7 @@ impl Policy {
             reason_min,
             max_active_per_user,
             max_pending_per_user,
+            iolog_dir,
             separations,
             warnings,
         })

@@ -127,3 +127,62 @@ pub fn end(sessions: Vec<Session>) {
         tracing::error!("cannot start the session killer: {e}");
     }
 }
+
+/// The controlling terminal of `pid` as the kernel reports it (`pts/3`, `tty1`), or empty
+/// if it has none or cannot be read. For the audit trail only.
+pub fn tty_of(pid: u32) -> String {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return String::new();
+    };
+    // The command name may hold spaces and ')': fields resume after its last ')'.
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+        return String::new();
+    };
+    let tty_nr: u64 = rest
+        .split_whitespace()
+        .nth(4)
+        .and_then(|f| f.parse().ok())
+        .unwrap_or(0);
+    tty_name(tty_nr)
+}
+
+/// Names a `tty_nr` from /proc/PID/stat (major in bits 8-19, minor in 0-7 and 20-31).
+fn tty_name(tty_nr: u64) -> String {
+    let major = (tty_nr >> 8) & 0xfff;
+    let minor = (tty_nr & 0xff) | ((tty_nr >> 12) & 0xf_ff00);
+    match major {
+        0 => String::new(),
+        136..=143 => format!("pts/{}", minor + (major - 136) * 256),
+        4 if minor < 64 => format!("tty{minor}"),
+        4 => format!("ttyS{}", minor - 64),
+        _ => format!("dev {major}:{minor}"),
+    }
+}
+
+#[cfg(test)]
+mod tty_tests {
+    use super::*;
+
+    #[test]
+    fn tty_numbers_are_named_as_the_kernel_names_them() {
+        assert_eq!(tty_name(0), "");
+        assert_eq!(tty_name((136 << 8) | 3), "pts/3");
+        // pts/300: major 137, minor 44.
+        assert_eq!(tty_name((137 << 8) | 44), "pts/300");
+        assert_eq!(tty_name((4 << 8) | 1), "tty1");
+        assert_eq!(tty_name((4 << 8) | 64), "ttyS0");
+        // A minor above 255 is split around the major.
+        assert_eq!(tty_name((136 << 8) | (1 << 20)), "pts/256");
+    }
+
+    #[test]
+    fn own_process_is_read_without_error() {
+        // The test runner may or may not have a terminal; either answer is well-formed.
+        let t = tty_of(std::process::id());
+        assert!(
+            t.is_empty() || t.starts_with("pts/") || t.starts_with("tty"),
+            "{t}"
+        );
+        assert_eq!(tty_of(u32::MAX), "");
+    }
+}

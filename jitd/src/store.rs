@@ -63,7 +63,8 @@ CREATE TABLE IF NOT EXISTS audit (
     request_id INTEGER NOT NULL,
     detail TEXT NOT NULL,
     prev_hash TEXT NOT NULL,
-    hash TEXT NOT NULL
+    hash TEXT NOT NULL,
+    origin TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS audit_at ON audit(at);
 "#;
@@ -179,6 +180,9 @@ pub struct NewRequest {
 pub struct Actor {
     pub name: String,
     pub uid: u32,
+    /// Where the action came from, as the audit trail shows it: `service=sudo tty=pts/3
+    /// rhost=...` for pam_jit, `bus pid=... tty=...` for a D-Bus caller, `jitd` for jitd.
+    pub origin: String,
 }
 
 impl Actor {
@@ -186,6 +190,7 @@ impl Actor {
         Actor {
             name: "jitd".into(),
             uid: 0,
+            origin: "jitd".into(),
         }
     }
 }
@@ -344,6 +349,15 @@ impl Store {
                 conn.execute_batch(&format!("ALTER TABLE requests ADD COLUMN {name} {def}"))?;
             }
         }
+        // Records from before `origin` keep an empty one, which the hash leaves out.
+        let audit_has_origin: bool = conn.query_row(
+            "SELECT count(*) FROM pragma_table_info('audit') WHERE name = 'origin'",
+            [],
+            |r| r.get::<_, i64>(0).map(|n| n > 0),
+        )?;
+        if !audit_has_origin {
+            conn.execute_batch("ALTER TABLE audit ADD COLUMN origin TEXT NOT NULL DEFAULT ''")?;
+        }
         Ok(Store { conn })
     }
 
@@ -425,7 +439,7 @@ impl Store {
     /// Audit records since `since` (unix seconds), optionally only those naming `user`.
     pub fn audit_since(&self, since: i64, user: &str) -> Result<Vec<AuditRecord>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT a.seq, a.at, a.actor, a.actor_uid, a.action, a.request_id, a.detail, a.hash \
+            "SELECT a.seq, a.at, a.actor, a.actor_uid, a.origin, a.action, a.request_id, a.detail, a.hash \
              FROM audit a LEFT JOIN requests r ON r.id = a.request_id \
              WHERE a.at >= ?1 AND (?2 = '' OR a.actor = ?2 OR r.user = ?2) ORDER BY a.seq",
         )?;
@@ -435,6 +449,7 @@ impl Store {
                 at: row.get("at")?,
                 actor: row.get("actor")?,
                 actor_uid: u32_col(row, "actor_uid")?,
+                origin: row.get("origin")?,
                 action: row.get("action")?,
                 request_id: u64_col(row, "request_id")?,
                 detail: row.get("detail")?,
@@ -448,8 +463,8 @@ impl Store {
     /// Recomputes the hash chain. Returns (records, first bad seq or None).
     pub fn audit_verify(&self) -> Result<(u64, Option<(u64, String)>)> {
         let mut stmt = self.conn.prepare(
-            "SELECT seq, at, actor, actor_uid, action, request_id, detail, prev_hash, hash \
-             FROM audit ORDER BY seq",
+            "SELECT seq, at, actor, actor_uid, origin, action, request_id, detail, prev_hash, \
+             hash FROM audit ORDER BY seq",
         )?;
         let mut rows = stmt.query([])?;
         let mut prev = audit::GENESIS.to_string();
@@ -462,6 +477,7 @@ impl Store {
                 at: row.get("at")?,
                 actor: row.get("actor")?,
                 actor_uid: u32_col(row, "actor_uid")?,
+                origin: row.get("origin")?,
                 action: row.get("action")?,
                 request_id: u64_col(row, "request_id")?,
                 detail: row.get("detail")?,
@@ -691,14 +707,15 @@ pub fn append_audit(tx: &Transaction<'_>, ev: &Event<'_>) -> Result<AuditRecord>
         at: ev.at,
         actor: ev.actor.name.clone(),
         actor_uid: ev.actor.uid,
+        origin: ev.actor.origin.clone(),
         action: ev.action.to_string(),
         request_id: ev.request_id,
         detail: ev.detail.clone(),
     };
     let hash = audit::hash(&prev, &rec);
     tx.execute(
-        "INSERT INTO audit (seq, at, actor, actor_uid, action, request_id, detail, prev_hash, hash) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO audit (seq, at, actor, actor_uid, action, request_id, detail, prev_hash, \
+         hash, origin) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         params![
             last_seq + 1,
             rec.at,
@@ -708,7 +725,8 @@ pub fn append_audit(tx: &Transaction<'_>, ev: &Event<'_>) -> Result<AuditRecord>
             to_i64(rec.request_id)?,
             rec.detail,
             prev,
-            hash
+            hash,
+            rec.origin,
         ],
     )?;
     Ok(AuditRecord {
@@ -716,6 +734,7 @@ pub fn append_audit(tx: &Transaction<'_>, ev: &Event<'_>) -> Result<AuditRecord>
         at: rec.at,
         actor: rec.actor,
         actor_uid: rec.actor_uid,
+        origin: rec.origin,
         action: rec.action,
         request_id: rec.request_id,
         detail: rec.detail,

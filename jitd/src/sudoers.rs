@@ -39,8 +39,9 @@ pub struct Rule {
     pub not_after: i64,
     /// `PASSWD` (re-authenticate at each use) instead of `NOPASSWD`.
     pub reauth: bool,
-    /// `LOG_INPUT:`/`LOG_OUTPUT:`: sudo records the session (sudoreplay).
-    pub log_io: bool,
+    /// With a directory: `LOG_INPUT:`/`LOG_OUTPUT:`, and the user's sessions are recorded in
+    /// `<dir>/<user>` (sudoreplay -d), set by a `Defaults:<user>` line beside the rule.
+    pub iolog_dir: Option<String>,
 }
 
 /// The shard a grant's rule lives in.
@@ -95,14 +96,17 @@ pub fn render(rule: &Rule) -> Result<String, String> {
         return Err("a rule needs an end time".into());
     }
     let mut tags = String::from(if rule.reauth { "PASSWD:" } else { "NOPASSWD:" });
-    if rule.log_io {
+    let mut defaults = String::new();
+    if let Some(dir) = &rule.iolog_dir {
+        names::validate_dir_path("iolog_dir", dir)?;
         tags.push_str(" LOG_INPUT: LOG_OUTPUT:");
+        defaults = format!("Defaults:{user} iolog_dir={dir}/{user}\n", user = rule.user);
     }
     // sudo accepts a rule through the whole second named by NOTAFTER (it refuses only when
     // now > NOTAFTER), so the last second it may run in is not_after - 1.
     Ok(format!(
         "# jitd grant {id}: {user}, role {role}, until {until}. Managed by jitd; do not edit.\n\
-         {user} ALL = ({run_as}) NOTAFTER={na} {tags} {cmds}\n",
+         {defaults}{user} ALL = ({run_as}) NOTAFTER={na} {tags} {cmds}\n",
         id = rule.grant_id,
         user = rule.user,
         role = rule.role,
@@ -356,6 +360,32 @@ impl SudoersDir {
     }
 }
 
+/// The newest session sudo records for `user` below `iolog_base` (see [`Rule::iolog_dir`]):
+/// sudo's `seq` file there names it (`00/00/2A` for `00002A`). None if there is none yet.
+pub fn newest_iolog(iolog_base: &str, user: &str) -> Option<String> {
+    names::validate_user_name(user).ok()?;
+    let dir = Path::new(iolog_base).join(user);
+    let mut f = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+        .open(dir.join("seq"))
+        .ok()?;
+    let mut buf = [0u8; 16];
+    let n = std::io::Read::read(&mut f, &mut buf).ok()?;
+    let seq = std::str::from_utf8(&buf[..n]).ok()?.trim();
+    if seq.len() != 6
+        || !seq
+            .chars()
+            .all(|c| c.is_ascii_digit() || c.is_ascii_uppercase())
+    {
+        return None;
+    }
+    let path = dir.join(&seq[0..2]).join(&seq[2..4]).join(&seq[4..6]);
+    fs::symlink_metadata(&path)
+        .is_ok_and(|m| m.is_dir())
+        .then(|| path.display().to_string())
+}
+
 /// Where sudo keeps its cached credentials ("time stamps"), one file per user.
 pub const SUDO_TS_DIR: &str = "/run/sudo/ts";
 
@@ -406,7 +436,7 @@ mod tests {
             ],
             not_after: 1_795_272_120,
             reauth: false,
-            log_io: false,
+            iolog_dir: None,
         }
     }
 
@@ -434,17 +464,32 @@ mod tests {
     #[test]
     fn given_io_logging_and_two_targets_when_rendered_then_tags_and_runas_list() {
         let r = Rule {
-            log_io: true,
+            iolog_dir: Some("/var/log/sudo-io/jit".into()),
             run_as: vec!["root".into(), "postgres".into()],
             ..rule()
         };
+        let text = render(&r).unwrap();
         assert!(
-            render(&r)
-                .unwrap()
-                .contains("(root, postgres) NOTAFTER=20261121144159Z NOPASSWD: LOG_INPUT: LOG_OUTPUT: /usr/bin"),
-            "{}",
-            render(&r).unwrap()
+            text.contains("(root, postgres) NOTAFTER=20261121144159Z NOPASSWD: LOG_INPUT: LOG_OUTPUT: /usr/bin"),
+            "{text}"
         );
+        assert_eq!(
+            text.lines().nth(1).unwrap(),
+            "Defaults:alice iolog_dir=/var/log/sudo-io/jit/alice"
+        );
+        for bad in [
+            "relative/dir",
+            "/var/log/%{user}",
+            "/var/../etc",
+            "/a b",
+            "/",
+        ] {
+            let r = Rule {
+                iolog_dir: Some(bad.into()),
+                ..rule()
+            };
+            assert!(render(&r).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -55,8 +55,16 @@ fn assert_exactly(rule: &Rule, json: &serde_json::Value) {
         options.contains(&sudoers_time(rule.not_after - 1)),
         "{options}"
     );
-    assert_eq!(options.contains("log_input"), rule.log_io, "{options}");
-    assert_eq!(options.contains("log_output"), rule.log_io, "{options}");
+    assert_eq!(
+        options.contains("log_input"),
+        rule.iolog_dir.is_some(),
+        "{options}"
+    );
+    assert_eq!(
+        options.contains("log_output"),
+        rule.iolog_dir.is_some(),
+        "{options}"
+    );
     assert_eq!(
         options.contains("\"authenticate\":true"),
         rule.reauth,
@@ -69,10 +77,14 @@ fn assert_exactly(rule: &Rule, json: &serde_json::Value) {
         .map(|c| c["command"].as_str().unwrap())
         .collect();
     assert_eq!(cmds, rule.commands);
-    assert!(
-        json.get("Defaults").is_none(),
-        "no Defaults may appear: {json}"
-    );
+    // The only Defaults a rule may bring: its user's I/O log directory, when it logs.
+    let expected = rule.iolog_dir.as_ref().map(|dir| {
+        serde_json::json!([{
+            "Binding": [{ "username": rule.user }],
+            "Options": [{ "iolog_dir": format!("{dir}/{}", rule.user) }],
+        }])
+    });
+    assert_eq!(json.get("Defaults"), expected.as_ref(), "{json}");
 }
 
 #[test]
@@ -88,7 +100,7 @@ fn given_example_rule_when_parsed_by_sudo_then_exactly_one_rule() {
         ],
         not_after: 1_795_272_120,
         reauth: false,
-        log_io: false,
+        iolog_dir: None,
     };
     assert_exactly(&rule, &parse_with_sudo(&render(&rule).unwrap()));
 }
@@ -104,14 +116,23 @@ fn given_shard_with_many_grants_when_parsed_by_sudo_then_one_rule_per_grant() {
             commands: vec![format!("/usr/bin/tool{i} --flag")],
             not_after: 1_795_272_120 + i64::try_from(i).unwrap(),
             reauth: i % 2 == 0,
-            log_io: i % 3 == 0,
+            iolog_dir: (i % 3 == 0).then(|| "/var/log/sudo-io/jit".to_string()),
         })
         .collect();
     let json = parse_with_sudo(&render_shard(3, &rules).unwrap());
     let specs = json["User_Specs"].as_array().unwrap();
     assert_eq!(specs.len(), rules.len());
     for (spec, rule) in specs.iter().zip(&rules) {
-        let one = serde_json::json!({ "User_Specs": [spec] });
+        let mut one = serde_json::json!({ "User_Specs": [spec] });
+        if rule.iolog_dir.is_some() {
+            let mine: Vec<&serde_json::Value> = json["Defaults"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|d| d["Binding"][0]["username"] == rule.user.as_str())
+                .collect();
+            one["Defaults"] = serde_json::json!(mine);
+        }
         assert_exactly(rule, &one);
     }
 }
@@ -162,7 +183,8 @@ proptest! {
         reauth in any::<bool>(),
         log_io in any::<bool>(),
     ) {
-        let rule = Rule { grant_id: 7, user, role: "r".into(), run_as, commands, not_after, reauth, log_io };
+        let iolog_dir = log_io.then(|| "/var/log/sudo-io/jit".to_string());
+        let rule = Rule { grant_id: 7, user, role: "r".into(), run_as, commands, not_after, reauth, iolog_dir };
         if let Ok(text) = render(&rule) {
             ACCEPTED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             assert_exactly(&rule, &parse_with_sudo(&text));

@@ -3,7 +3,7 @@
 //! Each call connects, calls and closes inside one `zbus::block_on`, so no thread and no
 //! connection outlives the hook, and every step is bounded by the `timeout=` argument.
 
-use crate::logic::{Error, Jitd, Submit};
+use crate::logic::{Error, Jitd, SessionOpen, Submit};
 use jit_proto::{GrantCheck, JitError, Pam1Proxy, RequestInfo, RoleInfo};
 use std::future::Future;
 use std::time::Duration;
@@ -84,10 +84,16 @@ impl Jitd for BusClient {
         })
     }
 
-    fn open_session(&self, user: &str, service: &str, tty: &str, pid: u32) -> Result<u64, Error> {
-        let (user, service, tty) = (user.to_string(), service.to_string(), tty.to_string());
+    fn open_session(&self, s: &SessionOpen<'_>) -> Result<u64, Error> {
+        let (user, service, tty, rhost) = (
+            s.user.to_string(),
+            s.service.to_string(),
+            s.tty.to_string(),
+            s.rhost.to_string(),
+        );
+        let pid = s.pid;
         self.call(Duration::ZERO, |p| async move {
-            p.open_session(&user, &service, &tty, pid).await
+            p.open_session(&user, &service, &tty, &rhost, pid).await
         })
     }
 

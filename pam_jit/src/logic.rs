@@ -34,7 +34,17 @@ pub trait Jitd {
     fn roles(&self, user: &str) -> Result<Vec<RoleInfo>, Error>;
     fn request(&self, req: &Submit<'_>) -> Result<RequestInfo, Error>;
     fn wait(&self, user: &str, id: u64, secs: u32) -> Result<RequestInfo, Error>;
-    fn open_session(&self, user: &str, service: &str, tty: &str, pid: u32) -> Result<u64, Error>;
+    fn open_session(&self, s: &SessionOpen<'_>) -> Result<u64, Error>;
+}
+
+/// A session to register with jitd, and where it comes from (PAM items).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionOpen<'a> {
+    pub user: &'a str,
+    pub service: &'a str,
+    pub tty: &'a str,
+    pub rhost: &'a str,
+    pub pid: u32,
 }
 
 /// Facts about the host.
@@ -416,8 +426,14 @@ pub fn open_session(
             .map_or_else(|| pam.user(), Ok)?,
         Mode::Ssh => pam.user()?,
     };
-    let (service, tty) = (pam.service(), pam.tty());
-    let grant = jitd.open_session(&user, &service, &tty, pid)?;
+    let (service, tty, rhost) = (pam.service(), pam.tty(), pam.rhost());
+    let grant = jitd.open_session(&SessionOpen {
+        user: &user,
+        service: &service,
+        tty: &tty,
+        rhost: &rhost,
+        pid,
+    })?;
     if grant != 0 {
         pam.log(&format!(
             "user={user} session pid={pid} registered under grant {grant}"

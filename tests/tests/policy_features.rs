@@ -604,27 +604,43 @@ max_duration = "1h"
 
 #[test]
 fn given_log_io_role_when_command_runs_then_sudoreplay_lists_and_replays_the_session() {
-    // The I/O logs go to a private directory (sudoers Defaults in the world's own copy).
+    // The I/O logs go to a private directory, set in the policy.
     let io = tempfile::tempdir().unwrap();
-    let policy = r#"
+    let policy = format!(
+        r#"
+[settings]
+iolog_dir = "{}"
+
 [[role]]
 name = "recorded"
 commands = ["/usr/bin/echo recorded-session-output"]
 requesters = ["%webops"]
 max_duration = "1h"
 log_io = true
-"#;
-    let w = users(Builder::new())
-        .policy(policy)
-        .static_rule(&format!("Defaults iolog_dir={}", io.path().display()))
-        .build();
+"#,
+        io.path().display()
+    );
+    let w = users(Builder::new()).policy(&policy).build();
     assert!(
         w.jitctl("alice", &["request", "recorded", "--reason", "OPS-7 x"])
             .ok()
     );
     let ran = w.sudo_n("alice", &["/usr/bin/echo", "recorded-session-output"]);
     assert!(ran.ok(), "{}", ran.all());
-    let dir = io.path().to_str().unwrap();
+    // Each user's sessions in a directory of their own; the session's audit record names it.
+    let user_dir = io.path().join("alice");
+    let dir = user_dir.to_str().unwrap();
+    let opened = jit_e2e::wait_for("the session record", Duration::from_secs(10), || {
+        let r = w.jitctl("root", &["--json", "audit"]);
+        r.json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["action"] == "session-open")
+            .map(|a| a["detail"].as_str().unwrap().to_string())
+    });
+    let named = format!("iolog={dir}/00/00/01");
+    assert!(opened.contains(&named), "{opened}");
     let list = jit_e2e::run(
         {
             let mut c = std::process::Command::new("sudoreplay");
@@ -649,6 +665,7 @@ log_io = true
         .next()
         .unwrap()
         .to_string();
+    assert_eq!(tsid, "000001", "{line}");
     let replay = jit_e2e::run(
         {
             let mut c = std::process::Command::new("sudoreplay");

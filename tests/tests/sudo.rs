@@ -554,3 +554,73 @@ max_duration = "1h"
     );
     let _ = cmd.wait();
 }
+
+#[test]
+fn given_a_grant_lived_through_when_audited_then_each_record_says_who_and_from_where() {
+    let w = world();
+    let said = ask_for(&w, "alice", "web-restart", "OPS-77 audit me", "10m");
+    assert!(said.contains("granted web-restart"), "{said}");
+    let id = active_id(&w, "alice");
+    assert!(w.sudo_n("alice", &["/usr/bin/true"]).ok());
+    wait_for("the session record", Duration::from_secs(10), || {
+        session_opened(&w).then_some(())
+    });
+    assert!(w.jitctl("alice", &["release", &id.to_string()]).ok());
+    let alice_uid = w
+        .jitctl("alice", &["--json", "show", &id.to_string()])
+        .json()["uid"]
+        .as_u64()
+        .unwrap();
+
+    let r = w.jitctl("root", &["--json", "audit"]);
+    let records = r.json();
+    let of = |action: &str| {
+        records
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["action"] == action && a["request_id"].as_u64() == Some(id))
+            .unwrap_or_else(|| panic!("no {action} record: {}", r.stdout))
+            .clone()
+    };
+    // Through sudo (pam_jit): the PAM service; as alice, by uid and name.
+    for action in ["request", "grant", "session-open"] {
+        let rec = of(action);
+        assert_eq!(rec["actor"], "alice", "{rec}");
+        assert_eq!(rec["actor_uid"].as_u64(), Some(alice_uid), "{rec}");
+        assert!(
+            rec["origin"].as_str().unwrap().starts_with("service=sudo"),
+            "{rec}"
+        );
+    }
+    assert!(
+        of("session-open")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("pid=")
+    );
+    // Through jitctl (D-Bus): the calling process.
+    let release = of("release");
+    assert_eq!(release["actor"], "alice");
+    assert!(
+        release["origin"].as_str().unwrap().starts_with("bus pid="),
+        "{release}"
+    );
+    // jitd's own records say so; every record has an origin and the chain holds.
+    assert!(
+        records
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| !a["origin"].as_str().unwrap_or_default().is_empty()),
+        "{}",
+        r.stdout
+    );
+    let text = w.jitctl("root", &["audit"]);
+    assert!(
+        text.stdout.contains("release by alice") && text.stdout.contains("from [bus pid="),
+        "{}",
+        text.stdout
+    );
+    assert!(w.jitctl("root", &["audit", "verify"]).ok());
+}

@@ -86,6 +86,7 @@ fn actor(name: &str) -> Actor {
     Actor {
         name: name.into(),
         uid,
+        origin: "bus pid=4242 tty=pts/1".into(),
     }
 }
 

@@ -169,6 +169,7 @@ fn actor(name: &str) -> Actor {
     Actor {
         name: name.into(),
         uid,
+        origin: "bus pid=4242 tty=pts/1".into(),
     }
 }
 

@@ -179,11 +179,11 @@ impl Jitd for FakeJitd {
         let s = self.waits.borrow_mut().pop_front().unwrap_or("pending");
         Ok(info(id, s))
     }
-    fn open_session(&self, _u: &str, _s: &str, _t: &str, pid: u32) -> Result<u64, Error> {
+    fn open_session(&self, s: &SessionOpen<'_>) -> Result<u64, Error> {
         if self.down {
             return Err(Error::Unreachable("jitd is not running".into()));
         }
-        self.sessions.borrow_mut().push(pid);
+        self.sessions.borrow_mut().push(s.pid);
         Ok(u64::from(self.active))
     }
 }

@@ -495,6 +495,7 @@ fn audit_scale(rep: &mut Report, records: u64, n: usize) {
         .map(|i| jitd::store::Actor {
             name: format!("u{i}"),
             uid: 60_000 + i,
+            origin: format!("bus pid={} tty=pts/{i}", 4000 + i),
         })
         .collect();
     let started = Instant::now();
