@@ -458,7 +458,7 @@ impl PamInterface {
         let who = pam_user(&user, &origin)?;
         let pid = session_pid(pid)?;
         let (grant, iolog) = self.svc.write(|c| {
-            let grant = c.open_session(&who, pid)?;
+            let grant = c.open_session(&who, pid, &origin.tty)?;
             let iolog = (grant != 0)
                 .then(|| c.session_iolog(grant, &origin.service))
                 .flatten();

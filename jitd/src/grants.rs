@@ -882,13 +882,13 @@ impl Core {
     /// ended when that grant ends. Returns the grant id, 0 if the user holds none. The audit
     /// record is written by [`Core::audit_session_open`], after the caller has its answer:
     /// it records a use, it does not authorize one, and its fsync need not hold up sudo.
-    pub fn open_session(&mut self, who: &Actor, pid: i32) -> Result<u64> {
+    pub fn open_session(&mut self, who: &Actor, pid: i32, tty: &str) -> Result<u64> {
         let check = self.check(&who.name, false)?;
         if !check.active {
             return Ok(0);
         }
         self.sessions
-            .open(check.request_id, pid)
+            .open(check.request_id, pid, tty)
             .map_err(|e| Error::InvalidArgument(format!("cannot track session {pid}: {e}")))?;
         Ok(check.request_id)
     }
@@ -1355,6 +1355,22 @@ impl Core {
             .map(|r| r.id)
             .collect();
         let now_ms = self.now_ms();
+        for r in open.iter().filter(|r| r.state == State::Active) {
+            let left = u64::try_from(self.ms_left(r).max(0) / 1000).unwrap_or(0);
+            let length = u64::try_from(r.not_after - r.granted_at).unwrap_or(0);
+            let (id, role, end) = (r.id, r.role.clone(), r.not_after);
+            let n = self.sessions.warn(id, left, length, |left| {
+                format!(
+                    "\r\n\x07jit: your grant {id} ({role}) ends in {} (at {}); \
+                     extend it with: jitctl extend {id} --by DURATION\r\n",
+                    format_duration(left.max(1)),
+                    format_rfc3339(end)
+                )
+            });
+            if n > 0 {
+                tracing::info!("warned {n} terminal(s) of grant {id}: {left} s left");
+            }
+        }
         for r in open {
             let deadline = match r.state {
                 // In whole seconds, rounded up: the timer wakes at or after the end.

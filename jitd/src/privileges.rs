@@ -12,7 +12,31 @@ use caps::{CapSet, Capability, CapsHashSet};
 /// (`sudo -u postgres ...`) when their grant ends. Every test in tests/ runs jitd this way.
 pub const KEEP: &[Capability] = &[Capability::CAP_KILL];
 
+/// The group that may write to users' terminals (as `wall` and `write` do); jitd writes
+/// the warnings before a grant ends there. A user who ran `mesg n` is not written to.
+const TTY_GROUP: &str = "tty";
+
+/// Makes `tty` jitd's only supplementary group, while it may still change groups. Under
+/// systemd (no CAP_SETGID in the bounding set) the unit's `SupplementaryGroups=tty` does it.
+/// Without it, jitd works but cannot warn on terminals; that is logged.
+fn join_tty_group() {
+    let Ok(Some(tty)) = nix::unistd::Group::from_name(TTY_GROUP) else {
+        tracing::warn!("no group '{TTY_GROUP}': warnings before expiry cannot reach terminals");
+        return;
+    };
+    if nix::unistd::getgroups().is_ok_and(|g| g.contains(&tty.gid)) {
+        return;
+    }
+    if let Err(e) = nix::unistd::setgroups(&[tty.gid]) {
+        tracing::warn!(
+            "cannot join group '{TTY_GROUP}' ({e}): warnings before expiry cannot reach \
+             terminals (systemd: SupplementaryGroups={TTY_GROUP})"
+        );
+    }
+}
+
 pub fn drop_all() -> Result<(), String> {
+    join_tty_group();
     let keep: CapsHashSet = KEEP.iter().copied().collect();
     let held = caps::read(None, CapSet::Permitted).map_err(|e| e.to_string())?;
     if let Some(missing) = keep.iter().find(|c| !held.contains(c)) {

@@ -16,13 +16,21 @@ pub const GRACE: Duration = Duration::from_secs(3);
 
 pub struct Session {
     pub pid: i32,
+    /// The session's terminal (`/dev/pts/3`), where warnings before the end are written;
+    /// None without one.
+    pub tty: Option<String>,
     fd: OwnedFd,
 }
 
 #[derive(Default)]
 pub struct Sessions {
     by_grant: HashMap<u64, Vec<Session>>,
+    /// Per grant, the warnings already given (seconds before the end).
+    warned: HashMap<u64, Vec<u64>>,
 }
+
+/// Warnings on the session's terminal, this many seconds before its grant ends.
+pub const WARN_BEFORE: [u64; 2] = [300, 60];
 
 fn open_pidfd(pid: i32) -> Result<OwnedFd, String> {
     let p = Pid::from_raw(pid).ok_or_else(|| format!("invalid pid {pid}"))?;
@@ -34,8 +42,9 @@ impl Sessions {
     /// this call) keeps the process alive, so it names that process and no later one.
     /// Sessions that have ended since are dropped here, so no close call is needed (one bus
     /// round trip less in every sudo).
-    pub fn open(&mut self, grant: u64, pid: i32) -> Result<(), String> {
+    pub fn open(&mut self, grant: u64, pid: i32, tty: &str) -> Result<(), String> {
         let fd = open_pidfd(pid)?;
+        let tty = terminal_path(tty);
         for list in self.by_grant.values_mut() {
             list.retain(|s| !exited(&s.fd));
         }
@@ -43,12 +52,51 @@ impl Sessions {
         self.by_grant
             .entry(grant)
             .or_default()
-            .push(Session { pid, fd });
+            .push(Session { pid, tty, fd });
         Ok(())
     }
 
     pub fn take(&mut self, grant: u64) -> Vec<Session> {
+        self.warned.remove(&grant);
         self.by_grant.remove(&grant).unwrap_or_default()
+    }
+
+    /// Writes `text` to the terminals of the grant's live sessions once per threshold of
+    /// [`WARN_BEFORE`] that `left` seconds has reached (`length`: the grant's whole length;
+    /// a threshold it never exceeded is skipped). Returns how many terminals were written.
+    pub fn warn(
+        &mut self,
+        grant: u64,
+        left: u64,
+        length: u64,
+        text: impl Fn(u64) -> String,
+    ) -> usize {
+        let Some(list) = self.by_grant.get_mut(&grant) else {
+            return 0;
+        };
+        list.retain(|s| !exited(&s.fd));
+        let warned = self.warned.entry(grant).or_default();
+        let Some(&due) = WARN_BEFORE
+            .iter()
+            .filter(|&&t| left <= t && length > t && !warned.contains(&t))
+            .min()
+        else {
+            return 0;
+        };
+        // Reaching the 1-minute mark also settles the 5-minute one (never two at once).
+        warned.extend(WARN_BEFORE.iter().filter(|&&t| t >= due));
+        let msg = text(left);
+        let mut written = 0;
+        let mut ttys: Vec<&str> = list.iter().filter_map(|s| s.tty.as_deref()).collect();
+        ttys.sort_unstable();
+        ttys.dedup();
+        for tty in ttys {
+            match write_terminal(tty, &msg) {
+                Ok(()) => written += 1,
+                Err(e) => tracing::warn!("cannot warn grant {grant} on {tty}: {e}"),
+            }
+        }
+        written
     }
 
     pub fn count(&self) -> usize {
@@ -128,6 +176,34 @@ pub fn end(sessions: Vec<Session>) {
     }
 }
 
+/// `/dev/pts/N` or `/dev/ttyN` from a PAM_TTY value (`/dev/pts/3`, `pts/3`), or None for
+/// anything else (sshd's `ssh` without a terminal, a path somewhere else).
+pub fn terminal_path(tty: &str) -> Option<String> {
+    let name = tty.strip_prefix("/dev/").unwrap_or(tty);
+    let digits = |s: &str| !s.is_empty() && s.len() <= 7 && s.chars().all(|c| c.is_ascii_digit());
+    let ok = name.strip_prefix("pts/").is_some_and(digits)
+        || name.strip_prefix("tty").is_some_and(digits);
+    ok.then(|| format!("/dev/{name}"))
+}
+
+/// Writes `msg` to a terminal without ever blocking or taking it as a controlling
+/// terminal, and only if it is a character device (a terminal path replaced by something
+/// else is not written).
+fn write_terminal(path: &str, msg: &str) -> Result<(), String> {
+    use std::io::Write;
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NOCTTY | libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| e.to_string())?;
+    let meta = f.metadata().map_err(|e| e.to_string())?;
+    if !meta.file_type().is_char_device() {
+        return Err("not a terminal".into());
+    }
+    f.write_all(msg.as_bytes()).map_err(|e| e.to_string())
+}
+
 /// The controlling terminal of `pid` as the kernel reports it (`pts/3`, `tty1`), or empty
 /// if it has none or cannot be read. For the audit trail only.
 pub fn tty_of(pid: u32) -> String {
@@ -173,6 +249,24 @@ mod tty_tests {
         assert_eq!(tty_name((4 << 8) | 64), "ttyS0");
         // A minor above 255 is split around the major.
         assert_eq!(tty_name((136 << 8) | (1 << 20)), "pts/256");
+    }
+
+    #[test]
+    fn only_terminal_device_paths_are_accepted() {
+        assert_eq!(terminal_path("/dev/pts/3").as_deref(), Some("/dev/pts/3"));
+        assert_eq!(terminal_path("pts/12").as_deref(), Some("/dev/pts/12"));
+        assert_eq!(terminal_path("/dev/tty2").as_deref(), Some("/dev/tty2"));
+        for bad in [
+            "ssh",
+            "",
+            "/dev/pts/",
+            "/dev/pts/../sda",
+            "/etc/shadow",
+            "/dev/ttyS0",
+            "pts/1 x",
+        ] {
+            assert_eq!(terminal_path(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -624,3 +624,92 @@ fn given_a_grant_lived_through_when_audited_then_each_record_says_who_and_from_w
     );
     assert!(w.jitctl("root", &["audit", "verify"]).ok());
 }
+
+#[test]
+fn given_session_on_a_terminal_when_its_grant_nears_its_end_then_the_user_is_warned_there() {
+    let w = Builder::new()
+        .user("alice", &[])
+        .policy(
+            r#"
+[[role]]
+name = "long-job"
+commands = ["/usr/bin/sleep"]
+requesters = ["alice"]
+max_duration = "1h"
+"#,
+        )
+        .build();
+    // Terminals as a Debian host makes them (devpts gid=5,mode=620: the owner and group tty
+    // may write), in this test's mount namespace; this container mounts devpts mode=600.
+    use nix::mount::{MsFlags, mount};
+    mount(
+        Some("devpts"),
+        "/dev/pts",
+        Some("devpts"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("newinstance,gid=5,mode=620,ptmxmode=666"),
+    )
+    .unwrap();
+    mount(
+        Some("/dev/pts/ptmx"),
+        "/dev/ptmx",
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .unwrap();
+    // 65 s: the one-minute warning is due 5 s in; the five-minute one never applies.
+    let g = w.jitctl(
+        "alice",
+        &[
+            "--json", "request", "long-job", "--for", "65s", "--reason", "OPS-9",
+        ],
+    );
+    assert!(g.ok(), "{}", g.all());
+    let id = g.json()["id"].as_u64().unwrap();
+    // script(1) gives sudo a real terminal (a pty) and copies what appears on it to stdout.
+    let mut child = w
+        .as_user(
+            "alice",
+            std::path::Path::new("/usr/bin/script"),
+            &["-qfec", "sudo -n /usr/bin/sleep 25", "/dev/null"],
+        )
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut seen = String::new();
+        let mut buf = [0u8; 512];
+        while let Ok(n) = std::io::Read::read(&mut out, &mut buf) {
+            if n == 0 {
+                break;
+            }
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+            if seen.contains("extend it with") {
+                break;
+            }
+        }
+        seen
+    });
+    let started = Instant::now();
+    wait_for("the warning", Duration::from_secs(30), || {
+        reader.is_finished().then_some(())
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = reader.join().unwrap();
+    assert!(
+        text.contains(&format!("jit: your grant {id} (long-job) ends in")),
+        "{text:?}\n{}\n{}",
+        w.jitd_log(),
+        w.jitctl("root", &["audit"]).stdout
+    );
+    assert!(text.contains(&format!("jitctl extend {id}")), "{text:?}");
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(15), "warned after {took:?}");
+    // Once per threshold: no second warning in the next seconds.
+    assert_eq!(text.matches("jit: your grant").count(), 1, "{text:?}");
+}
