@@ -44,6 +44,12 @@ pub fn shard_file(id: u64) -> String {
     format!("jit-s{:02x}", id % 16)
 }
 
+/// Whether the (world's) sudoers directory holds the rule of grant `id`.
+pub fn has_rule(id: u64) -> bool {
+    fs::read_to_string(Path::new("/etc/sudoers.d").join(shard_file(id)))
+        .is_ok_and(|s| s.contains(&format!("# jitd grant {id}:")))
+}
+
 /// The password every test user has.
 pub const PASSWORD: &str = "correct horse";
 /// Test users' uids start here.

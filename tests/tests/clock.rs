@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use jit_e2e::{Builder, World, shard_file, wait_for};
+use jit_e2e::{Builder, World, has_rule, wait_for};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -66,11 +66,6 @@ fn grant(w: &World, duration: &str) -> u64 {
     assert_eq!(w.request(id)["state"], "active");
     assert!(has_rule(id), "no rule for grant {id}");
     id
-}
-
-fn has_rule(id: u64) -> bool {
-    std::fs::read_to_string(Path::new("/etc/sudoers.d").join(shard_file(id)))
-        .is_ok_and(|s| s.contains(&format!("# jitd grant {id}:")))
 }
 
 fn real_now() -> i64 {

@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use jit_e2e::{Builder, shard_file, wait_for};
+use jit_e2e::{Builder, has_rule, shard_file, wait_for};
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sys::signal::Signal;
 use std::io::Write;
@@ -24,11 +24,6 @@ commands = ["/usr/bin/id"]
 requesters = ["alice"]
 max_duration = "1h"
 "#;
-
-fn has_rule(id: u64) -> bool {
-    std::fs::read_to_string(Path::new("/etc/sudoers.d").join(shard_file(id)))
-        .is_ok_and(|s| s.contains(&format!("# jitd grant {id}:")))
-}
 
 /// Fills the file system under `path` until a write fails with ENOSPC.
 fn fill(path: &Path) {
