@@ -49,14 +49,14 @@ impl Identities {
             .build()
             .await
             .map_err(unknown_caller)?;
-        let uid = dbus
-            .get_connection_unix_user(sender.clone().into())
+        // One round trip for both (GetConnectionCredentials); either missing denies.
+        let creds = dbus
+            .get_connection_credentials(sender.clone().into())
             .await
             .map_err(unknown_caller)?;
-        let pid = dbus
-            .get_connection_unix_process_id(sender.clone().into())
-            .await
-            .map_err(unknown_caller)?;
+        let (Some(uid), Some(pid)) = (creds.unix_user_id(), creds.process_id()) else {
+            return Err(unknown_caller("the bus daemon did not say"));
+        };
         if let Ok(mut m) = self.ids.lock() {
             if m.len() >= MAX_CACHED_IDENTITIES {
                 m.clear();
@@ -457,13 +457,7 @@ impl PamInterface {
         };
         let who = pam_user(&user, &origin)?;
         let pid = session_pid(pid)?;
-        let (grant, iolog) = self.svc.write(|c| {
-            let grant = c.open_session(&who, pid, &origin.tty)?;
-            let iolog = (grant != 0)
-                .then(|| c.session_iolog(grant, &origin.service))
-                .flatten();
-            Ok((grant, iolog))
-        })?;
+        let (grant, iolog) = self.svc.write(|c| c.open_session(&who, pid, &origin))?;
         if grant != 0 {
             // Written after the reply; the pool runs it even though nobody awaits it.
             let svc = self.svc.clone();

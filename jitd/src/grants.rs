@@ -879,29 +879,29 @@ impl Core {
     }
 
     /// Registers a session (pam_jit's session hook) under the user's active grant; it is
-    /// ended when that grant ends. Returns the grant id, 0 if the user holds none. The audit
-    /// record is written by [`Core::audit_session_open`], after the caller has its answer:
-    /// it records a use, it does not authorize one, and its fsync need not hold up sudo.
-    pub fn open_session(&mut self, who: &Actor, pid: i32, tty: &str) -> Result<u64> {
-        let check = self.check(&who.name, false)?;
-        if !check.active {
-            return Ok(0);
-        }
+    /// ended when that grant ends, and its terminal (`tty`) gets the warnings before. Returns
+    /// the grant id (0 if the user holds none) and, for a sudo session of a role that logs
+    /// I/O, where sudo records it: the newest session in the holder's I/O log directory (sudo
+    /// has created it, and advanced its `seq` file, before it opens the PAM session). The
+    /// audit record is written by [`Core::audit_session_open`], after the caller has its
+    /// answer: it records a use, it does not authorize one, and its fsync need not hold up
+    /// sudo.
+    pub fn open_session(
+        &mut self,
+        who: &Actor,
+        pid: i32,
+        origin: &Origin,
+    ) -> Result<(u64, Option<String>)> {
+        let Some(grant) = self.best_active(&who.name, false)? else {
+            return Ok((0, None));
+        };
         self.sessions
-            .open(check.request_id, pid, tty)
+            .open(grant.id, pid, &origin.tty)
             .map_err(|e| Error::InvalidArgument(format!("cannot track session {pid}: {e}")))?;
-        Ok(check.request_id)
-    }
-
-    /// Where sudo is recording the session just opened under `grant`, if its role logs I/O:
-    /// the newest session in the holder's I/O log directory (sudo has created it, and
-    /// advanced its `seq` file, before it opens the PAM session).
-    pub fn session_iolog(&self, grant: u64, service: &str) -> Option<String> {
-        let row = self.store.get(grant).ok().flatten()?;
-        if !row.log_io || !service.starts_with("sudo") {
-            return None;
-        }
-        crate::sudoers::newest_iolog(&self.policy.iolog_dir, &row.user)
+        let iolog = (grant.log_io && origin.service.starts_with("sudo"))
+            .then(|| crate::sudoers::newest_iolog(&self.policy.iolog_dir, &grant.user))
+            .flatten();
+        Ok((grant.id, iolog))
     }
 
     /// The `session-open` record: a use of the grant, where it came from, and where sudo
@@ -1310,13 +1310,7 @@ impl Core {
     /// Whether `user` holds an active grant now (with `ssh`: one whose role admits ssh).
     /// Checks the grant's end itself, so a late timer never extends a grant.
     pub fn check(&self, user: &str, ssh: bool) -> Result<GrantCheck> {
-        let best = self
-            .store
-            .open_of_user(user)?
-            .into_iter()
-            .filter(|r| r.state == State::Active && self.ms_left(r) > 0 && (!ssh || r.ssh))
-            .max_by_key(|r| r.not_after);
-        Ok(match best {
+        Ok(match self.best_active(user, ssh)? {
             Some(r) => GrantCheck {
                 active: true,
                 request_id: r.id,
@@ -1330,6 +1324,16 @@ impl Core {
                 not_after: 0,
             },
         })
+    }
+
+    /// The user's active grant (with `ssh`: one whose role admits ssh) that lasts longest.
+    fn best_active(&self, user: &str, ssh: bool) -> Result<Option<RequestRow>> {
+        Ok(self
+            .store
+            .open_of_user(user)?
+            .into_iter()
+            .filter(|r| r.state == State::Active && self.ms_left(r) > 0 && (!ssh || r.ssh))
+            .max_by_key(|r| r.not_after))
     }
 
     /// Request `id` of `user` (for pam_jit's wait); NotFound if it is someone else's.
@@ -1355,36 +1359,24 @@ impl Core {
             .map(|r| r.id)
             .collect();
         let now_ms = self.now_ms();
-        for r in open.iter().filter(|r| r.state == State::Active) {
-            let left = u64::try_from(self.ms_left(r).max(0) / 1000).unwrap_or(0);
-            let length = u64::try_from(r.not_after - r.granted_at).unwrap_or(0);
-            let (id, role, end) = (r.id, r.role.clone(), r.not_after);
-            let n = self.sessions.warn(id, left, length, |left| {
-                format!(
-                    "\r\n\x07jit: your grant {id} ({role}) ends in {} (at {}); \
-                     extend it with: jitctl extend {id} --by DURATION\r\n",
-                    format_duration(left.max(1)),
-                    format_rfc3339(end)
-                )
-            });
-            if n > 0 {
-                tracing::info!("warned {n} terminal(s) of grant {id}: {left} s left");
-            }
-        }
         for r in open {
             let deadline = match r.state {
-                // In whole seconds, rounded up: the timer wakes at or after the end.
-                State::Active => (now_ms.saturating_add(self.ms_left(&r)) + 999).div_euclid(1000),
+                State::Active => {
+                    let left_ms = self.ms_left(&r);
+                    if left_ms <= 0 {
+                        due.push(r);
+                        continue;
+                    }
+                    self.warn_sessions(&r, left_ms);
+                    // In whole seconds, rounded up: the timer wakes at or after the end.
+                    (now_ms.saturating_add(left_ms) + 999).div_euclid(1000)
+                }
                 // An extension of a grant that ended early has nothing left to extend.
                 _ if r.kind == Kind::Extension && !active.contains(&r.extends) => now,
                 _ if r.pending_until > 0 => r.pending_until,
                 _ => continue,
             };
-            let is_due = match r.state {
-                State::Active => self.ms_left(&r) <= 0,
-                _ => deadline <= now,
-            };
-            if is_due {
+            if r.state != State::Active && deadline <= now {
                 due.push(r);
             } else {
                 next = Some(next.map_or(deadline, |n| n.min(deadline)));
@@ -1480,6 +1472,9 @@ impl Core {
         for (id, why) in &revoke {
             self.revoke_as_jitd(&[*id], why)?;
         }
+        if anchor.is_empty() {
+            return Ok(revoke.len());
+        }
         let jitd = Actor::jitd();
         self.commit(|tx, recs| {
             for (r, left, boot_id, deadline) in &anchor {
@@ -1504,6 +1499,28 @@ impl Core {
             Ok(())
         })?;
         Ok(revoke.len())
+    }
+
+    /// Warns the terminals of an active grant's sessions once it is within
+    /// [`crate::sessions::WARN_BEFORE`] of its end (`left_ms`).
+    fn warn_sessions(&mut self, r: &RequestRow, left_ms: i64) {
+        let left = u64::try_from(left_ms / 1000).unwrap_or(0);
+        if !crate::sessions::WARN_BEFORE.iter().any(|&t| left <= t) {
+            return;
+        }
+        let length = u64::try_from(r.not_after - r.granted_at).unwrap_or(0);
+        let (id, role, end) = (r.id, &r.role, r.not_after);
+        let n = self.sessions.warn(id, left, length, |left| {
+            format!(
+                "\r\n\x07jit: your grant {id} ({role}) ends in {} (at {}); \
+                 extend it with: jitctl extend {id} --by DURATION\r\n",
+                format_duration(left.max(1)),
+                format_rfc3339(end)
+            )
+        });
+        if n > 0 {
+            tracing::info!("warned {n} terminal(s) of grant {id}: {left} s left");
+        }
     }
 
     /// Brings the sudoers directory in line with the database: expired grants end, files

@@ -71,16 +71,18 @@ CREATE INDEX IF NOT EXISTS audit_at ON audit(at);
 
 /// Columns added after the first schema, with their definitions: a database created by an
 /// older jitd gets them on open (every one has a default, so old rows stay valid).
-const ADDED_COLUMNS: [(&str, &str); 9] = [
-    ("kind", "TEXT NOT NULL DEFAULT 'grant'"),
-    ("extends", "INTEGER NOT NULL DEFAULT 0"),
-    ("granted_at", "INTEGER NOT NULL DEFAULT 0"),
-    ("reviewed_by", "TEXT NOT NULL DEFAULT ''"),
-    ("reviewed_at", "INTEGER NOT NULL DEFAULT 0"),
-    ("review_comment", "TEXT NOT NULL DEFAULT ''"),
-    ("log_io", "INTEGER NOT NULL DEFAULT 0"),
-    ("boot_id", "TEXT NOT NULL DEFAULT ''"),
-    ("boot_deadline_ms", "INTEGER NOT NULL DEFAULT 0"),
+const ADDED_COLUMNS: [(&str, &str, &str); 10] = [
+    ("requests", "kind", "TEXT NOT NULL DEFAULT 'grant'"),
+    ("requests", "extends", "INTEGER NOT NULL DEFAULT 0"),
+    ("requests", "granted_at", "INTEGER NOT NULL DEFAULT 0"),
+    ("requests", "reviewed_by", "TEXT NOT NULL DEFAULT ''"),
+    ("requests", "reviewed_at", "INTEGER NOT NULL DEFAULT 0"),
+    ("requests", "review_comment", "TEXT NOT NULL DEFAULT ''"),
+    ("requests", "log_io", "INTEGER NOT NULL DEFAULT 0"),
+    ("requests", "boot_id", "TEXT NOT NULL DEFAULT ''"),
+    ("requests", "boot_deadline_ms", "INTEGER NOT NULL DEFAULT 0"),
+    // Records from before `origin` keep an empty one, which the hash leaves out.
+    ("audit", "origin", "TEXT NOT NULL DEFAULT ''"),
 ];
 
 /// What a request is for.
@@ -340,23 +342,15 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
-        let have: Vec<String> = conn
-            .prepare("SELECT name FROM pragma_table_info('requests')")?
-            .query_map([], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
-        for (name, def) in ADDED_COLUMNS {
-            if !have.iter().any(|h| h == name) {
-                conn.execute_batch(&format!("ALTER TABLE requests ADD COLUMN {name} {def}"))?;
+        for (table, name, def) in ADDED_COLUMNS {
+            let present: bool = conn.query_row(
+                "SELECT count(*) > 0 FROM pragma_table_info(?1) WHERE name = ?2",
+                params![table, name],
+                |r| r.get(0),
+            )?;
+            if !present {
+                conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {name} {def}"))?;
             }
-        }
-        // Records from before `origin` keep an empty one, which the hash leaves out.
-        let audit_has_origin: bool = conn.query_row(
-            "SELECT count(*) FROM pragma_table_info('audit') WHERE name = 'origin'",
-            [],
-            |r| r.get::<_, i64>(0).map(|n| n > 0),
-        )?;
-        if !audit_has_origin {
-            conn.execute_batch("ALTER TABLE audit ADD COLUMN origin TEXT NOT NULL DEFAULT ''")?;
         }
         Ok(Store { conn })
     }
