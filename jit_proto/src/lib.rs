@@ -360,6 +360,9 @@ pub trait Pam1 {
         rhost: &str,
     ) -> Result<RequestInfo, JitError>;
     fn wait(&self, user: &str, id: u64, timeout_secs: u32) -> Result<RequestInfo, JitError>;
+    /// The user's pending grant requests, oldest first: a login can wait for one it asked
+    /// for earlier instead of asking again.
+    fn pending(&self, user: &str) -> Result<Vec<RequestInfo>, JitError>;
     /// Registers a session (sudo's or sshd's process `pid`) under the user's active grant, so
     /// it is ended when the grant ends. Returns the grant id, 0 when the user holds none.
     /// Sessions that have ended are forgotten by jitd on its own: there is no close call.

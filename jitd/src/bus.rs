@@ -457,17 +457,18 @@ impl PamInterface {
         };
         let who = pam_user(&user, &origin)?;
         let pid = session_pid(pid)?;
-        let (grant, iolog) = self.svc.write(|c| c.open_session(&who, pid, &origin))?;
-        if grant != 0 {
-            // Written after the reply; the pool runs it even though nobody awaits it.
-            let svc = self.svc.clone();
-            drop(zruntime::unblock(move || {
-                let _ = svc.write(|c| {
-                    c.audit_session_open(&who, grant, pid, &origin, iolog.as_deref());
-                    Ok(())
-                });
-            }));
-        }
+        let Some(opened) = self.svc.write(|c| c.open_session(&who, pid, &origin))? else {
+            return Ok(0);
+        };
+        let grant = opened.grant;
+        // Written after the reply; the pool runs it even though nobody awaits it.
+        let svc = self.svc.clone();
+        drop(zruntime::unblock(move || {
+            let _ = svc.write(|c| {
+                c.record_session_open(&who, &opened, &origin);
+                Ok(())
+            });
+        }));
         Ok(grant)
     }
 
@@ -519,6 +520,17 @@ impl PamInterface {
             s.read(|c| c.info(&r))
         })
         .await
+    }
+
+    async fn pending(
+        &self,
+        user: String,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<Vec<RequestInfo>, JitError> {
+        require_root(&self.ids, conn, &hdr).await?;
+        let who = pam_user(&user, &pam_origin())?;
+        blocking(&self.svc, move |s| s.read(|c| c.pending_of(&who.name))).await
     }
 
     async fn wait(

@@ -115,12 +115,14 @@ fn run(args: Args) -> Result<(), String> {
         .reconcile()
         .map_err(|e| format!("reconciliation failed: {e}"))?;
     tracing::info!(
-        "reconciled in {:.1}ms: {} expired, {} removed, {} restored, {} revoked",
+        "reconciled in {:.1}ms: {} expired, {} removed, {} restored, {} revoked, {} session(s) \
+         tracked again",
         started.elapsed().as_secs_f64() * 1000.0,
         rep.expired,
         rep.removed,
         rep.restored,
-        rep.revoked
+        rep.revoked,
+        rep.sessions
     );
     let svc = Arc::new(Service::new(core));
     spawn_reloader(svc.clone(), config, notify.clone())?;

@@ -120,6 +120,19 @@ pub struct Reconciled {
     pub removed: usize,
     pub restored: usize,
     pub revoked: usize,
+    /// Sessions under active grants tracked again.
+    pub sessions: usize,
+}
+
+/// A session just registered under a grant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenedSession {
+    pub grant: u64,
+    pub pid: i32,
+    /// The process's start time (see [`store::SessionRow`]).
+    pub start_time: u64,
+    /// Where sudo records it, for a role that logs I/O.
+    pub iolog: Option<String>,
 }
 
 pub struct Core {
@@ -843,24 +856,46 @@ impl Core {
             if let Err(e) = self.rules.clear_timestamps(&r.user) {
                 let _ = self.fail(e);
             }
-            let sessions = self.sessions.take(r.id);
-            if !sessions.is_empty() {
-                let pids: Vec<String> = sessions.iter().map(|s| s.pid.to_string()).collect();
-                self.audit_only(
-                    &Actor::jitd(),
-                    "session-end",
-                    r.id,
-                    format!("pids={} signal=HUP then KILL", pids.join(",")),
-                );
-                crate::sessions::end(sessions);
-            }
+            self.end_sessions_of(r.id);
         }
+    }
+
+    /// Ends the sessions registered under `grant` (a `session-end` record, their stored rows
+    /// removed in the same transaction; the signals are sent even if that fails).
+    fn end_sessions_of(&mut self, grant: u64) {
+        let sessions = self.sessions.take(grant);
+        if sessions.is_empty() {
+            return;
+        }
+        let pids: Vec<String> = sessions.iter().map(|s| s.pid.to_string()).collect();
+        self.audit_with(
+            &Actor::jitd(),
+            "session-end",
+            grant,
+            format!("pids={} signal=HUP then KILL", pids.join(",")),
+            |tx| store::delete_sessions(tx, grant, None),
+        );
+        crate::sessions::end(sessions);
     }
 
     /// An audit record with no state change of its own.
     fn audit_only(&mut self, who: &Actor, action: &str, request_id: u64, detail: String) {
+        self.audit_with(who, action, request_id, detail, |_| Ok(()));
+    }
+
+    /// An audit record and `also` (bookkeeping that is not a state change), in one
+    /// transaction. A failure is logged: the record is about something already done.
+    fn audit_with(
+        &mut self,
+        who: &Actor,
+        action: &str,
+        request_id: u64,
+        detail: String,
+        also: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<()>,
+    ) {
         let now = self.now();
         let r = self.commit(|tx, recs| {
+            also(tx)?;
             recs.push(store::append_audit(
                 tx,
                 &Event {
@@ -880,48 +915,100 @@ impl Core {
 
     /// Registers a session (pam_jit's session hook) under the user's active grant; it is
     /// ended when that grant ends, and its terminal (`tty`) gets the warnings before. Returns
-    /// the grant id (0 if the user holds none) and, for a sudo session of a role that logs
-    /// I/O, where sudo records it: the newest session in the holder's I/O log directory (sudo
-    /// has created it, and advanced its `seq` file, before it opens the PAM session). The
-    /// audit record is written by [`Core::audit_session_open`], after the caller has its
-    /// answer: it records a use, it does not authorize one, and its fsync need not hold up
-    /// sudo.
+    /// None if the user holds no grant. For a sudo session of a role that logs I/O it also
+    /// says where sudo records it: the newest session in the holder's I/O log directory
+    /// (sudo has created it, and advanced its `seq` file, before it opens the PAM session).
+    /// The audit record and the stored row are written by [`Core::record_session_open`],
+    /// after the caller has its answer: they record a use, they do not authorize one, and
+    /// their fsync need not hold up sudo.
     pub fn open_session(
         &mut self,
         who: &Actor,
         pid: i32,
         origin: &Origin,
-    ) -> Result<(u64, Option<String>)> {
+    ) -> Result<Option<OpenedSession>> {
         let Some(grant) = self.best_active(&who.name, false)? else {
-            return Ok((0, None));
+            return Ok(None);
         };
-        self.sessions
+        let start_time = self
+            .sessions
             .open(grant.id, pid, &origin.tty)
             .map_err(|e| Error::InvalidArgument(format!("cannot track session {pid}: {e}")))?;
         let iolog = (grant.log_io && origin.service.starts_with("sudo"))
             .then(|| crate::sudoers::newest_iolog(&self.policy.iolog_dir, &grant.user))
             .flatten();
-        Ok((grant.id, iolog))
+        Ok(Some(OpenedSession {
+            grant: grant.id,
+            pid,
+            start_time,
+            iolog,
+        }))
     }
 
-    /// The `session-open` record: a use of the grant, where it came from, and where sudo
-    /// records it when the role logs I/O.
-    pub fn audit_session_open(
-        &mut self,
-        who: &Actor,
-        grant: u64,
-        pid: i32,
-        origin: &Origin,
-        iolog: Option<&str>,
-    ) {
+    /// The `session-open` record (a use of the grant, where it came from, and where sudo
+    /// records it when the role logs I/O) and the stored session, in one transaction.
+    pub fn record_session_open(&mut self, who: &Actor, s: &OpenedSession, origin: &Origin) {
         let mut detail = format!(
-            "pid={pid} service={} tty={} rhost={}",
-            origin.service, origin.tty, origin.rhost
+            "pid={} service={} tty={} rhost={}",
+            s.pid, origin.service, origin.tty, origin.rhost
         );
-        if let Some(path) = iolog {
+        if let Some(path) = &s.iolog {
             detail.push_str(&format!(" iolog={path}"));
         }
-        self.audit_only(who, "session-open", grant, detail);
+        let row = store::SessionRow {
+            grant_id: s.grant,
+            pid: s.pid,
+            start_time: s.start_time,
+            boot_id: self.clock.boot_id().to_string(),
+            tty: origin.tty.clone(),
+        };
+        self.audit_with(who, "session-open", s.grant, detail, |tx| {
+            store::insert_session(tx, &row)
+        });
+    }
+
+    /// Takes up the stored sessions after a restart (before expiry runs, so the sessions of
+    /// grants that ended while jitd was away are ended with them). A session whose process
+    /// has gone, or whose pid now names another process, is forgotten; one whose grant is
+    /// no longer active (jitd stopped between ending a grant and ending its sessions) is
+    /// ended now. Returns how many are tracked again.
+    fn restore_sessions(&mut self) -> Result<usize> {
+        let rows = self.store.sessions()?;
+        let boot = self.clock.boot_id().to_string();
+        let (mut tracked, mut forget, mut orphaned) = (0, Vec::new(), Vec::new());
+        for row in rows {
+            let restored = if row.boot_id == boot {
+                self.sessions
+                    .restore(row.grant_id, row.pid, row.start_time, &row.tty)
+            } else {
+                Err("from another boot".into())
+            };
+            match restored {
+                Ok(()) if self.get(row.grant_id)?.state == State::Active => tracked += 1,
+                Ok(()) => orphaned.push(row.grant_id),
+                Err(why) => {
+                    tracing::info!(
+                        "session pid={} of grant {} not taken up: {why}",
+                        row.pid,
+                        row.grant_id
+                    );
+                    forget.push(row);
+                }
+            }
+        }
+        if !forget.is_empty() {
+            self.commit(|tx, _| {
+                for row in &forget {
+                    store::delete_sessions(tx, row.grant_id, Some(row.pid))?;
+                }
+                Ok(())
+            })?;
+        }
+        orphaned.dedup();
+        for grant in orphaned {
+            self.end_sessions_of(grant);
+        }
+        Ok(tracked)
     }
 
     /// Records one approval. The request becomes active once it has the required number of
@@ -1337,6 +1424,16 @@ impl Core {
     }
 
     /// Request `id` of `user` (for pam_jit's wait); NotFound if it is someone else's.
+    /// `user`'s pending grant requests (not extensions or break-glass), oldest first.
+    pub fn pending_of(&self, user: &str) -> Result<Vec<RequestInfo>> {
+        self.store
+            .by_state(&[State::Pending])?
+            .iter()
+            .filter(|r| r.user == user && r.kind == Kind::Grant)
+            .map(|r| self.info(r))
+            .collect()
+    }
+
     pub fn request_of(&self, user: &str, id: u64) -> Result<RequestRow> {
         let row = self.get(id)?;
         if row.user != user {
@@ -1530,6 +1627,7 @@ impl Core {
     pub fn reconcile(&mut self) -> Result<Reconciled> {
         let mut rep = Reconciled {
             revoked: self.reevaluate_other_boots()?,
+            sessions: self.restore_sessions()?,
             ..Reconciled::default()
         };
         let before = self.store.by_state(&[State::Active, State::Pending])?.len();
@@ -1585,8 +1683,8 @@ impl Core {
         let jitd = Actor::jitd();
         let now = self.now();
         let detail = format!(
-            "expired={} removed={} restored={} revoked={}",
-            rep.expired, rep.removed, rep.restored, rep.revoked
+            "expired={} removed={} restored={} revoked={} sessions={}",
+            rep.expired, rep.removed, rep.restored, rep.revoked, rep.sessions
         );
         self.commit(|tx, recs| {
             recs.push(store::append_audit(

@@ -3,8 +3,9 @@
 //! at once (sudo relays it to the command it runs), then SIGKILL to it and every process
 //! below it after a grace period.
 //!
-//! Kept in memory: after a jitd restart, sessions of still-active grants are no longer
-//! tracked (a known limit; NOTAFTER and the removed rule still stop new commands).
+//! Each session is also stored (grant, pid, process start time, boot id, terminal), so a
+//! restarted jitd takes them up again: it opens a pidfd for the pid and keeps it only if the
+//! process behind it started at the stored time in the same boot (a reused pid never is).
 
 use rustix::fd::OwnedFd;
 use rustix::process::{Pid, PidfdFlags, Signal, pidfd_open, pidfd_send_signal};
@@ -16,6 +17,8 @@ pub const GRACE: Duration = Duration::from_secs(3);
 
 pub struct Session {
     pub pid: i32,
+    /// When the process started, in clock ticks after boot (`/proc/PID/stat` field 22).
+    pub start_time: u64,
     /// The session's terminal (`/dev/pts/3`), where warnings before the end are written;
     /// None without one.
     pub tty: Option<String>,
@@ -38,22 +41,44 @@ fn open_pidfd(pid: i32) -> Result<OwnedFd, String> {
 }
 
 impl Sessions {
-    /// Tracks `pid` under `grant`. The pidfd is taken now, while the caller (blocked in
-    /// this call) keeps the process alive, so it names that process and no later one.
-    /// Sessions that have ended since are dropped here, so no close call is needed (one bus
-    /// round trip less in every sudo).
-    pub fn open(&mut self, grant: u64, pid: i32, tty: &str) -> Result<(), String> {
+    /// Tracks `pid` under `grant`; returns the process's start time (for the stored row).
+    /// The pidfd is taken now, while the caller (blocked in this call) keeps the process
+    /// alive, so it names that process and no later one. Sessions that have ended since are
+    /// dropped here, so no close call is needed (one bus round trip less in every sudo).
+    pub fn open(&mut self, grant: u64, pid: i32, tty: &str) -> Result<u64, String> {
         let fd = open_pidfd(pid)?;
-        let tty = terminal_path(tty);
+        let start_time = start_time(pid).ok_or_else(|| format!("cannot read /proc/{pid}/stat"))?;
+        self.track(grant, pid, start_time, tty, fd);
+        Ok(start_time)
+    }
+
+    /// Takes up a stored session after a restart: only if `pid` is still the process that
+    /// started at `start_time`. The pidfd is opened before the start time is read, so a
+    /// match means the pidfd holds that process (had it died and its pid been reused in
+    /// between, the start time read would be the newcomer's).
+    pub fn restore(&mut self, grant: u64, pid: i32, start: u64, tty: &str) -> Result<(), String> {
+        let fd = open_pidfd(pid)?;
+        match start_time(pid) {
+            Some(t) if t == start && !exited(&fd) => {
+                self.track(grant, pid, start, tty, fd);
+                Ok(())
+            }
+            Some(_) => Err(format!("pid {pid} is another process now")),
+            None => Err(format!("process {pid} has gone")),
+        }
+    }
+
+    fn track(&mut self, grant: u64, pid: i32, start_time: u64, tty: &str, fd: OwnedFd) {
         for list in self.by_grant.values_mut() {
             list.retain(|s| !exited(&s.fd));
         }
         self.by_grant.retain(|_, l| !l.is_empty());
-        self.by_grant
-            .entry(grant)
-            .or_default()
-            .push(Session { pid, tty, fd });
-        Ok(())
+        self.by_grant.entry(grant).or_default().push(Session {
+            pid,
+            start_time,
+            tty: terminal_path(tty),
+            fd,
+        });
     }
 
     pub fn take(&mut self, grant: u64) -> Vec<Session> {
@@ -115,6 +140,20 @@ fn exited(fd: &OwnedFd) -> bool {
     matches!(poll(&mut fds, Some(&now)), Ok(n) if n > 0)
 }
 
+/// Field `n` (numbered as in proc(5), from 3) of `/proc/PID/stat`, as a number.
+fn stat_field(pid: impl std::fmt::Display, n: usize) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // "pid (comm) state ppid ...": comm may hold spaces and ')', so fields resume after the
+    // last ')', with field 3 (state) first.
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(n.checked_sub(3)?)?.parse().ok()
+}
+
+/// When `pid` started, in clock ticks after boot (field 22).
+pub fn start_time(pid: i32) -> Option<u64> {
+    stat_field(pid, 22)
+}
+
 /// Every process below `root`, from /proc, as pidfds (taken now).
 fn descendants(root: i32) -> Vec<OwnedFd> {
     let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
@@ -123,14 +162,7 @@ fn descendants(root: i32) -> Vec<OwnedFd> {
             let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
                 continue;
             };
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-                continue;
-            };
-            // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
-            let ppid = stat
-                .rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-                .and_then(|p| p.parse::<i32>().ok());
+            let ppid = stat_field(pid, 4).and_then(|p| i32::try_from(p).ok());
             if let Some(ppid) = ppid {
                 children.entry(ppid).or_default().push(pid);
             }
@@ -207,19 +239,7 @@ fn write_terminal(path: &str, msg: &str) -> Result<(), String> {
 /// The controlling terminal of `pid` as the kernel reports it (`pts/3`, `tty1`), or empty
 /// if it has none or cannot be read. For the audit trail only.
 pub fn tty_of(pid: u32) -> String {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return String::new();
-    };
-    // The command name may hold spaces and ')': fields resume after its last ')'.
-    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
-        return String::new();
-    };
-    let tty_nr: u64 = rest
-        .split_whitespace()
-        .nth(4)
-        .and_then(|f| f.parse().ok())
-        .unwrap_or(0);
-    tty_name(tty_nr)
+    tty_name(stat_field(pid, 7).unwrap_or(0))
 }
 
 /// Names a `tty_nr` from /proc/PID/stat (major in bits 8-19, minor in 0-7 and 20-31).
@@ -278,5 +298,27 @@ mod tty_tests {
             "{t}"
         );
         assert_eq!(tty_of(u32::MAX), "");
+    }
+
+    #[test]
+    fn start_time_names_one_process_and_restore_refuses_another() {
+        let me = i32::try_from(std::process::id()).unwrap();
+        let parent = i32::try_from(std::os::unix::process::parent_id()).unwrap();
+        let mine = start_time(me).unwrap();
+        assert_eq!(start_time(me), Some(mine), "stable");
+        assert_eq!(
+            stat_field(me, 4),
+            Some(u64::from(std::os::unix::process::parent_id()))
+        );
+        let mut s = Sessions::default();
+        assert!(s.restore(7, me, mine + 1, "").is_err(), "other start time");
+        assert!(s.restore(7, i32::MAX, mine, "").is_err(), "no such process");
+        assert_eq!(s.count(), 0);
+        s.restore(7, me, mine, "/dev/pts/0").unwrap();
+        assert_eq!(s.open(8, parent, "ssh"), Ok(start_time(parent).unwrap()));
+        assert_eq!(s.count(), 2);
+        let taken = s.take(7);
+        assert_eq!(taken[0].start_time, mine);
+        assert_eq!(taken[0].tty.as_deref(), Some("/dev/pts/0"));
     }
 }

@@ -67,6 +67,14 @@ CREATE TABLE IF NOT EXISTS audit (
     origin TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS audit_at ON audit(at);
+CREATE TABLE IF NOT EXISTS sessions (
+    grant_id INTEGER NOT NULL,
+    pid INTEGER NOT NULL,
+    start_time INTEGER NOT NULL,
+    boot_id TEXT NOT NULL,
+    tty TEXT NOT NULL,
+    PRIMARY KEY (grant_id, pid, start_time)
+);
 "#;
 
 /// Columns added after the first schema, with their definitions: a database created by an
@@ -519,6 +527,68 @@ pub fn approvers_of(conn: &Connection, id: u64) -> Result<Vec<(String, u32)>> {
     })?;
     rows.collect::<rusqlite::Result<Vec<_>>>()
         .map_err(Into::into)
+}
+
+/// A session registered under a grant, as stored so that a restarted jitd can find its
+/// process again: a pid names the same process only with the same start time (clock ticks
+/// after boot, `/proc/PID/stat` field 22) in the same boot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRow {
+    pub grant_id: u64,
+    pub pid: i32,
+    pub start_time: u64,
+    pub boot_id: String,
+    pub tty: String,
+}
+
+impl Store {
+    /// Every stored session.
+    pub fn sessions(&self) -> Result<Vec<SessionRow>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT grant_id, pid, start_time, boot_id, tty FROM sessions ORDER BY grant_id, pid",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(SessionRow {
+                grant_id: u64_col(r, "grant_id")?,
+                pid: r.get("pid")?,
+                start_time: u64_col(r, "start_time")?,
+                boot_id: r.get("boot_id")?,
+                tty: r.get("tty")?,
+            })
+        })?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(Into::into)
+    }
+}
+
+pub fn insert_session(tx: &Transaction<'_>, s: &SessionRow) -> Result<()> {
+    tx.execute(
+        "INSERT OR REPLACE INTO sessions (grant_id, pid, start_time, boot_id, tty) \
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            to_i64(s.grant_id)?,
+            s.pid,
+            to_i64(s.start_time)?,
+            s.boot_id,
+            s.tty
+        ],
+    )?;
+    Ok(())
+}
+
+/// Forgets the stored sessions of grant `grant_id`, or only the one of `pid` when given.
+pub fn delete_sessions(tx: &Transaction<'_>, grant_id: u64, pid: Option<i32>) -> Result<()> {
+    match pid {
+        Some(pid) => tx.execute(
+            "DELETE FROM sessions WHERE grant_id = ?1 AND pid = ?2",
+            params![to_i64(grant_id)?, pid],
+        )?,
+        None => tx.execute(
+            "DELETE FROM sessions WHERE grant_id = ?1",
+            params![to_i64(grant_id)?],
+        )?,
+    };
+    Ok(())
 }
 
 /// Inserts a request; returns its id (ids are never reused).

@@ -25,6 +25,9 @@ pub struct Config {
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(120);
+/// In sshd the whole keyboard-interactive step must end before LoginGraceTime (120 s by
+/// default), questions included.
+pub const DEFAULT_SSH_WAIT: Duration = Duration::from_secs(90);
 const MAX_TIMEOUT_SECS: u64 = 60;
 const MAX_WAIT_SECS: u64 = 3600;
 
@@ -88,6 +91,9 @@ pub fn parse<'a>(args: impl IntoIterator<Item = &'a str>) -> Result<Config, Stri
         }
     }
     cfg.mode = mode.ok_or("mode=sudo or mode=ssh is required")?;
+    if cfg.mode == Mode::Ssh && !seen.contains(&"wait") {
+        cfg.wait = DEFAULT_SSH_WAIT;
+    }
     Ok(cfg)
 }
 
@@ -121,6 +127,12 @@ mod tests {
         assert_eq!(c.bus, jit_proto::SYSTEM_BUS_ADDRESS);
         assert_eq!(c.timeout, DEFAULT_TIMEOUT);
         assert!(!c.require_grant);
+        assert_eq!(c.wait, DEFAULT_WAIT);
+        assert_eq!(parse(["mode=ssh"]).unwrap().wait, DEFAULT_SSH_WAIT);
+        assert_eq!(
+            parse(["mode=ssh", "wait=30"]).unwrap().wait,
+            Duration::from_secs(30)
+        );
     }
 
     #[test]

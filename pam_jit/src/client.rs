@@ -97,6 +97,11 @@ impl Jitd for BusClient {
         })
     }
 
+    fn pending(&self, user: &str) -> Result<Vec<RequestInfo>, Error> {
+        let user = user.to_string();
+        self.call(Duration::ZERO, |p| async move { p.pending(&user).await })
+    }
+
     fn wait(&self, user: &str, id: u64, secs: u32) -> Result<RequestInfo, Error> {
         let user = user.to_string();
         self.call(Duration::from_secs(u64::from(secs)), |p| async move {

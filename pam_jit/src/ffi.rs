@@ -15,6 +15,7 @@ const AUTH_DONE_KEY: &str = "pam_jit_auth_done";
 #[link(name = "pam")]
 unsafe extern "C" {
     fn pam_syslog(pamh: *const PamHandle, priority: c_int, fmt: *const c_char, ...);
+    fn pam_getenv(pamh: *const PamHandle, name: *const c_char) -> *const c_char;
 }
 
 pub struct PamJit;
@@ -30,8 +31,8 @@ impl PamHooks for PamJit {
         crate::hook(crate::logic::Phase::Account, &mut Handle { pamh }, &args)
     }
 
-    fn sm_setcred(_pamh: &mut PamHandle, _args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
-        PamResultCode::PAM_IGNORE
+    fn sm_setcred(_pamh: &mut PamHandle, args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
+        crate::setcred(&args)
     }
 
     fn sm_open_session(pamh: &mut PamHandle, args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
@@ -102,6 +103,23 @@ impl Pam for Handle<'_> {
 
     fn rhost(&self) -> String {
         item_string(self.pamh.get_item::<RHost>().ok().flatten().map(|s| s.0))
+    }
+
+    fn env(&self, name: &str) -> Option<String> {
+        let name = CString::new(name).ok()?;
+        // SAFETY: `pamh` is the live handle PAM passed to this hook and `name` is a
+        // NUL-terminated string; PAM returns NULL or a pointer into its own environment list,
+        // which stays valid until the next change of that variable: it is copied at once.
+        let value = unsafe { pam_getenv(&raw const *self.pamh, name.as_ptr()) };
+        if value.is_null() {
+            return None;
+        }
+        // SAFETY: non-NULL, so a NUL-terminated string owned by PAM (see above).
+        Some(
+            unsafe { CStr::from_ptr(value) }
+                .to_string_lossy()
+                .into_owned(),
+        )
     }
 
     fn prompt(&mut self, msg: &str) -> Result<Option<String>, Error> {

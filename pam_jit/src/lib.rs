@@ -52,6 +52,21 @@ fn code(phase: Phase, v: Verdict) -> PamResultCode {
     }
 }
 
+/// `setcred` follows a successful auth (sshd calls it after pam_jit admitted a
+/// keyboard-interactive login; in sshd's auth stack pam_jit may be the only module, and a
+/// stack of IGNOREs fails). pam_jit establishes no credentials: success, unless its
+/// arguments are bad.
+pub(crate) fn setcred(args: &[&CStr]) -> PamResultCode {
+    let parsed = std::panic::catch_unwind(|| {
+        let strs: Option<Vec<&str>> = args.iter().map(|a| a.to_str().ok()).collect();
+        strs.is_some_and(|s| args::parse(s).is_ok())
+    });
+    match parsed {
+        Ok(true) => PamResultCode::PAM_SUCCESS,
+        _ => PamResultCode::PAM_CRED_ERR,
+    }
+}
+
 /// Every hook: arguments, logic, one mapping to a PAM code. A panic never crosses FFI: it
 /// becomes PAM_ABORT (deny).
 pub(crate) fn hook(phase: Phase, pam: &mut dyn Pam, args: &[&CStr]) -> PamResultCode {
@@ -75,7 +90,7 @@ pub(crate) fn hook(phase: Phase, pam: &mut dyn Pam, args: &[&CStr]) -> PamResult
             Phase::Auth if cfg.mode == args::Mode::Sudo => {
                 logic::authenticate(&cfg, pam, &client, &System)
             }
-            Phase::Auth => Ok(Verdict::Ignore),
+            Phase::Auth => logic::authenticate_ssh(&cfg, pam, &client, &System),
             Phase::Account => logic::account(&cfg, pam, &client, &System),
             // The process calling the session hooks is the one that runs the session (sudo's
             // parent of the command; sshd's session process).

@@ -3,7 +3,7 @@
 
 use crate::args::{Config, Mode};
 use jit_proto::{GrantCheck, RequestInfo, RoleInfo, State, format_duration, parse_duration};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The PAM handle as the logic sees it.
 pub trait Pam {
@@ -15,6 +15,8 @@ pub trait Pam {
     fn service(&self) -> String;
     fn tty(&self) -> String;
     fn rhost(&self) -> String;
+    /// A variable of the PAM environment (sshd puts `SSH_AUTH_INFO_0` there).
+    fn env(&self, name: &str) -> Option<String>;
     /// Asks with echo on; `None` when the application gave no answer.
     fn prompt(&mut self, msg: &str) -> Result<Option<String>, Error>;
     /// PAM_TEXT_INFO; failures to show are ignored.
@@ -34,6 +36,8 @@ pub trait Jitd {
     fn roles(&self, user: &str) -> Result<Vec<RoleInfo>, Error>;
     fn request(&self, req: &Submit<'_>) -> Result<RequestInfo, Error>;
     fn wait(&self, user: &str, id: u64, secs: u32) -> Result<RequestInfo, Error>;
+    /// The user's pending grant requests, oldest first.
+    fn pending(&self, user: &str) -> Result<Vec<RequestInfo>, Error>;
     fn open_session(&self, s: &SessionOpen<'_>) -> Result<u64, Error>;
 }
 
@@ -104,7 +108,8 @@ pub fn is_gate(cfg: Option<&Config>, phase: Phase) -> bool {
         // A session that cannot be registered would not be ended with its grant.
         (Some(c), Phase::OpenSession) => c.require_grant,
         (Some(c), Phase::Account) => c.mode == Mode::Ssh || c.require_grant,
-        (Some(c), Phase::Auth) => c.require_grant,
+        // sshd's auth succeeds only through pam_jit (the keyboard-interactive step).
+        (Some(c), Phase::Auth) => c.mode == Mode::Ssh || c.require_grant,
     }
 }
 
@@ -123,6 +128,10 @@ pub fn decide(gate: bool, result: &Result<Verdict, Error>) -> Verdict {
 const ASK_ATTEMPTS: usize = 3;
 /// One long-poll slice while waiting for an approval.
 const WAIT_SLICE_SECS: u64 = 10;
+/// Between progress prompts while an ssh login waits for an approval.
+const PROGRESS_SECS: u64 = 20;
+/// Where sshd lists the authentication methods that have already succeeded.
+const SSH_AUTH_INFO: &str = "SSH_AUTH_INFO_0";
 
 fn unreachable_message(e: &Error) -> String {
     match e {
@@ -147,21 +156,32 @@ pub fn authenticate(
         return Ok(Verdict::Ignore);
     }
     pam.set_auth_done();
-    let ssh = cfg.mode == Mode::Ssh;
     let result = (|| {
-        let check = jitd.check(&user, ssh)?;
-        if check.active {
+        if jitd.check(&user, false)?.active {
             return Ok(Verdict::Ignore);
         }
-        let roles: Vec<RoleInfo> = jitd
-            .roles(&user)?
-            .into_iter()
-            .filter(|r| !ssh || r.ssh)
-            .collect();
+        let roles = jitd.roles(&user)?;
         if roles.is_empty() {
             return Ok(Verdict::Ignore);
         }
-        ask_and_submit(cfg, pam, jitd, host, &user, &roles)
+        let Some(req) = ask_and_submit(pam, jitd, host, &user, &roles)? else {
+            return Ok(Verdict::Ignore);
+        };
+        let req = if req.state() == Some(State::Pending) && !cfg.wait.is_zero() {
+            pam.info(&format!(
+                "jit: role '{}' needs {} approval(s) from {}; waiting up to {} (request {}).",
+                req.role,
+                req.approvals_required,
+                req.approvers.join(", "),
+                format_duration(cfg.wait.as_secs()),
+                req.id
+            ));
+            wait_for_decision(cfg, pam, jitd, &user, req)?
+        } else {
+            req
+        };
+        report(pam, host, &req);
+        Ok(Verdict::Ignore)
     })();
     if let Err(e) = &result {
         pam.error(&unreachable_message(e));
@@ -170,14 +190,15 @@ pub fn authenticate(
     result
 }
 
+/// Lists the roles, asks for role, reason and duration, and submits. None when the user
+/// chose nothing (said so to them).
 fn ask_and_submit(
-    cfg: &Config,
     pam: &mut dyn Pam,
     jitd: &dyn Jitd,
     host: &dyn Host,
     user: &str,
     roles: &[RoleInfo],
-) -> Result<Verdict, Error> {
+) -> Result<Option<RequestInfo>, Error> {
     pam.info(&format!(
         "jit: no active grant for {user} on {}.",
         host.hostname()
@@ -192,16 +213,16 @@ fn ask_and_submit(
     ));
 
     let Some(role) = ask_role(pam, roles)? else {
-        pam.info("jit: no role chosen; continuing without a grant.");
-        return Ok(Verdict::Ignore);
+        pam.info("jit: no role chosen; nothing was requested.");
+        return Ok(None);
     };
     let Some(reason) = ask_reason(pam, role)? else {
         pam.info("jit: no reason given; nothing was requested.");
-        return Ok(Verdict::Ignore);
+        return Ok(None);
     };
     let Some(duration) = ask_duration(pam, role)? else {
         pam.info("jit: no valid duration given; nothing was requested.");
-        return Ok(Verdict::Ignore);
+        return Ok(None);
     };
 
     let (service, tty, rhost) = (pam.service(), pam.tty(), pam.rhost());
@@ -218,21 +239,7 @@ fn ask_and_submit(
         "user={user} submitted request {} for role {} ({}) via {service}",
         req.id, req.role, req.state
     ));
-    let req = if req.state() == Some(State::Pending) && !cfg.wait.is_zero() {
-        pam.info(&format!(
-            "jit: role '{}' needs {} approval(s) from {}; waiting up to {} (request {}).",
-            req.role,
-            req.approvals_required,
-            req.approvers.join(", "),
-            format_duration(cfg.wait.as_secs()),
-            req.id
-        ));
-        wait_for_decision(cfg, pam, jitd, user, req)?
-    } else {
-        req
-    };
-    report(pam, host, &req);
-    Ok(Verdict::Ignore)
+    Ok(Some(req))
 }
 
 fn ask_role<'r>(pam: &mut dyn Pam, roles: &'r [RoleInfo]) -> Result<Option<&'r RoleInfo>, Error> {
@@ -289,6 +296,20 @@ fn ask_duration(pam: &mut dyn Pam, role: &RoleInfo) -> Result<Option<u64>, Error
     Ok(None)
 }
 
+/// One long poll: jitd answers once the request is decided, or after `slice` (whole
+/// seconds, at least one) with it still pending.
+fn poll(
+    jitd: &dyn Jitd,
+    user: &str,
+    req: &RequestInfo,
+    slice: Duration,
+) -> Result<RequestInfo, Error> {
+    let secs = slice.as_secs().clamp(1, u64::from(u32::MAX));
+    jitd.wait(user, req.id, u32::try_from(secs).unwrap_or(1))
+}
+
+/// sudo: waits up to `wait=`, saying after each slice that it still waits (sudo shows PAM
+/// messages at once).
 fn wait_for_decision(
     cfg: &Config,
     pam: &mut dyn Pam,
@@ -302,8 +323,12 @@ fn wait_for_decision(
         if left.is_zero() {
             return Ok(req);
         }
-        let slice = left.as_secs().clamp(1, WAIT_SLICE_SECS);
-        req = jitd.wait(user, req.id, u32::try_from(slice).unwrap_or(10))?;
+        req = poll(
+            jitd,
+            user,
+            &req,
+            left.min(Duration::from_secs(WAIT_SLICE_SECS)),
+        )?;
         if req.state() != Some(State::Pending) {
             return Ok(req);
         }
@@ -314,6 +339,148 @@ fn wait_for_decision(
                 req.id,
                 format_duration(left.as_secs().max(1))
             ));
+        }
+    }
+}
+
+/// `auth` for sshd, as the second step of `AuthenticationMethods
+/// publickey,keyboard-interactive`: succeeds only when the key-authenticated user holds a
+/// grant whose role admits ssh logins, or obtains one now: it offers the ssh roles, asks
+/// (keyboard-interactive prompts), submits, and waits for approval until `wait=` has passed
+/// since the first question (set below sshd's LoginGraceTime). A pending request of the
+/// user's from an earlier attempt is waited for instead of asking again. sshd hands PAM
+/// messages to the client only with the next prompt, so progress is a prompt every
+/// [`PROGRESS_SECS`] ("Enter to keep waiting, q to stop").
+///
+/// It never acts as the first method: unless sshd records an earlier successful method
+/// ([`SSH_AUTH_INFO`]), it denies before calling jitd, so a client that proved nothing can
+/// neither read the roles nor make requests in a user's name.
+pub fn authenticate_ssh(
+    cfg: &Config,
+    pam: &mut dyn Pam,
+    jitd: &dyn Jitd,
+    host: &dyn Host,
+) -> Result<Verdict, Error> {
+    let deadline = Instant::now() + cfg.wait;
+    let user = pam.user()?;
+    if pam.env(SSH_AUTH_INFO).is_none_or(|m| m.trim().is_empty()) {
+        pam.log(&format!(
+            "user={user} denied: no authentication method succeeded before pam_jit's auth \
+             (it must follow one: AuthenticationMethods publickey,keyboard-interactive)"
+        ));
+        return Ok(Verdict::Deny);
+    }
+    let result = (|| {
+        let check = jitd.check(&user, true)?;
+        if check.active {
+            pam.log(&format!(
+                "user={user} holds ssh grant {} ({})",
+                check.request_id, check.role
+            ));
+            return Ok(Verdict::Success);
+        }
+        let roles: Vec<RoleInfo> = jitd.roles(&user)?.into_iter().filter(|r| r.ssh).collect();
+        let earlier = jitd
+            .pending(&user)?
+            .into_iter()
+            .find(|p| roles.iter().any(|r| r.name == p.role));
+        let req = match earlier {
+            Some(req) => req,
+            None if roles.is_empty() => {
+                pam.error(&format!(
+                    "jit: {user} has no grant that admits ssh logins on {}, and no role they \
+                     may request does.",
+                    host.hostname()
+                ));
+                pam.log(&format!("user={user} denied: no ssh grant and no ssh role"));
+                return Ok(Verdict::Deny);
+            }
+            None => match ask_and_submit(pam, jitd, host, &user, &roles)? {
+                Some(req) => req,
+                None => return Ok(Verdict::Deny),
+            },
+        };
+        let progress = Duration::from_secs(PROGRESS_SECS);
+        let req = wait_at_login(pam, jitd, &user, req, deadline, progress)?;
+        Ok(login_decision(pam, host, &user, &req))
+    })();
+    if let Err(e) = &result {
+        pam.error(&unreachable_message(e));
+        pam.log(&format!("ssh auth for {user}: {e:?}"));
+    }
+    result
+}
+
+/// Waits for a pending request at the login prompt, a progress prompt before each
+/// `progress` of waiting, until `deadline` or the user answers `q`.
+fn wait_at_login(
+    pam: &mut dyn Pam,
+    jitd: &dyn Jitd,
+    user: &str,
+    mut req: RequestInfo,
+    deadline: Instant,
+    progress: Duration,
+) -> Result<RequestInfo, Error> {
+    let mut status = format!(
+        "jit: request {} for role '{}' needs {} approval(s) from {}.",
+        req.id,
+        req.role,
+        req.approvals_required,
+        req.approvers.join(", ")
+    );
+    while req.state() == Some(State::Pending) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        let answer = pam.prompt(&format!(
+            "{status}\nPress Enter to wait for it (up to {}), or q to stop: ",
+            format_duration(left.as_secs().max(1))
+        ))?;
+        if answer.as_deref().map(str::trim) == Some("q") {
+            break;
+        }
+        req = poll(jitd, user, &req, progress.min(left))?;
+        status = format!("jit: request {} is still waiting for approval.", req.id);
+    }
+    Ok(req)
+}
+
+/// The end of an ssh login's wait: in only with the grant active.
+fn login_decision(pam: &mut dyn Pam, host: &dyn Host, user: &str, req: &RequestInfo) -> Verdict {
+    match req.state() {
+        Some(State::Active) => {
+            pam.info(&format!(
+                "jit: request {}: granted {} until {}.",
+                req.id,
+                req.role,
+                jit_proto::format_time_short(req.not_after, host.now())
+            ));
+            pam.log(&format!(
+                "user={user} admitted by request {} ({}) at login",
+                req.id, req.role
+            ));
+            Verdict::Success
+        }
+        Some(State::Pending) => {
+            pam.error(&format!(
+                "jit: request {} is still waiting for approval; log in again once it is \
+                 approved.",
+                req.id
+            ));
+            pam.log(&format!(
+                "user={user} denied: request {} still pending",
+                req.id
+            ));
+            Verdict::Deny
+        }
+        _ => {
+            report(pam, host, req);
+            pam.log(&format!(
+                "user={user} denied: request {} {}",
+                req.id, req.state
+            ));
+            Verdict::Deny
         }
     }
 }

@@ -171,6 +171,10 @@ pub struct Builder {
     start_jitd: bool,
     activation: bool,
     sshd: Option<String>,
+    /// pam_jit's auth line for sshd, with `AuthenticationMethods publickey,keyboard-interactive`.
+    ssh_auth: Option<String>,
+    /// sshd's AuthenticationMethods (default: publickey, or the pair with `ssh_auth`).
+    ssh_methods: Option<String>,
 }
 
 /// pam_jit's account line for sshd (`mode=ssh`), the gate for ssh logins.
@@ -189,6 +193,8 @@ impl Builder {
             start_jitd: true,
             activation: false,
             sshd: None,
+            ssh_auth: None,
+            ssh_methods: None,
         }
     }
 
@@ -196,6 +202,20 @@ impl Builder {
     /// pam_jit's account line given these arguments (bus is set); None: without pam_jit.
     pub fn sshd(mut self, account_args: Option<&str>) -> Self {
         self.sshd = Some(account_args.map(str::to_string).unwrap_or_default());
+        self
+    }
+
+    /// sshd also asks for a grant at login: `AuthenticationMethods
+    /// publickey,keyboard-interactive`, and pam_jit's auth line (`mode=ssh`) with these
+    /// arguments (bus is set). Needs [`Builder::sshd`].
+    pub fn ssh_keyboard_interactive(mut self, auth_args: &str) -> Self {
+        self.ssh_auth = Some(auth_args.to_string());
+        self
+    }
+
+    /// sshd's `AuthenticationMethods`, in place of the default.
+    pub fn ssh_methods(mut self, methods: &str) -> Self {
+        self.ssh_methods = Some(methods.to_string());
         self
     }
 
@@ -428,13 +448,21 @@ impl World {
             .status()
             .unwrap();
         assert!(cp.success());
+        // Public keys are the real authentication; pam_jit's auth (when asked for) is the
+        // keyboard-interactive step after them. No password stack at all.
+        let ssh_auth = match &b.ssh_auth {
+            Some(args) => format!("auth     required {} bus={bus} {args}\n", module.display()),
+            None => "auth     required pam_deny.so\n".to_string(),
+        };
         let ssh_pam = match &b.sshd {
             Some(args) if !args.is_empty() => format!(
-                "account  required pam_unix.so\naccount  required {m} bus={bus} {args}\n\
+                "{ssh_auth}account  required pam_unix.so\naccount  required {m} bus={bus} {args}\n\
                  session  required pam_permit.so\nsession  optional {m} bus={bus} {args}\n",
                 m = module.display()
             ),
-            _ => "account  required pam_unix.so\nsession  required pam_permit.so\n".to_string(),
+            _ => format!(
+                "{ssh_auth}account  required pam_unix.so\nsession  required pam_permit.so\n"
+            ),
         };
         write(&pam_d.join("sshd-jittest"), &ssh_pam, 0o644);
 
@@ -476,7 +504,12 @@ impl World {
         }
         if b.sshd.is_some() {
             let users: Vec<&str> = b.users.iter().map(|(n, _)| n.as_str()).collect();
-            world.start_sshd(&users);
+            let methods = match (&b.ssh_methods, &b.ssh_auth) {
+                (Some(m), _) => m.as_str(),
+                (None, Some(_)) => "publickey,keyboard-interactive",
+                (None, None) => "publickey",
+            };
+            world.start_sshd(&users, methods);
         }
         world
     }
@@ -487,7 +520,7 @@ impl World {
 
     /// Host key, a key per user, and sshd on a free loopback port, run through a symlink so
     /// its PAM service is `sshd-jittest`.
-    fn start_sshd(&mut self, users: &[&str]) {
+    fn start_sshd(&mut self, users: &[&str], methods: &str) {
         let d = self.dir.path().to_path_buf();
         let keys = d.join("keys");
         fs::create_dir(&keys).unwrap();
@@ -512,9 +545,15 @@ impl World {
             &d.join("sshd_config"),
             &format!(
                 "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nPidFile {pid}\nUsePAM yes\n\
-                 PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n\
+                 PasswordAuthentication no\nKbdInteractiveAuthentication {kbd}\n\
+                 PubkeyAuthentication yes\nAuthenticationMethods {methods}\n\
                  AuthorizedKeysFile {keys}/%u.pub\nStrictModes no\nPermitRootLogin no\n\
                  LogLevel ERROR\n",
+                kbd = if methods.contains("keyboard-interactive") {
+                    "yes"
+                } else {
+                    "no"
+                },
                 hk = d.join("hostkey").display(),
                 pid = d.join("sshd.pid").display(),
                 keys = keys.display(),
@@ -555,6 +594,57 @@ impl World {
             .arg(format!("{user}@127.0.0.1"))
             .arg(cmd);
         c
+    }
+
+    /// The ssh client logging in as `user` with their key, then answering sshd's
+    /// keyboard-interactive prompts through an askpass program (`SSH_ASKPASS_REQUIRE=force`)
+    /// that records every prompt in `<world>/prompts-<user>` and answers `role`, `reason`,
+    /// an empty duration (the role's default), and Enter to keep waiting. Client messages at
+    /// INFO, so what sshd sends (banners, PAM messages) is on stderr.
+    pub fn ssh_interactive(&self, user: &str, role: &str, reason: &str, cmd: &str) -> Command {
+        let askpass = self.path().join("askpass");
+        if !askpass.exists() {
+            write(
+                &askpass,
+                "#!/bin/sh\n\
+                 printf '%s\\n--\\n' \"$1\" >> \"$JIT_PROMPTS\"\n\
+                 case \"$1\" in\n\
+                 *'role (Enter to skip)'*) echo \"$JIT_ROLE\" ;;\n\
+                 *'jit: reason'*) echo \"$JIT_REASON\" ;;\n\
+                 *) echo ;;\n\
+                 esac\n",
+                0o755,
+            );
+        }
+        let mut c = Command::new("ssh");
+        c.arg("-i")
+            .arg(self.dir.path().join("keys").join(user))
+            .args(["-p", &self.ssh_port.to_string()])
+            .args([
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "PreferredAuthentications=publickey,keyboard-interactive",
+                "-o",
+                "NumberOfPasswordPrompts=1",
+                "-o",
+                "LogLevel=INFO",
+            ])
+            .arg(format!("{user}@127.0.0.1"))
+            .arg(cmd)
+            .env("SSH_ASKPASS", &askpass)
+            .env("SSH_ASKPASS_REQUIRE", "force")
+            .env("JIT_PROMPTS", self.path().join(format!("prompts-{user}")))
+            .env("JIT_ROLE", role)
+            .env("JIT_REASON", reason);
+        c
+    }
+
+    /// What the askpass of [`World::ssh_interactive`] was asked, in order.
+    pub fn ssh_prompts(&self, user: &str) -> String {
+        fs::read_to_string(self.path().join(format!("prompts-{user}"))).unwrap_or_default()
     }
 
     /// Logs in as `user` over ssh and runs `cmd`.

@@ -5,6 +5,8 @@
 
 use jit_e2e::{Builder, SSH_ACCOUNT_JIT, World};
 use nix::sys::signal::Signal;
+use std::process::Stdio;
+use std::time::Duration;
 
 const POLICY: &str = r#"
 [[role]]
@@ -117,4 +119,302 @@ fn given_open_ssh_session_when_grant_revoked_then_it_is_logged_out() {
         session.try_wait().unwrap()
     });
     assert!(!status.success(), "{status}");
+}
+
+// --- keyboard-interactive: asking for a grant at the login prompt ---
+
+/// A login role that needs bob's approval.
+const APPROVED_LOGIN: &str = r#"
+[[role]]
+name = "login"
+commands = ["/usr/bin/true"]
+requesters = ["alice"]
+approvers = ["bob"]
+approvals = 1
+max_duration = "1h"
+ssh = true
+
+[[role]]
+name = "sudo-only"
+commands = ["/usr/bin/true"]
+requesters = ["alice"]
+max_duration = "1h"
+"#;
+
+/// sshd with `AuthenticationMethods publickey,keyboard-interactive` and pam_jit's auth.
+fn kbdint_world(wait: u32) -> World {
+    Builder::new()
+        .user("alice", &[])
+        .user("bob", &[])
+        .policy(APPROVED_LOGIN)
+        .sshd(Some(SSH_ACCOUNT_JIT))
+        .ssh_keyboard_interactive(&format!("mode=ssh timeout=5 wait={wait}"))
+        .build()
+}
+
+/// The id of alice's first pending request, once there is one.
+fn pending_request(w: &World) -> String {
+    jit_e2e::wait_for(
+        "alice's request to be pending",
+        Duration::from_secs(20),
+        || {
+            let r = w.jitctl("bob", &["--json", "list", "--pending"]);
+            r.json()
+                .as_array()
+                .and_then(|a| a.first())
+                .map(|q| q["id"].to_string())
+        },
+    )
+}
+
+fn spawn_login(w: &World, reason: &str) -> std::process::Child {
+    w.ssh_interactive("alice", "login", reason, "id -un")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn given_key_and_no_grant_when_login_asks_and_bob_approves_then_login_succeeds() {
+    let w = kbdint_world(40);
+    let login = spawn_login(&w, "OPS-7 db failover");
+    let id = pending_request(&w);
+    let show = w.jitctl("bob", &["--json", "show", &id]);
+    assert_eq!(show.json()["reason"], "OPS-7 db failover", "{}", show.all());
+    assert_eq!(show.json()["service"], "sshd-jittest", "{}", show.all());
+    let ok = w.jitctl("bob", &["approve", &id, "--comment", "go"]);
+    assert!(ok.ok(), "{}", ok.all());
+    let out = login.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        out.status.success(),
+        "{stdout}{stderr}\n{}\n{}",
+        std::fs::read_to_string(w.path().join("sshd.log")).unwrap_or_default(),
+        w.jitd_log()
+    );
+    assert_eq!(stdout.trim(), "alice");
+    let prompts = w.ssh_prompts("alice");
+    assert!(
+        prompts.contains("roles you may request: login"),
+        "{prompts}"
+    );
+    assert!(!prompts.contains("sudo-only"), "only ssh roles: {prompts}");
+    assert!(
+        prompts.contains(&format!(
+            "request {id} for role 'login' needs 1 approval(s) from bob"
+        )),
+        "{prompts}"
+    );
+    assert!(prompts.contains("Press Enter to wait for it"), "{prompts}");
+    // The session that followed is the grant's, and a second login needs no question.
+    assert!(w.audit_actions().iter().any(|a| a == "session-open"));
+    let again = w.ssh_interactive("alice", "", "", "id -un");
+    let again = jit_e2e::run(again, "", Duration::from_secs(30));
+    assert!(again.ok(), "{}", again.all());
+    assert_eq!(
+        w.ssh_prompts("alice"),
+        prompts,
+        "no new prompt for a held grant"
+    );
+}
+
+#[test]
+fn given_login_waiting_when_bob_denies_then_login_ends_and_client_is_told_why() {
+    let w = kbdint_world(40);
+    let login = spawn_login(&w, "OPS-8 just looking");
+    let id = pending_request(&w);
+    let no = w.jitctl("bob", &["deny", &id, "--reason", "use the read-only role"]);
+    assert!(no.ok(), "{}", no.all());
+    let out = login.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(out.stdout.is_empty(), "no session: {stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "jit: request {id} was denied by bob: use the read-only role"
+        )),
+        "{stderr}"
+    );
+    assert!(!w.audit_actions().iter().any(|a| a == "session-open"));
+}
+
+#[test]
+fn given_nobody_decides_when_wait_ends_then_login_ends_cleanly_and_request_stays_pending() {
+    let w = kbdint_world(6);
+    let started = std::time::Instant::now();
+    let login = spawn_login(&w, "OPS-9 night shift");
+    let out = login.wait_with_output().unwrap();
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(took < Duration::from_secs(30), "{took:?}: {stderr}");
+    assert!(
+        stderr.contains("is still waiting for approval; log in again once it is approved"),
+        "{stderr}"
+    );
+    // Approved later: the next login waits for that request instead of asking again.
+    let id = pending_request(&w);
+    assert!(w.jitctl("bob", &["approve", &id]).ok());
+    let again = jit_e2e::run(
+        w.ssh_interactive("alice", "login", "a second reason", "id -un"),
+        "",
+        Duration::from_secs(30),
+    );
+    assert!(again.ok(), "{}", again.all());
+    let listed = w.jitctl("bob", &["--json", "list", "--all"]);
+    assert_eq!(
+        listed.json().as_array().unwrap().len(),
+        1,
+        "{}",
+        listed.all()
+    );
+}
+
+#[test]
+fn given_keyboard_interactive_alone_when_login_then_pam_jit_refuses_without_asking() {
+    // A misconfiguration: pam_jit's auth as the only method. It must not act for a client
+    // that proved nothing: no prompt, no request, no login.
+    let w = Builder::new()
+        .user("alice", &[])
+        .user("bob", &[])
+        .policy(POLICY)
+        .sshd(Some(SSH_ACCOUNT_JIT))
+        .ssh_keyboard_interactive("mode=ssh timeout=5 wait=20")
+        .ssh_methods("keyboard-interactive")
+        .build();
+    let r = jit_e2e::run(
+        w.ssh_interactive("alice", "login", "OPS-10", "id -un"),
+        "",
+        Duration::from_secs(30),
+    );
+    assert_ne!(r.code, 0, "{}", r.all());
+    assert!(!r.stdout.contains("alice"), "{}", r.all());
+    assert_eq!(w.ssh_prompts("alice"), "", "nothing was asked");
+    let listed = w.jitctl("bob", &["--json", "list", "--all"]);
+    assert_eq!(
+        listed.json(),
+        serde_json::json!([]),
+        "nothing was requested"
+    );
+}
+
+#[test]
+fn given_no_grant_when_key_only_login_then_client_is_told_how_to_get_access() {
+    let w = world();
+    // Key only: the client's messages at INFO show sshd's banner.
+    let r = jit_e2e::run(
+        w.ssh_interactive("alice", "", "", "true"),
+        "",
+        Duration::from_secs(30),
+    );
+    assert_ne!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stderr.contains("jit: alice has no ssh-capable grant on")
+            && r.stderr.contains("jitctl request ROLE"),
+        "{}",
+        r.all()
+    );
+}
+
+#[test]
+fn given_short_ssh_grant_when_it_expires_then_login_is_refused() {
+    let w = world();
+    let g = w.jitctl(
+        "alice",
+        &[
+            "--json", "request", "login", "--for", "3s", "--reason", "T-11",
+        ],
+    );
+    assert!(g.ok(), "{}", g.all());
+    let id = g.json()["id"].as_u64().unwrap();
+    assert!(w.ssh("alice", "true").ok());
+    jit_e2e::wait_for("the grant to expire", Duration::from_secs(15), || {
+        (!jit_e2e::has_rule(id)).then_some(())
+    });
+    let r = w.ssh("alice", "true");
+    assert_ne!(r.code, 0, "{}", r.all());
+}
+
+// --- sessions survive a jitd restart ---
+
+/// alice holds a login grant and has an ssh session open under it.
+fn open_session(w: &World, reason: &str) -> (String, std::process::Child) {
+    let g = w.jitctl("alice", &["--json", "request", "login", "--reason", reason]);
+    assert!(g.ok(), "{}", g.all());
+    let id = g.json()["id"].as_u64().unwrap().to_string();
+    let session = w
+        .ssh_command("alice", "sleep 600")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    jit_e2e::wait_for(
+        "the session to be recorded",
+        Duration::from_secs(10),
+        || {
+            w.audit_actions()
+                .iter()
+                .any(|a| a == "session-open")
+                .then_some(())
+        },
+    );
+    (id, session)
+}
+
+fn assert_logged_out(session: &mut std::process::Child) {
+    let status = jit_e2e::wait_for("the logout", Duration::from_secs(15), || {
+        session.try_wait().unwrap()
+    });
+    assert!(!status.success(), "{status}");
+}
+
+#[test]
+fn given_open_ssh_session_when_jitd_restarts_then_revoke_still_logs_it_out() {
+    let mut w = world();
+    let (id, mut session) = open_session(&w, "T-12");
+    w.stop_jitd(Signal::SIGKILL);
+    w.start_jitd();
+    assert!(
+        w.jitd_log().contains("1 session(s) tracked again"),
+        "{}",
+        w.jitd_log()
+    );
+    assert!(session.try_wait().unwrap().is_none(), "still logged in");
+    assert!(w.jitctl("bob", &["revoke", &id, "--reason", "done"]).ok());
+    assert_logged_out(&mut session);
+}
+
+#[test]
+fn given_jitd_killed_between_revoke_and_logout_when_it_restarts_then_the_session_ends() {
+    let mut w = world();
+    let (id, mut session) = open_session(&w, "T-13");
+    w.stop_jitd(Signal::SIGKILL);
+    // Killed right after the revoke's commit: the grant is revoked, its session not ended.
+    w.jitd_env = vec![("JITD_CRASH_AT".into(), "after-commit:1".into())];
+    w.start_jitd();
+    let _ = w.jitctl("bob", &["revoke", &id, "--reason", "done"]);
+    jit_e2e::wait_for(
+        "jitd to die at the kill point",
+        Duration::from_secs(10),
+        || w.jitd_exited(),
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(session.try_wait().unwrap().is_none(), "not yet ended");
+    w.stop_jitd(Signal::SIGKILL);
+    w.jitd_env.clear();
+    w.start_jitd();
+    assert_eq!(w.request(id.parse().unwrap())["state"], "revoked");
+    assert_logged_out(&mut session);
+    let actions = w.audit_actions();
+    // Ended by the restarted jitd, as it took up its stored sessions.
+    assert!(
+        actions.ends_with(&["revoke".into(), "session-end".into(), "reconcile".into()]),
+        "{actions:?}"
+    );
 }

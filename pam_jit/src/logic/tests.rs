@@ -15,6 +15,8 @@ struct FakePam {
     done: bool,
     conv_broken: bool,
     ruser: String,
+    /// sshd's SSH_AUTH_INFO_0: the methods that succeeded before.
+    auth_info: Option<String>,
 }
 
 impl FakePam {
@@ -45,6 +47,11 @@ impl Pam for FakePam {
     }
     fn rhost(&self) -> String {
         String::new()
+    }
+    fn env(&self, name: &str) -> Option<String> {
+        (name == "SSH_AUTH_INFO_0")
+            .then(|| self.auth_info.clone())
+            .flatten()
     }
     fn prompt(&mut self, msg: &str) -> Result<Option<String>, Error> {
         self.prompts.push(msg.into());
@@ -82,6 +89,8 @@ struct FakeJitd {
     waits: RefCell<VecDeque<&'static str>>,
     submitted: RefCell<Vec<(String, String, u64, String)>>,
     sessions: RefCell<Vec<u32>>,
+    /// The user's pending requests.
+    pending: Vec<RequestInfo>,
 }
 
 fn role(name: &str, approvals: u32) -> RoleInfo {
@@ -176,8 +185,18 @@ impl Jitd for FakeJitd {
         ))
     }
     fn wait(&self, _user: &str, id: u64, _secs: u32) -> Result<RequestInfo, Error> {
-        let s = self.waits.borrow_mut().pop_front().unwrap_or("pending");
+        let s = self.waits.borrow_mut().pop_front().unwrap_or_else(|| {
+            // Still pending: a real long poll would have taken a while.
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            "pending"
+        });
         Ok(info(id, s))
+    }
+    fn pending(&self, _user: &str) -> Result<Vec<RequestInfo>, Error> {
+        if self.down {
+            return Err(Error::Unreachable("jitd is not running".into()));
+        }
+        Ok(self.pending.clone())
     }
     fn open_session(&self, s: &SessionOpen<'_>) -> Result<u64, Error> {
         if self.down {
@@ -535,4 +554,252 @@ fn given_jitd_down_when_session_opens_then_denied_only_with_require_grant() {
         decide(is_gate(Some(&sudo_cfg()), Phase::OpenSession), &r),
         Verdict::Ignore
     );
+}
+
+// --- sshd auth: the keyboard-interactive step after the key ---
+
+fn ssh_role(name: &str, approvals: u32) -> RoleInfo {
+    RoleInfo {
+        ssh: true,
+        ..role(name, approvals)
+    }
+}
+
+/// A key-authenticated login as sshd presents it to PAM.
+fn after_key(answers: &[&str]) -> FakePam {
+    FakePam {
+        auth_info: Some("publickey ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB...\n".into()),
+        ..FakePam::new("alice", answers)
+    }
+}
+
+fn ssh_cfg() -> Config {
+    parse(["mode=ssh", "wait=5"]).unwrap()
+}
+
+#[test]
+fn given_no_earlier_method_when_ssh_auth_then_denied_without_asking_or_calling_jitd() {
+    // jitd "down": any call would be an error, so Ok(Deny) shows none was made.
+    let jitd = FakeJitd {
+        down: true,
+        roles: vec![ssh_role("web", 1)],
+        ..FakeJitd::default()
+    };
+    for info in [None, Some(""), Some("  \n")] {
+        let mut pam = FakePam {
+            auth_info: info.map(str::to_string),
+            ..FakePam::new("alice", &["web", "r", ""])
+        };
+        assert_eq!(
+            authenticate_ssh(&ssh_cfg(), &mut pam, &jitd, &HOST),
+            Ok(Verdict::Deny)
+        );
+        assert!(pam.prompts.is_empty(), "{info:?}");
+        assert!(pam.logs[0].contains("must follow one"), "{:?}", pam.logs);
+    }
+}
+
+#[test]
+fn given_active_ssh_grant_when_ssh_auth_then_success_without_prompts() {
+    let jitd = FakeJitd {
+        active: true,
+        roles: vec![ssh_role("web", 1)],
+        ..FakeJitd::default()
+    };
+    let mut pam = after_key(&[]);
+    assert_eq!(
+        authenticate_ssh(&ssh_cfg(), &mut pam, &jitd, &HOST),
+        Ok(Verdict::Success)
+    );
+    assert!(pam.prompts.is_empty());
+}
+
+#[test]
+fn given_no_grant_when_ssh_auth_then_asked_submitted_and_admitted_once_approved() {
+    let jitd = FakeJitd {
+        roles: vec![role("sudo-only", 0), ssh_role("web", 1)],
+        approvals: 1,
+        waits: RefCell::new(VecDeque::from(["active"])),
+        ..FakeJitd::default()
+    };
+    let mut pam = after_key(&["web", "OPS-1 disk full", "20m", ""]);
+    assert_eq!(
+        authenticate_ssh(&ssh_cfg(), &mut pam, &jitd, &HOST),
+        Ok(Verdict::Success)
+    );
+    let submitted = jitd.submitted.borrow();
+    assert_eq!(submitted.len(), 1);
+    assert_eq!(submitted[0].1, "web");
+    assert_eq!(submitted[0].2, 1200);
+    let said = pam.said();
+    assert!(said.contains("roles you may request: web"), "{said}");
+    assert!(
+        !said.contains("sudo-only"),
+        "only ssh roles are offered: {said}"
+    );
+    // The wait starts with a prompt: sshd shows PAM messages only with the next prompt.
+    let last = pam.prompts.last().unwrap();
+    assert!(
+        last.contains("request 17 for role 'web' needs 1 approval(s) from %sre"),
+        "{last}"
+    );
+    assert!(last.contains("Press Enter to wait for it"), "{last}");
+    assert!(said.contains("granted web"), "{said}");
+}
+
+#[test]
+fn given_request_still_pending_when_waiting_then_progress_prompt_each_interval() {
+    let jitd = FakeJitd {
+        waits: RefCell::new(VecDeque::from(["pending", "pending", "pending", "active"])),
+        ..FakeJitd::default()
+    };
+    let mut pam = after_key(&["", "", "", "", ""]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let req = wait_at_login(
+        &mut pam,
+        &jitd,
+        "alice",
+        info(17, "pending"),
+        deadline,
+        Duration::from_millis(1),
+    )
+    .unwrap();
+    assert_eq!(req.state, "active");
+    assert!(pam.prompts.len() >= 2, "{:?}", pam.prompts);
+    assert!(
+        pam.prompts[1].starts_with("jit: request 17 is still waiting for approval."),
+        "{:?}",
+        pam.prompts
+    );
+}
+
+#[test]
+fn given_q_at_progress_prompt_when_ssh_auth_then_stops_and_login_refused() {
+    let jitd = FakeJitd {
+        roles: vec![ssh_role("web", 1)],
+        approvals: 1,
+        ..FakeJitd::default()
+    };
+    let mut pam = after_key(&["web", "r", "", "q"]);
+    let started = Instant::now();
+    assert_eq!(
+        authenticate_ssh(&ssh_cfg(), &mut pam, &jitd, &HOST),
+        Ok(Verdict::Deny)
+    );
+    assert!(started.elapsed() < Duration::from_secs(2), "did not wait");
+    assert!(
+        pam.said()
+            .contains("still waiting for approval; log in again"),
+        "{}",
+        pam.said()
+    );
+}
+
+#[test]
+fn given_no_decision_before_wait_ends_when_ssh_auth_then_refused_in_time() {
+    let jitd = FakeJitd {
+        roles: vec![ssh_role("web", 1)],
+        approvals: 1,
+        ..FakeJitd::default()
+    };
+    let mut pam = after_key(&["web", "r", "", "", "", "", ""]);
+    let cfg = parse(["mode=ssh", "wait=1"]).unwrap();
+    let started = Instant::now();
+    assert_eq!(
+        authenticate_ssh(&cfg, &mut pam, &jitd, &HOST),
+        Ok(Verdict::Deny)
+    );
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(1) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+}
+
+#[test]
+fn given_denial_when_ssh_auth_then_refused_saying_by_whom() {
+    let jitd = FakeJitd {
+        roles: vec![ssh_role("web", 1)],
+        approvals: 1,
+        waits: RefCell::new(VecDeque::from(["denied"])),
+        ..FakeJitd::default()
+    };
+    let mut pam = after_key(&["web", "r", "", ""]);
+    assert_eq!(
+        authenticate_ssh(&ssh_cfg(), &mut pam, &jitd, &HOST),
+        Ok(Verdict::Deny)
+    );
+    assert!(
+        pam.said().contains("request 17 was denied by bob"),
+        "{}",
+        pam.said()
+    );
+}
+
+#[test]
+fn given_pending_request_from_earlier_login_when_ssh_auth_then_waits_for_it_without_asking() {
+    let jitd = FakeJitd {
+        roles: vec![ssh_role("web", 1)],
+        pending: vec![info(9, "pending")],
+        waits: RefCell::new(VecDeque::from(["active"])),
+        ..FakeJitd::default()
+    };
+    let mut pam = after_key(&[""]);
+    assert_eq!(
+        authenticate_ssh(&ssh_cfg(), &mut pam, &jitd, &HOST),
+        Ok(Verdict::Success)
+    );
+    assert!(jitd.submitted.borrow().is_empty());
+    assert_eq!(pam.prompts.len(), 1, "{:?}", pam.prompts);
+    assert!(pam.prompts[0].contains("request 9 for role 'web'"));
+}
+
+#[test]
+fn given_no_ssh_role_or_empty_answer_when_ssh_auth_then_refused_with_a_reason() {
+    let jitd = FakeJitd {
+        roles: vec![role("web", 0)],
+        ..FakeJitd::default()
+    };
+    let mut pam = after_key(&[]);
+    assert_eq!(
+        authenticate_ssh(&ssh_cfg(), &mut pam, &jitd, &HOST),
+        Ok(Verdict::Deny)
+    );
+    assert!(pam.said().contains("no role they may request does"));
+    let jitd = FakeJitd {
+        roles: vec![ssh_role("web", 0)],
+        ..FakeJitd::default()
+    };
+    let mut pam = after_key(&[""]);
+    assert_eq!(
+        authenticate_ssh(&ssh_cfg(), &mut pam, &jitd, &HOST),
+        Ok(Verdict::Deny)
+    );
+    assert!(jitd.submitted.borrow().is_empty());
+}
+
+#[test]
+fn given_jitd_down_or_conversation_broken_when_ssh_auth_then_denied() {
+    let cfg = ssh_cfg();
+    assert!(is_gate(Some(&cfg), Phase::Auth));
+    let down = FakeJitd {
+        down: true,
+        ..FakeJitd::default()
+    };
+    let mut pam = after_key(&[]);
+    let r = authenticate_ssh(&cfg, &mut pam, &down, &HOST);
+    assert!(matches!(r, Err(Error::Unreachable(_))), "{r:?}");
+    assert_eq!(decide(true, &r), Verdict::Deny);
+    assert!(pam.said().contains("cannot reach jitd"), "{}", pam.said());
+
+    let jitd = FakeJitd {
+        roles: vec![ssh_role("web", 1)],
+        ..FakeJitd::default()
+    };
+    let mut pam = FakePam {
+        conv_broken: true,
+        ..after_key(&[])
+    };
+    let r = authenticate_ssh(&cfg, &mut pam, &jitd, &HOST);
+    assert_eq!(decide(true, &r), Verdict::Deny);
 }
