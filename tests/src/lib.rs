@@ -578,8 +578,9 @@ impl World {
         });
     }
 
-    /// The ssh client command logging in as `user` with their key and running `cmd`.
-    pub fn ssh_command(&self, user: &str, cmd: &str) -> Command {
+    /// The ssh client with `user`'s key, for this world's sshd (options may follow: the
+    /// first value of an option wins).
+    fn ssh_base(&self, user: &str) -> Command {
         let mut c = Command::new("ssh");
         c.arg("-i")
             .arg(self.dir.path().join("keys").join(user))
@@ -589,8 +590,14 @@ impl World {
                 "StrictHostKeyChecking=no",
                 "-o",
                 "UserKnownHostsFile=/dev/null",
-            ])
-            .args(["-o", "BatchMode=yes", "-o", "LogLevel=ERROR"])
+            ]);
+        c
+    }
+
+    /// The ssh client command logging in as `user` with their key and running `cmd`.
+    pub fn ssh_command(&self, user: &str, cmd: &str) -> Command {
+        let mut c = self.ssh_base(user);
+        c.args(["-o", "BatchMode=yes", "-o", "LogLevel=ERROR"])
             .arg(format!("{user}@127.0.0.1"))
             .arg(cmd);
         c
@@ -616,29 +623,22 @@ impl World {
                 0o755,
             );
         }
-        let mut c = Command::new("ssh");
-        c.arg("-i")
-            .arg(self.dir.path().join("keys").join(user))
-            .args(["-p", &self.ssh_port.to_string()])
-            .args([
-                "-o",
-                "StrictHostKeyChecking=no",
-                "-o",
-                "UserKnownHostsFile=/dev/null",
-                "-o",
-                "PreferredAuthentications=publickey,keyboard-interactive",
-                "-o",
-                "NumberOfPasswordPrompts=1",
-                "-o",
-                "LogLevel=INFO",
-            ])
-            .arg(format!("{user}@127.0.0.1"))
-            .arg(cmd)
-            .env("SSH_ASKPASS", &askpass)
-            .env("SSH_ASKPASS_REQUIRE", "force")
-            .env("JIT_PROMPTS", self.path().join(format!("prompts-{user}")))
-            .env("JIT_ROLE", role)
-            .env("JIT_REASON", reason);
+        let mut c = self.ssh_base(user);
+        c.args([
+            "-o",
+            "PreferredAuthentications=publickey,keyboard-interactive",
+            "-o",
+            "NumberOfPasswordPrompts=1",
+            "-o",
+            "LogLevel=INFO",
+        ])
+        .arg(format!("{user}@127.0.0.1"))
+        .arg(cmd)
+        .env("SSH_ASKPASS", &askpass)
+        .env("SSH_ASKPASS_REQUIRE", "force")
+        .env("JIT_PROMPTS", self.path().join(format!("prompts-{user}")))
+        .env("JIT_ROLE", role)
+        .env("JIT_REASON", reason);
         c
     }
 

@@ -123,30 +123,23 @@ fn given_open_ssh_session_when_grant_revoked_then_it_is_logged_out() {
 
 // --- keyboard-interactive: asking for a grant at the login prompt ---
 
-/// A login role that needs bob's approval.
-const APPROVED_LOGIN: &str = r#"
-[[role]]
-name = "login"
-commands = ["/usr/bin/true"]
-requesters = ["alice"]
-approvers = ["bob"]
-approvals = 1
-max_duration = "1h"
-ssh = true
-
-[[role]]
-name = "sudo-only"
-commands = ["/usr/bin/true"]
-requesters = ["alice"]
-max_duration = "1h"
-"#;
+/// [`POLICY`] with a login role that needs bob's approval.
+fn approved_login() -> String {
+    let p = POLICY.replacen(
+        "approvers = [\"bob\"]\n",
+        "approvers = [\"bob\"]\napprovals = 1\n",
+        1,
+    );
+    assert_ne!(p, POLICY);
+    p
+}
 
 /// sshd with `AuthenticationMethods publickey,keyboard-interactive` and pam_jit's auth.
 fn kbdint_world(wait: u32) -> World {
     Builder::new()
         .user("alice", &[])
         .user("bob", &[])
-        .policy(APPROVED_LOGIN)
+        .policy(&approved_login())
         .sshd(Some(SSH_ACCOUNT_JIT))
         .ssh_keyboard_interactive(&format!("mode=ssh timeout=5 wait={wait}"))
         .build()
