@@ -983,8 +983,10 @@ impl Core {
             } else {
                 Err("from another boot".into())
             };
+            // A grant that cannot be read counts as ended: its session ends (fail closed).
+            let active = || matches!(self.get(row.grant_id), Ok(g) if g.state == State::Active);
             match restored {
-                Ok(()) if self.get(row.grant_id)?.state == State::Active => tracked += 1,
+                Ok(()) if active() => tracked += 1,
                 Ok(()) => orphaned.push(row.grant_id),
                 Err(why) => {
                     tracing::info!(
