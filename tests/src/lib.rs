@@ -803,6 +803,24 @@ impl World {
             .collect()
     }
 
+    /// `user` runs `jitctl --json request ROLE [--for DURATION] --reason REASON`, which must
+    /// succeed; its answer (`["id"]`, `["state"]`, ...). An empty duration: the role's default.
+    pub fn submit(
+        &self,
+        user: &str,
+        role: &str,
+        duration: &str,
+        reason: &str,
+    ) -> serde_json::Value {
+        let mut args = vec!["--json", "request", role, "--reason", reason];
+        if !duration.is_empty() {
+            args.extend(["--for", duration]);
+        }
+        let r = self.jitctl(user, &args);
+        assert!(r.ok(), "{}", r.all());
+        r.json()
+    }
+
     /// A request as jitctl shows it to root.
     pub fn request(&self, id: u64) -> serde_json::Value {
         let r = self.jitctl("root", &["--json", "show", &id.to_string()]);

@@ -49,20 +49,9 @@ fn stepped_world() -> (World, PathBuf) {
 }
 
 fn grant(w: &World, duration: &str) -> u64 {
-    let r = w.jitctl(
-        "alice",
-        &[
-            "--json",
-            "request",
-            "web-restart",
-            "--for",
-            duration,
-            "--reason",
-            "OPS-1",
-        ],
-    );
-    assert!(r.ok(), "{}", r.all());
-    let id = r.json()["id"].as_u64().unwrap();
+    let id = w.submit("alice", "web-restart", duration, "OPS-1")["id"]
+        .as_u64()
+        .unwrap();
     assert_eq!(w.request(id)["state"], "active");
     assert!(has_rule(id), "no rule for grant {id}");
     id
@@ -203,14 +192,9 @@ max_duration = "4h"
 "#;
     let mut w = Builder::new().user("alice", &[]).policy(policy).build();
     let request = |role: &str| {
-        let r = w.jitctl(
-            "alice",
-            &[
-                "--json", "request", role, "--for", "1h", "--reason", "OPS-1",
-            ],
-        );
-        assert!(r.ok(), "{}", r.all());
-        r.json()["id"].as_u64().unwrap()
+        w.submit("alice", role, "1h", "OPS-1")["id"]
+            .as_u64()
+            .unwrap()
     };
     let (web, db) = (request("web-restart"), request("db-admin"));
     w.stop_jitd(nix::sys::signal::Signal::SIGTERM);

@@ -55,12 +55,11 @@ fn given_grant_whose_role_has_no_ssh_when_ssh_login_then_refused() {
 #[test]
 fn given_ssh_grant_when_ssh_login_then_admitted_and_after_revoke_refused() {
     let w = world();
-    let g = w.jitctl("alice", &["--json", "request", "login", "--reason", "T-2"]);
-    assert!(g.ok(), "{}", g.all());
+    let g = w.submit("alice", "login", "", "T-2");
     let r = w.ssh("alice", "id -un");
     assert!(r.ok(), "{}", r.all());
     assert_eq!(r.stdout.trim(), "alice");
-    let id = g.json()["id"].as_u64().unwrap().to_string();
+    let id = g["id"].as_u64().unwrap().to_string();
     assert!(w.jitctl("bob", &["revoke", &id, "--reason", "done"]).ok());
     let after = w.ssh("alice", "id -un");
     assert_ne!(after.code, 0, "{}", after.all());
@@ -94,8 +93,7 @@ fn given_sshd_without_pam_jit_then_login_works_without_grant() {
 #[test]
 fn given_open_ssh_session_when_grant_revoked_then_it_is_logged_out() {
     let w = world();
-    let g = w.jitctl("alice", &["--json", "request", "login", "--reason", "T-4"]);
-    let id = g.json()["id"].as_u64().unwrap().to_string();
+    let id = w.submit("alice", "login", "", "T-4")["id"].to_string();
     let mut session = w
         .ssh_command("alice", "sleep 600")
         .stdin(std::process::Stdio::null())
@@ -317,14 +315,9 @@ fn given_no_grant_when_key_only_login_then_client_is_told_how_to_get_access() {
 #[test]
 fn given_short_ssh_grant_when_it_expires_then_login_is_refused() {
     let w = world();
-    let g = w.jitctl(
-        "alice",
-        &[
-            "--json", "request", "login", "--for", "3s", "--reason", "T-11",
-        ],
-    );
-    assert!(g.ok(), "{}", g.all());
-    let id = g.json()["id"].as_u64().unwrap();
+    let id = w.submit("alice", "login", "3s", "T-11")["id"]
+        .as_u64()
+        .unwrap();
     assert!(w.ssh("alice", "true").ok());
     jit_e2e::wait_for("the grant to expire", Duration::from_secs(15), || {
         (!jit_e2e::has_rule(id)).then_some(())
@@ -337,9 +330,7 @@ fn given_short_ssh_grant_when_it_expires_then_login_is_refused() {
 
 /// alice holds a login grant and has an ssh session open under it.
 fn open_session(w: &World, reason: &str) -> (String, std::process::Child) {
-    let g = w.jitctl("alice", &["--json", "request", "login", "--reason", reason]);
-    assert!(g.ok(), "{}", g.all());
-    let id = g.json()["id"].as_u64().unwrap().to_string();
+    let id = w.submit("alice", "login", "", reason)["id"].to_string();
     let session = w
         .ssh_command("alice", "sleep 600")
         .stdin(Stdio::null())

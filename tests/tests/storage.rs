@@ -152,20 +152,9 @@ fn audit_details(w: &jit_e2e::World, action: &str) -> Vec<String> {
 fn given_symlink_fifo_and_hard_link_planted_at_jitd_names_when_jitd_starts_then_removed_and_recorded()
  {
     let mut w = Builder::new().user("alice", &[]).policy(POLICY).build();
-    let r = w.jitctl(
-        "alice",
-        &[
-            "--json",
-            "request",
-            "web-restart",
-            "--for",
-            "1h",
-            "--reason",
-            "OPS-1",
-        ],
-    );
-    assert!(r.ok(), "{}", r.all());
-    let id = r.json()["id"].as_u64().unwrap();
+    let id = w.submit("alice", "web-restart", "1h", "OPS-1")["id"]
+        .as_u64()
+        .unwrap();
     w.stop_jitd(Signal::SIGTERM);
     let dir = Path::new("/etc/sudoers.d");
     // At the active grant's shard: a symlink to a rule that gives alice everything.

@@ -437,11 +437,7 @@ fn session_opened(w: &World) -> bool {
 #[test]
 fn given_root_shell_under_grant_when_grant_revoked_then_shell_is_ended() {
     let w = shell_world();
-    let g = w.jitctl(
-        "alice",
-        &["--json", "request", "root-shell", "--reason", "T-1"],
-    );
-    let id = g.json()["id"].as_u64().unwrap().to_string();
+    let id = w.submit("alice", "root-shell", "", "T-1")["id"].to_string();
     let mut shell = background_sudo(&w, &["-s"]);
     wait_for(
         "the session to be registered",
@@ -516,11 +512,7 @@ max_duration = "1h"
 "#,
         )
         .build();
-    let g = w.jitctl(
-        "alice",
-        &["--json", "request", "as-nobody", "--reason", "T-3"],
-    );
-    let id = g.json()["id"].as_u64().unwrap().to_string();
+    let id = w.submit("alice", "as-nobody", "", "T-3")["id"].to_string();
     let drop = w.path().join("drop");
     std::fs::create_dir(&drop).unwrap();
     std::fs::set_permissions(&drop, std::fs::Permissions::from_mode(0o777)).unwrap();
@@ -659,14 +651,9 @@ max_duration = "1h"
     )
     .unwrap();
     // 65 s: the one-minute warning is due 5 s in; the five-minute one never applies.
-    let g = w.jitctl(
-        "alice",
-        &[
-            "--json", "request", "long-job", "--for", "65s", "--reason", "OPS-9",
-        ],
-    );
-    assert!(g.ok(), "{}", g.all());
-    let id = g.json()["id"].as_u64().unwrap();
+    let id = w.submit("alice", "long-job", "65s", "OPS-9")["id"]
+        .as_u64()
+        .unwrap();
     // script(1) gives sudo a real terminal (a pty) and copies what appears on it to stdout.
     let mut child = w
         .as_user(

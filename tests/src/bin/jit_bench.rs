@@ -151,14 +151,7 @@ fn world(users: usize) -> World {
 }
 
 fn grant(w: &World, user: &str, role: &str, dur: &str) -> serde_json::Value {
-    let r = w.jitctl(
-        user,
-        &[
-            "--json", "request", role, "--for", dur, "--reason", "BENCH-1",
-        ],
-    );
-    assert!(r.ok(), "{}", r.all());
-    r.json()
+    w.submit(user, role, dur, "BENCH-1")
 }
 
 fn rss_kb(pid: u32) -> u64 {
