@@ -14,8 +14,9 @@
 #   - /etc/systemd/system/jitd.service (the hardened unit)
 #   - /etc/pam.d/sudo: three marked pam_jit lines (`jitctl setup pam --enable`)
 # With systemd as PID 1 it enables and starts jitd.service. Without it, it starts the system
-# bus if needed and runs jitd directly (pid in /run/jitd.pid, log in /var/log/jitd.log);
-# after that the bus starts jitd again on the first request if it is not running.
+# bus if needed and runs jitd directly (it writes /run/jitd.pid and logs to
+# /var/log/jitd.log); after that the bus starts jitd again on the first request if it is
+# not running. Run again, it stops the running jitd first: there is only ever one.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -64,7 +65,7 @@ put 0755 "$bindir/jitd" /usr/local/sbin/jitd
 put 0755 "$bindir/jitctl" /usr/local/bin/jitctl
 put 0644 "$bindir/libpam_jit.so" "$secdir/pam_jit.so"
 put 0644 conf/dbus/org.jit.Jitd.conf /etc/dbus-1/system.d/org.jit.Jitd.conf
-sed 's|^Exec=/usr/sbin/jitd|Exec=/usr/local/sbin/jitd|' conf/dbus/org.jit.Jitd.service > "$dist/org.jit.Jitd.service"
+sed 's|^Exec=/usr/sbin/jitd |Exec=/usr/local/sbin/jitd |' conf/dbus/org.jit.Jitd.service > "$dist/org.jit.Jitd.service"
 put 0644 "$dist/org.jit.Jitd.service" $share/dbus-1/system-services/org.jit.Jitd.service
 sed 's|/usr/sbin/jitd|/usr/local/sbin/jitd|g' systemd/jitd.service > "$dist/jitd.service"
 put 0644 "$dist/jitd.service" /etc/systemd/system/jitd.service
@@ -96,6 +97,19 @@ fi
 
 install -d -m 0700 /var/lib/jitd
 
+# The pid of whatever owns org.jit.Jitd on the system bus (empty if nothing does).
+bus_owner() {
+  { dbus-send --system --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus \
+    org.freedesktop.DBus.GetConnectionUnixProcessID string:org.jit.Jitd 2>/dev/null \
+    | awk '/uint32/ {print $2}'; } || true
+}
+# Every running jitd: the bus's owner, the pid file's, the state lock's (deduplicated).
+jitd_pids() {
+  for pid in $(bus_owner) $(cat /run/jitd.pid /var/lib/jitd/jitd.lock 2>/dev/null || true); do
+    if [ "$(cat /proc/"$pid"/comm 2>/dev/null)" = "jitd" ]; then echo "$pid"; fi
+  done | sort -u
+}
+
 if [ "$(ps -p 1 -o comm=)" = "systemd" ]; then
   systemctl daemon-reload
   systemctl reload dbus 2>/dev/null || true
@@ -109,21 +123,43 @@ else
   else
     dbus-send --system --type=method_call --dest=org.freedesktop.DBus / org.freedesktop.DBus.ReloadConfig || true
   fi
-  if [ -f /run/jitd.pid ] && kill -0 "$(cat /run/jitd.pid)" 2>/dev/null; then
-    kill "$(cat /run/jitd.pid)"; sleep 0.5
+  # Exactly one jitd: stop whichever runs (started by an earlier install.sh or by the bus),
+  # and wait until it has gone, before starting the new one. jitd itself refuses to run
+  # beside another (a lock on its state directory; its bus name is never replaced).
+  for pid in $(jitd_pids); do
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  done
+  if [ -n "$(jitd_pids)" ]; then
+    echo "install.sh: jitd (pid $(jitd_pids)) did not stop; not starting a second one" >&2
+    exit 1
   fi
-  nohup /usr/local/sbin/jitd >>/var/log/jitd.log 2>&1 </dev/null &
-  echo $! > /run/jitd.pid
+  # jitd writes /run/jitd.pid itself once it owns its bus name, and logs to
+  # /var/log/jitd.log (as the bus activation file has it start jitd too).
+  nohup /usr/local/sbin/jitd --pid-file /run/jitd.pid --log-file /var/log/jitd.log \
+    >/dev/null 2>&1 </dev/null &
+  started=$!
 fi
 
-for _ in $(seq 1 50); do
-  if /usr/local/bin/jitctl status >/dev/null 2>&1; then
-    /usr/local/bin/jitctl status
-    echo "install.sh: done. Add users to jit-users (request) and jit-approvers (approve)."
-    echo "install.sh: man jitctl, man jit.toml; undo everything with ./uninstall.sh"
-    exit 0
+# Wait for jitd to own its name before anything calls it: a call before that would have the
+# bus start a second jitd (which would refuse, but the first call would fail).
+# Without systemd, also until the pid file names it (jitd writes it once it owns the name).
+for _ in $(seq 1 100); do
+  owner="$(bus_owner)"
+  if [ -n "$owner" ] && { [ -z "${started:-}" ] || [ "$(cat /run/jitd.pid 2>/dev/null)" = "$owner" ]; }; then
+    break
+  fi
+  if [ -n "${started:-}" ] && ! kill -0 "$started" 2>/dev/null; then
+    echo "install.sh: jitd exited at start; see /var/log/jitd.log:" >&2
+    tail -n 5 /var/log/jitd.log >&2 || true
+    exit 1
   fi
   sleep 0.1
 done
-echo "install.sh: jitd did not come up; see /var/log/jitd.log" >&2
+if /usr/local/bin/jitctl status; then
+  echo "install.sh: done. Add users to jit-users (request) and jit-approvers (approve)."
+  echo "install.sh: man jitctl, man jit.toml; undo everything with ./uninstall.sh"
+  exit 0
+fi
+echo "install.sh: jitd did not come up; see /var/log/jitd.log (or journalctl -u jitd)" >&2
 exit 1

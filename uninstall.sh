@@ -17,14 +17,15 @@ if [ -x /usr/local/bin/jitctl ]; then
 fi
 
 # Stop jitd: the unit under systemd; otherwise whichever process owns org.jit.Jitd on the
-# system bus (started by install.sh or by bus activation), by the pid the bus reports.
+# system bus (started by install.sh or by bus activation), by the pid the bus reports, the
+# pid file and the state lock name.
 if [ "$(ps -p 1 -o comm=)" = "systemd" ] && [ -f /etc/systemd/system/jitd.service ]; then
   systemctl disable --now jitd.service || true
 else
   owner="$(dbus-send --system --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus \
     org.freedesktop.DBus.GetConnectionUnixProcessID string:org.jit.Jitd 2>/dev/null \
     | awk '/uint32/ {print $2}')" || true
-  pidfile="$(cat /run/jitd.pid 2>/dev/null)" || true
+  pidfile="$(cat /run/jitd.pid /var/lib/jitd/jitd.lock 2>/dev/null)" || true
   for pid in $owner $pidfile; do
     if [ "$(cat /proc/"$pid"/comm 2>/dev/null)" = "jitd" ]; then
       kill "$pid" 2>/dev/null || true

@@ -9,6 +9,14 @@ use serde::{Deserialize, Serialize};
 use std::time::{Duration, UNIX_EPOCH};
 use zbus::{DBusError, Type, proxy};
 
+pub mod text;
+
+/// The longest duration anything in the system can be: a role's `max_duration`, a
+/// request, an extension, a pending timeout. Longer input is refused where it is parsed
+/// (policy, jitctl, the PAM prompt) and checked again in jitd, so no arithmetic on a time
+/// can overflow and no time can fall outside what the formats below can write.
+pub const MAX_DURATION_SECS: u64 = 366 * 86_400;
+
 /// Well-known bus name owned by jitd. Only root may own it (bus policy).
 pub const BUS_NAME: &str = "org.jit.Jitd";
 /// The one object jitd serves.
@@ -348,32 +356,53 @@ pub trait Pam1 {
     /// `ssh`: only grants whose role admits ssh logins count.
     fn check(&self, user: &str, ssh: bool) -> Result<GrantCheck, JitError>;
     fn roles(&self, user: &str) -> Result<Vec<RoleInfo>, JitError>;
-    #[allow(clippy::too_many_arguments)]
-    fn request(
-        &self,
-        user: &str,
-        role: &str,
-        duration_secs: u64,
-        reason: &str,
-        service: &str,
-        tty: &str,
-        rhost: &str,
-    ) -> Result<RequestInfo, JitError>;
+    fn request(&self, request: &PamRequest) -> Result<RequestInfo, JitError>;
     fn wait(&self, user: &str, id: u64, timeout_secs: u32) -> Result<RequestInfo, JitError>;
     /// The user's pending grant requests, oldest first: a login can wait for one it asked
     /// for earlier instead of asking again.
     fn pending(&self, user: &str) -> Result<Vec<RequestInfo>, JitError>;
-    /// Registers a session (sudo's or sshd's process `pid`) under the user's active grant, so
-    /// it is ended when the grant ends. Returns the grant id, 0 when the user holds none.
+    /// Registers a session (sudo's or sshd's process `pid`) under the grant that could have
+    /// authorised it and ends soonest (see [`SessionOpen`]), so it is ended no later than
+    /// that grant. Returns the grant id, 0 when the user holds none that could have.
     /// Sessions that have ended are forgotten by jitd on its own: there is no close call.
-    fn open_session(
-        &self,
-        user: &str,
-        service: &str,
-        tty: &str,
-        rhost: &str,
-        pid: u32,
-    ) -> Result<u64, JitError>;
+    fn open_session(&self, session: &SessionOpen) -> Result<u64, JitError>;
+}
+
+/// Where a PAM call comes from, as the PAM items say (for the audit trail only).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct PamOrigin {
+    /// PAM_SERVICE: `sudo`, `sudo-i`, `sshd`...
+    pub service: String,
+    pub tty: String,
+    pub rhost: String,
+}
+
+/// A request pam_jit submits for the PAM user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct PamRequest {
+    pub user: String,
+    pub role: String,
+    /// 0: the role's default.
+    pub duration_secs: u64,
+    pub reason: String,
+    pub origin: PamOrigin,
+}
+
+/// A session pam_jit registers: which process, for whom, and what could have authorised it.
+/// jitd cannot see which sudoers rule sudo matched, so it binds the session to the grant
+/// that ends first among those that could have: the holder's active grants whose role runs
+/// as `target` (sudo), or whose role admits ssh logins (`ssh`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct SessionOpen {
+    /// The grant holder: sudo's invoking user (PAM_RUSER), sshd's PAM_USER.
+    pub user: String,
+    /// The user the command runs as (sudo's PAM_USER in the session phase); empty for ssh.
+    pub target: String,
+    /// An ssh login: only grants of roles with `ssh = true` count.
+    pub ssh: bool,
+    /// The process that runs the session (sudo, or sshd's session process).
+    pub pid: u32,
+    pub origin: PamOrigin,
 }
 
 /// A PAM-interface proxy that caches no properties (so building it costs no bus round trip).
@@ -407,6 +436,10 @@ pub fn parse_duration(text: &str) -> Result<u64, String> {
     }
     match d.as_secs() {
         0 => Err(format!("invalid duration '{t}': must be more than zero")),
+        s if s > MAX_DURATION_SECS => Err(format!(
+            "invalid duration '{t}': at most {} (366 days)",
+            format_duration(MAX_DURATION_SECS)
+        )),
         s => Ok(s),
     }
 }
@@ -428,9 +461,13 @@ pub fn format_duration(secs: u64) -> String {
     out
 }
 
-/// RFC 3339 in UTC with seconds: "2026-11-21T14:42:00Z". Negative times clamp to the epoch.
+/// The last second RFC 3339 (four-digit years) can write: 9999-12-31T23:59:59Z.
+const LAST_RFC3339_SECOND: u64 = 253_402_300_799;
+
+/// RFC 3339 in UTC with seconds: "2026-11-21T14:42:00Z". Times before the epoch clamp to
+/// it, times after year 9999 to its last second: formatting never fails.
 pub fn format_rfc3339(unix: i64) -> String {
-    let secs = u64::try_from(unix).unwrap_or(0);
+    let secs = u64::try_from(unix).unwrap_or(0).min(LAST_RFC3339_SECOND);
     humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs)).to_string()
 }
 
@@ -468,6 +505,22 @@ mod tests {
             let e = parse_duration(bad).unwrap_err();
             assert!(!e.is_empty(), "{bad}");
         }
+    }
+
+    #[test]
+    fn given_durations_past_the_ceiling_when_parsed_then_refused() {
+        assert_eq!(parse_duration("366d"), Ok(MAX_DURATION_SECS));
+        for bad in ["367d", "10000y", "9000y", "2y"] {
+            let e = parse_duration(bad).unwrap_err();
+            assert!(e.contains("at most 366d"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn given_times_past_year_9999_when_formatted_then_clamped_not_panicking() {
+        assert_eq!(format_rfc3339(i64::MAX), "9999-12-31T23:59:59Z");
+        assert_eq!(format_rfc3339(i64::MIN), "1970-01-01T00:00:00Z");
+        assert!(format_time_short(i64::MAX, 0).starts_with("9999-12-31"));
     }
 
     #[test]

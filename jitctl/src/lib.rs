@@ -150,17 +150,19 @@ pub enum Cmd {
 
 #[derive(Debug, Subcommand)]
 pub enum SetupCmd {
-    /// Add pam_jit's lines to /etc/pam.d/sudo (and sshd with --sshd), or remove them.
+    /// Add pam_jit's lines to /etc/pam.d/sudo and sudo-i (and sshd with --sshd), or remove
+    /// them.
     ///
     /// Each line goes right after the file's `@include common-*` line of its kind, so pam_jit
     /// runs after real authentication, and is marked so that --disable removes exactly the
     /// lines --enable added. Files are replaced atomically, keeping mode and owner.
     #[command(group = clap::ArgGroup::new("action").required(true))]
     Pam {
-        /// Add the lines (sudo; also sshd with --sshd). Does nothing if already there.
+        /// Add the lines (sudo, and sudo-i for `sudo -i` where it exists; also sshd with
+        /// --sshd). Does nothing if already there.
         #[arg(long, group = "action")]
         enable: bool,
-        /// Remove every line --enable added, from sudo and sshd.
+        /// Remove every line --enable added, from sudo, sudo-i and sshd.
         #[arg(long, group = "action")]
         disable: bool,
         /// Only print the lines, to add by hand.
@@ -330,12 +332,12 @@ pub fn run(cli: Cli) -> Out {
 /// `jitctl setup pam`: every file's new text is worked out before any is written, so a
 /// file that cannot take the lines leaves all of them unchanged.
 fn setup_pam(enable: bool, disable: bool, sshd: bool, pam_dir: &std::path::Path) -> Out {
-    // --disable cleans both files, whatever was enabled.
-    let stacks: Vec<&setup::Stack> = if disable || sshd {
-        vec![&setup::SUDO, &setup::SSHD]
-    } else {
-        vec![&setup::SUDO]
-    };
+    // Every service sudo uses (sudo, and sudo-i for login shells); --disable cleans every
+    // file, whatever was enabled.
+    let mut stacks: Vec<&setup::Stack> = setup::SUDO_SERVICES.to_vec();
+    if disable || sshd {
+        stacks.push(&setup::SSHD);
+    }
     if !enable && !disable {
         print!("{}", setup::print(&stacks));
         return Ok(());
@@ -346,6 +348,12 @@ fn setup_pam(enable: bool, disable: bool, sshd: bool, pam_dir: &std::path::Path)
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if disable && e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) if st.optional && e.kind() == std::io::ErrorKind::NotFound => {
+                if enable {
+                    println!("{}: not present; sudo does not use it here", path.display());
+                }
+                continue;
+            }
             Err(e) => {
                 return Err(Failure::new(
                     exit::ERROR,
@@ -449,7 +457,7 @@ pub fn describe(r: &RequestInfo) -> String {
             if r.reviewed_by.is_empty() {
                 " (not reviewed)".to_string()
             } else {
-                format!(" (reviewed by {})", r.reviewed_by)
+                format!(" (reviewed by {})", esc(&r.reviewed_by))
             }
         ),
         _ => format!(
@@ -459,7 +467,14 @@ pub fn describe(r: &RequestInfo) -> String {
             format_duration(r.duration_secs)
         ),
     };
-    format!("request {}: {what}: {state} ({})", r.id, r.reason)
+    format!("request {}: {what}: {state} ({})", r.id, esc(&r.reason))
+}
+
+/// Text that came from someone else (reasons, comments, names), made safe for a terminal:
+/// hidden, control and bidi characters written as `\u{..}`, so a reason stored before the
+/// input rules tightened can still not hide or fake anything on an approver's terminal.
+fn esc(s: &str) -> String {
+    jit_proto::text::escape(s)
 }
 
 fn print_requests(list: &[RequestInfo], json: bool) -> Out {
@@ -594,6 +609,17 @@ async fn dispatch(p: &User1Proxy<'_>, cmd: Cmd, json: bool) -> Out {
             } else {
                 println!("health: ERROR: {}", s.last_error);
             }
+            // root can read sudoers: the policy's warnings, static rules that a grant would
+            // unlock among them, as `jitctl policy check` prints them.
+            if nix::unistd::geteuid().is_root()
+                && let Ok(out) = run_check_config(&s.policy_path)
+            {
+                for w in String::from_utf8_lossy(&out.stderr).lines() {
+                    if let Some(w) = w.strip_prefix("jitd: warning: ") {
+                        println!("warning: {}", esc(w));
+                    }
+                }
+            }
             Ok(())
         }
         Cmd::Audit(a) => audit(p, a, json).await,
@@ -646,7 +672,7 @@ fn print_roles(roles: &[RoleInfo]) {
         println!("no roles you may request");
     }
     for r in roles {
-        println!("{}: {} ({})", r.name, r.description, r.summary());
+        println!("{}: {} ({})", r.name, esc(&r.description), r.summary());
         println!("    runs as {}: {}", r.run_as, r.commands.join(", "));
         if !r.reason_pattern.is_empty() {
             println!("    reason must match {}", r.reason_pattern);
@@ -681,13 +707,13 @@ fn print_detail(r: &RequestInfo) {
         } else {
             println!(
                 "  review:    by {} at {}: {}",
-                r.reviewed_by,
+                esc(&r.reviewed_by),
                 format_rfc3339(r.reviewed_at),
-                r.review_comment
+                esc(&r.review_comment)
             );
         }
     }
-    println!("  reason:    {}", r.reason);
+    println!("  reason:    {}", esc(&r.reason));
     println!("  duration:  {}", format_duration(r.duration_secs));
     println!("  created:   {}", format_rfc3339(r.created_at));
     if r.not_after > 0 {
@@ -700,9 +726,13 @@ fn print_detail(r: &RequestInfo) {
         r.approved_by.join(", ")
     );
     if !r.decided_by.is_empty() {
-        println!("  decided:   by {}: {}", r.decided_by, r.decision_reason);
+        println!(
+            "  decided:   by {}: {}",
+            esc(&r.decided_by),
+            esc(&r.decision_reason)
+        );
     }
-    println!("  via:       {} {}", r.service, r.tty);
+    println!("  via:       {} {}", esc(&r.service), esc(&r.tty));
 }
 
 async fn audit(p: &User1Proxy<'_>, a: AuditArgs, json: bool) -> Out {
@@ -731,17 +761,17 @@ async fn audit(p: &User1Proxy<'_>, a: AuditArgs, json: bool) -> Out {
         let from = if r.origin.is_empty() {
             String::new()
         } else {
-            format!(" from [{}]", r.origin.escape_debug())
+            format!(" from [{}]", esc(&r.origin))
         };
         println!(
             "{} #{} {} by {} (uid {}){from} request {}: {}",
             format_rfc3339(r.at),
             r.seq,
-            r.action,
-            r.actor,
+            esc(&r.action),
+            esc(&r.actor),
             r.actor_uid,
             r.request_id,
-            r.detail.escape_debug()
+            esc(&r.detail)
         );
     }
     Ok(())
@@ -750,6 +780,22 @@ async fn audit(p: &User1Proxy<'_>, a: AuditArgs, json: bool) -> Out {
 /// Runs jitd's own parser (`jitd --check-config`) so there is exactly one policy grammar.
 fn policy_check(file: Option<&str>) -> Out {
     let file = file.unwrap_or("/etc/jit/jit.toml");
+    let out = run_check_config(file)?;
+    if out.status.success() {
+        eprint!("{}", String::from_utf8_lossy(&out.stderr));
+        print!("{}", String::from_utf8_lossy(&out.stdout));
+        Ok(())
+    } else {
+        let msg = String::from_utf8_lossy(&out.stderr);
+        Err(Failure::new(
+            exit::REFUSED,
+            msg.trim().trim_start_matches("jitd: ").to_string(),
+        ))
+    }
+}
+
+/// `jitd --check-config --config FILE`, with the jitd beside jitctl or the installed one.
+fn run_check_config(file: &str) -> Result<std::process::Output, Failure> {
     let here = std::env::current_exe()
         .ok()
         .and_then(|p| p.parent().map(|d| d.join("jitd")));
@@ -762,21 +808,10 @@ fn policy_check(file: Option<&str>) -> Out {
             "cannot find the jitd binary to check the policy with",
         ));
     };
-    let out = std::process::Command::new(&jitd)
+    std::process::Command::new(&jitd)
         .arg("--check-config")
         .arg("--config")
         .arg(file)
         .output()
-        .map_err(|e| Failure::new(exit::ERROR, format!("running {}: {e}", jitd.display())))?;
-    if out.status.success() {
-        eprint!("{}", String::from_utf8_lossy(&out.stderr));
-        print!("{}", String::from_utf8_lossy(&out.stdout));
-        Ok(())
-    } else {
-        let msg = String::from_utf8_lossy(&out.stderr);
-        Err(Failure::new(
-            exit::REFUSED,
-            msg.trim().trim_start_matches("jitd: ").to_string(),
-        ))
-    }
+        .map_err(|e| Failure::new(exit::ERROR, format!("running {}: {e}", jitd.display())))
 }

@@ -18,6 +18,9 @@ pub const MARK: &str = "# added by jitctl setup pam";
 /// A PAM service file and the lines pam_jit needs in it.
 pub struct Stack {
     pub service: &'static str,
+    /// Whether the stack may be absent on a host (sudo without `--with-pam-login` has no
+    /// `sudo-i`): then there is nothing to cover, and enabling skips it.
+    pub optional: bool,
     /// (the include line to put it after, the pam_jit line)
     pub lines: &'static [(&'static str, &'static str)],
 }
@@ -26,6 +29,7 @@ pub struct Stack {
 /// static rules keep working, so enabling this cannot lock admins out), register sessions.
 pub const SUDO: Stack = Stack {
     service: "sudo",
+    optional: false,
     lines: &[
         (
             "@include common-auth",
@@ -42,10 +46,37 @@ pub const SUDO: Stack = Stack {
     ],
 };
 
+/// sudo's login shells (`sudo -i`, `sudo --login`): Debian's sudo (`--with-pam-login`, as
+/// `sudo -V` says: "PAM service name to use for login shells: sudo-i") runs them through
+/// this service, not `sudo`. Without these lines a `sudo -i` root shell would bypass
+/// pam_jit: no grant check under `require_grant`, no session ended with its grant.
+pub const SUDO_I: Stack = Stack {
+    service: "sudo-i",
+    optional: true,
+    lines: &[
+        (
+            "@include common-auth",
+            "auth     optional pam_jit.so mode=sudo timeout=5 wait=120",
+        ),
+        (
+            "@include common-account",
+            "account  required pam_jit.so mode=sudo timeout=5",
+        ),
+        (
+            "@include common-session",
+            "session  optional pam_jit.so mode=sudo timeout=5",
+        ),
+    ],
+};
+
+/// Every PAM service sudo uses.
+pub const SUDO_SERVICES: [&Stack; 2] = [&SUDO, &SUDO_I];
+
 /// sshd: admit a login only under an active grant of a role with `ssh = true`. Opt-in
 /// (`--sshd`): every ssh login of every user goes through this gate once enabled.
 pub const SSHD: Stack = Stack {
     service: "sshd",
+    optional: false,
     lines: &[
         (
             "@include common-account",
@@ -155,8 +186,9 @@ pub fn replace_file(path: &Path, text: &str) -> Result<(), String> {
 mod tests {
     use super::*;
 
-    /// Debian 12's /etc/pam.d/sudo and the essential part of its sshd file.
+    /// Debian 12's /etc/pam.d/sudo and sudo-i, and the essential part of its sshd file.
     const DEBIAN_SUDO: &str = "#%PAM-1.0\n\n# Set up user limits from /etc/security/limits.conf.\nsession    required   pam_limits.so\n\n@include common-auth\n@include common-account\n@include common-session-noninteractive\n";
+    const DEBIAN_SUDO_I: &str = "#%PAM-1.0\n\n# Set up user limits from /etc/security/limits.conf.\nsession    required   pam_limits.so\n\n@include common-auth\n@include common-account\n@include common-session\n";
     const DEBIAN_SSHD: &str = "# PAM configuration for the Secure Shell service\n\n@include common-auth\naccount    required     pam_nologin.so\n@include common-account\nsession [success=ok ignore=ignore module_unknown=ignore default=bad]        pam_selinux.so close\nsession    required     pam_loginuid.so\n@include common-session\n@include common-password\n";
 
     #[test]
@@ -180,8 +212,38 @@ mod tests {
     }
 
     #[test]
+    fn given_debian_sudo_i_when_enabled_then_login_shells_get_every_line() {
+        // Regression: `sudo -i` runs through /etc/pam.d/sudo-i, which setup left alone, so
+        // a login shell bypassed pam_jit (no grant check, no session ended with its grant).
+        assert!(SUDO_SERVICES.iter().any(|s| s.service == "sudo-i"));
+        let out = enable(DEBIAN_SUDO_I, &SUDO_I).unwrap().unwrap();
+        for kind in [
+            "auth     optional",
+            "account  required",
+            "session  optional",
+        ] {
+            assert!(
+                out.lines()
+                    .any(|l| l.starts_with(&format!("{kind} pam_jit.so mode=sudo"))
+                        && l.ends_with(MARK)),
+                "{kind}: {out}"
+            );
+        }
+        let lines: Vec<&str> = out.lines().collect();
+        let at = |p: &str| lines.iter().position(|l| l.starts_with(p)).unwrap();
+        assert_eq!(
+            at("session  optional pam_jit.so"),
+            at("@include common-session") + 1
+        );
+    }
+
+    #[test]
     fn given_enabled_when_disabled_then_byte_for_byte_the_original() {
-        for (text, stack) in [(DEBIAN_SUDO, &SUDO), (DEBIAN_SSHD, &SSHD)] {
+        for (text, stack) in [
+            (DEBIAN_SUDO, &SUDO),
+            (DEBIAN_SUDO_I, &SUDO_I),
+            (DEBIAN_SSHD, &SSHD),
+        ] {
             let on = enable(text, stack).unwrap().unwrap();
             assert_eq!(disable(&on).unwrap(), text);
         }

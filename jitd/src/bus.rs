@@ -3,15 +3,18 @@
 
 use crate::directory::{Directory, Nss};
 use crate::error::Error;
-use crate::grants::Origin;
+use crate::grants::{Core, Origin, SessionSpec};
 use crate::names;
-use crate::service::Service;
-use crate::store::{Actor, Kind};
+use crate::service::{Budget, Caller, MAX_WAIT_SECS, Service};
+use crate::store::{Actor, Kind, RequestRow};
+use jit_proto::State;
 use jit_proto::{
-    AuditRecord, AuditVerify, GrantCheck, JitError, RequestInfo, RoleInfo, StatusInfo,
+    AuditRecord, AuditVerify, GrantCheck, JitError, PamOrigin, PamRequest, RequestInfo, RoleInfo,
+    SessionOpen, StatusInfo,
 };
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use zbus::message::Header;
 use zbus::{Connection, interface};
 
@@ -71,8 +74,9 @@ impl Identities {
     }
 }
 
-/// The calling user: uid from the bus, name from NSS; the origin names the calling process
-/// and its terminal (for the audit trail only: nothing is decided on it).
+/// The calling user: uid from the bus, name from NSS; the origin names the calling process,
+/// its terminal and its login session (`loginuid`). The terminal is for the audit trail
+/// only; the login uid also refuses approvals from the requester's own session.
 async fn caller(ids: &Identities, conn: &Connection, hdr: &Header<'_>) -> Result<Actor, JitError> {
     let (uid, pid) = ids.lookup(conn, hdr).await?;
     let name = Nss
@@ -80,22 +84,61 @@ async fn caller(ids: &Identities, conn: &Connection, hdr: &Header<'_>) -> Result
         .map_err(JitError::Internal)?
         .ok_or_else(|| JitError::NotAuthorized(format!("uid {uid} has no user name")))?;
     names::validate_user_name(&name).map_err(JitError::NotAuthorized)?;
+    let login_uid = crate::sessions::login_uid_of(pid).map_err(unknown_caller)?;
+    let mut origin = format!("bus pid={pid}");
     let tty = crate::sessions::tty_of(pid);
-    let origin = if tty.is_empty() {
-        format!("bus pid={pid}")
-    } else {
-        format!("bus pid={pid} tty={tty}")
-    };
-    Ok(Actor { name, uid, origin })
+    if !tty.is_empty() {
+        origin.push_str(&format!(" tty={tty}"));
+    }
+    if let Some(l) = login_uid {
+        origin.push_str(&format!(" loginuid={l}"));
+    }
+    Ok(Actor {
+        name,
+        uid,
+        origin,
+        login_uid,
+    })
 }
 
-/// Runs `f` on the blocking pool so SQLite and visudo never stall the bus connection.
+/// Runs `f` on the blocking pool so SQLite and visudo never stall the bus connection,
+/// within `who`'s budget of calls in progress.
 async fn blocking<T: Send + 'static>(
     svc: &Arc<Service>,
+    who: Caller,
     f: impl FnOnce(&Service) -> Result<T, Error> + Send + 'static,
 ) -> Result<T, JitError> {
+    let _slot = svc.quotas().enter(&who, Budget::Call)?;
     let svc = svc.clone();
     zruntime::unblock(move || f(&svc)).await.map_err(Into::into)
+}
+
+/// Waits while the request `check` returns is pending, up to `timeout_secs` (at most
+/// [`MAX_WAIT_SECS`]), and returns it as it stands then. `check` also authorizes the caller,
+/// before any waiting and after each change. The wait holds no thread: it sleeps on the
+/// service's change event, each look at the state is one short call on the pool. Counted
+/// against `who`'s own budget of waits, so no caller can take the slots others need.
+async fn wait_while_pending(
+    svc: &Arc<Service>,
+    who: Caller,
+    timeout_secs: u32,
+    check: impl Fn(&Core) -> Result<RequestRow, Error> + Send + Sync + 'static,
+) -> Result<RequestRow, JitError> {
+    let _slot = svc.quotas().enter(&who, Budget::Wait)?;
+    let runtime = zruntime::SharedRuntime::current()
+        .map_err(|e| JitError::Internal(format!("no runtime to wait on: {e}")))?;
+    let deadline = Instant::now() + Duration::from_secs(u64::from(timeout_secs.min(MAX_WAIT_SECS)));
+    let check = Arc::new(check);
+    loop {
+        let changed = svc.listen();
+        let c = check.clone();
+        let row = blocking(svc, who.clone(), move |s| s.read(|core| c(core))).await?;
+        if row.state != State::Pending || Instant::now() >= deadline {
+            return Ok(row);
+        }
+        // Woken by the next change, or at the deadline for one more look.
+        let _ = runtime.timeout_at(deadline, changed).await;
+    }
 }
 
 /// `org.jit.Jitd.User1`: open to every local user; authorization per method in the core.
@@ -105,10 +148,39 @@ pub struct UserInterface {
 }
 
 impl UserInterface {
+    /// Every User1 method: who is calling (from the bus), then `f` with that caller on the
+    /// blocking pool, within the caller's budget.
+    async fn call<T: Send + 'static>(
+        &self,
+        conn: &Connection,
+        hdr: &Header<'_>,
+        f: impl FnOnce(&Service, &Actor) -> Result<T, Error> + Send + 'static,
+    ) -> Result<T, JitError> {
+        let who = caller(&self.ids, conn, hdr).await?;
+        blocking(&self.svc, Caller::Bus(who.uid), move |s| f(s, &who)).await
+    }
+
+    /// A change to one request by the caller; answers with the request as it is then.
+    async fn change(
+        &self,
+        conn: &Connection,
+        hdr: &Header<'_>,
+        f: impl FnOnce(&mut Core, &Actor) -> Result<RequestRow, Error> + Send + 'static,
+    ) -> Result<RequestInfo, JitError> {
+        self.call(conn, hdr, move |s, who| {
+            s.write(|c| {
+                let r = f(c, who)?;
+                c.info(&r)
+            })
+        })
+        .await
+    }
+
     /// A request made through jitctl (`kind`: an ordinary grant or break-glass).
     async fn submit(
         &self,
-        who: Actor,
+        conn: &Connection,
+        hdr: &Header<'_>,
         kind: Kind,
         role: String,
         duration_secs: u64,
@@ -118,8 +190,8 @@ impl UserInterface {
             service: "jitctl".into(),
             ..Origin::default()
         };
-        blocking(&self.svc, move |s| {
-            let r = s.request(&who, kind, &role, duration_secs, &reason, &origin)?;
+        self.call(conn, hdr, move |s, who| {
+            let r = s.request(who, kind, &role, duration_secs, &reason, &origin)?;
             s.read(|c| c.info(&r))
         })
         .await
@@ -133,8 +205,8 @@ impl UserInterface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<Vec<RoleInfo>, JitError> {
-        let who = caller(&self.ids, conn, &hdr).await?;
-        blocking(&self.svc, move |s| s.read(|c| c.roles_for(&who.name))).await
+        self.call(conn, &hdr, |s, who| s.read(|c| c.roles_for(&who.name)))
+            .await
     }
 
     async fn request(
@@ -145,8 +217,7 @@ impl UserInterface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<RequestInfo, JitError> {
-        let who = caller(&self.ids, conn, &hdr).await?;
-        self.submit(who, Kind::Grant, role, duration_secs, reason)
+        self.submit(conn, &hdr, Kind::Grant, role, duration_secs, reason)
             .await
     }
 
@@ -158,8 +229,7 @@ impl UserInterface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<RequestInfo, JitError> {
-        let who = caller(&self.ids, conn, &hdr).await?;
-        self.submit(who, Kind::BreakGlass, role, duration_secs, reason)
+        self.submit(conn, &hdr, Kind::BreakGlass, role, duration_secs, reason)
             .await
     }
 
@@ -171,9 +241,8 @@ impl UserInterface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<RequestInfo, JitError> {
-        let who = caller(&self.ids, conn, &hdr).await?;
-        blocking(&self.svc, move |s| {
-            let r = s.extend(&who, id, by_secs, &reason)?;
+        self.call(conn, &hdr, move |s, who| {
+            let r = s.extend(who, id, by_secs, &reason)?;
             s.read(|c| c.info(&r))
         })
         .await
@@ -185,8 +254,8 @@ impl UserInterface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<Vec<RequestInfo>, JitError> {
-        let who = caller(&self.ids, conn, &hdr).await?;
-        blocking(&self.svc, move |s| s.read(|c| c.review(&who, all))).await
+        self.call(conn, &hdr, move |s, who| s.read(|c| c.review(who, all)))
+            .await
     }
 
     async fn acknowledge(
@@ -196,14 +265,8 @@ impl UserInterface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<RequestInfo, JitError> {
-        let who = caller(&self.ids, conn, &hdr).await?;
-        blocking(&self.svc, move |s| {
-            s.write(|c| {
-                let r = c.acknowledge(&who, id, &comment)?;
-                c.info(&r)
-            })
-        })
-        .await
+        self.change(conn, &hdr, move |c, who| c.acknowledge(who, id, &comment))
+            .await
     }
 
     async fn list(
@@ -213,9 +276,8 @@ impl UserInterface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<Vec<RequestInfo>, JitError> {
-        let who = caller(&self.ids, conn, &hdr).await?;
-        blocking(&self.svc, move |s| {
-            s.read(|c| c.list(&who, pending_only, all))
+        self.call(conn, &hdr, move |s, who| {
+            s.read(|c| c.list(who, pending_only, all))
         })
         .await
     }
@@ -226,8 +288,8 @@ impl UserInterface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<RequestInfo, JitError> {
-        let who = caller(&self.ids, conn, &hdr).await?;
-        blocking(&self.svc, move |s| s.read(|c| c.show(&who, id))).await
+        self.call(conn, &hdr, move |s, who| s.read(|c| c.show(who, id)))
+            .await
     }
 
     async fn approve(
@@ -237,14 +299,8 @@ impl UserInterface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<RequestInfo, JitError> {
-        let who = caller(&self.ids, conn, &hdr).await?;
-        blocking(&self.svc, move |s| {
-            s.write(|c| {
-                let r = c.approve(&who, id, &comment)?;
-                c.info(&r)
-            })
-        })
-        .await
+        self.change(conn, &hdr, move |c, who| c.approve(who, id, &comment))
+            .await
     }
 
     async fn deny(
@@ -254,14 +310,8 @@ impl UserInterface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<RequestInfo, JitError> {
-        let who = caller(&self.ids, conn, &hdr).await?;
-        blocking(&self.svc, move |s| {
-            s.write(|c| {
-                let r = c.deny(&who, id, &reason)?;
-                c.info(&r)
-            })
-        })
-        .await
+        self.change(conn, &hdr, move |c, who| c.deny(who, id, &reason))
+            .await
     }
 
     async fn revoke(
@@ -271,14 +321,8 @@ impl UserInterface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<RequestInfo, JitError> {
-        let who = caller(&self.ids, conn, &hdr).await?;
-        blocking(&self.svc, move |s| {
-            s.write(|c| {
-                let r = c.revoke(&who, id, &reason)?;
-                c.info(&r)
-            })
-        })
-        .await
+        self.change(conn, &hdr, move |c, who| c.revoke(who, id, &reason))
+            .await
     }
 
     async fn release(
@@ -287,14 +331,8 @@ impl UserInterface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<RequestInfo, JitError> {
-        let who = caller(&self.ids, conn, &hdr).await?;
-        blocking(&self.svc, move |s| {
-            s.write(|c| {
-                let r = c.release(&who, id)?;
-                c.info(&r)
-            })
-        })
-        .await
+        self.change(conn, &hdr, move |c, who| c.release(who, id))
+            .await
     }
 
     async fn cancel(
@@ -303,14 +341,8 @@ impl UserInterface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<RequestInfo, JitError> {
-        let who = caller(&self.ids, conn, &hdr).await?;
-        blocking(&self.svc, move |s| {
-            s.write(|c| {
-                let r = c.cancel(&who, id)?;
-                c.info(&r)
-            })
-        })
-        .await
+        self.change(conn, &hdr, move |c, who| c.cancel(who, id))
+            .await
     }
 
     async fn wait(
@@ -321,14 +353,13 @@ impl UserInterface {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<RequestInfo, JitError> {
         let who = caller(&self.ids, conn, &hdr).await?;
-        blocking(&self.svc, move |s| {
-            let row = s.wait_while_pending(timeout_secs, |c| {
-                c.show(&who, id)?;
-                c.row(id)
-            })?;
-            s.read(|c| c.info(&row))
+        let key = Caller::Bus(who.uid);
+        let row = wait_while_pending(&self.svc, key.clone(), timeout_secs, move |c| {
+            c.show(&who, id)?;
+            c.row(id)
         })
-        .await
+        .await?;
+        blocking(&self.svc, key, move |s| s.read(|c| c.info(&row))).await
     }
 
     async fn grants(
@@ -336,8 +367,8 @@ impl UserInterface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<Vec<RequestInfo>, JitError> {
-        let who = caller(&self.ids, conn, &hdr).await?;
-        blocking(&self.svc, move |s| s.read(|c| c.grants(&who))).await
+        self.call(conn, &hdr, |s, who| s.read(|c| c.grants(who)))
+            .await
     }
 
     async fn status(
@@ -345,8 +376,7 @@ impl UserInterface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<StatusInfo, JitError> {
-        caller(&self.ids, conn, &hdr).await?;
-        blocking(&self.svc, |s| s.read(|c| c.status())).await
+        self.call(conn, &hdr, |s, _| s.read(|c| c.status())).await
     }
 
     async fn audit(
@@ -356,8 +386,10 @@ impl UserInterface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<Vec<AuditRecord>, JitError> {
-        let who = caller(&self.ids, conn, &hdr).await?;
-        blocking(&self.svc, move |s| s.read(|c| c.audit(&who, since, &user))).await
+        self.call(conn, &hdr, move |s, who| {
+            s.read(|c| c.audit(who, since, &user))
+        })
+        .await
     }
 
     async fn audit_verify(
@@ -365,8 +397,8 @@ impl UserInterface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<AuditVerify, JitError> {
-        let who = caller(&self.ids, conn, &hdr).await?;
-        blocking(&self.svc, move |s| s.read(|c| c.audit_verify(&who))).await
+        self.call(conn, &hdr, |s, who| s.read(|c| c.audit_verify(who)))
+            .await
     }
 }
 
@@ -411,6 +443,7 @@ fn pam_user(user: &str, origin: &Origin) -> Result<Actor, JitError> {
         name: user.to_string(),
         uid,
         origin: from,
+        login_uid: None,
     })
 }
 
@@ -423,7 +456,7 @@ fn pam_origin() -> Origin {
 }
 
 fn origin_field(name: &str, v: &str) -> Result<String, JitError> {
-    if v.len() > 128 || v.chars().any(names::is_dangerous_char) {
+    if v.len() > 128 || v.chars().any(names::is_hidden_char) {
         return Err(JitError::InvalidArgument(format!("invalid {name}")));
     }
     Ok(v.to_string())
@@ -436,28 +469,35 @@ fn session_pid(pid: u32) -> Result<i32, JitError> {
         .ok_or_else(|| JitError::InvalidArgument(format!("invalid pid {pid}")))
 }
 
+/// The origin of a PAM call, each item checked.
+fn pam_origin_of(o: &PamOrigin) -> Result<Origin, JitError> {
+    Ok(Origin {
+        service: origin_field("service", &o.service)?,
+        tty: origin_field("tty", &o.tty)?,
+        rhost: origin_field("rhost", &o.rhost)?,
+    })
+}
+
 #[interface(name = "org.jit.Jitd.Pam1")]
 impl PamInterface {
-    #[allow(clippy::too_many_arguments)]
     async fn open_session(
         &self,
-        user: String,
-        service: String,
-        tty: String,
-        rhost: String,
-        pid: u32,
+        session: SessionOpen,
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<u64, JitError> {
         require_root(&self.ids, conn, &hdr).await?;
-        let origin = Origin {
-            service: origin_field("service", &service)?,
-            tty: origin_field("tty", &tty)?,
-            rhost: origin_field("rhost", &rhost)?,
+        let origin = pam_origin_of(&session.origin)?;
+        let who = pam_user(&session.user, &origin)?;
+        if !session.target.is_empty() {
+            names::validate_user_name(&session.target).map_err(JitError::InvalidArgument)?;
+        }
+        let spec = SessionSpec {
+            pid: session_pid(session.pid)?,
+            target: session.target,
+            ssh: session.ssh,
         };
-        let who = pam_user(&user, &origin)?;
-        let pid = session_pid(pid)?;
-        let Some(opened) = self.svc.write(|c| c.open_session(&who, pid, &origin))? else {
+        let Some(opened) = self.svc.write(|c| c.open_session(&who, &spec, &origin))? else {
             return Ok(0);
         };
         let grant = opened.grant;
@@ -492,30 +532,28 @@ impl PamInterface {
     ) -> Result<Vec<RoleInfo>, JitError> {
         require_root(&self.ids, conn, &hdr).await?;
         let who = pam_user(&user, &pam_origin())?;
-        blocking(&self.svc, move |s| s.read(|c| c.roles_for(&who.name))).await
+        blocking(&self.svc, Caller::Pam(user), move |s| {
+            s.read(|c| c.roles_for(&who.name))
+        })
+        .await
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn request(
         &self,
-        user: String,
-        role: String,
-        duration_secs: u64,
-        reason: String,
-        service: String,
-        tty: String,
-        rhost: String,
+        request: PamRequest,
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<RequestInfo, JitError> {
         require_root(&self.ids, conn, &hdr).await?;
-        let origin = Origin {
-            service: origin_field("service", &service)?,
-            tty: origin_field("tty", &tty)?,
-            rhost: origin_field("rhost", &rhost)?,
-        };
-        let who = pam_user(&user, &origin)?;
-        blocking(&self.svc, move |s| {
+        let origin = pam_origin_of(&request.origin)?;
+        let who = pam_user(&request.user, &origin)?;
+        let PamRequest {
+            role,
+            duration_secs,
+            reason,
+            ..
+        } = request;
+        blocking(&self.svc, Caller::Pam(who.name.clone()), move |s| {
             let r = s.request(&who, Kind::Grant, &role, duration_secs, &reason, &origin)?;
             s.read(|c| c.info(&r))
         })
@@ -530,7 +568,10 @@ impl PamInterface {
     ) -> Result<Vec<RequestInfo>, JitError> {
         require_root(&self.ids, conn, &hdr).await?;
         let who = pam_user(&user, &pam_origin())?;
-        blocking(&self.svc, move |s| s.read(|c| c.pending_of(&who.name))).await
+        blocking(&self.svc, Caller::Pam(user), move |s| {
+            s.read(|c| c.pending_of(&who.name))
+        })
+        .await
     }
 
     async fn wait(
@@ -543,10 +584,11 @@ impl PamInterface {
     ) -> Result<RequestInfo, JitError> {
         require_root(&self.ids, conn, &hdr).await?;
         let who = pam_user(&user, &pam_origin())?;
-        blocking(&self.svc, move |s| {
-            let row = s.wait_while_pending(timeout_secs, |c| c.request_of(&who.name, id))?;
-            s.read(|c| c.info(&row))
+        let key = Caller::Pam(user);
+        let row = wait_while_pending(&self.svc, key.clone(), timeout_secs, move |c| {
+            c.request_of(&who.name, id)
         })
-        .await
+        .await?;
+        blocking(&self.svc, key, move |s| s.read(|c| c.info(&row))).await
     }
 }

@@ -4,12 +4,14 @@ use crate::audit::Mirror;
 use crate::bus::{Identities, PamInterface, UserInterface};
 use crate::directory::Nss;
 use crate::grants::{Core, SystemClock};
+use crate::instance::{PidFile, RulesLock, StateLock};
 use crate::notify::Notifier;
 use crate::policy::Policy;
 use crate::service::Service;
 use crate::store::Store;
 use crate::sudoers::SudoersDir;
 use clap::Parser;
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -31,14 +33,25 @@ use std::sync::Arc;
     name = "jitd",
     version,
     after_long_help = "Signals: SIGHUP re-reads the policy (a policy that does not validate is \
-refused and the old one kept); SIGTERM stops jitd (grants stay in force until their end and are \
-reconciled at the next start).\n\n\
-Environment: JITD_LOG sets the diagnostic log filter (default info), written to stderr. \
-NOTIFY_SOCKET and WATCHDOG_USEC, set by systemd, enable readiness and watchdog notifications.\n\n\
+refused and the old one kept); SIGTERM or SIGINT stops jitd (grants stay in force until their \
+end and are reconciled at the next start). Every way jitd ends is logged with its reason.\n\n\
+One jitd at a time: jitd holds an exclusive lock on its state directory (jitd.lock, which \
+names its pid) and asks for its bus name without replacing an owner; a second jitd on the \
+same state directory or bus says which one runs and exits with status 1.\n\n\
+Running without systemd (containers): start with `jitd --pid-file /run/jitd.pid --log-file \
+/var/log/jitd.log &` (what install.sh and the bus activation file do); stop with `kill $(cat \
+/run/jitd.pid)`; reload the policy with `kill -HUP $(cat /run/jitd.pid)`. The pid file is \
+written only by the jitd that serves, once it owns its bus name. Without a running jitd, the \
+first call to org.jit.Jitd starts one (bus activation).\n\n\
+Environment: JITD_LOG sets the diagnostic log filter (default info), written to stderr, or to \
+--log-file. NOTIFY_SOCKET and WATCHDOG_USEC, set by systemd, enable readiness and watchdog \
+notifications.\n\n\
 Files: /etc/jit/jit.toml (policy), /var/lib/jitd/jitd.db (state and audit trail, SQLite), \
-/etc/sudoers.d/jit-s00 to jit-s0f (the ephemeral rules; do not edit).\n\n\
-Exit status: 0 after --check-config on a valid policy; 1 on any error, including a lost bus \
-connection (the service manager restarts jitd)."
+/var/lib/jitd/jitd.lock (held while jitd runs), /etc/sudoers.d/jit-s00 to jit-s0f (the \
+ephemeral rules; do not edit).\n\n\
+Exit status: 0 after --check-config on a valid policy, and when stopped by SIGTERM or SIGINT; \
+1 on any error, including a lost bus connection and another jitd already running; 70 after an \
+internal error (the service manager restarts jitd, which reconciles at start)."
 )]
 pub struct Args {
     /// Policy file (TOML).
@@ -56,21 +69,73 @@ pub struct Args {
     /// Validate the policy, print a summary and exit (0 valid, 1 invalid).
     #[arg(long)]
     pub check_config: bool,
+    /// Write jitd's pid here once it serves (removed when it stops on a signal).
+    #[arg(long, value_name = "PATH")]
+    pub pid_file: Option<PathBuf>,
+    /// Append the diagnostic log here instead of writing it to stderr (for a jitd started
+    /// by hand or by bus activation, whose stderr nobody keeps).
+    #[arg(long, value_name = "PATH")]
+    pub log_file: Option<PathBuf>,
+}
+
+/// Exit status after an internal error (EX_SOFTWARE).
+pub const EXIT_INTERNAL: i32 = 70;
+
+/// Ends jitd after an internal failure it cannot recover from (a panic: the state in
+/// memory is then unknown), saying why. Exiting, not limping on: a jitd alive but unable
+/// to expire grants is worse than none, and the service manager (or the next bus call)
+/// starts a new one, which reconciles the rules with the database before it serves.
+pub fn fatal(why: &str) -> ! {
+    tracing::error!(
+        "{why}; exiting (status {EXIT_INTERNAL}) so that jitd is restarted and reconciles"
+    );
+    std::process::exit(EXIT_INTERNAL)
+}
+
+/// Where the diagnostic log goes: stderr, or `--log-file`.
+fn init_log(file: Option<&std::path::Path>) -> Result<(), String> {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("JITD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    match file {
+        Some(path) => {
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o640)
+                .open(path)
+                .map_err(|e| format!("opening log file {}: {e}", path.display()))?;
+            tracing_subscriber::fmt()
+                .with_writer(std::sync::Mutex::new(f))
+                .with_ansi(false)
+                .with_env_filter(filter)
+                .init();
+        }
+        None => tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_env_filter(filter)
+            .init(),
+    }
+    // A panic is a bug; it is logged where the admin finds the log, then jitd exits.
+    std::panic::set_hook(Box::new(|info| {
+        fatal(&format!("internal error: {info}"));
+    }));
+    Ok(())
 }
 
 pub fn main() -> ExitCode {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("JITD_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    let to_file = args.log_file.is_some();
+    if let Err(e) = init_log(args.log_file.as_deref()) {
+        eprintln!("jitd: {e}");
+        return ExitCode::FAILURE;
+    }
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            if to_file {
+                tracing::error!("stopping: {e}");
+            }
             eprintln!("jitd: {e}");
             ExitCode::FAILURE
         }
@@ -82,13 +147,15 @@ fn run(args: Args) -> Result<(), String> {
     let config = args.config.to_string_lossy().into_owned();
     let policy = Policy::load(&config, &Nss).map_err(|e| e.to_string())?;
     if args.check_config {
-        for w in &policy.warnings {
+        let mut warnings: Vec<String> = policy.warnings.iter().map(ToString::to_string).collect();
+        warnings.extend(static_rule_warnings(&policy, &args.sudoers_dir));
+        for w in &warnings {
             eprintln!("jitd: warning: {w}");
         }
         println!(
             "{config}: OK ({} roles, {} warnings)",
             policy.roles.len(),
-            policy.warnings.len()
+            warnings.len()
         );
         return Ok(());
     }
@@ -99,8 +166,12 @@ fn run(args: Args) -> Result<(), String> {
         return Err("jitd must run as root (it owns the sudoers rules it writes)".into());
     }
     crate::privileges::drop_all()?;
+    crate::store::prepare_state_dir(&args.state_dir).map_err(|e| e.to_string())?;
+    // Held until jitd ends: a second jitd on this state directory refuses to start.
+    let _lock = StateLock::acquire(&args.state_dir)?;
     let store = Store::open(&args.state_dir).map_err(|e| e.to_string())?;
     let sudoers = SudoersDir::open(&args.sudoers_dir)?;
+    let _rules_lock = RulesLock::acquire(&args.sudoers_dir)?;
     let mirror = Arc::new(Mirror::connect());
     let mut core = Core::new(
         policy,
@@ -125,33 +196,74 @@ fn run(args: Args) -> Result<(), String> {
         rep.sessions
     );
     let svc = Arc::new(Service::new(core));
-    spawn_reloader(svc.clone(), config, notify.clone())?;
+    let pid_file: Arc<std::sync::OnceLock<PidFile>> = Arc::new(std::sync::OnceLock::new());
+    spawn_signal_thread(svc.clone(), config, notify.clone(), pid_file.clone())?;
     let timer_svc = svc.clone();
     let timer_notify = notify.clone();
     std::thread::Builder::new()
         .name("expiry".into())
-        .spawn(move || timer_svc.run_timer(&timer_notify))
+        .spawn(move || {
+            timer_svc.run_timer(&timer_notify);
+            fatal("the expiry timer stopped");
+        })
         .map_err(|e| format!("starting the expiry timer: {e}"))?;
-    let served = zbus::block_on(serve(svc, args.bus, &notify));
+    let served = zbus::block_on(serve(svc, args.bus, &notify, args.pid_file, &pid_file));
     notify.stopping();
+    if let Some(p) = pid_file.get() {
+        p.remove();
+    }
     served
 }
 
-/// SIGHUP re-reads the policy. The signal is blocked in every thread (threads inherit the
-/// mask of the one that starts them) and taken synchronously by this one, so no handler runs
-/// in async-signal context. A policy that does not validate is refused and the old one kept.
-fn spawn_reloader(svc: Arc<Service>, config: String, notify: Arc<Notifier>) -> Result<(), String> {
+/// Static sudoers rules that a grant would unlock under `require_grant` (see
+/// [`crate::static_rules`]). Reading sudoers needs root: anyone else is told it was not
+/// checked.
+fn static_rule_warnings(policy: &Policy, sudoers_dir: &std::path::Path) -> Vec<String> {
+    let main = std::path::Path::new(crate::static_rules::SUDOERS);
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!(
+            "jitd: note: static sudoers rules not checked (reading {} needs root)",
+            main.display()
+        );
+        return Vec::new();
+    }
+    match crate::static_rules::unlocked_by_grants(policy, &Nss, main, sudoers_dir) {
+        Ok(w) => w,
+        Err(e) => vec![format!("static sudoers rules could not be checked: {e}")],
+    }
+}
+
+/// SIGHUP re-reads the policy; SIGTERM and SIGINT stop jitd, saying so. The signals are
+/// blocked in every thread (threads inherit the mask of the one that starts them; children
+/// start with an empty mask) and taken synchronously by this one, so no handler runs in
+/// async-signal context. A policy that does not validate is refused and the old one kept.
+fn spawn_signal_thread(
+    svc: Arc<Service>,
+    config: String,
+    notify: Arc<Notifier>,
+    pid_file: Arc<std::sync::OnceLock<PidFile>>,
+) -> Result<(), String> {
     use nix::sys::signal::{SigSet, Signal};
     let mut set = SigSet::empty();
-    set.add(Signal::SIGHUP);
+    for sig in [Signal::SIGHUP, Signal::SIGTERM, Signal::SIGINT] {
+        set.add(sig);
+    }
     set.thread_block()
-        .map_err(|e| format!("blocking SIGHUP: {e}"))?;
+        .map_err(|e| format!("blocking SIGHUP, SIGTERM and SIGINT: {e}"))?;
     std::thread::Builder::new()
-        .name("reload".into())
+        .name("signals".into())
         .spawn(move || {
             while let Ok(sig) = set.wait() {
                 if sig != Signal::SIGHUP {
-                    continue;
+                    tracing::info!(
+                        "stopping on {sig}: grants stay in force until their end (NOTAFTER) \
+                         and are reconciled at the next start"
+                    );
+                    notify.stopping();
+                    if let Some(p) = pid_file.get() {
+                        p.remove();
+                    }
+                    std::process::exit(0);
                 }
                 match Policy::load(&config, &Nss) {
                     Ok(p) => {
@@ -179,7 +291,13 @@ fn spawn_reloader(svc: Arc<Service>, config: String, notify: Arc<Notifier>) -> R
         .map_err(|e| format!("starting the reload thread: {e}"))
 }
 
-async fn serve(svc: Arc<Service>, bus: Option<String>, notify: &Notifier) -> Result<(), String> {
+async fn serve(
+    svc: Arc<Service>,
+    bus: Option<String>,
+    notify: &Notifier,
+    pid_path: Option<PathBuf>,
+    pid_file: &std::sync::OnceLock<PidFile>,
+) -> Result<(), String> {
     let ids = Arc::new(Identities::default());
     let builder = match &bus {
         Some(addr) => zbus::connection::Builder::address(addr.as_str()),
@@ -194,10 +312,13 @@ async fn serve(svc: Arc<Service>, bus: Option<String>, notify: &Notifier) -> Res
             },
         )
         .serve_at(jit_proto::OBJECT_PATH, PamInterface { svc, ids })
-        .name(jit_proto::BUS_NAME)
         .build()
         .await
-        .map_err(|e| format!("cannot take bus name {}: {e}", jit_proto::BUS_NAME))?;
+        .map_err(|e| format!("cannot connect to the bus: {e}"))?;
+    take_name(&conn).await?;
+    if let Some(path) = pid_path {
+        let _ = pid_file.set(PidFile::write(&path)?);
+    }
     tracing::info!(
         "serving {} on {}",
         jit_proto::BUS_NAME,
@@ -209,5 +330,35 @@ async fn serve(svc: Arc<Service>, bus: Option<String>, notify: &Notifier) -> Res
     // The bus went away (dbus-daemon restarted or stopped): exit so the service manager
     // restarts jitd, which reconciles again before it takes its name on the new bus.
     conn.closed().await;
-    Err("lost the connection to the bus".into())
+    Err("lost the connection to the bus; exiting so the service manager restarts jitd".into())
+}
+
+/// Asks for org.jit.Jitd without replacing an owner and without queueing: a running jitd
+/// keeps its name, and this one says who has it and stops.
+async fn take_name(conn: &zbus::Connection) -> Result<(), String> {
+    use zbus::fdo::{RequestNameFlags, RequestNameReply};
+    match conn
+        .request_name_with_flags(jit_proto::BUS_NAME, RequestNameFlags::DO_NOT_QUEUE)
+        .await
+    {
+        Ok(RequestNameReply::PrimaryOwner | RequestNameReply::AlreadyOwner) => return Ok(()),
+        Ok(_) | Err(zbus::Error::NameTaken) => {}
+        Err(e) => return Err(format!("cannot take bus name {}: {e}", jit_proto::BUS_NAME)),
+    }
+    let owner = match zbus::fdo::DBusProxy::new(conn).await {
+        Ok(p) => match zbus::names::BusName::try_from(jit_proto::BUS_NAME) {
+            Ok(name) => p
+                .get_connection_unix_process_id(name)
+                .await
+                .map(|pid| format!("another jitd (pid {pid})"))
+                .unwrap_or_else(|_| "another process".into()),
+            Err(_) => "another process".into(),
+        },
+        Err(_) => "another process".into(),
+    };
+    Err(format!(
+        "{} is already owned by {owner}: jitd is already running on this bus; not starting a \
+         second one",
+        jit_proto::BUS_NAME
+    ))
 }

@@ -2,7 +2,7 @@
 
 use jit_proto::JitError;
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum Error {
     /// Policy says no (not eligible, bad reason, over the limit...).
     #[error("{0}")]

@@ -124,6 +124,17 @@ pub struct Reconciled {
     pub sessions: usize,
 }
 
+/// A session pam_jit registers, and what could have authorised it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionSpec {
+    /// The process that runs the session.
+    pub pid: i32,
+    /// The user a sudo command runs as (empty: unknown, or an ssh login).
+    pub target: String,
+    /// An ssh login: only grants of roles that admit ssh logins count.
+    pub ssh: bool,
+}
+
 /// A session just registered under a grant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpenedSession {
@@ -148,6 +159,8 @@ pub struct Core {
     /// write that succeeds, e.g. once the disk has room again).
     storage_failed: bool,
     sessions: crate::sessions::Sessions,
+    /// Counts committed transactions: a waiter or the timer sees whether anything changed.
+    generation: u64,
 }
 
 /// The sudoers rule of a grant; `iolog_dir` is where the policy has sudo record sessions.
@@ -197,6 +210,7 @@ impl Core {
             last_error: String::new(),
             storage_failed: false,
             sessions: crate::sessions::Sessions::default(),
+            generation: 0,
         }
     }
 
@@ -241,6 +255,11 @@ impl Core {
 
     pub fn now(&self) -> i64 {
         self.clock.now()
+    }
+
+    /// How many transactions have been committed (wraps): changes when anything did.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     pub fn now_ms(&self) -> i64 {
@@ -299,6 +318,7 @@ impl Core {
         let out = self.store.transaction(|tx| f(tx, &mut records));
         match out {
             Ok(v) => {
+                self.generation = self.generation.wrapping_add(1);
                 if self.storage_failed {
                     self.storage_failed = false;
                     self.last_error.clear();
@@ -391,6 +411,16 @@ impl Core {
 
     fn may_see(&self, who: &Actor, r: &RequestRow) -> Result<bool> {
         Ok(who.uid == 0 || r.uid == who.uid || self.is_approver(r, who)?)
+    }
+
+    /// Request `id` if `who` may see it. Every method that names a request goes through
+    /// here first: one the caller may not see gets the very answer a request that does not
+    /// exist gets, so nothing (owner, role, state) leaks through a refusal.
+    fn visible(&self, who: &Actor, id: u64) -> Result<RequestRow> {
+        match self.store.get(id)? {
+            Some(row) if self.may_see(who, &row)? => Ok(row),
+            _ => Err(Error::NotFound(format!("no request {id}"))),
+        }
     }
 
     /// The role's reason validator, for the caller to run before [`Core::request`] or
@@ -578,6 +608,12 @@ impl Core {
         if by == 0 {
             return Err(Error::InvalidArgument("say how much longer (--by)".into()));
         }
+        if by > jit_proto::MAX_DURATION_SECS {
+            return Err(Error::InvalidArgument(format!(
+                "an extension is at most {}",
+                format_duration(jit_proto::MAX_DURATION_SECS)
+            )));
+        }
         let grant = self.own_active_grant(who, id)?;
         let now = self.now();
         let role = self.policy.role(&grant.role)?.clone();
@@ -683,7 +719,7 @@ impl Core {
 
     /// Grant `id`, if it is active and `who` holds it (what may be extended).
     pub fn own_active_grant(&self, who: &Actor, id: u64) -> Result<RequestRow> {
-        let grant = self.get(id)?;
+        let grant = self.visible(who, id)?;
         if grant.uid != who.uid || grant.user != who.name {
             return Err(Error::NotAuthorized(format!(
                 "grant {id} belongs to {}; only its holder can extend it",
@@ -720,7 +756,7 @@ impl Core {
     pub fn acknowledge(&mut self, who: &Actor, id: u64, comment: &str) -> Result<RequestRow> {
         let comment =
             names::validate_text("comment", comment, MAX_COMMENT).map_err(Error::Refused)?;
-        let row = self.get(id)?;
+        let row = self.visible(who, id)?;
         if row.kind != Kind::BreakGlass {
             return Err(Error::WrongState(format!(
                 "request {id} is not a break-glass grant"
@@ -732,6 +768,7 @@ impl Core {
                 who.name
             )));
         }
+        self.check_not_holder_in_disguise(who, &row, "review")?;
         let direct = match self.policy.role(&row.role) {
             Ok(_) => self
                 .policy
@@ -913,9 +950,10 @@ impl Core {
         }
     }
 
-    /// Registers a session (pam_jit's session hook) under the user's active grant; it is
-    /// ended when that grant ends, and its terminal (`tty`) gets the warnings before. Returns
-    /// None if the user holds no grant. For a sudo session of a role that logs I/O it also
+    /// Registers a session (pam_jit's session hook) under the grant that could have
+    /// authorised it and ends first ([`Core::authorising_grant`]); it is ended when that
+    /// grant ends, and its terminal (`tty`) gets the warnings before. Returns None if the
+    /// user holds no such grant. For a sudo session of a role that logs I/O it also
     /// says where sudo records it: the newest session in the holder's I/O log directory
     /// (sudo has created it, and advanced its `seq` file, before it opens the PAM session).
     /// The audit record and the stored row are written by [`Core::record_session_open`],
@@ -924,10 +962,11 @@ impl Core {
     pub fn open_session(
         &mut self,
         who: &Actor,
-        pid: i32,
+        session: &SessionSpec,
         origin: &Origin,
     ) -> Result<Option<OpenedSession>> {
-        let Some(grant) = self.best_active(&who.name, false)? else {
+        let pid = session.pid;
+        let Some(grant) = self.authorising_grant(&who.name, session)? else {
             return Ok(None);
         };
         let start_time = self
@@ -1019,13 +1058,14 @@ impl Core {
     /// separation of duties) is checked again at that moment; if it does not hold, the
     /// approval is refused and not recorded.
     pub fn approve(&mut self, who: &Actor, id: u64, comment: &str) -> Result<RequestRow> {
-        let row = self.get(id)?;
+        let row = self.visible(who, id)?;
         if row.uid == who.uid || row.user == who.name {
             return Err(Error::NotAuthorized(format!(
                 "{} may not approve their own request {id}",
                 who.name
             )));
         }
+        self.check_not_holder_in_disguise(who, &row, "approve")?;
         if !self.is_approver(&row, who)? {
             return Err(Error::NotAuthorized(format!(
                 "{} is not an approver for role '{}'",
@@ -1215,6 +1255,39 @@ impl Core {
         })
     }
 
+    /// Refuses a decision on `row` that comes from its requester under another identity:
+    /// from a process of the requester's own login session (`loginuid`, which su and sudo
+    /// keep), or from a user the requester can run commands as through an active grant
+    /// (`sudo -u approver jitctl approve`). `what` names the decision for the message.
+    fn check_not_holder_in_disguise(
+        &self,
+        who: &Actor,
+        row: &RequestRow,
+        what: &str,
+    ) -> Result<()> {
+        if who.login_uid == Some(row.uid) {
+            return Err(Error::NotAuthorized(format!(
+                "{} may not {what} request {}: the call comes from a login session of its \
+                 requester {} (loginuid {})",
+                who.name, row.id, row.user, row.uid
+            )));
+        }
+        let assumable = self
+            .store
+            .open_of_user(&row.user)?
+            .into_iter()
+            .filter(|g| g.state == State::Active && g.uid == row.uid)
+            .find(|g| g.run_as.contains(&who.name));
+        if let Some(g) = assumable {
+            return Err(Error::NotAuthorized(format!(
+                "{} may not {what} request {}: its requester {} can run commands as {} \
+                 (grant {}, role '{}')",
+                who.name, row.id, row.user, who.name, g.id, g.role
+            )));
+        }
+        Ok(())
+    }
+
     fn end(
         &mut self,
         who: &Actor,
@@ -1256,7 +1329,7 @@ impl Core {
 
     pub fn deny(&mut self, who: &Actor, id: u64, reason: &str) -> Result<RequestRow> {
         let reason = names::validate_text("reason", reason, MAX_COMMENT).map_err(Error::Refused)?;
-        let row = self.get(id)?;
+        let row = self.visible(who, id)?;
         if !(who.uid == 0 || self.is_approver(&row, who)?) {
             return Err(Error::NotAuthorized(format!(
                 "{} is not an approver for role '{}'",
@@ -1274,7 +1347,7 @@ impl Core {
 
     pub fn revoke(&mut self, who: &Actor, id: u64, reason: &str) -> Result<RequestRow> {
         let reason = names::validate_text("reason", reason, MAX_COMMENT).map_err(Error::Refused)?;
-        let row = self.get(id)?;
+        let row = self.visible(who, id)?;
         if !(who.uid == 0 || self.is_approver(&row, who)?) {
             return Err(Error::NotAuthorized(format!(
                 "{} is not an approver for role '{}'",
@@ -1312,7 +1385,7 @@ impl Core {
                 }
             }
         } else {
-            self.get(id)?
+            self.visible(who, id)?
         };
         if row.uid != who.uid {
             return Err(Error::NotAuthorized(format!(
@@ -1331,7 +1404,7 @@ impl Core {
 
     /// Withdraws the caller's own pending request.
     pub fn cancel(&mut self, who: &Actor, id: u64) -> Result<RequestRow> {
-        let row = self.get(id)?;
+        let row = self.visible(who, id)?;
         if row.uid != who.uid {
             return Err(Error::NotAuthorized(format!(
                 "request {id} belongs to {}; only its requester can cancel it",
@@ -1354,11 +1427,7 @@ impl Core {
     }
 
     pub fn show(&self, who: &Actor, id: u64) -> Result<RequestInfo> {
-        let row = self.get(id)?;
-        if !self.may_see(who, &row)? {
-            // Same answer as for a missing id: do not reveal other users' requests.
-            return Err(Error::NotFound(format!("no request {id}")));
-        }
+        let row = self.visible(who, id)?;
         self.info(&row)
     }
 
@@ -1415,14 +1484,50 @@ impl Core {
         })
     }
 
-    /// The user's active grant (with `ssh`: one whose role admits ssh) that lasts longest.
-    fn best_active(&self, user: &str, ssh: bool) -> Result<Option<RequestRow>> {
+    /// The user's grants in force now (with `ssh`: of roles that admit ssh logins).
+    fn in_force(&self, user: &str, ssh: bool) -> Result<Vec<RequestRow>> {
         Ok(self
             .store
             .open_of_user(user)?
             .into_iter()
-            .filter(|r| r.state == State::Active && self.ms_left(r) > 0 && (!ssh || r.ssh))
+            .filter(|r| {
+                r.state == State::Active
+                    && r.kind != Kind::Extension
+                    && self.ms_left(r) > 0
+                    && (!ssh || r.ssh)
+            })
+            .collect())
+    }
+
+    /// The user's active grant (with `ssh`: one whose role admits ssh) that lasts longest.
+    fn best_active(&self, user: &str, ssh: bool) -> Result<Option<RequestRow>> {
+        Ok(self
+            .in_force(user, ssh)?
+            .into_iter()
             .max_by_key(|r| r.not_after))
+    }
+
+    /// The grant a session is bound to. jitd cannot see which sudoers rule sudo matched,
+    /// so of the grants that could have authorised the session it takes the one that ends
+    /// first (fail closed: the session never outlives the grant that authorised it). An
+    /// ssh login: only grants of roles with `ssh = true`. A sudo session: the grants whose
+    /// role runs as the session's target user; if none does (a static rule authorised it,
+    /// or jitd cannot tell), every grant of the user.
+    pub fn authorising_grant(&self, user: &str, s: &SessionSpec) -> Result<Option<RequestRow>> {
+        let all = self.in_force(user, s.ssh)?;
+        let by_target: Vec<&RequestRow> = all
+            .iter()
+            .filter(|r| s.ssh || r.run_as.contains(&s.target))
+            .collect();
+        let candidates = if by_target.is_empty() {
+            all.iter().collect()
+        } else {
+            by_target
+        };
+        Ok(candidates
+            .into_iter()
+            .min_by_key(|r| (self.ms_left(r), r.id))
+            .cloned())
     }
 
     /// Request `id` of `user` (for pam_jit's wait); NotFound if it is someone else's.
@@ -1774,5 +1879,7 @@ fn to_secs(d: u64) -> i64 {
 
 #[cfg(test)]
 mod feature_tests;
+#[cfg(test)]
+mod lifetime_tests;
 #[cfg(test)]
 mod tests;

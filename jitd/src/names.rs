@@ -151,7 +151,8 @@ pub fn validate_command(cmd: &str) -> Result<(), String> {
 }
 
 /// A free-text field (reason, comment) as stored and shown: trimmed, bounded, no control,
-/// format or bidi characters (which could hide text on an approver's terminal).
+/// format, bidi, separator or other invisible characters (which could hide or fake text on
+/// an approver's terminal or in a log line).
 pub fn validate_text(field: &str, text: &str, max_chars: usize) -> Result<String, String> {
     let t = text.trim();
     if t.is_empty() {
@@ -162,34 +163,21 @@ pub fn validate_text(field: &str, text: &str, max_chars: usize) -> Result<String
             "{field} is too long (at most {max_chars} characters)"
         ));
     }
-    if let Some(c) = t.chars().find(|c| is_dangerous_char(*c)) {
+    if let Some(c) = t.chars().find(|c| is_hidden_char(*c)) {
         return Err(format!(
-            "{field} contains a control or formatting character (U+{:04X})",
+            "{field} contains an invisible, control or formatting character (U+{:04X}); \
+             type it again without it",
             u32::from(c)
         ));
     }
     Ok(t.to_string())
 }
 
-/// Control characters, and the Unicode format characters that reorder or hide text.
-pub fn is_dangerous_char(c: char) -> bool {
-    c.is_control()
-        || matches!(u32::from(c),
-            0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x2069 | 0xFEFF | 0x061C)
-}
+/// Characters that could hide, reorder or fake text: see [`jit_proto::text::is_hidden_char`].
+pub use jit_proto::text::is_hidden_char;
 
 /// Escapes everything that could disturb a terminal or a log line.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if is_dangerous_char(c) || c == '\\' {
-            out.extend(c.escape_unicode());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
+pub use jit_proto::text::escape;
 
 #[cfg(test)]
 mod tests {
@@ -276,7 +264,24 @@ mod tests {
     fn given_text_with_control_or_bidi_characters_when_validated_then_rejected() {
         assert!(validate_text("reason", "OPS-1 fine", 100).is_ok());
         assert_eq!(validate_text("reason", "  x  ", 100).as_deref(), Ok("x"));
-        for bad in ["", "   ", "a\nb", "a\u{1b}[31m", "a\u{202e}b", "a\u{200b}b"] {
+        for bad in [
+            "",
+            "   ",
+            "a\nb",
+            "a\u{1b}[31m",
+            "a\u{202e}b",
+            "a\u{200b}b",
+            // Invisible characters that passed before (regression): separators, tags, the
+            // soft hyphen, interlinear annotations, a Mongolian vowel separator, a
+            // deprecated format character.
+            "OPS-1\u{2028}approved by bob",
+            "OPS-1\u{2029}x",
+            "OPS-1\u{E0001}\u{E0041}",
+            "OPS\u{00AD}-1",
+            "OPS-1\u{FFF9}x\u{FFFA}y\u{FFFB}",
+            "OPS-1\u{180E}",
+            "OPS-1\u{206A}",
+        ] {
             assert!(validate_text("reason", bad, 100).is_err(), "{bad:?}");
         }
         assert!(validate_text("reason", &"x".repeat(101), 100).is_err());

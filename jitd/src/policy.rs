@@ -372,18 +372,26 @@ impl Policy {
             reason_max,
         };
         let mut roles: Vec<Role> = Vec::new();
+        let mut run_as_spans = Vec::new();
         let mut warnings = Vec::new();
         for spanned in raw.role {
             let span = spanned.get_ref().name.span();
+            let run_as_span = spanned
+                .get_ref()
+                .run_as
+                .as_ref()
+                .map_or_else(|| span.clone(), Spanned::span);
             let role = validate_role(&ctx, spanned.into_inner(), &defaults, dir, &mut warnings)?;
             if roles.iter().any(|r| r.name == role.name) {
                 return Err(ctx.err(span, format!("duplicate role '{}'", role.name)));
             }
             roles.push(role);
+            run_as_spans.push(run_as_span);
         }
         if roles.is_empty() {
             return Err(ctx.err(0..0, "no [[role]] defined: nothing could ever be granted"));
         }
+        check_run_as_principals(&ctx, &roles, &run_as_spans, dir, &mut warnings)?;
         let mut separations = Vec::new();
         for sep in raw.separation {
             let span = sep.span();
@@ -889,7 +897,7 @@ fn validator(
         ));
     }
     for arg in &command {
-        if arg.is_empty() || arg.len() > 512 || arg.chars().any(names::is_dangerous_char) {
+        if arg.is_empty() || arg.len() > 512 || arg.chars().any(names::is_hidden_char) {
             return Err(ctx.err(
                 cmd_span,
                 "reason_validator.command: arguments must be non-empty text without control characters",
@@ -1257,6 +1265,70 @@ fn validate_role(
     })
 }
 
+/// A role may not run commands as anyone the policy names as a requester or approver: a
+/// grant would let its holder act as that principal (`sudo -u approver jitctl approve` of
+/// their own request, or requesting the principal's roles). A user named directly is an
+/// error, with the run_as position; one who is a principal through a group today is a
+/// warning (membership changes without the policy changing), and jitd refuses such
+/// approvals at run time anyway.
+fn check_run_as_principals(
+    ctx: &Ctx<'_>,
+    roles: &[Role],
+    run_as_spans: &[Range<usize>],
+    dir: &dyn Directory,
+    warnings: &mut Vec<PolicyError>,
+) -> std::result::Result<(), PolicyError> {
+    let mut named: Vec<(&str, &str, &str)> = Vec::new();
+    let mut groups: Vec<(&str, &str, &str)> = Vec::new();
+    for r in roles {
+        for (what, list) in [
+            ("a requester", &r.requesters),
+            ("an approver", &r.approvers),
+            ("an escalation approver", &r.escalation_approvers),
+        ] {
+            for p in list {
+                match p {
+                    Principal::User(u) => named.push((u, what, &r.name)),
+                    Principal::Group(g) => groups.push((g, what, &r.name)),
+                }
+            }
+        }
+    }
+    for (role, span) in roles.iter().zip(run_as_spans) {
+        for target in &role.run_as_list {
+            if let Some((_, what, of)) = named.iter().find(|(u, _, _)| u == target) {
+                return Err(ctx.err(
+                    span.clone(),
+                    format!(
+                        "role '{}' runs commands as '{target}', who is {what} of role '{of}': \
+                         a holder could act as them (sudo -u {target} jitctl ...); run as a \
+                         user the policy does not name",
+                        role.name
+                    ),
+                ));
+            }
+            let Ok(member_of) = dir.groups_of(target) else {
+                continue;
+            };
+            if let Some((g, what, of)) = groups
+                .iter()
+                .find(|(g, _, _)| member_of.contains(&(*g).to_string()))
+            {
+                warnings.push(ctx.err(
+                    span.clone(),
+                    format!(
+                        "role '{}' runs commands as '{target}', a member of %{g} ({what} of \
+                         role '{of}'): a holder could act as them; jitd refuses their \
+                         approvals of the holder's requests",
+                        role.name
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
@@ -1581,6 +1653,66 @@ roles = ["change", "audit"]
             assert!(e.message.contains(needle), "want {needle}: {e}");
             assert_eq!(e.line, line, "{needle}: {e}");
         }
+    }
+
+    #[test]
+    fn given_durations_past_a_year_when_parsed_then_refused_with_position() {
+        // Regression: max_duration = "10000y" passed, and a request for 9000y then
+        // panicked jitd formatting a time past year 9999.
+        for (key, line) in [("max_duration", 8), ("default_duration", 9)] {
+            let text = GOOD.replacen(
+                &format!("{key} = \""),
+                &format!("{key} = \"10000y\" # was \""),
+                1,
+            );
+            let e = err_of(&text);
+            assert!(
+                e.message.contains(key) && e.message.contains("at most 366d"),
+                "{e}"
+            );
+            assert_eq!(e.line, line, "{e}");
+        }
+        let e = err_of(&FULL.replace("pending_timeout = \"30m\"", "pending_timeout = \"2y\""));
+        assert!(e.message.contains("at most 366d"), "{e}");
+    }
+
+    #[test]
+    fn given_role_running_as_a_policy_principal_when_parsed_then_refused_or_warned() {
+        // Regression: a self-service role that ran as an approver let the requester approve
+        // their own request with `sudo -u approver jitctl approve`.
+        let text = format!(
+            "{GOOD}\n[[role]]\nname = \"as-bob\"\ncommands = [\"/usr/bin/jitctl\"]\n\
+             run_as = \"bob\"\nrequesters = [\"alice\"]\nmax_duration = \"1h\"\n"
+        );
+        let p = parse(&text.replace("\"%sre\"", "\"bob\"")).map(|_| ());
+        let Err(e) = p else {
+            panic!("a role running as a named approver was accepted");
+        };
+        assert!(
+            e.message
+                .contains("runs commands as 'bob', who is an approver"),
+            "{e}"
+        );
+        assert_eq!(
+            e.line,
+            text.lines()
+                .position(|l| l.starts_with("run_as = \"bob\""))
+                .unwrap()
+                + 1
+        );
+        // As a member of an approver group: a warning (membership can change; jitd refuses
+        // such approvals at run time).
+        let p = parse(&text).unwrap();
+        assert!(
+            p.warnings
+                .iter()
+                .any(|w| w.message.contains("a member of %sre")),
+            "{:?}",
+            p.warnings
+        );
+        // Running as a requester named elsewhere is refused too.
+        let e = err_of(&text.replace("run_as = \"bob\"", "run_as = \"alice\""));
+        assert!(e.message.contains("who is a requester"), "{e}");
     }
 
     #[test]

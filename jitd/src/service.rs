@@ -1,5 +1,6 @@
-//! The shared daemon state: the [`Core`] behind one lock, a condition variable that wakes
-//! waiters and the expiry timer on every change, and the timer loop itself.
+//! The shared daemon state: the [`Core`] behind one lock, what wakes the expiry timer (a
+//! condition variable) and the callers waiting for a decision (an async event) on every
+//! change, the per-caller limits, and the timer loop itself.
 
 use crate::error::{Error, Result};
 use crate::grants::{Core, Origin};
@@ -7,13 +8,17 @@ use crate::notify::Notifier;
 use crate::policy::{Validator, Verdict};
 use crate::store::{Actor, Kind, RequestRow};
 use crate::validator;
-use jit_proto::State;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::HashMap;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
-/// Most callers that may wait for a decision at once (each holds a pool thread).
-pub const MAX_WAITERS: usize = 64;
+/// Waits for a decision one caller may hold at once. A wait holds no thread (it sleeps on
+/// an event), so this bounds memory and fairness, not threads.
+pub const MAX_WAITS_PER_CALLER: usize = 8;
+/// Calls one caller may have in progress at once (each holds a pool thread while it runs).
+pub const MAX_CALLS_PER_CALLER: usize = 16;
+/// Waits of everyone together: a bound on memory only; one caller alone never reaches it.
+pub const MAX_WAITERS: usize = 4096;
 /// Longest single wait a caller may ask for.
 pub const MAX_WAIT_SECS: u32 = 600;
 /// The timer re-reads the wall clock at least this often, so suspend and clock steps are
@@ -22,8 +27,116 @@ pub const TIMER_MAX_SLEEP: Duration = Duration::from_millis(1000);
 
 pub struct Service {
     core: Mutex<Core>,
+    /// Wakes the expiry timer on every change.
     changed: Condvar,
-    waiters: AtomicUsize,
+    /// Wakes the callers waiting for a decision on every change.
+    decided: zruntime::Event,
+    quotas: Quotas,
+}
+
+/// Whom a limit counts against: a bus caller by uid, or the user pam_jit acts for (pam_jit
+/// always calls as root, so its calls are counted per PAM user, apart from root's own).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Caller {
+    Bus(u32),
+    Pam(String),
+}
+
+impl std::fmt::Display for Caller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Caller::Bus(uid) => write!(f, "uid {uid}"),
+            Caller::Pam(user) => write!(f, "{user} (through PAM)"),
+        }
+    }
+}
+
+/// What a limit counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Budget {
+    /// Waits for a decision.
+    Wait,
+    /// Calls in progress.
+    Call,
+}
+
+impl Budget {
+    fn limit(self) -> usize {
+        match self {
+            Budget::Wait => MAX_WAITS_PER_CALLER,
+            Budget::Call => MAX_CALLS_PER_CALLER,
+        }
+    }
+}
+
+/// Per-caller counts of waits and calls in progress, so that no caller can use up what
+/// others need (one user holding every waiting slot, or every pool thread).
+#[derive(Default)]
+pub struct Quotas {
+    counts: Mutex<HashMap<(Caller, Budget), usize>>,
+}
+
+/// One unit of a caller's budget, given back when dropped.
+pub struct Slot<'a> {
+    quotas: &'a Quotas,
+    key: (Caller, Budget),
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        let mut counts = self.quotas.lock();
+        if let Some(n) = counts.get_mut(&self.key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                counts.remove(&self.key);
+            }
+        }
+    }
+}
+
+impl Quotas {
+    fn lock(&self) -> MutexGuard<'_, HashMap<(Caller, Budget), usize>> {
+        // Only counts live here, each change one statement: a panic cannot leave them torn.
+        self.counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Takes one unit of `who`'s `budget`, or refuses when they (or, for waits, everyone
+    /// together) are at the limit.
+    pub fn enter(&self, who: &Caller, budget: Budget) -> Result<Slot<'_>> {
+        let mut counts = self.lock();
+        let mine = counts.get(&(who.clone(), budget)).copied().unwrap_or(0);
+        if mine >= budget.limit() {
+            return Err(Error::Refused(match budget {
+                Budget::Wait => format!(
+                    "{who} already waits for {mine} decision(s), the most one caller may; \
+                     stop one of those waits first"
+                ),
+                Budget::Call => format!(
+                    "{who} already has {mine} call(s) in progress, the most one caller may; \
+                     try again when they are answered"
+                ),
+            }));
+        }
+        if budget == Budget::Wait {
+            let all: usize = counts
+                .iter()
+                .filter(|((_, b), _)| *b == Budget::Wait)
+                .map(|(_, n)| n)
+                .sum();
+            if all >= MAX_WAITERS {
+                return Err(Error::Refused(format!(
+                    "too many callers are waiting (at most {MAX_WAITERS}); try again shortly"
+                )));
+            }
+        }
+        *counts.entry((who.clone(), budget)).or_insert(0) += 1;
+        Ok(Slot {
+            quotas: self,
+            key: (who.clone(), budget),
+        })
+    }
 }
 
 impl Service {
@@ -31,14 +144,35 @@ impl Service {
         Service {
             core: Mutex::new(core),
             changed: Condvar::new(),
-            waiters: AtomicUsize::new(0),
+            decided: zruntime::Event::new(),
+            quotas: Quotas::default(),
         }
     }
 
+    pub fn quotas(&self) -> &Quotas {
+        &self.quotas
+    }
+
+    /// A listener woken by the next change of state (take it before looking at the state,
+    /// so a change in between is not missed).
+    pub fn listen(&self) -> zruntime::EventListener {
+        self.decided.listen()
+    }
+
+    /// The state lock. A panic while it was held (a bug: no input is meant to reach one)
+    /// leaves the state in memory unknown: jitd then exits, saying why, so its supervisor
+    /// restarts it and reconciliation brings the rules back in line with the database. A
+    /// daemon alive but unable to expire grants is never left behind.
     fn lock(&self) -> Result<MutexGuard<'_, Core>> {
-        self.core
-            .lock()
-            .map_err(|_| Error::Internal("jitd state lock poisoned".into()))
+        match self.core.lock() {
+            Ok(g) => Ok(g),
+            Err(_) => crate::daemon::fatal("the state lock was poisoned by a panic"),
+        }
+    }
+
+    fn notify_all(&self) {
+        self.changed.notify_all();
+        self.decided.notify(usize::MAX);
     }
 
     /// Runs a read-only operation.
@@ -52,7 +186,7 @@ impl Service {
         let mut g = self.lock()?;
         let out = f(&mut g);
         drop(g);
-        self.changed.notify_all();
+        self.notify_all();
         out
     }
 
@@ -107,45 +241,6 @@ impl Service {
         self.write(|c| c.extend(who, id, by, reason, &verdict))
     }
 
-    /// Waits while the request `check` returns is pending, up to `timeout_secs`; returns it
-    /// as it stands. `check` also authorizes the caller, before any waiting and on each wake.
-    pub fn wait_while_pending(
-        &self,
-        timeout_secs: u32,
-        check: impl Fn(&Core) -> Result<RequestRow>,
-    ) -> Result<RequestRow> {
-        if self.waiters.fetch_add(1, Ordering::SeqCst) >= MAX_WAITERS {
-            self.waiters.fetch_sub(1, Ordering::SeqCst);
-            return Err(Error::Refused(format!(
-                "too many callers are waiting (at most {MAX_WAITERS}); try again shortly"
-            )));
-        }
-        let out = self.wait_inner(timeout_secs.min(MAX_WAIT_SECS), check);
-        self.waiters.fetch_sub(1, Ordering::SeqCst);
-        out
-    }
-
-    fn wait_inner(
-        &self,
-        timeout_secs: u32,
-        check: impl Fn(&Core) -> Result<RequestRow>,
-    ) -> Result<RequestRow> {
-        let deadline = std::time::Instant::now() + Duration::from_secs(u64::from(timeout_secs));
-        let mut g = self.lock()?;
-        loop {
-            let row = check(&g)?;
-            let now = std::time::Instant::now();
-            if row.state != State::Pending || now >= deadline {
-                return Ok(row);
-            }
-            let (ng, _) = self
-                .changed
-                .wait_timeout(g, (deadline - now).min(TIMER_MAX_SLEEP))
-                .map_err(|_| Error::Internal("jitd state lock poisoned".into()))?;
-            g = ng;
-        }
-    }
-
     /// The expiry loop: ends what is due, then sleeps until the next deadline, a change, or
     /// at most [`TIMER_MAX_SLEEP`]. Deadlines are wall-clock times re-read on every pass, so
     /// a suspended machine or a clock step forward expires what is due on the next pass.
@@ -155,13 +250,10 @@ impl Service {
             .watchdog_every()
             .map_or(TIMER_MAX_SLEEP, |w| w.min(TIMER_MAX_SLEEP));
         loop {
-            let mut g = match self.lock() {
-                Ok(g) => g,
-                Err(e) => {
-                    tracing::error!("expiry timer stopped: {e}");
-                    return;
-                }
+            let Ok(mut g) = self.lock() else {
+                return;
             };
+            let before = g.generation();
             let sleep = match g.expire_due() {
                 Ok(Some(deadline)) => {
                     let ms = deadline.saturating_mul(1000).saturating_sub(g.now_ms());
@@ -173,16 +265,15 @@ impl Service {
                     max_sleep
                 }
             };
-            self.changed.notify_all();
+            if g.generation() != before {
+                self.decided.notify(usize::MAX);
+            }
             // The watchdog hears from this loop only: if it stops (a stuck lock, a hung
             // pass), the service manager restarts jitd, which reconciles at start.
             notify.watchdog(std::time::Instant::now());
             match self.changed.wait_timeout(g, sleep) {
                 Ok((g, _)) => drop(g),
-                Err(_) => {
-                    tracing::error!("expiry timer stopped: state lock poisoned");
-                    return;
-                }
+                Err(_) => crate::daemon::fatal("the state lock was poisoned by a panic"),
             }
         }
     }

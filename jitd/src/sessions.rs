@@ -242,6 +242,26 @@ pub fn tty_of(pid: u32) -> String {
     tty_name(stat_field(pid, 7).unwrap_or(0))
 }
 
+/// "No login uid": what the kernel reports for a process outside any login session.
+const NO_LOGIN_UID: u32 = u32::MAX;
+
+/// The login uid of `pid` (`/proc/PID/loginuid`, set once per login session by
+/// pam_loginuid and kept across su and sudo): None outside a login session, or on a kernel
+/// without audit support. An error if the process cannot be read (it has gone): whoever
+/// needs to know whose session a call comes from must not guess.
+pub fn login_uid_of(pid: u32) -> Result<Option<u32>, String> {
+    let dir = std::path::PathBuf::from(format!("/proc/{pid}"));
+    match std::fs::read_to_string(dir.join("loginuid")) {
+        Ok(text) => match text.trim().parse::<u32>() {
+            Ok(NO_LOGIN_UID) => Ok(None),
+            Ok(uid) => Ok(Some(uid)),
+            Err(e) => Err(format!("/proc/{pid}/loginuid: {e}")),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && dir.is_dir() => Ok(None),
+        Err(e) => Err(format!("process {pid}: {e}")),
+    }
+}
+
 /// Names a `tty_nr` from /proc/PID/stat (major in bits 8-19, minor in 0-7 and 20-31).
 fn tty_name(tty_nr: u64) -> String {
     let major = (tty_nr >> 8) & 0xfff;

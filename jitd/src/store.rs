@@ -193,6 +193,10 @@ pub struct Actor {
     /// Where the action came from, as the audit trail shows it: `service=sudo tty=pts/3
     /// rhost=...` for pam_jit, `bus pid=... tty=...` for a D-Bus caller, `jitd` for jitd.
     pub origin: String,
+    /// The login uid of the calling process (`/proc/PID/loginuid`, set by pam_loginuid
+    /// when a login session starts and kept across su and sudo): whose login session the
+    /// call comes from. None where there is none (unset, pam_jit, jitd itself).
+    pub login_uid: Option<u32>,
 }
 
 impl Actor {
@@ -201,6 +205,7 @@ impl Actor {
             name: "jitd".into(),
             uid: 0,
             origin: "jitd".into(),
+            login_uid: None,
         }
     }
 }

@@ -3,8 +3,8 @@
 //! Each call connects, calls and closes inside one `zbus::block_on`, so no thread and no
 //! connection outlives the hook, and every step is bounded by the `timeout=` argument.
 
-use crate::logic::{Error, Jitd, SessionOpen, Submit};
-use jit_proto::{GrantCheck, JitError, Pam1Proxy, RequestInfo, RoleInfo};
+use crate::logic::{Error, Jitd};
+use jit_proto::{GrantCheck, JitError, Pam1Proxy, PamRequest, RequestInfo, RoleInfo, SessionOpen};
 use std::future::Future;
 use std::time::Duration;
 
@@ -70,31 +70,14 @@ impl Jitd for BusClient {
         self.call(Duration::ZERO, |p| async move { p.roles(&user).await })
     }
 
-    fn request(&self, r: &Submit<'_>) -> Result<RequestInfo, Error> {
-        let (user, role, reason) = (r.user.to_string(), r.role.to_string(), r.reason.to_string());
-        let (service, tty, rhost) = (
-            r.service.to_string(),
-            r.tty.to_string(),
-            r.rhost.to_string(),
-        );
-        let secs = r.duration_secs;
-        self.call(Duration::ZERO, |p| async move {
-            p.request(&user, &role, secs, &reason, &service, &tty, &rhost)
-                .await
-        })
+    fn request(&self, r: &PamRequest) -> Result<RequestInfo, Error> {
+        let r = r.clone();
+        self.call(Duration::ZERO, |p| async move { p.request(&r).await })
     }
 
-    fn open_session(&self, s: &SessionOpen<'_>) -> Result<u64, Error> {
-        let (user, service, tty, rhost) = (
-            s.user.to_string(),
-            s.service.to_string(),
-            s.tty.to_string(),
-            s.rhost.to_string(),
-        );
-        let pid = s.pid;
-        self.call(Duration::ZERO, |p| async move {
-            p.open_session(&user, &service, &tty, &rhost, pid).await
-        })
+    fn open_session(&self, s: &SessionOpen) -> Result<u64, Error> {
+        let s = s.clone();
+        self.call(Duration::ZERO, |p| async move { p.open_session(&s).await })
     }
 
     fn pending(&self, user: &str) -> Result<Vec<RequestInfo>, Error> {

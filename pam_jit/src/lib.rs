@@ -34,6 +34,12 @@ impl Host for System {
         Ok(u.gid == g.gid || g.mem.iter().any(|m| m == user))
     }
 
+    fn is_superuser(&self, user: &str) -> Result<bool, String> {
+        Ok(nix::unistd::User::from_name(user)
+            .map_err(|e| e.to_string())?
+            .is_some_and(|u| u.uid.is_root()))
+    }
+
     fn now(&self) -> i64 {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -2,7 +2,10 @@
 //! tests drive it with scripted fakes. No FFI here.
 
 use crate::args::{Config, Mode};
-use jit_proto::{GrantCheck, RequestInfo, RoleInfo, State, format_duration, parse_duration};
+use jit_proto::{
+    GrantCheck, PamOrigin, PamRequest, RequestInfo, RoleInfo, SessionOpen, State, format_duration,
+    parse_duration,
+};
 use std::time::{Duration, Instant};
 
 /// The PAM handle as the logic sees it.
@@ -34,38 +37,20 @@ pub trait Pam {
 pub trait Jitd {
     fn check(&self, user: &str, ssh: bool) -> Result<GrantCheck, Error>;
     fn roles(&self, user: &str) -> Result<Vec<RoleInfo>, Error>;
-    fn request(&self, req: &Submit<'_>) -> Result<RequestInfo, Error>;
+    fn request(&self, req: &PamRequest) -> Result<RequestInfo, Error>;
     fn wait(&self, user: &str, id: u64, secs: u32) -> Result<RequestInfo, Error>;
     /// The user's pending grant requests, oldest first.
     fn pending(&self, user: &str) -> Result<Vec<RequestInfo>, Error>;
-    fn open_session(&self, s: &SessionOpen<'_>) -> Result<u64, Error>;
-}
-
-/// A session to register with jitd, and where it comes from (PAM items).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionOpen<'a> {
-    pub user: &'a str,
-    pub service: &'a str,
-    pub tty: &'a str,
-    pub rhost: &'a str,
-    pub pid: u32,
+    fn open_session(&self, s: &SessionOpen) -> Result<u64, Error>;
 }
 
 /// Facts about the host.
 pub trait Host {
     fn hostname(&self) -> String;
     fn in_group(&self, user: &str, group: &str) -> Result<bool, String>;
+    /// Whether `user` is uid 0 (root needs no grant to be root).
+    fn is_superuser(&self, user: &str) -> Result<bool, String>;
     fn now(&self) -> i64;
-}
-
-pub struct Submit<'a> {
-    pub user: &'a str,
-    pub role: &'a str,
-    pub duration_secs: u64,
-    pub reason: &'a str,
-    pub service: &'a str,
-    pub tty: &'a str,
-    pub rhost: &'a str,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -225,19 +210,17 @@ fn ask_and_submit(
         return Ok(None);
     };
 
-    let (service, tty, rhost) = (pam.service(), pam.tty(), pam.rhost());
-    let req = jitd.request(&Submit {
-        user,
-        role: &role.name,
+    let origin = origin(pam);
+    let req = jitd.request(&PamRequest {
+        user: user.to_string(),
+        role: role.name.clone(),
         duration_secs: duration,
-        reason: &reason,
-        service: &service,
-        tty: &tty,
-        rhost: &rhost,
+        reason,
+        origin: origin.clone(),
     })?;
     pam.log(&format!(
-        "user={user} submitted request {} for role {} ({}) via {service}",
-        req.id, req.role, req.state
+        "user={user} submitted request {} for role {} ({}) via {}",
+        req.id, req.role, req.state, origin.service
     ));
     Ok(Some(req))
 }
@@ -505,7 +488,11 @@ fn report(pam: &mut dyn Pam, host: &dyn Host, req: &RequestInfo) {
             if req.decided_by.is_empty() {
                 String::new()
             } else {
-                format!(" by {}: {}", req.decided_by, req.decision_reason)
+                format!(
+                    " by {}: {}",
+                    jit_proto::text::escape(&req.decided_by),
+                    jit_proto::text::escape(&req.decision_reason)
+                )
             }
         )),
     }
@@ -523,6 +510,19 @@ pub fn account(
         return Ok(Verdict::Ignore);
     }
     let user = pam.user()?;
+    // root running sudo gains nothing it does not have: uid 0 needs no grant (and no
+    // exempt group). ssh logins as root are sshd's to decide (PermitRootLogin) and stay
+    // gated like any other login.
+    if cfg.mode == Mode::Sudo {
+        match host.is_superuser(&user) {
+            Ok(true) => {
+                pam.log(&format!("user={user} is uid 0: no grant needed"));
+                return Ok(Verdict::Ignore);
+            }
+            Ok(false) => {}
+            Err(e) => pam.log(&format!("uid check for {user} failed: {e}")),
+        }
+    }
     if let Some(group) = &cfg.exempt {
         match host.in_group(&user, group) {
             Ok(true) => {
@@ -577,29 +577,42 @@ pub fn account(
     }
 }
 
+/// Where a PAM call comes from, from the PAM items.
+fn origin(pam: &dyn Pam) -> PamOrigin {
+    PamOrigin {
+        service: pam.service(),
+        tty: pam.tty(),
+        rhost: pam.rhost(),
+    }
+}
+
 /// `open_session`: registers `pid` (the sudo or sshd process that runs the session) with
-/// jitd under the grant holder's active grant, so jitd ends it when the grant ends. In sudo
-/// the holder is the invoking user (PAM_RUSER): for the session sudo sets PAM_USER to the
-/// target user. In sshd it is PAM_USER.
+/// jitd, which binds it to the grant that could have authorised it and ends first, and ends
+/// it with that grant. In sudo the holder is the invoking user (PAM_RUSER) and PAM_USER is
+/// by now the target user, whom the grant's role must run as. In sshd the holder is
+/// PAM_USER, and only grants of roles that admit ssh logins count.
 pub fn open_session(
     cfg: &Config,
     pam: &mut dyn Pam,
     jitd: &dyn Jitd,
     pid: u32,
 ) -> Result<Verdict, Error> {
-    let user = match cfg.mode {
-        Mode::Sudo => Some(pam.ruser())
-            .filter(|u| !u.is_empty())
-            .map_or_else(|| pam.user(), Ok)?,
-        Mode::Ssh => pam.user()?,
+    let (user, target) = match cfg.mode {
+        Mode::Sudo => {
+            let target = pam.user()?;
+            match pam.ruser() {
+                ruser if ruser.is_empty() => (target, String::new()),
+                ruser => (ruser, target),
+            }
+        }
+        Mode::Ssh => (pam.user()?, String::new()),
     };
-    let (service, tty, rhost) = (pam.service(), pam.tty(), pam.rhost());
     let grant = jitd.open_session(&SessionOpen {
-        user: &user,
-        service: &service,
-        tty: &tty,
-        rhost: &rhost,
+        user: user.clone(),
+        target,
+        ssh: cfg.mode == Mode::Ssh,
         pid,
+        origin: origin(pam),
     })?;
     if grant != 0 {
         pam.log(&format!(

@@ -307,6 +307,38 @@ fn bind(src: &Path, dst: &str) {
         .unwrap_or_else(|e| panic!("bind-mounting {} on {dst}: {e}", src.display()));
 }
 
+/// The lines of a copy of `/etc/passwd`, `/etc/group` or `/etc/shadow` without the
+/// entries that could collide with the world's: those named like a world user or group,
+/// those whose uid or gid is in the world's range, and world users in host groups' member
+/// lists (a host `sudo:x:27:alice` must not make the world's alice a member of `sudo`).
+fn without_world_entries(text: &str, names: &[&str]) -> String {
+    let world_id = |f: Option<&str>| {
+        f.and_then(|v| v.parse::<u32>().ok())
+            .is_some_and(|id| (FIRST_UID..FIRST_UID + 1000).contains(&id))
+    };
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        let mut fields: Vec<&str> = line.split(':').collect();
+        // passwd has 7 fields, group 4 (their third is the id); shadow's third is a date.
+        let id = matches!(fields.len(), 4 | 7).then(|| fields[2]);
+        if fields.first().is_some_and(|n| names.contains(n)) || world_id(id) {
+            continue;
+        }
+        let members;
+        if fields.len() == 4 && !fields[3].is_empty() {
+            members = fields[3]
+                .split(',')
+                .filter(|m| !names.contains(m))
+                .collect::<Vec<_>>()
+                .join(",");
+            fields[3] = &members;
+        }
+        out.push_str(&fields.join(":"));
+        out.push('\n');
+    }
+    out
+}
+
 fn password_hash() -> String {
     let out = Command::new("openssl")
         .args(["passwd", "-6", PASSWORD])
@@ -331,10 +363,17 @@ impl World {
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
         let d = dir.path();
 
-        // Users and groups.
-        let mut passwd = fs::read_to_string("/etc/passwd").unwrap();
-        let mut group = fs::read_to_string("/etc/group").unwrap();
-        let mut shadow = fs::read_to_string("/etc/shadow").unwrap();
+        // Users and groups: the host's, minus anything that could collide with the world's
+        // (an admin may have created `alice` or `jit-approvers`), plus the world's.
+        let names: Vec<&str> = b
+            .users
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .chain(b.groups.iter().map(String::as_str))
+            .collect();
+        let mut passwd = without_world_entries(&fs::read_to_string("/etc/passwd").unwrap(), &names);
+        let mut group = without_world_entries(&fs::read_to_string("/etc/group").unwrap(), &names);
+        let mut shadow = without_world_entries(&fs::read_to_string("/etc/shadow").unwrap(), &names);
         let hash = password_hash();
         let mut members: Vec<(String, Vec<String>)> =
             b.groups.iter().map(|g| (g.clone(), Vec::new())).collect();
@@ -399,15 +438,20 @@ impl World {
             )
             .unwrap();
             let exec = format!(
-                "Exec={} --config {} --state-dir {} --sudoers-dir /etc/sudoers.d --bus {bus}",
+                "Exec={} --config {} --state-dir {} --sudoers-dir /etc/sudoers.d --bus {bus} \
+                 --pid-file {} --log-file {}",
                 bin("jitd").display(),
                 policy_path.display(),
-                state_dir.display()
+                state_dir.display(),
+                d.join("jitd.pid").display(),
+                d.join("jitd.log").display()
             );
-            assert!(file.contains("\nExec=/usr/sbin/jitd\n"), "{file}");
+            let shipped =
+                "Exec=/usr/sbin/jitd --pid-file /run/jitd.pid --log-file /var/log/jitd.log";
+            assert!(file.contains(&format!("\n{shipped}\n")), "{file}");
             write(
                 &services.join("org.jit.Jitd.service"),
-                &file.replace("Exec=/usr/sbin/jitd", &exec),
+                &file.replace(shipped, &exec),
                 0o644,
             );
             servicedir = format!("<servicedir>{}</servicedir>\n", services.display());
@@ -465,6 +509,8 @@ impl World {
             ),
         };
         write(&pam_d.join("sshd-jittest"), &ssh_pam, 0o644);
+        // sudo's login shells (`sudo -i`) use the `sudo-i` service: the same stack.
+        write(&pam_d.join("sudo-i"), &pam, 0o644);
 
         for f in ["passwd", "group", "shadow", "sudoers"] {
             bind(&d.join(f), &format!("/etc/{f}"));
@@ -740,6 +786,42 @@ impl World {
             .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
             .env("LANG", "C")
             .args(["-u", user, "--"])
+            .arg(program)
+            .args(args);
+        c
+    }
+
+    /// The uid of a user of this world (as its /etc/passwd says).
+    pub fn uid_of(&self, user: &str) -> u32 {
+        nix::unistd::User::from_name(user)
+            .unwrap()
+            .unwrap_or_else(|| panic!("no user {user} in this world"))
+            .uid
+            .as_raw()
+    }
+
+    /// A command run as `user` from a login session of `login_user`: the process's login
+    /// uid (`/proc/self/loginuid`, which pam_loginuid sets when a session starts and su and
+    /// sudo keep) is `login_user`'s, as when `login_user` logged in and then became `user`.
+    pub fn in_session_of(
+        &self,
+        login_user: &str,
+        user: &str,
+        program: &Path,
+        args: &[&str],
+    ) -> Command {
+        let uid = self.uid_of(login_user).to_string();
+        let mut c = Command::new("sh");
+        c.env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("LANG", "C")
+            .args([
+                "-c",
+                "echo \"$0\" > /proc/self/loginuid && u=\"$1\" && shift \
+                 && exec runuser -u \"$u\" -- \"$@\"",
+            ])
+            .arg(&uid)
+            .arg(user)
             .arg(program)
             .args(args);
         c

@@ -370,3 +370,208 @@ fn given_policy_edited_when_sighup_then_reloaded_and_a_bad_one_is_refused() {
         "reload is audited"
     );
 }
+
+/// The pid the bus reports as the owner of org.jit.Jitd.
+fn name_owner(w: &World) -> Option<u32> {
+    let mut c = std::process::Command::new("busctl");
+    c.arg(format!("--address={}", w.bus))
+        .args(["call", "org.freedesktop.DBus", "/org/freedesktop/DBus"])
+        .args(["org.freedesktop.DBus", "GetConnectionUnixProcessID", "s"])
+        .arg(jit_proto::BUS_NAME);
+    run(c, "", Duration::from_secs(10))
+        .stdout
+        .trim()
+        .strip_prefix("u ")
+        .and_then(|p| p.parse().ok())
+}
+
+#[test]
+fn given_jitd_running_when_a_second_jitd_starts_then_it_refuses_and_the_first_keeps_serving() {
+    // Regression: a second jitd took the bus name over (the name request allowed
+    // replacement), leaving two jitd on one database and sudoers directory.
+    let w = users(Builder::new()).build();
+    let first = w.jitd_pid().unwrap();
+    // The same state directory and bus: refused by the state lock.
+    let r = run(w.jitd_command(), "", Duration::from_secs(30));
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(
+        r.stderr
+            .contains(&format!("another jitd (pid {first}) is already running")),
+        "{}",
+        r.all()
+    );
+    // Another state directory, the same sudoers directory: refused (it would remove the
+    // first one's rules as orphans).
+    let jitd_on = |state: &std::path::Path, rules: &str| {
+        let mut c = std::process::Command::new(bin("jitd"));
+        c.arg("--config")
+            .arg(&w.policy_path)
+            .arg("--state-dir")
+            .arg(state)
+            .args(["--sudoers-dir", rules, "--bus", &w.bus]);
+        c
+    };
+    let r = run(
+        jitd_on(&w.path().join("other-state"), "/etc/sudoers.d"),
+        "",
+        Duration::from_secs(30),
+    );
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(
+        r.stderr.contains("already writing rules in /etc/sudoers.d"),
+        "{}",
+        r.all()
+    );
+    // Another state and sudoers directory on the same bus: refused by the name, which is
+    // never taken from its owner.
+    let rules = w.path().join("other-rules");
+    std::fs::create_dir(&rules).unwrap();
+    let r = run(
+        jitd_on(&w.path().join("third-state"), rules.to_str().unwrap()),
+        "",
+        Duration::from_secs(30),
+    );
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(
+        r.stderr
+            .contains("org.jit.Jitd is already owned by another jitd"),
+        "{}",
+        r.all()
+    );
+    assert_eq!(name_owner(&w), Some(first), "the first jitd still serves");
+    assert!(w.jitctl("alice", &["roles"]).ok());
+}
+
+#[test]
+fn given_jitd_stopped_by_a_signal_then_its_log_says_why() {
+    // Regression: the installed jitd was found gone with no line in its log.
+    let mut w = users(Builder::new()).build();
+    w.stop_jitd(Signal::SIGTERM);
+    assert!(
+        w.jitd_log().contains("stopping on SIGTERM"),
+        "{}",
+        w.jitd_log()
+    );
+}
+
+#[test]
+fn given_pid_and_log_files_when_jitd_serves_then_they_name_it_and_go_with_it() {
+    let mut w = users(Builder::new()).without_jitd().build();
+    let (pid_file, log_file) = (w.path().join("run.pid"), w.path().join("own.log"));
+    let mut c = w.jitd_command();
+    c.arg("--pid-file")
+        .arg(&pid_file)
+        .arg("--log-file")
+        .arg(&log_file);
+    let mut child = c
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = jit_e2e::wait_for("the pid file", Duration::from_secs(20), || {
+        std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+    });
+    assert_eq!(pid, child.id());
+    assert_eq!(name_owner(&w), Some(pid));
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap()),
+        Signal::SIGTERM,
+    );
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    assert!(!pid_file.exists(), "the pid file goes with jitd");
+    let log = std::fs::read_to_string(&log_file).unwrap();
+    assert!(log.contains("serving org.jit.Jitd"), "{log}");
+    assert!(log.contains("stopping on SIGTERM"), "{log}");
+    w.stop_jitd(Signal::SIGTERM);
+}
+
+#[test]
+fn given_requester_with_static_sudoers_rules_when_policy_checked_or_status_then_warned() {
+    // A grant unlocks every static rule its holder has under require_grant: say so.
+    let w = users(Builder::new())
+        .static_rule("alice ALL=(ALL) ALL")
+        .build();
+    let r = w.jitctl(
+        "root",
+        &["policy", "check", w.policy_path.to_str().unwrap()],
+    );
+    assert!(r.ok(), "{}", r.all());
+    assert!(r.stdout.contains("1 warnings"), "{}", r.all());
+    assert!(
+        r.stderr
+            .contains("alice may request roles and holds static sudoers rules")
+            && r.stderr.contains("alice ALL = (ALL) ALL"),
+        "{}",
+        r.all()
+    );
+    let s = w.jitctl("root", &["status"]);
+    assert!(s.ok(), "{}", s.all());
+    assert!(
+        s.stdout
+            .contains("warning: alice may request roles and holds static sudoers rules"),
+        "{}",
+        s.all()
+    );
+    // Not to users, who cannot read sudoers anyway.
+    let s = w.jitctl("alice", &["status"]);
+    assert!(!s.stdout.contains("static sudoers"), "{}", s.all());
+}
+
+#[test]
+fn given_host_with_users_and_groups_named_like_the_worlds_when_built_then_the_world_wins() {
+    // Regression: on a host where an admin had created alice or jit-approvers, the world
+    // appended its own entries after the host's, and the host's won.
+    jit_e2e::private_mount_namespace();
+    let tmp = tempfile::tempdir().unwrap();
+    for (f, extra) in [
+        (
+            "passwd",
+            "alice:x:1500:1500::/home/alice:/bin/bash\nbob:x:1501:1501::/:/bin/sh\n",
+        ),
+        (
+            "group",
+            "alice:x:1500:\njit-approvers:x:1600:alice,someone\nsudo-like:x:1601:bob\n",
+        ),
+        ("shadow", "alice:!:19000:0:99999:7:::\n"),
+    ] {
+        let host = std::fs::read_to_string(format!("/etc/{f}")).unwrap();
+        let p = tmp.path().join(f);
+        std::fs::write(&p, format!("{host}{extra}")).unwrap();
+        nix::mount::mount(
+            Some(&p),
+            format!("/etc/{f}").as_str(),
+            None::<&str>,
+            nix::mount::MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .unwrap();
+    }
+    let w = Builder::new()
+        .user("alice", &["jit-users"])
+        .user("bob", &["jit-approvers"])
+        .policy(
+            "[[role]]\nname = \"r\"\ncommands = [\"/usr/bin/true\"]\nrequesters = [\"%jit-users\"]\n\
+             approvers = [\"%jit-approvers\"]\napprovals = 1\nmax_duration = \"1h\"\n",
+        )
+        .build();
+    let id = |args: &[&str]| {
+        let mut c = std::process::Command::new("id");
+        c.args(args);
+        run(c, "", Duration::from_secs(10))
+            .stdout
+            .trim()
+            .to_string()
+    };
+    assert_ne!(id(&["-u", "alice"]), "1500");
+    assert_eq!(id(&["-nG", "alice"]), "alice jit-users");
+    assert_eq!(id(&["-nG", "bob"]), "bob jit-approvers");
+    let r = w.jitctl(
+        "root",
+        &["policy", "check", w.policy_path.to_str().unwrap()],
+    );
+    assert!(r.stdout.contains(", 0 warnings)"), "{}", r.all());
+}

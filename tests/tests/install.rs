@@ -62,6 +62,13 @@ fn given_fresh_host_when_install_then_jitd_runs_with_example_policy_and_uninstal
         assert!(r.ok(), "{}", r.all());
         bind(&copy, src);
     }
+    // A fresh host: if this one has jit installed (an admin tried the README), its copies
+    // lose what install.sh would add, so the test starts from the same state everywhere.
+    let r = sh(
+        "rm -rf /etc/jit /usr/local/share/jit && for f in /etc/pam.d/*; do \
+                sed -i '/# added by jitctl setup pam$/d' \"$f\"; done",
+    );
+    assert!(r.ok(), "{}", r.all());
     // A copy of the package database (install.sh asks it what is installed and may install
     // packages). Never a bind of the host's own directory into `tmp`: removing `tmp` at the
     // end of the test would then empty the host's /var/lib/dpkg.
@@ -77,11 +84,25 @@ fn given_fresh_host_when_install_then_jitd_runs_with_example_policy_and_uninstal
     tmpfs("/run");
 
     let pam_before = std::fs::read_to_string("/etc/pam.d/sudo").unwrap();
+    let pam_i_before = std::fs::read_to_string("/etc/pam.d/sudo-i").unwrap();
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let mut install = Command::new(repo.join("install.sh"));
-    install.env("JIT_BIN_DIR", bin_dir());
-    let r = run(install, "", Duration::from_secs(300));
+    let install = || {
+        let mut c = Command::new(repo.join("install.sh"));
+        c.env("JIT_BIN_DIR", bin_dir());
+        run(c, "", Duration::from_secs(300))
+    };
+    let first = install();
+    let first_pid = pid_in("/run/jitd.pid");
+    // Regression: a second run left two jitd on one database (the install's own status call
+    // had the bus start a second one, which took the name over).
+    let r = if first.ok() { install() } else { first };
     let jitd = pid_in("/run/jitd.pid");
+    // Every jitd in this test's mount namespace (not a jitd the host itself may run).
+    let running = sh(
+        "ns=$(readlink /proc/self/ns/mnt); for p in /proc/[0-9]*; do \
+                      [ \"$(cat $p/comm 2>/dev/null)\" = jitd ] \
+                      && [ \"$(readlink $p/ns/mnt)\" = \"$ns\" ] && echo ${p#/proc/}; done",
+    );
     let bus = pid_in("/run/dbus/pid");
     let stop = |jitd: Option<Pid>, bus: Option<Pid>| {
         for p in [jitd, bus].into_iter().flatten() {
@@ -96,6 +117,7 @@ fn given_fresh_host_when_install_then_jitd_runs_with_example_policy_and_uninstal
 
     let status = sh("/usr/local/bin/jitctl status");
     let pam_after = std::fs::read_to_string("/etc/pam.d/sudo").unwrap();
+    let pam_i_after = std::fs::read_to_string("/etc/pam.d/sudo-i").unwrap();
     let roles = sh("/usr/local/bin/jitctl --json roles");
     let manifest = std::fs::read_to_string("/usr/local/share/jit/installed-files").unwrap();
     let verify = sh("systemd-analyze verify /etc/systemd/system/jitd.service");
@@ -142,12 +164,30 @@ fn given_fresh_host_when_install_then_jitd_runs_with_example_policy_and_uninstal
         }
         stopped
     });
-    stop(None, bus);
+    stop(first_pid.filter(|p| Some(*p) != jitd), bus);
 
     assert_eq!(owner_pid, jitd, "jitd owns its name: {}", owner.all());
+    assert_ne!(first_pid, jitd, "the second install restarted jitd");
+    assert_eq!(
+        running.stdout.split_whitespace().collect::<Vec<_>>(),
+        vec![jitd.unwrap().to_string()],
+        "exactly one jitd after installing twice"
+    );
+    // Regression: `sudo -i` (PAM service sudo-i) bypassed pam_jit.
+    for kind in [
+        "auth     optional",
+        "account  required",
+        "session  optional",
+    ] {
+        assert!(
+            pam_i_after.contains(&format!("{kind} pam_jit.so mode=sudo")),
+            "{kind}: {pam_i_after}"
+        );
+    }
     assert!(
-        activation.contains("Exec=/usr/local/sbin/jitd\n")
-            && activation.contains("Name=org.jit.Jitd"),
+        activation.contains(
+            "Exec=/usr/local/sbin/jitd --pid-file /run/jitd.pid --log-file /var/log/jitd.log\n"
+        ) && activation.contains("Name=org.jit.Jitd"),
         "{activation}"
     );
     assert_eq!(stopped, Some(true), "uninstall.sh stops jitd");
@@ -194,6 +234,11 @@ fn given_fresh_host_when_install_then_jitd_runs_with_example_policy_and_uninstal
         std::fs::read_to_string("/etc/pam.d/sudo").unwrap(),
         pam_before,
         "uninstall restores /etc/pam.d/sudo"
+    );
+    assert_eq!(
+        std::fs::read_to_string("/etc/pam.d/sudo-i").unwrap(),
+        pam_i_before,
+        "uninstall restores /etc/pam.d/sudo-i"
     );
     for gone in [
         "/usr/local/sbin/jitd".to_string(),

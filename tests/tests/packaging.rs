@@ -153,7 +153,11 @@ fn given_deb_when_installed_removed_and_purged_then_pam_untouched_until_asked_an
     )
     .unwrap();
 
+    // A fresh host even where an admin installed jit: no lines of ours in PAM to begin with.
+    let r = sh("for f in /etc/pam.d/*; do sed -i '/# added by jitctl setup pam$/d' \"$f\"; done");
+    assert!(r.ok(), "{}", r.all());
     let pam_sudo = std::fs::read("/etc/pam.d/sudo").unwrap();
+    let pam_sudo_i = std::fs::read("/etc/pam.d/sudo-i").unwrap();
     let pam_sshd = std::fs::read("/etc/pam.d/sshd").ok();
     let secdir = sh("echo $(pkg-config --variable=libdir pam)/security").stdout;
     let module = format!("{}/pam_jit.so", secdir.trim());
@@ -214,12 +218,22 @@ fn given_deb_when_installed_removed_and_purged_then_pam_untouched_until_asked_an
     let enable = sh("jitctl setup pam --enable --sshd");
     assert!(enable.ok(), "{}", enable.all());
     assert_ne!(std::fs::read("/etc/pam.d/sudo").unwrap(), pam_sudo);
+    assert_ne!(
+        std::fs::read("/etc/pam.d/sudo-i").unwrap(),
+        pam_sudo_i,
+        "sudo -i is covered too"
+    );
     let remove = sh("dpkg -r jit-access");
     assert!(remove.ok(), "dpkg -r: {}", remove.all());
     assert_eq!(
         std::fs::read("/etc/pam.d/sudo").unwrap(),
         pam_sudo,
         "removal restores /etc/pam.d/sudo byte for byte"
+    );
+    assert_eq!(
+        std::fs::read("/etc/pam.d/sudo-i").unwrap(),
+        pam_sudo_i,
+        "removal restores /etc/pam.d/sudo-i byte for byte"
     );
     assert_eq!(std::fs::read("/etc/pam.d/sshd").ok(), pam_sshd);
     for f in ["/usr/sbin/jitd", "/usr/bin/jitctl", module.as_str()] {

@@ -402,3 +402,43 @@ fn given_jitd_killed_between_revoke_and_logout_when_it_restarts_then_the_session
         "{actions:?}"
     );
 }
+
+#[test]
+fn given_short_ssh_grant_and_a_longer_grant_without_ssh_when_the_ssh_grant_ends_then_the_login_ends()
+ {
+    // Regression: the login was bound to the user's longest grant, one whose role has no
+    // ssh right, and ran on after the ssh grant ended.
+    let w = world();
+    let other = w.submit("alice", "sudo-only", "10m", "T-20")["id"]
+        .as_u64()
+        .unwrap();
+    let ssh = w.submit("alice", "login", "15s", "T-21")["id"]
+        .as_u64()
+        .unwrap();
+    let mut session = w
+        .ssh_command("alice", "sleep 600")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let bound = jit_e2e::wait_for(
+        "the session to be recorded",
+        Duration::from_secs(20),
+        || {
+            w.jitctl("root", &["--json", "audit"])
+                .json()
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|a| a["action"] == "session-open")
+                .map(|a| a["request_id"].as_u64().unwrap())
+        },
+    );
+    assert_eq!(bound, ssh, "bound to the ssh grant");
+    let status = jit_e2e::wait_for("the logout", Duration::from_secs(90), || {
+        session.try_wait().unwrap()
+    });
+    assert!(!status.success(), "{status}");
+    assert_eq!(w.request(other)["state"], "active");
+}

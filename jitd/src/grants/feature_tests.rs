@@ -87,6 +87,7 @@ fn actor(name: &str) -> Actor {
         name: name.into(),
         uid,
         origin: "bus pid=4242 tty=pts/1".into(),
+        login_uid: Some(uid),
     }
 }
 
@@ -127,6 +128,14 @@ fn refused(r: Result<RequestRow>, needle: &str) {
     }
 }
 
+/// What a caller who may not see request `id` gets: exactly what a missing id gets.
+fn unseen(r: Result<RequestRow>, id: u64) {
+    match r {
+        Err(Error::NotFound(m)) => assert_eq!(m, format!("no request {id}")),
+        other => panic!("want 'no request {id}', got {other:?}"),
+    }
+}
+
 #[test]
 fn given_break_glass_role_when_used_then_active_at_once_audited_and_queued_for_review() {
     let mut w = world_at(FRIDAY_2PM);
@@ -147,10 +156,7 @@ fn given_break_glass_role_when_used_then_active_at_once_audited_and_queued_for_r
         w.core.acknowledge(&actor("alice"), g.id, "fine"),
         "may not review their own",
     );
-    refused(
-        w.core.acknowledge(&actor("erin"), g.id, "fine"),
-        "not an approver",
-    );
+    unseen(w.core.acknowledge(&actor("erin"), g.id, "fine"), g.id);
     assert!(matches!(
         w.core.acknowledge(&actor("bob"), g.id, " "),
         Err(Error::Refused(_))
@@ -218,10 +224,10 @@ fn given_self_service_grant_when_extended_then_applied_up_to_max_total_only() {
         )
         .unwrap();
     assert_eq!(w.core.row(g.id).unwrap().not_after, FRIDAY_2PM + 7200);
-    refused(
+    unseen(
         w.core
             .extend(&actor("frank"), g.id, 60, "T-42 mine now", &Verdict::NotRun),
-        "only its holder",
+        g.id,
     );
     refused(
         w.core
@@ -392,7 +398,8 @@ fn given_separated_roles_when_held_together_or_approved_by_holder_then_refused()
 fn given_escalation_when_request_waits_long_enough_then_escalation_approver_may_decide() {
     let mut w = world_at(FRIDAY_2PM);
     let r = w.ask("alice", Kind::Grant, "db", 600).unwrap();
-    refused(w.core.approve(&actor("erin"), r.id, ""), "not an approver");
+    // Before the escalation delay the request is not erin's to see, let alone decide.
+    unseen(w.core.approve(&actor("erin"), r.id, ""), r.id);
     assert!(w.core.list(&actor("erin"), true, false).unwrap().is_empty());
     w.clock.advance(600);
     assert_eq!(w.core.list(&actor("erin"), true, false).unwrap().len(), 1);

@@ -88,7 +88,7 @@ struct FakeJitd {
     /// States returned by successive waits.
     waits: RefCell<VecDeque<&'static str>>,
     submitted: RefCell<Vec<(String, String, u64, String)>>,
-    sessions: RefCell<Vec<u32>>,
+    sessions: RefCell<Vec<SessionOpen>>,
     /// The user's pending requests.
     pending: Vec<RequestInfo>,
 }
@@ -165,15 +165,15 @@ impl Jitd for FakeJitd {
     fn roles(&self, _user: &str) -> Result<Vec<RoleInfo>, Error> {
         Ok(self.roles.clone())
     }
-    fn request(&self, r: &Submit<'_>) -> Result<RequestInfo, Error> {
+    fn request(&self, r: &PamRequest) -> Result<RequestInfo, Error> {
         if let Some(m) = &self.refuse {
             return Err(Error::Refused(m.clone()));
         }
         self.submitted.borrow_mut().push((
-            r.user.into(),
-            r.role.into(),
+            r.user.clone(),
+            r.role.clone(),
             r.duration_secs,
-            r.reason.into(),
+            r.reason.clone(),
         ));
         Ok(info(
             17,
@@ -198,11 +198,11 @@ impl Jitd for FakeJitd {
         }
         Ok(self.pending.clone())
     }
-    fn open_session(&self, s: &SessionOpen<'_>) -> Result<u64, Error> {
+    fn open_session(&self, s: &SessionOpen) -> Result<u64, Error> {
         if self.down {
             return Err(Error::Unreachable("jitd is not running".into()));
         }
-        self.sessions.borrow_mut().push(s.pid);
+        self.sessions.borrow_mut().push(s.clone());
         Ok(u64::from(self.active))
     }
 }
@@ -217,6 +217,9 @@ impl Host for FakeHost {
     }
     fn in_group(&self, _user: &str, _group: &str) -> Result<bool, String> {
         Ok(self.exempt)
+    }
+    fn is_superuser(&self, user: &str) -> Result<bool, String> {
+        Ok(user == "root")
     }
     fn now(&self) -> i64 {
         0
@@ -479,6 +482,34 @@ fn given_exempt_group_member_when_account_with_jitd_down_then_passes_to_rest_of_
 }
 
 #[test]
+fn given_require_grant_when_root_runs_sudo_then_no_grant_is_needed() {
+    // Regression: root's own sudo was denied unless root was in the exempt group.
+    let jitd = FakeJitd {
+        down: true,
+        ..FakeJitd::default()
+    };
+    let mut pam = FakePam::new("root", &[]);
+    let no_exempt = parse(["mode=sudo", "require_grant"]).unwrap();
+    assert_eq!(
+        account(&no_exempt, &mut pam, &jitd, &HOST),
+        Ok(Verdict::Ignore)
+    );
+    // Anyone else still needs one.
+    let mut pam = FakePam::new("alice", &[]);
+    assert_eq!(
+        account(&no_exempt, &mut pam, &FakeJitd::default(), &HOST),
+        Ok(Verdict::Deny)
+    );
+    // ssh logins as root stay gated (sshd's PermitRootLogin decides whether they happen).
+    let mut pam = FakePam::new("root", &[]);
+    let ssh = parse(["mode=ssh"]).unwrap();
+    assert_eq!(
+        account(&ssh, &mut pam, &FakeJitd::default(), &HOST),
+        Ok(Verdict::Deny)
+    );
+}
+
+#[test]
 fn given_ssh_mode_when_account_without_grant_then_denied_even_without_require_grant() {
     let cfg = parse(["mode=ssh"]).unwrap();
     let mut pam = FakePam::new("alice", &[]);
@@ -535,7 +566,35 @@ fn given_sudo_session_when_opened_then_jitd_tracks_the_invoking_users_pid() {
         open_session(&sudo_cfg(), &mut pam, &jitd, 4242),
         Ok(Verdict::Ignore)
     );
-    assert_eq!(jitd.sessions.borrow().as_slice(), &[4242]);
+    let sessions = jitd.sessions.borrow();
+    let [s] = sessions.as_slice() else {
+        panic!("one session: {sessions:?}")
+    };
+    assert_eq!((s.pid, s.user.as_str()), (4242, "alice"));
+    // What the grant's role must run as, so jitd binds the session to a grant that could
+    // have authorised it (regression: it took the user's longest grant of any role).
+    assert_eq!((s.target.as_str(), s.ssh), ("root", false));
+}
+
+#[test]
+fn given_ssh_session_when_opened_then_only_ssh_grants_may_hold_it() {
+    let jitd = FakeJitd {
+        active: true,
+        ..FakeJitd::default()
+    };
+    let mut pam = FakePam::new("alice", &[]);
+    let cfg = parse(["mode=ssh"]).unwrap();
+    assert_eq!(
+        open_session(&cfg, &mut pam, &jitd, 4242),
+        Ok(Verdict::Ignore)
+    );
+    let sessions = jitd.sessions.borrow();
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(
+        (sessions[0].user.as_str(), sessions[0].target.as_str()),
+        ("alice", "")
+    );
+    assert!(sessions[0].ssh, "an ssh login binds to ssh grants only");
 }
 
 #[test]

@@ -586,6 +586,7 @@ fn audit_scale(rep: &mut Report, records: u64, n: usize) {
             name: format!("u{i}"),
             uid: 60_000 + i,
             origin: format!("bus pid={} tty=pts/{i}", 4000 + i),
+            login_uid: None,
         })
         .collect();
     let started = Instant::now();
