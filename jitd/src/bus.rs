@@ -3,10 +3,11 @@
 
 use crate::directory::{Directory, Nss};
 use crate::error::Error;
-use crate::grants::{Core, Origin, SessionSpec};
-use crate::names;
+use crate::grants::{Core, SessionSpec};
+use crate::model::{Actor, Kind, Origin};
+use crate::names::{self, UserName};
 use crate::service::{Budget, Caller, MAX_WAIT_SECS, Service};
-use crate::store::{Actor, Kind, RequestRow};
+use crate::store::RequestRow;
 use jit_proto::State;
 use jit_proto::{
     AuditRecord, AuditVerify, GrantCheck, JitError, PamOrigin, PamRequest, RequestInfo, RoleInfo,
@@ -83,7 +84,7 @@ async fn caller(ids: &Identities, conn: &Connection, hdr: &Header<'_>) -> Result
         .name_of(uid)
         .map_err(JitError::Internal)?
         .ok_or_else(|| JitError::NotAuthorized(format!("uid {uid} has no user name")))?;
-    names::validate_user_name(&name).map_err(JitError::NotAuthorized)?;
+    let name = UserName::new(name).map_err(|e| JitError::NotAuthorized(e.0))?;
     let login_uid = crate::sessions::login_uid_of(pid).map_err(unknown_caller)?;
     let mut origin = format!("bus pid={pid}");
     let tty = crate::sessions::tty_of(pid);
@@ -428,9 +429,9 @@ async fn require_root(
 /// The PAM user as an actor: the name must fit the grammar and exist in NSS. The origin is
 /// what pam_jit reports from the PAM items (checked by [`origin_field`]).
 fn pam_user(user: &str, origin: &Origin) -> Result<Actor, JitError> {
-    names::validate_user_name(user).map_err(JitError::InvalidArgument)?;
+    let user = pam_name(user)?;
     let uid = Nss
-        .uid_of(user)
+        .uid_of(&user)
         .map_err(JitError::Internal)?
         .ok_or_else(|| JitError::InvalidArgument(format!("no such user: {user}")))?;
     let mut from = format!("service={}", origin.service);
@@ -440,11 +441,16 @@ fn pam_user(user: &str, origin: &Origin) -> Result<Actor, JitError> {
         }
     }
     Ok(Actor {
-        name: user.to_string(),
+        name: user,
         uid,
         origin: from,
         login_uid: None,
     })
+}
+
+/// A user name from pam_jit, checked at the edge.
+fn pam_name(user: &str) -> Result<UserName, JitError> {
+    UserName::new(user).map_err(|e| JitError::InvalidArgument(e.0))
 }
 
 /// The origin of a PAM call that does not say where it comes from.
@@ -489,12 +495,13 @@ impl PamInterface {
         require_root(&self.ids, conn, &hdr).await?;
         let origin = pam_origin_of(&session.origin)?;
         let who = pam_user(&session.user, &origin)?;
-        if !session.target.is_empty() {
-            names::validate_user_name(&session.target).map_err(JitError::InvalidArgument)?;
-        }
+        let target = match session.target.as_str() {
+            "" => None,
+            t => Some(pam_name(t)?),
+        };
         let spec = SessionSpec {
             pid: session_pid(session.pid)?,
-            target: session.target,
+            target,
             ssh: session.ssh,
         };
         let Some(opened) = self.svc.write(|c| c.open_session(&who, &spec, &origin))? else {
@@ -520,7 +527,7 @@ impl PamInterface {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<GrantCheck, JitError> {
         require_root(&self.ids, conn, &hdr).await?;
-        names::validate_user_name(&user).map_err(JitError::InvalidArgument)?;
+        let user = pam_name(&user)?;
         self.svc.read(|c| c.check(&user, ssh)).map_err(Into::into)
     }
 
@@ -553,7 +560,7 @@ impl PamInterface {
             reason,
             ..
         } = request;
-        blocking(&self.svc, Caller::Pam(who.name.clone()), move |s| {
+        blocking(&self.svc, Caller::Pam(who.name.to_string()), move |s| {
             let r = s.request(&who, Kind::Grant, &role, duration_secs, &reason, &origin)?;
             s.read(|c| c.info(&r))
         })

@@ -7,9 +7,12 @@
 use crate::audit::Mirror;
 use crate::directory::Directory;
 use crate::error::{Error, Result};
-use crate::names;
+pub use crate::model::Origin;
+use crate::model::{Actor, Kind};
+use crate::names::{self, UserName};
 use crate::policy::{Held, Policy, Verdict};
-use crate::store::{self, Actor, Event, Kind, NewRequest, RequestRow, Store, Transition};
+use crate::store::{self, Event, NewRequest, RequestRow, Store, Transition};
+pub use crate::sudoers::Rules;
 use crate::sudoers::{Rule, shard_of};
 use jit_proto::{
     AuditRecord, AuditVerify, GrantCheck, RequestInfo, RoleInfo, State, StatusInfo,
@@ -91,28 +94,6 @@ impl Clock for SystemClock {
     }
 }
 
-/// Where sudoers rules go: [`crate::sudoers::SudoersDir`] in jitd; a fake in unit tests.
-/// Rules live in shards ([`crate::sudoers::shard_of`]); a shard is always written whole.
-pub trait Rules: Send {
-    /// Makes the shard hold exactly `rules` (none: no file).
-    fn write_shard(&self, shard: u32, rules: &[Rule]) -> std::result::Result<(), String>;
-    /// Whether the shard is exactly as `rules` would render.
-    fn shard_matches(&self, shard: u32, rules: &[Rule]) -> bool;
-    /// Invalidates the user's cached sudo credentials (`sudo -K` for them).
-    fn clear_timestamps(&self, user: &str) -> std::result::Result<(), String>;
-    fn owned(&self) -> std::result::Result<crate::sudoers::Owned, String>;
-    fn remove_owned(&self, name: &str) -> std::result::Result<(), String>;
-    fn location(&self) -> String;
-}
-
-/// Where a request came from.
-#[derive(Debug, Clone, Default)]
-pub struct Origin {
-    pub service: String,
-    pub tty: String,
-    pub rhost: String,
-}
-
 /// What startup reconciliation did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Reconciled {
@@ -129,8 +110,8 @@ pub struct Reconciled {
 pub struct SessionSpec {
     /// The process that runs the session.
     pub pid: i32,
-    /// The user a sudo command runs as (empty: unknown, or an ssh login).
-    pub target: String,
+    /// The user a sudo command runs as (None: unknown, or an ssh login).
+    pub target: Option<UserName>,
     /// An ssh login: only grants of roles that admit ssh logins count.
     pub ssh: bool,
 }
@@ -357,9 +338,9 @@ impl Core {
             .collect();
         Ok(RequestInfo {
             id: r.id,
-            user: r.user.clone(),
+            user: r.user.to_string(),
             uid: r.uid,
-            role: r.role.clone(),
+            role: r.role.to_string(),
             state: r.state.as_str().to_string(),
             reason: r.reason.clone(),
             duration_secs: r.duration_secs,
@@ -446,7 +427,6 @@ impl Core {
         origin: &Origin,
         verdict: &Verdict,
     ) -> Result<RequestRow> {
-        names::validate_user_name(&who.name).map_err(Error::InvalidArgument)?;
         if kind == Kind::Extension {
             return Err(Error::InvalidArgument(
                 "extensions are requested with extend".into(),
@@ -1472,7 +1452,7 @@ impl Core {
             Some(r) => GrantCheck {
                 active: true,
                 request_id: r.id,
-                role: r.role,
+                role: r.role.to_string(),
                 not_after: r.not_after,
             },
             None => GrantCheck {
@@ -1517,7 +1497,7 @@ impl Core {
         let all = self.in_force(user, s.ssh)?;
         let by_target: Vec<&RequestRow> = all
             .iter()
-            .filter(|r| s.ssh || r.run_as.contains(&s.target))
+            .filter(|r| s.ssh || s.target.as_ref().is_some_and(|t| r.run_as.contains(t)))
             .collect();
         let candidates = if by_target.is_empty() {
             all.iter().collect()

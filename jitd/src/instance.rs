@@ -37,7 +37,7 @@ impl StateLock {
         let meta = file
             .metadata()
             .map_err(|e| format!("{}: {e}", path.display()))?;
-        if let Some(what) = crate::sudoers::not_ours(&meta) {
+        if let Some(what) = crate::files::not_ours(&meta) {
             return Err(format!(
                 "{} is {what}, which jitd never creates; refusing to start",
                 path.display()

@@ -3,6 +3,208 @@
 //! Anything outside it is rejected with a message saying what is allowed. The grammar is
 //! deliberately narrower than what sudo or NSS accept: nothing here ever needs escaping.
 
+//! The names cross into jitd once, at the edge (the bus, the policy file, the database),
+//! as the validated types below; from there on nothing can carry an invalid one, so the
+//! sudoers renderer takes only values that cannot be invalid and checks nothing again.
+
+/// A name or command that does not fit the grammar, saying what is allowed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct NameError(pub String);
+
+macro_rules! validated {
+    ($(#[$doc:meta])* $name:ident, $check:path) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Checks `s` against the grammar: the only way to make one.
+            pub fn new(s: impl Into<String>) -> Result<$name, NameError> {
+                let s = s.into();
+                $check(&s).map_err(NameError)?;
+                Ok($name(s))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::ops::Deref for $name {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = NameError;
+            fn from_str(s: &str) -> Result<$name, NameError> {
+                $name::new(s)
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+
+        impl PartialEq<String> for $name {
+            fn eq(&self, other: &String) -> bool {
+                &self.0 == other
+            }
+        }
+
+        impl PartialEq<$name> for String {
+            fn eq(&self, other: &$name) -> bool {
+                *self == other.0
+            }
+        }
+
+        impl PartialEq<$name> for str {
+            fn eq(&self, other: &$name) -> bool {
+                self == other.0
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(n: $name) -> String {
+                n.0
+            }
+        }
+
+        /// Unit tests write names as literals.
+        #[cfg(test)]
+        impl From<&str> for $name {
+            fn from(s: &str) -> $name {
+                $name::new(s).unwrap_or_else(|e| panic!("{e}"))
+            }
+        }
+    };
+}
+
+impl From<NameError> for String {
+    fn from(e: NameError) -> String {
+        e.0
+    }
+}
+
+validated!(
+    /// A user name: `[a-z_][a-z0-9_-]{0,31}` ([`validate_user_name`]).
+    UserName,
+    validate_user_name
+);
+validated!(
+    /// A group name, with the grammar of user names.
+    GroupName,
+    validate_group_name
+);
+validated!(
+    /// A role name: `[a-z][a-z0-9_-]{0,31}`.
+    RoleName,
+    validate_role_name
+);
+validated!(
+    /// A command for a sudoers rule: an absolute, normalised path with literal arguments
+    /// ([`validate_command`]).
+    Command,
+    validate_command
+);
+
+impl UserName {
+    /// jitd's own name in the audit trail (it fits the grammar).
+    pub fn jitd() -> UserName {
+        UserName("jitd".to_string())
+    }
+
+    /// The superuser, a role's target unless it says otherwise.
+    pub fn root() -> UserName {
+        UserName("root".to_string())
+    }
+}
+
+/// Free text (a reason, a comment) as stored and shown: trimmed, not empty, bounded, and
+/// free of hidden characters ([`validate_text`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Text(String);
+
+/// A reason given for a request, extension, denial or revocation.
+pub type Reason = Text;
+
+/// Why free text was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TextError {
+    #[error("{0} is required")]
+    Required(&'static str),
+    #[error("{field} is too long (at most {max} characters)")]
+    TooLong { field: &'static str, max: usize },
+    #[error(
+        "{field} contains an invisible, control or formatting character (U+{code:04X}); \
+         type it again without it"
+    )]
+    Hidden { field: &'static str, code: u32 },
+}
+
+impl Text {
+    /// `field` names the text in messages ("reason", "comment").
+    pub fn new(field: &'static str, text: &str, max_chars: usize) -> Result<Text, TextError> {
+        let t = text.trim();
+        if t.is_empty() {
+            return Err(TextError::Required(field));
+        }
+        if t.chars().count() > max_chars {
+            return Err(TextError::TooLong {
+                field,
+                max: max_chars,
+            });
+        }
+        if let Some(c) = t.chars().find(|c| is_hidden_char(*c)) {
+            return Err(TextError::Hidden {
+                field,
+                code: u32::from(c),
+            });
+        }
+        Ok(Text(t.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for Text {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Text {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<Text> for String {
+    fn from(t: Text) -> String {
+        t.0
+    }
+}
+
 /// Longest user name accepted (Linux `LOGIN_NAME_MAX` is 256, useradd's default 32).
 pub const MAX_USER_LEN: usize = 32;
 /// Longest role name.
@@ -150,27 +352,11 @@ pub fn validate_command(cmd: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// A free-text field (reason, comment) as stored and shown: trimmed, bounded, no control,
-/// format, bidi, separator or other invisible characters (which could hide or fake text on
-/// an approver's terminal or in a log line).
-pub fn validate_text(field: &str, text: &str, max_chars: usize) -> Result<String, String> {
-    let t = text.trim();
-    if t.is_empty() {
-        return Err(format!("{field} is required"));
-    }
-    if t.chars().count() > max_chars {
-        return Err(format!(
-            "{field} is too long (at most {max_chars} characters)"
-        ));
-    }
-    if let Some(c) = t.chars().find(|c| is_hidden_char(*c)) {
-        return Err(format!(
-            "{field} contains an invisible, control or formatting character (U+{:04X}); \
-             type it again without it",
-            u32::from(c)
-        ));
-    }
-    Ok(t.to_string())
+/// A free-text field (reason, comment) as stored and shown: see [`Text`].
+pub fn validate_text(field: &'static str, text: &str, max_chars: usize) -> Result<String, String> {
+    Text::new(field, text, max_chars)
+        .map(String::from)
+        .map_err(|e| e.to_string())
 }
 
 /// Characters that could hide, reorder or fake text: see [`jit_proto::text::is_hidden_char`].

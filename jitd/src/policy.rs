@@ -7,8 +7,8 @@
 
 use crate::directory::Directory;
 use crate::error::{Error, Result};
-use crate::names;
-use crate::store::Kind;
+use crate::model::Kind;
+use crate::names::{self, Command, GroupName, RoleName, UserName};
 use crate::window::Window;
 use jit_proto::{RoleInfo, State, format_duration, format_rfc3339, parse_duration};
 use regex::Regex;
@@ -36,21 +36,21 @@ pub const MAX_VALIDATOR_TIMEOUT: Duration = Duration::from_secs(60);
 /// A requester or approver as written in the policy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Principal {
-    User(String),
-    Group(String),
+    User(UserName),
+    Group(GroupName),
 }
 
 impl Principal {
-    fn parse(s: &str) -> std::result::Result<Principal, String> {
+    fn parse(s: &str) -> std::result::Result<Principal, names::NameError> {
         match s.strip_prefix('%') {
-            Some(g) => names::validate_group_name(g).map(|()| Principal::Group(g.to_string())),
-            None => names::validate_user_name(s).map(|()| Principal::User(s.to_string())),
+            Some(g) => GroupName::new(g).map(Principal::Group),
+            None => UserName::new(s).map(Principal::User),
         }
     }
 
     pub fn spec(&self) -> String {
         match self {
-            Principal::User(u) => u.clone(),
+            Principal::User(u) => u.to_string(),
             Principal::Group(g) => format!("%{g}"),
         }
     }
@@ -58,9 +58,9 @@ impl Principal {
 
 #[derive(Debug, Clone)]
 pub struct Role {
-    pub name: String,
+    pub name: RoleName,
     pub description: String,
-    pub commands: Vec<String>,
+    pub commands: Vec<Command>,
     pub run_as: String,
     pub requesters: Vec<Principal>,
     pub approvers: Vec<Principal>,
@@ -71,7 +71,7 @@ pub struct Role {
     pub ssh: bool,
     pub reauth: bool,
     pub pending_timeout: u64,
-    pub run_as_list: Vec<String>,
+    pub run_as_list: Vec<UserName>,
     pub reason_min: usize,
     pub reason_max: usize,
     pub validator: Option<Validator>,
@@ -693,9 +693,9 @@ impl Policy {
 /// The roles one user approves: directly, or after a role's escalation delay.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ApproverView {
-    pub direct: Vec<String>,
+    pub direct: Vec<RoleName>,
     /// (role, escalate_after seconds)
-    pub escalation: Vec<(String, u64)>,
+    pub escalation: Vec<(RoleName, u64)>,
 }
 
 impl ApproverView {
@@ -870,7 +870,7 @@ fn resolve(list: &[Principal], dir: &dyn Directory) -> std::result::Result<Vec<S
     let mut out: Vec<String> = Vec::new();
     for p in list {
         match p {
-            Principal::User(u) => out.push(u.clone()),
+            Principal::User(u) => out.push(u.to_string()),
             Principal::Group(g) => out.extend(dir.group_members(g)?),
         }
     }
@@ -970,17 +970,16 @@ fn validate_role(
     dir: &dyn Directory,
     warnings: &mut Vec<PolicyError>,
 ) -> std::result::Result<Role, PolicyError> {
-    let name = raw.name.get_ref().clone();
     let name_span = raw.name.span();
-    names::validate_role_name(&name).map_err(|e| ctx.err(raw.name.span(), e))?;
-    let description =
-        names::validate_text("description", &raw.description, 200).unwrap_or_else(|_| name.clone());
+    let name =
+        RoleName::new(raw.name.get_ref().as_str()).map_err(|e| ctx.err(raw.name.span(), e))?;
+    let description = names::validate_text("description", &raw.description, 200)
+        .unwrap_or_else(|_| name.to_string());
 
     let commands_span = raw.commands.span();
     let mut commands = Vec::new();
     for c in raw.commands.into_inner() {
-        names::validate_command(c.get_ref()).map_err(|e| ctx.err(c.span(), e))?;
-        commands.push(c.into_inner());
+        commands.push(Command::new(c.get_ref().as_str()).map_err(|e| ctx.err(c.span(), e))?);
     }
     if commands.is_empty() {
         return Err(ctx.err(commands_span, "commands must list at least one command"));
@@ -996,10 +995,13 @@ fn validate_role(
             if list.is_empty() {
                 return Err(ctx.err(span, "run_as must name at least one user"));
             }
-            for u in &list {
-                names::validate_user_name(u)
-                    .map_err(|e| ctx.err(span.clone(), format!("run_as: {e}")))?;
-            }
+            let list = list
+                .iter()
+                .map(|u| {
+                    UserName::new(u.as_str())
+                        .map_err(|e| ctx.err(span.clone(), format!("run_as: {e}")))
+                })
+                .collect::<std::result::Result<Vec<UserName>, PolicyError>>()?;
             let mut dedup = list.clone();
             dedup.sort();
             dedup.dedup();
@@ -1008,9 +1010,13 @@ fn validate_role(
             }
             list
         }
-        None => vec!["root".to_string()],
+        None => vec![UserName::root()],
     };
-    let run_as = run_as_list.join(", ");
+    let run_as = run_as_list
+        .iter()
+        .map(UserName::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
 
     let requesters_span = raw.requesters.span();
     let requesters = principals(ctx, raw.requesters, dir)?;
@@ -1296,7 +1302,7 @@ fn check_run_as_principals(
     }
     for (role, span) in roles.iter().zip(run_as_spans) {
         for target in &role.run_as_list {
-            if let Some((_, what, of)) = named.iter().find(|(u, _, _)| u == target) {
+            if let Some((_, what, of)) = named.iter().find(|(u, _, _)| *u == target) {
                 return Err(ctx.err(
                     span.clone(),
                     format!(
@@ -1336,13 +1342,13 @@ fn one_line(s: &str) -> String {
 impl Role {
     pub fn info(&self) -> RoleInfo {
         RoleInfo {
-            name: self.name.clone(),
+            name: self.name.to_string(),
             description: self.description.clone(),
             approvals: self.approvals,
             approvers: self.approvers.iter().map(Principal::spec).collect(),
             max_duration_secs: self.max_duration,
             default_duration_secs: self.default_duration,
-            commands: self.commands.clone(),
+            commands: self.commands.iter().map(ToString::to_string).collect(),
             run_as: self.run_as.clone(),
             ssh: self.ssh,
             reason_pattern: self

@@ -3,10 +3,11 @@
 //! change, the per-caller limits, and the timer loop itself.
 
 use crate::error::{Error, Result};
-use crate::grants::{Core, Origin};
+use crate::grants::Core;
+use crate::model::{Actor, Kind, Origin};
 use crate::notify::Notifier;
 use crate::policy::{Validator, Verdict};
-use crate::store::{Actor, Kind, RequestRow};
+use crate::store::RequestRow;
 use crate::validator;
 use std::collections::HashMap;
 use std::sync::{Condvar, Mutex, MutexGuard};

@@ -49,7 +49,7 @@ fn requesters(policy: &Policy, dir: &dyn Directory) -> Result<Vec<String>, Strin
     for role in &policy.roles {
         for p in &role.requesters {
             match p {
-                Principal::User(u) => users.push(u.clone()),
+                Principal::User(u) => users.push(u.to_string()),
                 Principal::Group(g) => users.extend(dir.group_members(g)?),
             }
         }

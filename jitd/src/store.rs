@@ -6,6 +6,8 @@
 
 use crate::audit;
 use crate::error::{Error, Result};
+use crate::model::{Actor, Kind};
+use crate::names::{Command, NameError, RoleName, UserName};
 use jit_proto::{AuditRecord, State};
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 use std::fs;
@@ -93,40 +95,13 @@ const ADDED_COLUMNS: [(&str, &str, &str); 10] = [
     ("audit", "origin", "TEXT NOT NULL DEFAULT ''"),
 ];
 
-/// What a request is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// An ordinary request for a role.
-    Grant,
-    /// An emergency self-grant, reviewed afterwards.
-    BreakGlass,
-    /// More time on an active grant (`extends`).
-    Extension,
-}
-
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Grant => "grant",
-            Kind::BreakGlass => "break-glass",
-            Kind::Extension => "extension",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Kind> {
-        [Kind::Grant, Kind::BreakGlass, Kind::Extension]
-            .into_iter()
-            .find(|k| k.as_str() == s)
-    }
-}
-
 /// A request as stored, with the role's terms frozen at submission time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestRow {
     pub id: u64,
-    pub user: String,
+    pub user: UserName,
     pub uid: u32,
-    pub role: String,
+    pub role: RoleName,
     pub reason: String,
     pub duration_secs: u64,
     pub state: State,
@@ -136,8 +111,8 @@ pub struct RequestRow {
     pub pending_until: i64,
     pub approvals_required: u32,
     pub approvers: Vec<String>,
-    pub commands: Vec<String>,
-    pub run_as: Vec<String>,
+    pub commands: Vec<Command>,
+    pub run_as: Vec<UserName>,
     pub reauth: bool,
     pub ssh: bool,
     pub decided_by: String,
@@ -162,9 +137,9 @@ pub struct RequestRow {
 /// A new request before it has an id.
 #[derive(Debug, Clone)]
 pub struct NewRequest {
-    pub user: String,
+    pub user: UserName,
     pub uid: u32,
-    pub role: String,
+    pub role: RoleName,
     pub reason: String,
     pub duration_secs: u64,
     pub state: State,
@@ -173,8 +148,8 @@ pub struct NewRequest {
     pub pending_until: i64,
     pub approvals_required: u32,
     pub approvers: Vec<String>,
-    pub commands: Vec<String>,
-    pub run_as: Vec<String>,
+    pub commands: Vec<Command>,
+    pub run_as: Vec<UserName>,
     pub reauth: bool,
     pub ssh: bool,
     pub service: String,
@@ -183,31 +158,6 @@ pub struct NewRequest {
     pub kind: Kind,
     pub extends: u64,
     pub log_io: bool,
-}
-
-/// Who did something, for the audit trail.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Actor {
-    pub name: String,
-    pub uid: u32,
-    /// Where the action came from, as the audit trail shows it: `service=sudo tty=pts/3
-    /// rhost=...` for pam_jit, `bus pid=... tty=...` for a D-Bus caller, `jitd` for jitd.
-    pub origin: String,
-    /// The login uid of the calling process (`/proc/PID/loginuid`, set by pam_loginuid
-    /// when a login session starts and kept across su and sudo): whose login session the
-    /// call comes from. None where there is none (unset, pam_jit, jitd itself).
-    pub login_uid: Option<u32>,
-}
-
-impl Actor {
-    pub fn jitd() -> Actor {
-        Actor {
-            name: "jitd".into(),
-            uid: 0,
-            origin: "jitd".into(),
-            login_uid: None,
-        }
-    }
 }
 
 /// An audit event before it is chained.
@@ -242,6 +192,37 @@ fn split_lines(s: String) -> Vec<String> {
     }
 }
 
+/// A column that must parse as a validated name: a database that holds anything else was
+/// not written by jitd, and nothing read from it may reach a sudoers rule.
+fn named<T: std::str::FromStr<Err = NameError>>(row: &Row<'_>, idx: &str) -> rusqlite::Result<T> {
+    let v: String = row.get(idx)?;
+    v.parse().map_err(|e: NameError| bad_column(idx, e.0))
+}
+
+/// A newline-separated list of validated names.
+fn named_list<T: std::str::FromStr<Err = NameError>>(
+    row: &Row<'_>,
+    idx: &str,
+) -> rusqlite::Result<Vec<T>> {
+    split_lines(row.get(idx)?)
+        .iter()
+        .map(|v| v.parse().map_err(|e: NameError| bad_column(idx, e.0)))
+        .collect()
+}
+
+fn bad_column(idx: &str, why: String) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        0,
+        rusqlite::types::Type::Text,
+        format!("column {idx}: {why}").into(),
+    )
+}
+
+/// Names one per line, as lists are stored.
+fn lines<T: std::ops::Deref<Target = str>>(items: &[T]) -> String {
+    items.iter().map(|i| &**i).collect::<Vec<&str>>().join("\n")
+}
+
 fn to_i64(v: u64) -> Result<i64> {
     i64::try_from(v).map_err(|_| Error::InvalidArgument(format!("value {v} out of range")))
 }
@@ -250,9 +231,9 @@ fn request_from_row(row: &Row<'_>) -> rusqlite::Result<RequestRow> {
     let state: String = row.get("state")?;
     Ok(RequestRow {
         id: u64_col(row, "id")?,
-        user: row.get("user")?,
+        user: named(row, "user")?,
         uid: u32_col(row, "uid")?,
-        role: row.get("role")?,
+        role: named(row, "role")?,
         reason: row.get("reason")?,
         duration_secs: u64_col(row, "duration_secs")?,
         state: State::parse(&state).ok_or_else(|| {
@@ -268,8 +249,8 @@ fn request_from_row(row: &Row<'_>) -> rusqlite::Result<RequestRow> {
         pending_until: row.get("pending_until")?,
         approvals_required: u32_col(row, "approvals_required")?,
         approvers: split_lines(row.get("approvers")?),
-        commands: split_lines(row.get("commands")?),
-        run_as: split_lines(row.get("run_as")?),
+        commands: named_list(row, "commands")?,
+        run_as: named_list(row, "run_as")?,
         reauth: row.get("reauth")?,
         ssh: row.get("ssh")?,
         decided_by: row.get("decided_by")?,
@@ -332,7 +313,7 @@ impl Store {
         for name in ["jitd.db", "jitd.db-wal", "jitd.db-shm", "jitd.db-journal"] {
             let p = dir.join(name);
             if let Ok(m) = fs::symlink_metadata(&p)
-                && let Some(what) = crate::sudoers::not_ours(&m)
+                && let Some(what) = crate::files::not_ours(&m)
             {
                 return Err(Error::Internal(format!(
                     "{} is {what}, which jitd never creates; refusing to use it",
@@ -605,9 +586,9 @@ pub fn insert_request(tx: &Transaction<'_>, r: &NewRequest) -> Result<u64> {
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
          ?18, ?19, ?20, ?21, CASE WHEN ?6 = 'active' THEN ?7 ELSE 0 END)",
         params![
-            r.user,
+            r.user.as_str(),
             r.uid,
-            r.role,
+            r.role.as_str(),
             r.reason,
             to_i64(r.duration_secs)?,
             r.state.as_str(),
@@ -616,8 +597,8 @@ pub fn insert_request(tx: &Transaction<'_>, r: &NewRequest) -> Result<u64> {
             r.pending_until,
             r.approvals_required,
             r.approvers.join("\n"),
-            r.commands.join("\n"),
-            r.run_as.join("\n"),
+            lines(&r.commands),
+            lines(&r.run_as),
             r.reauth,
             r.ssh,
             r.service,
@@ -755,7 +736,7 @@ pub fn add_approval(
 ) -> Result<()> {
     tx.execute(
         "INSERT INTO approvals (request_id, approver, approver_uid, at, comment) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![to_i64(id)?, approver.name, approver.uid, now, comment],
+        params![to_i64(id)?, approver.name.as_str(), approver.uid, now, comment],
     )?;
     Ok(())
 }
@@ -774,7 +755,7 @@ pub fn append_audit(tx: &Transaction<'_>, ev: &Event<'_>) -> Result<AuditRecord>
     let rec = audit::Chained {
         seq,
         at: ev.at,
-        actor: ev.actor.name.clone(),
+        actor: ev.actor.name.to_string(),
         actor_uid: ev.actor.uid,
         origin: ev.actor.origin.clone(),
         action: ev.action.to_string(),

@@ -11,10 +11,11 @@
 //! is fsynced. An empty shard is removed.
 
 use crate::faults::{self, Point};
-use crate::names;
+use crate::files::not_ours;
+use crate::names::{self, Command as RuleCommand, RoleName, UserName};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -25,15 +26,30 @@ pub const SHARDS: u32 = 16;
 /// visudo, used to check every file before it is renamed into place.
 pub const VISUDO: &str = "/usr/sbin/visudo";
 
-/// What one rule says. All fields are validated by [`render`].
+/// Where sudoers rules go: [`SudoersDir`] in jitd; a fake in unit tests. Rules live in
+/// shards ([`shard_of`]); a shard is always written whole.
+pub trait Rules: Send {
+    /// Makes the shard hold exactly `rules` (none: no file).
+    fn write_shard(&self, shard: u32, rules: &[Rule]) -> Result<(), String>;
+    /// Whether the shard is exactly as `rules` would render.
+    fn shard_matches(&self, shard: u32, rules: &[Rule]) -> bool;
+    /// Invalidates the user's cached sudo credentials (`sudo -K` for them).
+    fn clear_timestamps(&self, user: &UserName) -> Result<(), String>;
+    fn owned(&self) -> Result<Owned, String>;
+    fn remove_owned(&self, name: &str) -> Result<(), String>;
+    fn location(&self) -> String;
+}
+
+/// What one rule says. Names and commands are validated types: only the shape of the rule
+/// (at least one target and command, an end) is left for [`render`] to check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
     pub grant_id: u64,
-    pub user: String,
-    pub role: String,
+    pub user: UserName,
+    pub role: RoleName,
     /// Target users (`(root, postgres)`); at least one.
-    pub run_as: Vec<String>,
-    pub commands: Vec<String>,
+    pub run_as: Vec<UserName>,
+    pub commands: Vec<RuleCommand>,
     /// Unix seconds; rendered as `NOTAFTER=` (one second earlier, see [`render`]) so sudo
     /// refuses on its own from this moment, even if jitd is dead.
     pub not_after: i64,
@@ -76,21 +92,13 @@ pub fn sudoers_time(unix: i64) -> String {
         .collect()
 }
 
-/// Renders the rule, or refuses if any field is outside the grammar.
+/// Renders the rule, or refuses one that is incomplete.
 pub fn render(rule: &Rule) -> Result<String, String> {
-    names::validate_user_name(&rule.user)?;
     if rule.run_as.is_empty() {
         return Err("a rule needs at least one run_as user".into());
     }
-    for u in &rule.run_as {
-        names::validate_user_name(u).map_err(|e| format!("run_as: {e}"))?;
-    }
-    names::validate_role_name(&rule.role)?;
     if rule.commands.is_empty() {
         return Err("a rule needs at least one command".into());
-    }
-    for c in &rule.commands {
-        names::validate_command(c)?;
     }
     if rule.not_after <= 0 {
         return Err("a rule needs an end time".into());
@@ -111,10 +119,14 @@ pub fn render(rule: &Rule) -> Result<String, String> {
         user = rule.user,
         role = rule.role,
         until = jit_proto::format_rfc3339(rule.not_after),
-        run_as = rule.run_as.join(", "),
+        run_as = joined(&rule.run_as),
         na = sudoers_time(rule.not_after - 1),
-        cmds = rule.commands.join(", "),
+        cmds = joined(&rule.commands),
     ))
+}
+
+fn joined<T: std::ops::Deref<Target = str>>(items: &[T]) -> String {
+    items.iter().map(|i| &**i).collect::<Vec<&str>>().join(", ")
 }
 
 /// What is in the sudoers directory under jitd's prefix.
@@ -129,32 +141,6 @@ pub struct Owned {
     /// Names of jitd's that hold something jitd never creates (a symlink, a FIFO, a
     /// directory, a file with other hard links or another owner), with what it is.
     pub planted: Vec<(String, String)>,
-}
-
-/// What is wrong with an entry at one of jitd's names, or None for a plain regular file
-/// owned by root with one link (the only thing jitd ever leaves there).
-pub fn not_ours(meta: &fs::Metadata) -> Option<String> {
-    let t = meta.file_type();
-    let kind = if t.is_symlink() {
-        "a symlink"
-    } else if t.is_fifo() {
-        "a FIFO"
-    } else if t.is_socket() {
-        "a socket"
-    } else if t.is_dir() {
-        "a directory"
-    } else if t.is_block_device() || t.is_char_device() {
-        "a device"
-    } else if !t.is_file() {
-        "not a regular file"
-    } else if meta.nlink() != 1 {
-        return Some(format!("a file with {} hard links", meta.nlink()));
-    } else if meta.uid() != 0 {
-        return Some(format!("a file owned by uid {}", meta.uid()));
-    } else {
-        return None;
-    };
-    Some(kind.to_string())
 }
 
 /// Renders a shard: every rule must be valid and belong to the shard, or nothing is.
@@ -362,9 +348,8 @@ impl SudoersDir {
 
 /// The newest session sudo records for `user` below `iolog_base` (see [`Rule::iolog_dir`]):
 /// sudo's `seq` file there names it (`00/00/2A` for `00002A`). None if there is none yet.
-pub fn newest_iolog(iolog_base: &str, user: &str) -> Option<String> {
-    names::validate_user_name(user).ok()?;
-    let dir = Path::new(iolog_base).join(user);
+pub fn newest_iolog(iolog_base: &str, user: &UserName) -> Option<String> {
+    let dir = Path::new(iolog_base).join(user.as_str());
     let mut f = OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
@@ -390,23 +375,22 @@ pub fn newest_iolog(iolog_base: &str, user: &str) -> Option<String> {
 pub const SUDO_TS_DIR: &str = "/run/sudo/ts";
 
 /// Invalidates `user`'s cached sudo credentials, as `sudo -K` would for them.
-pub fn clear_timestamps(user: &str) -> Result<(), String> {
-    names::validate_user_name(user)?;
-    match fs::remove_file(Path::new(SUDO_TS_DIR).join(user)) {
+pub fn clear_timestamps(user: &UserName) -> Result<(), String> {
+    match fs::remove_file(Path::new(SUDO_TS_DIR).join(user.as_str())) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(format!("clearing sudo time stamps of {user}: {e}")),
     }
 }
 
-impl crate::grants::Rules for SudoersDir {
+impl Rules for SudoersDir {
     fn write_shard(&self, shard: u32, rules: &[Rule]) -> Result<(), String> {
         SudoersDir::write_shard(self, shard, rules)
     }
     fn shard_matches(&self, shard: u32, rules: &[Rule]) -> bool {
         SudoersDir::shard_matches(self, shard, rules)
     }
-    fn clear_timestamps(&self, user: &str) -> Result<(), String> {
+    fn clear_timestamps(&self, user: &UserName) -> Result<(), String> {
         clear_timestamps(user)
     }
     fn owned(&self) -> Result<Owned, String> {
@@ -494,29 +478,28 @@ mod tests {
 
     #[test]
     fn given_hostile_fields_when_rendered_then_refused() {
+        // Hostile names cannot reach a rule: the only way to make one is the grammar.
+        for u in [
+            "ALL",
+            "alice\nroot ALL=(ALL) ALL",
+            "root, ALL",
+            "%sudo",
+            "#0",
+        ] {
+            assert!(UserName::new(u).is_err(), "{u:?}");
+        }
+        for c in [
+            "ALL",
+            "/bin/sh, /bin/bash",
+            "/usr/bin/sudoedit /etc/shadow",
+            "sudoedit",
+        ] {
+            assert!(RuleCommand::new(c).is_err(), "{c:?}");
+        }
+        // What the types cannot say, render refuses.
         let bad = [
             Rule {
-                user: "ALL".into(),
-                ..rule()
-            },
-            Rule {
-                user: "alice\nroot ALL=(ALL) ALL".into(),
-                ..rule()
-            },
-            Rule {
-                run_as: vec!["ALL".into()],
-                ..rule()
-            },
-            Rule {
                 run_as: vec![],
-                ..rule()
-            },
-            Rule {
-                run_as: vec!["root".into(), "root, ALL".into()],
-                ..rule()
-            },
-            Rule {
-                commands: vec!["ALL".into()],
                 ..rule()
             },
             Rule {

@@ -1,9 +1,11 @@
-//! Rendered rules against the real sudo parser: for any input, `render` either refuses it or
-//! produces a file that `visudo -c` accepts and that `cvtsudoers` reads back as exactly one
-//! rule, for exactly that user, run_as and command list, with NOTAFTER.
+//! Rendered rules against the real sudo parser: for any input, the validated names refuse it
+//! (or `render` does) or it renders a file that `visudo -c` accepts and that `cvtsudoers`
+//! reads back as exactly one rule, for exactly that user, run_as and command list, with
+//! NOTAFTER.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use jitd::names::{Command as RuleCommand, RoleName, UserName};
 use jitd::sudoers::{Rule, SHARDS, render, render_shard, sudoers_time};
 use proptest::prelude::*;
 use std::os::unix::fs::PermissionsExt;
@@ -49,7 +51,7 @@ fn assert_exactly(rule: &Rule, json: &serde_json::Value) {
         .iter()
         .map(|u| u["username"].as_str().unwrap())
         .collect();
-    assert_eq!(runas, rule.run_as, "{json}");
+    assert_eq!(runas, strs(&rule.run_as), "{json}");
     let options = cs["Options"].to_string();
     assert!(
         options.contains(&sudoers_time(rule.not_after - 1)),
@@ -76,27 +78,39 @@ fn assert_exactly(rule: &Rule, json: &serde_json::Value) {
         .iter()
         .map(|c| c["command"].as_str().unwrap())
         .collect();
-    assert_eq!(cmds, rule.commands);
+    assert_eq!(cmds, strs(&rule.commands));
     // The only Defaults a rule may bring: its user's I/O log directory, when it logs.
     let expected = rule.iolog_dir.as_ref().map(|dir| {
         serde_json::json!([{
-            "Binding": [{ "username": rule.user }],
+            "Binding": [{ "username": rule.user.as_str() }],
             "Options": [{ "iolog_dir": format!("{dir}/{}", rule.user) }],
         }])
     });
     assert_eq!(json.get("Defaults"), expected.as_ref(), "{json}");
 }
 
+fn strs<T: std::ops::Deref<Target = str>>(items: &[T]) -> Vec<&str> {
+    items.iter().map(|i| &**i).collect()
+}
+
+fn user(s: &str) -> UserName {
+    UserName::new(s).unwrap()
+}
+
+fn cmd(s: &str) -> RuleCommand {
+    RuleCommand::new(s).unwrap()
+}
+
 #[test]
 fn given_example_rule_when_parsed_by_sudo_then_exactly_one_rule() {
     let rule = Rule {
         grant_id: 1,
-        user: "alice".into(),
-        role: "web-restart".into(),
-        run_as: vec!["root".into()],
+        user: user("alice"),
+        role: RoleName::new("web-restart").unwrap(),
+        run_as: vec![user("root")],
         commands: vec![
-            "/usr/bin/systemctl restart nginx".into(),
-            "/usr/bin/systemctl status nginx".into(),
+            cmd("/usr/bin/systemctl restart nginx"),
+            cmd("/usr/bin/systemctl status nginx"),
         ],
         not_after: 1_795_272_120,
         reauth: false,
@@ -110,10 +124,10 @@ fn given_shard_with_many_grants_when_parsed_by_sudo_then_one_rule_per_grant() {
     let rules: Vec<Rule> = (0..5u64)
         .map(|i| Rule {
             grant_id: 3 + i * u64::from(SHARDS),
-            user: format!("user{i}"),
-            role: "r".into(),
-            run_as: vec!["root".into()],
-            commands: vec![format!("/usr/bin/tool{i} --flag")],
+            user: user(&format!("user{i}")),
+            role: RoleName::new("r").unwrap(),
+            run_as: vec![user("root")],
+            commands: vec![cmd(&format!("/usr/bin/tool{i} --flag"))],
             not_after: 1_795_272_120 + i64::try_from(i).unwrap(),
             reauth: i % 2 == 0,
             iolog_dir: (i % 3 == 0).then(|| "/var/log/sudo-io/jit".to_string()),
@@ -184,8 +198,20 @@ proptest! {
         log_io in any::<bool>(),
     ) {
         let iolog_dir = log_io.then(|| "/var/log/sudo-io/jit".to_string());
-        let rule = Rule { grant_id: 7, user, role: "r".into(), run_as, commands, not_after, reauth, iolog_dir };
-        if let Ok(text) = render(&rule) {
+        // Input reaches the renderer only through the validated names.
+        let typed = (|| {
+            Some(Rule {
+                grant_id: 7,
+                user: UserName::new(user).ok()?,
+                role: RoleName::new("r").ok()?,
+                run_as: run_as.into_iter().map(UserName::new).collect::<Result<_, _>>().ok()?,
+                commands: commands.into_iter().map(RuleCommand::new).collect::<Result<_, _>>().ok()?,
+                not_after,
+                reauth,
+                iolog_dir,
+            })
+        })();
+        if let Some(rule) = typed && let Ok(text) = render(&rule) {
             ACCEPTED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             assert_exactly(&rule, &parse_with_sudo(&text));
         }

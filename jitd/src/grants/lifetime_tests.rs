@@ -97,7 +97,7 @@ fn grant(w: &mut World, role: &str, secs: u64) -> RequestRow {
 fn sudo_to(target: &str) -> SessionSpec {
     SessionSpec {
         pid: 4242,
-        target: target.into(),
+        target: (!target.is_empty()).then(|| target.into()),
         ssh: false,
     }
 }
@@ -143,7 +143,7 @@ fn given_ssh_login_when_session_opens_then_only_an_ssh_grant_may_hold_it() {
     let _other = grant(&mut w, "short", 60);
     let ssh = SessionSpec {
         pid: 4242,
-        target: String::new(),
+        target: None,
         ssh: true,
     };
     assert_eq!(

@@ -107,7 +107,7 @@ impl Rules for FakeRules {
             Some(have) => have == rules,
         }
     }
-    fn clear_timestamps(&self, _user: &str) -> std::result::Result<(), String> {
+    fn clear_timestamps(&self, _user: &UserName) -> std::result::Result<(), String> {
         Ok(())
     }
     fn owned(&self) -> std::result::Result<crate::sudoers::Owned, String> {

@@ -581,9 +581,9 @@ fn audit_scale(rep: &mut Report, records: u64, n: usize) {
     let mut w = world(10);
     w.stop_jitd(Signal::SIGTERM);
     let now = now_ms() / 1000;
-    let actors: Vec<jitd::store::Actor> = (0..10)
-        .map(|i| jitd::store::Actor {
-            name: format!("u{i}"),
+    let actors: Vec<jitd::model::Actor> = (0..10)
+        .map(|i| jitd::model::Actor {
+            name: jitd::names::UserName::new(format!("u{i}")).unwrap(),
             uid: 60_000 + i,
             origin: format!("bus pid={} tty=pts/{i}", 4000 + i),
             login_uid: None,
