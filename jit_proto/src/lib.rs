@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, UNIX_EPOCH};
-use zbus::{DBusError, Type, proxy};
+use zbus::{Type, proxy};
 
 pub mod text;
 
@@ -28,15 +28,144 @@ pub const PAM_INTERFACE: &str = "org.jit.Jitd.Pam1";
 /// The system bus socket, used when no address is given.
 pub const SYSTEM_BUS_ADDRESS: &str = "unix:path=/run/dbus/system_bus_socket";
 
-/// Every error jitd returns, one D-Bus error name per kind.
-#[derive(Debug, DBusError)]
-#[zbus(prefix = "org.jit.Jitd.Error")]
+/// Why policy refused a request: a stable code for scripts (`jitctl --json` prints it as
+/// `code`) and a D-Bus error name of its own, `org.jit.Jitd.Error.Refused.<Name>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Refusal {
+    /// The user may not request the role.
+    NotEligible,
+    /// Longer than the role allows (or than any duration may be).
+    Duration,
+    /// No reason, or only blanks.
+    ReasonRequired,
+    /// The reason is too short or too long for the role.
+    ReasonLength,
+    /// The reason (or a comment) holds an invisible, control or formatting character.
+    ReasonCharacters,
+    /// The reason does not match the role's `reason_pattern`.
+    ReasonPattern,
+    /// The role's reason validator refused, or gave no answer.
+    Validator,
+    /// The role's change window is closed.
+    Window,
+    /// The role does not allow break-glass.
+    BreakGlass,
+    /// The user has as many pending requests as `max_pending_per_user` allows.
+    MaxPending,
+    /// The user holds as many grants as `max_active_per_user` allows.
+    MaxActivePerUser,
+    /// The role has as many active grants as its `max_active` allows.
+    MaxActive,
+    /// Separation of duties: the user holds (or waits for) a conflicting role.
+    Separation,
+    /// The user already holds, or waits for, this role (or this extension).
+    Duplicate,
+    /// More time than `max_total_duration` (or the window) leaves.
+    MaxTotal,
+    /// The caller has as many waits or calls in progress as one caller may.
+    Busy,
+    /// A refusal this version does not know by name.
+    Policy,
+}
+
+impl Refusal {
+    pub const ALL: [Refusal; 17] = [
+        Refusal::NotEligible,
+        Refusal::Duration,
+        Refusal::ReasonRequired,
+        Refusal::ReasonLength,
+        Refusal::ReasonCharacters,
+        Refusal::ReasonPattern,
+        Refusal::Validator,
+        Refusal::Window,
+        Refusal::BreakGlass,
+        Refusal::MaxPending,
+        Refusal::MaxActivePerUser,
+        Refusal::MaxActive,
+        Refusal::Separation,
+        Refusal::Duplicate,
+        Refusal::MaxTotal,
+        Refusal::Busy,
+        Refusal::Policy,
+    ];
+
+    /// The stable code: `max_active`, `reason_pattern`, ...
+    pub fn code(self) -> &'static str {
+        self.names().0
+    }
+
+    /// The D-Bus error name.
+    pub fn error_name(self) -> &'static str {
+        self.names().1
+    }
+
+    fn names(self) -> (&'static str, &'static str) {
+        match self {
+            Refusal::NotEligible => ("not_eligible", "org.jit.Jitd.Error.Refused.NotEligible"),
+            Refusal::Duration => ("duration", "org.jit.Jitd.Error.Refused.Duration"),
+            Refusal::ReasonRequired => (
+                "reason_required",
+                "org.jit.Jitd.Error.Refused.ReasonRequired",
+            ),
+            Refusal::ReasonLength => ("reason_length", "org.jit.Jitd.Error.Refused.ReasonLength"),
+            Refusal::ReasonCharacters => (
+                "reason_characters",
+                "org.jit.Jitd.Error.Refused.ReasonCharacters",
+            ),
+            Refusal::ReasonPattern => {
+                ("reason_pattern", "org.jit.Jitd.Error.Refused.ReasonPattern")
+            }
+            Refusal::Validator => ("validator", "org.jit.Jitd.Error.Refused.Validator"),
+            Refusal::Window => ("window", "org.jit.Jitd.Error.Refused.Window"),
+            Refusal::BreakGlass => ("break_glass", "org.jit.Jitd.Error.Refused.BreakGlass"),
+            Refusal::MaxPending => (
+                "max_pending_per_user",
+                "org.jit.Jitd.Error.Refused.MaxPending",
+            ),
+            Refusal::MaxActivePerUser => (
+                "max_active_per_user",
+                "org.jit.Jitd.Error.Refused.MaxActivePerUser",
+            ),
+            Refusal::MaxActive => ("max_active", "org.jit.Jitd.Error.Refused.MaxActive"),
+            Refusal::Separation => ("separation", "org.jit.Jitd.Error.Refused.Separation"),
+            Refusal::Duplicate => ("duplicate", "org.jit.Jitd.Error.Refused.Duplicate"),
+            Refusal::MaxTotal => ("max_total_duration", "org.jit.Jitd.Error.Refused.MaxTotal"),
+            Refusal::Busy => ("busy", "org.jit.Jitd.Error.Refused.Busy"),
+            Refusal::Policy => ("policy", "org.jit.Jitd.Error.Refused"),
+        }
+    }
+
+    /// The refusal a D-Bus error name stands for, if it is one.
+    pub fn from_error_name(name: &str) -> Option<Refusal> {
+        if let Some(r) = Refusal::ALL.into_iter().find(|r| r.error_name() == name) {
+            return Some(r);
+        }
+        // A refusal a newer jitd knows and this client does not.
+        name.starts_with("org.jit.Jitd.Error.Refused.")
+            .then_some(Refusal::Policy)
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+const NOT_AUTHORIZED: &str = "org.jit.Jitd.Error.NotAuthorized";
+const NOT_FOUND: &str = "org.jit.Jitd.Error.NotFound";
+const INVALID_ARGUMENT: &str = "org.jit.Jitd.Error.InvalidArgument";
+const WRONG_STATE: &str = "org.jit.Jitd.Error.WrongState";
+const INTERNAL: &str = "org.jit.Jitd.Error.Internal";
+
+/// Every error jitd returns, one D-Bus error name per kind (and per [`Refusal`]), the
+/// message as the error's one string argument.
+#[derive(Debug)]
 pub enum JitError {
     /// Transport-level failure (no jitd, timeout, bad reply).
-    #[zbus(error)]
     ZBus(zbus::Error),
-    /// Policy refused the request (not eligible, over the limit, bad reason...).
-    Refused(String),
+    /// Policy refused the request, and why (not eligible, over a limit, bad reason...).
+    Refused(Refusal, String),
     /// The caller may not do this (not an approver, self-approval, wrong uid...).
     NotAuthorized(String),
     /// No such request or role.
@@ -49,12 +178,86 @@ pub enum JitError {
     Internal(String),
 }
 
+impl zbus::DBusError for JitError {
+    fn name(&self) -> zbus::names::ErrorName<'_> {
+        let name = match self {
+            JitError::ZBus(_) => "org.freedesktop.zbus.Error",
+            JitError::Refused(r, _) => r.error_name(),
+            JitError::NotAuthorized(_) => NOT_AUTHORIZED,
+            JitError::NotFound(_) => NOT_FOUND,
+            JitError::InvalidArgument(_) => INVALID_ARGUMENT,
+            JitError::WrongState(_) => WRONG_STATE,
+            JitError::Internal(_) => INTERNAL,
+        };
+        zbus::names::ErrorName::from_static_str_unchecked(name)
+    }
+
+    fn description(&self) -> Option<&str> {
+        match self {
+            JitError::ZBus(e) => e.description(),
+            JitError::Refused(_, m)
+            | JitError::NotAuthorized(m)
+            | JitError::NotFound(m)
+            | JitError::InvalidArgument(m)
+            | JitError::WrongState(m)
+            | JitError::Internal(m) => Some(m),
+        }
+    }
+
+    fn create_reply(&self, call: &zbus::message::Header<'_>) -> zbus::Result<zbus::Message> {
+        let text = match self {
+            JitError::ZBus(e) => e
+                .description()
+                .map_or_else(|| e.to_string(), str::to_string),
+            other => other.description().unwrap_or_default().to_string(),
+        };
+        zbus::Message::error(call, self.name()).build(&(text,))
+    }
+}
+
+impl From<zbus::Error> for JitError {
+    fn from(value: zbus::Error) -> JitError {
+        let (name, desc) = match &value {
+            zbus::Error::MethodError(name, desc, _) => (name.as_str(), desc.as_deref()),
+            _ => return JitError::ZBus(value),
+        };
+        let m = desc.unwrap_or_default().to_string();
+        if let Some(r) = Refusal::from_error_name(name) {
+            return JitError::Refused(r, m);
+        }
+        match name {
+            NOT_AUTHORIZED => JitError::NotAuthorized(m),
+            NOT_FOUND => JitError::NotFound(m),
+            INVALID_ARGUMENT => JitError::InvalidArgument(m),
+            WRONG_STATE => JitError::WrongState(m),
+            INTERNAL => JitError::Internal(m),
+            _ => JitError::ZBus(value),
+        }
+    }
+}
+
+impl From<zbus::fdo::Error> for JitError {
+    fn from(value: zbus::fdo::Error) -> JitError {
+        JitError::ZBus(value.into())
+    }
+}
+
+impl std::fmt::Display for JitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = zbus::DBusError::name(self);
+        let description = zbus::DBusError::description(self).unwrap_or("no description");
+        write!(f, "{name}: {description}")
+    }
+}
+
+impl std::error::Error for JitError {}
+
 impl JitError {
     /// True for errors that mean "the service said no" (exit code 3 in jitctl).
     pub fn is_refusal(&self) -> bool {
         matches!(
             self,
-            JitError::Refused(_)
+            JitError::Refused(..)
                 | JitError::NotAuthorized(_)
                 | JitError::InvalidArgument(_)
                 | JitError::WrongState(_)
@@ -81,7 +284,7 @@ impl JitError {
     pub fn message(&self) -> String {
         match self {
             JitError::ZBus(e) => e.to_string(),
-            JitError::Refused(m)
+            JitError::Refused(_, m)
             | JitError::NotAuthorized(m)
             | JitError::NotFound(m)
             | JitError::InvalidArgument(m)
@@ -531,6 +734,29 @@ mod tests {
         assert_eq!(
             format_time_short(1_795_272_120, 1_795_100_000),
             "2026-11-21 14:42 UTC"
+        );
+    }
+
+    #[test]
+    fn every_refusal_has_its_own_code_and_error_name_and_round_trips() {
+        let mut codes = std::collections::HashSet::new();
+        let mut names = std::collections::HashSet::new();
+        for r in Refusal::ALL {
+            assert!(codes.insert(r.code()), "{r:?}");
+            assert!(names.insert(r.error_name()), "{r:?}");
+            assert_eq!(Refusal::from_error_name(r.error_name()), Some(r));
+            assert!(
+                zbus::names::ErrorName::try_from(r.error_name()).is_ok(),
+                "{r:?}"
+            );
+        }
+        assert_eq!(
+            Refusal::from_error_name("org.jit.Jitd.Error.Refused.SomethingNew"),
+            Some(Refusal::Policy)
+        );
+        assert_eq!(
+            Refusal::from_error_name("org.jit.Jitd.Error.NotFound"),
+            None
         );
     }
 

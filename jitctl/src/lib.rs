@@ -222,11 +222,16 @@ pub enum PolicyCmd {
     Check { file: Option<String> },
 }
 
-/// A failure with its exit code.
+/// A failure with its exit code, and a stable name for scripts (`--json`).
 #[derive(Debug)]
 pub struct Failure {
     pub code: u8,
     pub message: String,
+    /// `refused`, `not_found`, `not_authorized`, `invalid_argument`, `wrong_state`,
+    /// `internal`, `jitd_not_running`, `timed_out`, `usage`, `error`.
+    pub error: &'static str,
+    /// For a refusal by policy: why, as a stable code (`max_active`, `reason_pattern`...).
+    pub refusal: Option<jit_proto::Refusal>,
 }
 
 impl Failure {
@@ -234,7 +239,32 @@ impl Failure {
         Failure {
             code,
             message: message.into(),
+            error: match code {
+                exit::USAGE => "usage",
+                exit::REFUSED => "refused",
+                exit::TIMED_OUT => "timed_out",
+                _ => "error",
+            },
+            refusal: None,
         }
+    }
+
+    fn named(mut self, error: &'static str) -> Failure {
+        self.error = error;
+        self
+    }
+
+    /// The failure as `--json` prints it.
+    pub fn json(&self) -> serde_json::Value {
+        let mut v = serde_json::json!({
+            "error": self.error,
+            "message": self.message,
+            "exit": self.code,
+        });
+        if let Some(r) = self.refusal {
+            v["refusal"] = r.code().into();
+        }
+        v
     }
 }
 
@@ -244,13 +274,14 @@ impl From<JitError> for Failure {
             return Failure::new(
                 exit::ERROR,
                 "jitd is not running (nothing owns org.jit.Jitd on the bus); ask an admin to start it",
-            );
+            )
+            .named("jitd_not_running");
         }
         match &e {
             JitError::ZBus(zbus::Error::InputOutput(io))
                 if io.kind() == std::io::ErrorKind::TimedOut =>
             {
-                Failure::new(exit::ERROR, "jitd did not answer in time")
+                Failure::new(exit::ERROR, "jitd did not answer in time").named("timed_out")
             }
             JitError::ZBus(zbus::Error::MethodError(name, _, _))
                 if name.as_str() == "org.freedesktop.DBus.Error.AccessDenied" =>
@@ -259,11 +290,24 @@ impl From<JitError> for Failure {
                     exit::REFUSED,
                     format!("the bus refused the call: {}", e.message()),
                 )
+                .named("access_denied")
             }
-            JitError::NotFound(m) => Failure::new(exit::REFUSED, m.clone()),
-            e if e.is_refusal() => Failure::new(exit::REFUSED, e.message()),
-            JitError::ZBus(z) => Failure::new(exit::ERROR, format!("cannot reach jitd: {z}")),
-            e => Failure::new(exit::ERROR, e.message()),
+            JitError::Refused(r, m) => Failure {
+                refusal: Some(*r),
+                ..Failure::new(exit::REFUSED, m.clone())
+            },
+            JitError::NotFound(m) => Failure::new(exit::REFUSED, m.clone()).named("not_found"),
+            JitError::NotAuthorized(m) => {
+                Failure::new(exit::REFUSED, m.clone()).named("not_authorized")
+            }
+            JitError::InvalidArgument(m) => {
+                Failure::new(exit::REFUSED, m.clone()).named("invalid_argument")
+            }
+            JitError::WrongState(m) => Failure::new(exit::REFUSED, m.clone()).named("wrong_state"),
+            JitError::Internal(m) => Failure::new(exit::ERROR, m.clone()).named("internal"),
+            JitError::ZBus(z) => {
+                Failure::new(exit::ERROR, format!("cannot reach jitd: {z}")).named("unreachable")
+            }
         }
     }
 }
@@ -280,10 +324,15 @@ pub fn bus_address(flag: Option<&str>) -> String {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    let json = cli.json;
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
-            eprintln!("jitctl: {}", f.message);
+            if json {
+                println!("{}", f.json());
+            } else {
+                eprintln!("jitctl: {}", f.message);
+            }
             ExitCode::from(f.code)
         }
     }

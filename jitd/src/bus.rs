@@ -387,8 +387,12 @@ impl UserInterface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<Vec<AuditRecord>, JitError> {
+        let user = match user.as_str() {
+            "" => None,
+            u => Some(UserName::new(u).map_err(|e| JitError::InvalidArgument(e.0))?),
+        };
         self.call(conn, &hdr, move |s, who| {
-            s.read(|c| c.audit(who, since, &user))
+            s.read(|c| c.audit(who, since, user.as_ref()))
         })
         .await
     }

@@ -6,10 +6,10 @@
 
 use crate::audit::Mirror;
 use crate::directory::Directory;
-use crate::error::{Error, Result};
+use crate::error::{Error, Refusal, Result};
 pub use crate::model::Origin;
 use crate::model::{Actor, Kind};
-use crate::names::{self, UserName};
+use crate::names::{Text, UserName};
 use crate::policy::{Held, Policy, Verdict};
 use crate::store::{self, Event, NewRequest, RequestRow, Store, Transition};
 pub use crate::sudoers::Rules;
@@ -448,19 +448,22 @@ impl Core {
             .iter()
             .find(|r| r.role == role.name && r.kind != Kind::Extension)
         {
-            return Err(Error::Refused(match dup.state {
-                State::Active => format!(
-                    "{} already holds role '{}' (grant {}) until {}; extend or release it",
-                    who.name,
-                    role.name,
-                    dup.id,
-                    format_rfc3339(dup.not_after)
-                ),
-                _ => format!(
-                    "request {} for role '{}' is already pending; wait for it or cancel it",
-                    dup.id, role.name
-                ),
-            }));
+            return Err(Error::refused(
+                Refusal::Duplicate,
+                match dup.state {
+                    State::Active => format!(
+                        "{} already holds role '{}' (grant {}) until {}; extend or release it",
+                        who.name,
+                        role.name,
+                        dup.id,
+                        format_rfc3339(dup.not_after)
+                    ),
+                    _ => format!(
+                        "request {} for role '{}' is already pending; wait for it or cancel it",
+                        dup.id, role.name
+                    ),
+                },
+            ));
         }
         let held = held(&open);
         let role_active = self.active_of_role(&role.name)?;
@@ -614,10 +617,13 @@ impl Core {
             .iter()
             .find(|r| r.kind == Kind::Extension && r.extends == id)
         {
-            return Err(Error::Refused(format!(
-                "extension request {} for grant {id} is already pending",
-                dup.id
-            )));
+            return Err(Error::refused(
+                Refusal::Duplicate,
+                format!(
+                    "extension request {} for grant {id} is already pending",
+                    dup.id
+                ),
+            ));
         }
         let note = role.judge(verdict)?;
         let immediate = role.approvals == 0;
@@ -734,8 +740,7 @@ impl Core {
     /// Acknowledges a break-glass grant: an approver of its role (or root), never its
     /// holder, with a comment.
     pub fn acknowledge(&mut self, who: &Actor, id: u64, comment: &str) -> Result<RequestRow> {
-        let comment =
-            names::validate_text("comment", comment, MAX_COMMENT).map_err(Error::Refused)?;
+        let comment = String::from(Text::new("comment", comment, MAX_COMMENT)?);
         let row = self.visible(who, id)?;
         if row.kind != Kind::BreakGlass {
             return Err(Error::WrongState(format!(
@@ -1080,7 +1085,7 @@ impl Core {
         let comment = if comment.trim().is_empty() {
             String::new()
         } else {
-            names::validate_text("comment", comment, MAX_COMMENT).map_err(Error::Refused)?
+            String::from(Text::new("comment", comment, MAX_COMMENT)?)
         };
         let distinct = already.len() + 1;
         let activate = distinct >= usize::try_from(row.approvals_required).unwrap_or(usize::MAX);
@@ -1308,7 +1313,7 @@ impl Core {
     }
 
     pub fn deny(&mut self, who: &Actor, id: u64, reason: &str) -> Result<RequestRow> {
-        let reason = names::validate_text("reason", reason, MAX_COMMENT).map_err(Error::Refused)?;
+        let reason = String::from(Text::new("reason", reason, MAX_COMMENT)?);
         let row = self.visible(who, id)?;
         if !(who.uid == 0 || self.is_approver(&row, who)?) {
             return Err(Error::NotAuthorized(format!(
@@ -1326,7 +1331,7 @@ impl Core {
     }
 
     pub fn revoke(&mut self, who: &Actor, id: u64, reason: &str) -> Result<RequestRow> {
-        let reason = names::validate_text("reason", reason, MAX_COMMENT).map_err(Error::Refused)?;
+        let reason = String::from(Text::new("reason", reason, MAX_COMMENT)?);
         let row = self.visible(who, id)?;
         if !(who.uid == 0 || self.is_approver(&row, who)?) {
             return Err(Error::NotAuthorized(format!(
@@ -1813,12 +1818,19 @@ impl Core {
     }
 
     /// Root and approvers see the whole trail; anyone else only records about themselves.
-    pub fn audit(&self, who: &Actor, since: i64, user: &str) -> Result<Vec<AuditRecord>> {
-        if !user.is_empty() {
-            names::validate_user_name(user).map_err(Error::InvalidArgument)?;
-        }
+    /// `user`: only records by or about them.
+    pub fn audit(
+        &self,
+        who: &Actor,
+        since: i64,
+        user: Option<&UserName>,
+    ) -> Result<Vec<AuditRecord>> {
         let privileged = who.uid == 0 || self.is_any_approver(who)?;
-        let user = if privileged { user } else { who.name.as_str() };
+        let user = match user {
+            Some(u) if privileged => u.as_str(),
+            None if privileged => "",
+            _ => who.name.as_str(),
+        };
         self.store.audit_since(since, user)
     }
 

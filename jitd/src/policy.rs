@@ -6,7 +6,7 @@
 //! [`Directory`].
 
 use crate::directory::Directory;
-use crate::error::{Error, Result};
+use crate::error::{Error, Refusal, Result};
 use crate::model::Kind;
 use crate::names::{self, Command, GroupName, RoleName, UserName};
 use crate::window::Window;
@@ -468,17 +468,20 @@ impl Policy {
     ) -> Result<(u64, String)> {
         let groups = user_groups(user, dir)?;
         if !matches_any(&role.requesters, user, &groups) {
-            return Err(Error::Refused(format!(
-                "{user} may not request role '{}'",
-                role.name
-            )));
+            return Err(Error::refused(
+                Refusal::NotEligible,
+                format!("{user} may not request role '{}'", role.name),
+            ));
         }
         match kind {
             Kind::BreakGlass if !role.break_glass => {
-                return Err(Error::Refused(format!(
-                    "role '{}' does not allow break-glass; request it normally",
-                    role.name
-                )));
+                return Err(Error::refused(
+                    Refusal::BreakGlass,
+                    format!(
+                        "role '{}' does not allow break-glass; request it normally",
+                        role.name
+                    ),
+                ));
             }
             // Break-glass is for emergencies: it ignores the change window (and is reviewed).
             Kind::BreakGlass => {}
@@ -490,12 +493,15 @@ impl Policy {
             duration
         };
         if kind != Kind::Extension && duration > role.max_duration {
-            return Err(Error::Refused(format!(
-                "duration {} exceeds the maximum of {} for role '{}'",
-                format_duration(duration),
-                format_duration(role.max_duration),
-                role.name
-            )));
+            return Err(Error::refused(
+                Refusal::Duration,
+                format!(
+                    "duration {} exceeds the maximum of {} for role '{}'",
+                    format_duration(duration),
+                    format_duration(role.max_duration),
+                    role.name
+                ),
+            ));
         }
         let reason = role.check_reason(reason)?;
         Ok((duration, reason))
@@ -504,11 +510,14 @@ impl Policy {
     /// Refuses when the role has a window and it is closed at `now`.
     pub fn check_window(&self, role: &Role, now: i64) -> Result<()> {
         match &role.window {
-            Some(w) if w.end_if_open(now).is_none() => Err(Error::Refused(format!(
-                "role '{}' may only be held within its window ({}); it is closed now",
-                role.name,
-                w.describe()
-            ))),
+            Some(w) if w.end_if_open(now).is_none() => Err(Error::refused(
+                Refusal::Window,
+                format!(
+                    "role '{}' may only be held within its window ({}); it is closed now",
+                    role.name,
+                    w.describe()
+                ),
+            )),
             _ => Ok(()),
         }
     }
@@ -542,13 +551,16 @@ impl Policy {
         let cap = granted_at.saturating_add(to_secs(role.max_total));
         if wanted > cap {
             let left = u64::try_from(cap.saturating_sub(not_after)).unwrap_or(0);
-            return Err(Error::Refused(format!(
-                "extending by {} would exceed role '{}''s maximum total of {} ({} left)",
-                format_duration(by),
-                role.name,
-                format_duration(role.max_total),
-                format_duration(left)
-            )));
+            return Err(Error::refused(
+                Refusal::MaxTotal,
+                format!(
+                    "extending by {} would exceed role '{}''s maximum total of {} ({} left)",
+                    format_duration(by),
+                    role.name,
+                    format_duration(role.max_total),
+                    format_duration(left)
+                ),
+            ));
         }
         let end = match (&role.window, role.outlive_window) {
             (Some(w), false) => match w.end_if_open(now) {
@@ -558,15 +570,18 @@ impl Policy {
             _ => wanted,
         };
         if end <= not_after {
-            return Err(Error::Refused(format!(
-                "grant already runs to the end of role '{}''s window ({}) at {}",
-                role.name,
-                role.window
-                    .as_ref()
-                    .map(Window::describe)
-                    .unwrap_or_default(),
-                format_rfc3339(not_after)
-            )));
+            return Err(Error::refused(
+                Refusal::MaxTotal,
+                format!(
+                    "grant already runs to the end of role '{}''s window ({}) at {}",
+                    role.name,
+                    role.window
+                        .as_ref()
+                        .map(Window::describe)
+                        .unwrap_or_default(),
+                    format_rfc3339(not_after)
+                ),
+            ));
         }
         Ok(end)
     }
@@ -586,26 +601,35 @@ impl Policy {
         let pending = held.iter().filter(|h| h.state == State::Pending).count();
         let active = held.iter().filter(|h| h.state == State::Active).count();
         if !activating && pending >= usize_of(self.max_pending_per_user) {
-            return Err(Error::Refused(format!(
-                "{user} already has {pending} pending request(s), the most allowed \
+            return Err(Error::refused(
+                Refusal::MaxPending,
+                format!(
+                    "{user} already has {pending} pending request(s), the most allowed \
                  (max_pending_per_user); wait for a decision or cancel one"
-            )));
+                ),
+            ));
         }
         if let Some(max) = self.max_active_per_user
             && active >= usize_of(max)
         {
-            return Err(Error::Refused(format!(
-                "{user} already holds {active} active grant(s), the most allowed \
+            return Err(Error::refused(
+                Refusal::MaxActivePerUser,
+                format!(
+                    "{user} already holds {active} active grant(s), the most allowed \
                  (max_active_per_user); release one first"
-            )));
+                ),
+            ));
         }
         if let Some(max) = role.max_active
             && role_active >= usize_of(max)
         {
-            return Err(Error::Refused(format!(
-                "role '{}' already has {role_active} active grant(s), the most allowed (max_active)",
-                role.name
-            )));
+            return Err(Error::refused(
+                Refusal::MaxActive,
+                format!(
+                    "role '{}' already has {role_active} active grant(s), the most allowed (max_active)",
+                    role.name
+                ),
+            ));
         }
         Ok(())
     }
@@ -624,16 +648,19 @@ impl Policy {
     pub fn check_separation(&self, role: &str, user: &str, held: &[Held<'_>]) -> Result<()> {
         for h in held {
             if let Some(sep) = self.conflict(role, h.role) {
-                return Err(Error::Refused(format!(
-                    "separation of duties ({}): {user} has role '{}' {} and may not also hold '{role}'",
-                    sep.description,
-                    h.role,
-                    if h.state == State::Active {
-                        "active"
-                    } else {
-                        "pending"
-                    }
-                )));
+                return Err(Error::refused(
+                    Refusal::Separation,
+                    format!(
+                        "separation of duties ({}): {user} has role '{}' {} and may not also hold '{role}'",
+                        sep.description,
+                        h.role,
+                        if h.state == State::Active {
+                            "active"
+                        } else {
+                            "pending"
+                        }
+                    ),
+                ));
             }
         }
         Ok(())
@@ -740,23 +767,28 @@ impl Role {
     /// Required, within the length bounds, no control characters, and matching the
     /// role's pattern if it has one. Returns the trimmed reason.
     pub fn check_reason(&self, reason: &str) -> Result<String> {
-        let reason =
-            names::validate_text("reason", reason, self.reason_max).map_err(Error::Refused)?;
+        let reason = String::from(names::Text::new("reason", reason, self.reason_max)?);
         let len = reason.chars().count();
         if len < self.reason_min {
-            return Err(Error::Refused(format!(
-                "reason is too short for role '{}' (at least {} characters, got {len})",
-                self.name, self.reason_min
-            )));
+            return Err(Error::refused(
+                Refusal::ReasonLength,
+                format!(
+                    "reason is too short for role '{}' (at least {} characters, got {len})",
+                    self.name, self.reason_min
+                ),
+            ));
         }
         if let Some(re) = &self.reason_pattern
             && !re.is_match(&reason)
         {
-            return Err(Error::Refused(format!(
-                "reason must match {} for role '{}' (for example a ticket id)",
-                re.as_str(),
-                self.name
-            )));
+            return Err(Error::refused(
+                Refusal::ReasonPattern,
+                format!(
+                    "reason must match {} for role '{}' (for example a ticket id)",
+                    re.as_str(),
+                    self.name
+                ),
+            ));
         }
         Ok(reason)
     }
@@ -770,21 +802,30 @@ impl Role {
         };
         match verdict {
             Verdict::Accepted => Ok("validator=accepted".into()),
-            Verdict::Refused(msg) => Err(Error::Refused(format!(
-                "reason refused by the validator of role '{}': {msg}",
-                self.name
-            ))),
+            Verdict::Refused(msg) => Err(Error::refused(
+                Refusal::Validator,
+                format!(
+                    "reason refused by the validator of role '{}': {msg}",
+                    self.name
+                ),
+            )),
             Verdict::Failed(e) if v.fallback_to_pattern => Ok(format!(
                 "validator=failed ({e}); accepted on reason_pattern"
             )),
-            Verdict::Failed(e) => Err(Error::Refused(format!(
-                "the reason could not be validated for role '{}' ({e}); request refused",
-                self.name
-            ))),
-            Verdict::NotRun => Err(Error::Refused(format!(
-                "the reason validator of role '{}' was not run; request refused",
-                self.name
-            ))),
+            Verdict::Failed(e) => Err(Error::refused(
+                Refusal::Validator,
+                format!(
+                    "the reason could not be validated for role '{}' ({e}); request refused",
+                    self.name
+                ),
+            )),
+            Verdict::NotRun => Err(Error::refused(
+                Refusal::Validator,
+                format!(
+                    "the reason validator of role '{}' was not run; request refused",
+                    self.name
+                ),
+            )),
         }
     }
 }
@@ -1546,19 +1587,19 @@ max_duration = "2h"
         );
         assert!(matches!(
             p.check_request(web, "alice", Kind::Grant, 7200, "OPS-1", NOW, &d),
-            Err(Error::Refused(m)) if m.contains("exceeds")
+            Err(Error::Refused(Refusal::Duration, m)) if m.contains("exceeds")
         ));
         assert!(matches!(
             p.check_request(web, "alice", Kind::Grant, 60, "", NOW, &d),
-            Err(Error::Refused(m)) if m.contains("required")
+            Err(Error::Refused(Refusal::ReasonRequired, _))
         ));
         assert!(matches!(
             p.check_request(web, "alice", Kind::Grant, 60, "no ticket", NOW, &d),
-            Err(Error::Refused(m)) if m.contains("must match")
+            Err(Error::Refused(Refusal::ReasonPattern, m)) if m.contains("must match")
         ));
         assert!(matches!(
             p.check_request(web, "mallory", Kind::Grant, 60, "OPS-1", NOW, &d),
-            Err(Error::Refused(m)) if m.contains("may not request")
+            Err(Error::Refused(Refusal::NotEligible, _))
         ));
     }
 
@@ -1757,7 +1798,7 @@ max_duration = "1h"
         let r = p.role("change").unwrap();
         // Reason length: the settings' minimum applies to every role.
         assert!(
-            matches!(r.check_reason("T-1 x"), Err(Error::Refused(m)) if m.contains("too short"))
+            matches!(r.check_reason("T-1 x"), Err(Error::Refused(Refusal::ReasonLength, m)) if m.contains("too short"))
         );
         assert!(r.check_reason("T-1 fix the index").is_ok());
         // Window: Friday 14:00 UTC is 15:00 in Berlin (open); Saturday is closed.
@@ -1807,11 +1848,11 @@ max_duration = "1h"
         assert!(p.extension_end(r, NOW - 600, NOW + 3000, 1200, NOW).is_ok());
         assert!(matches!(
             p.extension_end(r, NOW, NOW + 3 * 3600, 600, NOW),
-            Err(Error::Refused(m)) if m.contains("window")
+            Err(Error::Refused(Refusal::MaxTotal, m)) if m.contains("window")
         ));
         assert!(matches!(
             p.extension_end(r, NOW - 17_000, NOW + 600, 1200, NOW),
-            Err(Error::Refused(m)) if m.contains("maximum total of 5h")
+            Err(Error::Refused(Refusal::MaxTotal, m)) if m.contains("maximum total of 5h")
         ));
         // Validator verdicts.
         assert!(r.judge(&Verdict::Accepted).is_ok());

@@ -2,7 +2,7 @@
 //! condition variable) and the callers waiting for a decision (an async event) on every
 //! change, the per-caller limits, and the timer loop itself.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Refusal, Result};
 use crate::grants::Core;
 use crate::model::{Actor, Kind, Origin};
 use crate::notify::Notifier;
@@ -109,16 +109,19 @@ impl Quotas {
         let mut counts = self.lock();
         let mine = counts.get(&(who.clone(), budget)).copied().unwrap_or(0);
         if mine >= budget.limit() {
-            return Err(Error::Refused(match budget {
-                Budget::Wait => format!(
-                    "{who} already waits for {mine} decision(s), the most one caller may; \
+            return Err(Error::refused(
+                Refusal::Busy,
+                match budget {
+                    Budget::Wait => format!(
+                        "{who} already waits for {mine} decision(s), the most one caller may; \
                      stop one of those waits first"
-                ),
-                Budget::Call => format!(
-                    "{who} already has {mine} call(s) in progress, the most one caller may; \
+                    ),
+                    Budget::Call => format!(
+                        "{who} already has {mine} call(s) in progress, the most one caller may; \
                      try again when they are answered"
-                ),
-            }));
+                    ),
+                },
+            ));
         }
         if budget == Budget::Wait {
             let all: usize = counts
@@ -127,9 +130,12 @@ impl Quotas {
                 .map(|(_, n)| n)
                 .sum();
             if all >= MAX_WAITERS {
-                return Err(Error::Refused(format!(
-                    "too many callers are waiting (at most {MAX_WAITERS}); try again shortly"
-                )));
+                return Err(Error::refused(
+                    Refusal::Busy,
+                    format!(
+                        "too many callers are waiting (at most {MAX_WAITERS}); try again shortly"
+                    ),
+                ));
             }
         }
         *counts.entry((who.clone(), budget)).or_insert(0) += 1;

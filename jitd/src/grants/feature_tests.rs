@@ -119,12 +119,21 @@ impl World {
     }
 }
 
-fn refused(r: Result<RequestRow>, needle: &str) {
+/// A refusal by policy, for this reason.
+fn refused_by(r: Result<RequestRow>, why: Refusal) {
     match r {
-        Err(Error::Refused(m) | Error::NotAuthorized(m) | Error::WrongState(m)) => {
+        Err(Error::Refused(got, m)) => assert_eq!(got, why, "{m}"),
+        other => panic!("want a refusal ({why}), got {other:?}"),
+    }
+}
+
+/// A refusal of the caller or of the request's state, saying `needle`.
+fn denied(r: Result<RequestRow>, needle: &str) {
+    match r {
+        Err(Error::NotAuthorized(m) | Error::WrongState(m)) => {
             assert!(m.contains(needle), "want '{needle}' in: {m}")
         }
-        other => panic!("want refusal containing '{needle}', got {other:?}"),
+        other => panic!("want a denial containing '{needle}', got {other:?}"),
     }
 }
 
@@ -152,14 +161,14 @@ fn given_break_glass_role_when_used_then_active_at_once_audited_and_queued_for_r
         w.core.review(&actor("frank"), false),
         Err(Error::NotAuthorized(_))
     ));
-    refused(
+    denied(
         w.core.acknowledge(&actor("alice"), g.id, "fine"),
         "may not review their own",
     );
     unseen(w.core.acknowledge(&actor("erin"), g.id, "fine"), g.id);
     assert!(matches!(
         w.core.acknowledge(&actor("bob"), g.id, " "),
-        Err(Error::Refused(_))
+        Err(Error::Refused(Refusal::ReasonRequired, _))
     ));
     let done = w
         .core
@@ -169,7 +178,7 @@ fn given_break_glass_role_when_used_then_active_at_once_audited_and_queued_for_r
     assert_eq!(w.core.status().unwrap().unreviewed_break_glass, 0);
     assert!(w.core.review(&actor("bob"), false).unwrap().is_empty());
     assert_eq!(w.core.review(&actor("bob"), true).unwrap().len(), 1);
-    refused(
+    denied(
         w.core.acknowledge(&actor("carol"), g.id, "again"),
         "already reviewed",
     );
@@ -179,9 +188,9 @@ fn given_break_glass_role_when_used_then_active_at_once_audited_and_queued_for_r
 #[test]
 fn given_role_without_break_glass_when_break_glass_asked_then_refused() {
     let mut w = world_at(FRIDAY_2PM);
-    refused(
+    refused_by(
         w.ask("alice", Kind::BreakGlass, "audit", 600),
-        "does not allow break-glass",
+        Refusal::BreakGlass,
     );
     assert!(w.core.store.recent(10).unwrap().is_empty());
 }
@@ -208,10 +217,10 @@ fn given_self_service_grant_when_extended_then_applied_up_to_max_total_only() {
     assert_eq!(g2.not_after, FRIDAY_2PM + 5400);
     assert_eq!(w.rules.rule(g.id).unwrap().not_after, FRIDAY_2PM + 5400);
     // 1h30m used of 2h: 40 more minutes would exceed it.
-    refused(
+    refused_by(
         w.core
             .extend(&actor("alice"), g.id, 2400, "T-42 more", &Verdict::NotRun),
-        "maximum total of 2h",
+        Refusal::MaxTotal,
     );
     assert_eq!(w.core.row(g.id).unwrap().not_after, FRIDAY_2PM + 5400);
     w.core
@@ -229,10 +238,10 @@ fn given_self_service_grant_when_extended_then_applied_up_to_max_total_only() {
             .extend(&actor("frank"), g.id, 60, "T-42 mine now", &Verdict::NotRun),
         g.id,
     );
-    refused(
+    refused_by(
         w.core
             .extend(&actor("alice"), g.id, 60, "x", &Verdict::NotRun),
-        "too short",
+        Refusal::ReasonLength,
     );
 }
 
@@ -253,12 +262,12 @@ fn given_approval_role_when_extended_then_pending_until_approved_by_someone_else
         .unwrap();
     assert_eq!(ext.state, State::Pending);
     assert_eq!(w.core.row(g.id).unwrap().not_after, FRIDAY_2PM + 3600);
-    refused(
+    refused_by(
         w.core
             .extend(&actor("alice"), g.id, 60, "T-42 again", &Verdict::NotRun),
-        "already pending",
+        Refusal::Duplicate,
     );
-    refused(w.core.approve(&actor("alice"), ext.id, ""), "their own");
+    denied(w.core.approve(&actor("alice"), ext.id, ""), "their own");
     w.clock.advance(60);
     let applied = w.core.approve(&actor("carol"), ext.id, "ok").unwrap();
     assert_eq!(applied.state, State::Applied);
@@ -285,7 +294,7 @@ fn given_pending_extension_when_its_grant_ends_then_it_expires_and_cannot_apply(
     w.core.release(&actor("alice"), g.id).unwrap();
     w.core.expire_due().unwrap();
     assert_eq!(w.core.row(ext.id).unwrap().state, State::Expired);
-    refused(w.core.approve(&actor("bob"), ext.id, ""), "only pending");
+    denied(w.core.approve(&actor("bob"), ext.id, ""), "only pending");
     assert_eq!(w.core.row(g.id).unwrap().state, State::Released);
 }
 
@@ -293,15 +302,15 @@ fn given_pending_extension_when_its_grant_ends_then_it_expires_and_cannot_apply(
 fn given_window_role_when_closed_then_refused_and_when_open_cut_at_window_end() {
     // Saturday: closed.
     let mut w = world_at(FRIDAY_2PM + 86_400);
-    refused(w.ask("alice", Kind::Grant, "change", 3600), "closed now");
+    refused_by(w.ask("alice", Kind::Grant, "change", 3600), Refusal::Window);
     // Friday 17:30: open, but only until 18:00 however long is asked.
     let mut w = world_at(FRIDAY_2PM + 3 * 3600 + 1800);
     let g = w.ask("alice", Kind::Grant, "change", 4 * 3600).unwrap();
     assert_eq!(g.not_after, FRIDAY_2PM + 4 * 3600);
-    refused(
+    refused_by(
         w.core
             .extend(&actor("alice"), g.id, 600, "T-42 finish", &Verdict::NotRun),
-        "end of role 'change''s window",
+        Refusal::MaxTotal,
     );
     let roles = w.core.roles_for("alice").unwrap();
     let change = roles.iter().find(|r| r.name == "change").unwrap();
@@ -314,12 +323,12 @@ fn given_limits_when_exceeded_then_clear_refusals() {
     let mut w = world_at(FRIDAY_2PM);
     // max_active = 1 for web, across users.
     w.ask("alice", Kind::Grant, "web", 600).unwrap();
-    refused(w.ask("frank", Kind::Grant, "web", 600), "max_active");
+    refused_by(w.ask("frank", Kind::Grant, "web", 600), Refusal::MaxActive);
     // max_pending_per_user = 1.
     w.ask("frank", Kind::Grant, "db", 600).unwrap();
-    refused(
+    refused_by(
         w.ask("frank", Kind::Grant, "audit", 600),
-        "max_pending_per_user",
+        Refusal::MaxPending,
     );
     // max_active_per_user = 2: alice holds web; ticketed makes two; strict would be three.
     w.core
@@ -333,7 +342,7 @@ fn given_limits_when_exceeded_then_clear_refusals() {
             &Verdict::Accepted,
         )
         .unwrap();
-    refused(
+    refused_by(
         w.core.request(
             &actor("alice"),
             Kind::Grant,
@@ -343,7 +352,7 @@ fn given_limits_when_exceeded_then_clear_refusals() {
             &origin(),
             &Verdict::Accepted,
         ),
-        "max_active_per_user",
+        Refusal::MaxActivePerUser,
     );
 }
 
@@ -364,9 +373,9 @@ fn given_limit_reached_after_request_when_approved_then_approval_refused_and_not
             )
             .unwrap();
     }
-    refused(
+    refused_by(
         w.core.approve(&actor("bob"), r.id, ""),
-        "max_active_per_user",
+        Refusal::MaxActivePerUser,
     );
     assert_eq!(w.core.row(r.id).unwrap().state, State::Pending);
     assert!(w.core.store.approvers_of(r.id).unwrap().is_empty());
@@ -376,15 +385,15 @@ fn given_limit_reached_after_request_when_approved_then_approval_refused_and_not
 fn given_separated_roles_when_held_together_or_approved_by_holder_then_refused() {
     let mut w = world_at(FRIDAY_2PM);
     w.ask("alice", Kind::Grant, "web", 600).unwrap();
-    refused(
+    refused_by(
         w.ask("alice", Kind::Grant, "audit", 600),
-        "separation of duties (operators do not audit themselves)",
+        Refusal::Separation,
     );
     // bob holds web and may therefore not approve audit; carol may.
     w.core.release(&actor("alice"), 0).unwrap();
     w.ask("bob", Kind::Grant, "web", 600).unwrap();
     let a = w.ask("frank", Kind::Grant, "audit", 600).unwrap();
-    refused(
+    denied(
         w.core.approve(&actor("bob"), a.id, ""),
         "may not approve 'audit'",
     );
@@ -421,22 +430,22 @@ fn given_validator_verdicts_when_requesting_then_fail_closed_unless_fallback() {
             &v,
         )
     };
-    refused(ask(&mut w, "strict", Verdict::NotRun), "was not run");
-    refused(
+    refused_by(ask(&mut w, "strict", Verdict::NotRun), Refusal::Validator);
+    refused_by(
         ask(
             &mut w,
             "strict",
             Verdict::Refused("ticket T-9 is closed".into()),
         ),
-        "ticket T-9 is closed",
+        Refusal::Validator,
     );
-    refused(
+    refused_by(
         ask(
             &mut w,
             "strict",
             Verdict::Failed("validator timed out after 2s".into()),
         ),
-        "could not be validated",
+        Refusal::Validator,
     );
     assert!(w.core.store.recent(10).unwrap().is_empty());
     // "ticketed" falls back to its pattern when the validator gives no answer.

@@ -528,7 +528,7 @@ fn given_reboot_when_reconciled_then_grants_get_a_deadline_on_the_new_boot() {
     w.clock.advance(1);
     w.core.expire_due().unwrap();
     assert_eq!(w.core.get(r.id).unwrap().state, State::Expired);
-    let audit = w.core.audit(&actor("root"), 0, "").unwrap();
+    let audit = w.core.audit(&actor("root"), 0, None).unwrap();
     assert!(
         audit.iter().any(|a| a.action == "reevaluate"
             && a.request_id == r.id
@@ -622,7 +622,7 @@ fn given_active_grant_when_released_or_revoked_then_rule_removed() {
     );
     assert!(matches!(
         w.core.revoke(&actor("root"), b.id, ""),
-        Err(Error::Refused(_))
+        Err(Error::Refused(Refusal::ReasonRequired, _))
     ));
     let revoked = w.core.revoke(&actor("root"), b.id, "incident").unwrap();
     assert_eq!(revoked.state, State::Revoked);
@@ -683,7 +683,9 @@ fn given_duplicate_request_when_submitted_then_refused_without_new_request() {
             &Verdict::NotRun,
         )
         .unwrap_err();
-    assert!(matches!(e, Error::Refused(m) if m.contains(&format!("request {}", r.id))));
+    assert!(
+        matches!(e, Error::Refused(Refusal::Duplicate, m) if m.contains(&format!("request {}", r.id)))
+    );
     assert_eq!(w.core.store.recent(10).unwrap().len(), 1);
 }
 
@@ -835,7 +837,7 @@ fn every_change_is_audited_and_the_chain_verifies() {
     w.core.revoke(&actor("bob"), r.id, "done").unwrap();
     let actions: Vec<String> = w
         .core
-        .audit(&actor("root"), 0, "")
+        .audit(&actor("root"), 0, None)
         .unwrap()
         .into_iter()
         .map(|a| a.action)
