@@ -68,12 +68,8 @@ pub enum Cmd {
         /// Why (a ticket id, an incident...). Required.
         #[arg(long)]
         reason: String,
-        /// Wait for the decision (exit 4 if none comes within --timeout).
-        #[arg(long)]
-        wait: bool,
-        /// How long --wait waits.
-        #[arg(long, default_value = "10m", value_name = "DURATION")]
-        timeout: String,
+        #[command(flatten)]
+        wait: WaitArgs,
         /// Emergency self-grant without approval, for roles that allow it. Audited as
         /// break-glass and queued for review by the role's approvers.
         #[arg(long, conflicts_with = "wait")]
@@ -88,12 +84,8 @@ pub enum Cmd {
         /// Why more time is needed. Required.
         #[arg(long)]
         reason: String,
-        /// Wait for the decision (exit 4 if none comes within --timeout).
-        #[arg(long)]
-        wait: bool,
-        /// How long --wait waits.
-        #[arg(long, default_value = "10m", value_name = "DURATION")]
-        timeout: String,
+        #[command(flatten)]
+        wait: WaitArgs,
     },
     /// Break-glass grants waiting for review (approvers, root), or `review ack ID`.
     Review(ReviewArgs),
@@ -176,6 +168,17 @@ pub enum SetupCmd {
         #[arg(long, default_value = "/etc/pam.d", value_name = "DIR")]
         pam_dir: std::path::PathBuf,
     },
+}
+
+/// `--wait [--timeout D]`, for the commands whose answer may be "pending".
+#[derive(Debug, ClapArgs)]
+pub struct WaitArgs {
+    /// Wait for the decision (exit 4 if none comes within --timeout).
+    #[arg(long)]
+    pub wait: bool,
+    /// How long --wait waits.
+    #[arg(long, default_value = "10m", value_name = "DURATION")]
+    pub timeout: String,
 }
 
 #[derive(Debug, ClapArgs)]
@@ -557,8 +560,7 @@ async fn dispatch(p: &User1Proxy<'_>, cmd: Cmd, json: bool) -> Out {
             role,
             duration,
             reason,
-            wait,
-            timeout,
+            wait: WaitArgs { wait, timeout },
             break_glass,
         } => {
             let secs = match duration {
@@ -594,8 +596,7 @@ async fn dispatch(p: &User1Proxy<'_>, cmd: Cmd, json: bool) -> Out {
             id,
             by,
             reason,
-            wait,
-            timeout,
+            wait: WaitArgs { wait, timeout },
         } => {
             let by = duration_arg("--by", &by)?;
             let timeout = duration_arg("--timeout", &timeout)?;

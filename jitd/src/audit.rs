@@ -11,24 +11,12 @@ use std::sync::Mutex;
 /// The "previous hash" of the first record.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// The hashed fields of one record.
-#[derive(Debug, Clone)]
-pub struct Chained {
-    pub seq: u64,
-    pub at: i64,
-    pub actor: String,
-    pub actor_uid: u32,
-    pub origin: String,
-    pub action: String,
-    pub request_id: u64,
-    pub detail: String,
-}
-
 /// SHA-256 over the previous hash and every field, each length-prefixed so that no two
 /// different records serialise the same way. An empty origin (records written before jitd
 /// kept one) is left out, so their hashes stay what they were; with the length prefixes, a
 /// record with an origin still cannot serialise like one without.
-pub fn hash(prev: &str, r: &Chained) -> String {
+/// The record's own `hash` field is not part of it.
+pub fn hash(prev: &str, r: &AuditRecord) -> String {
     let mut h = Sha256::new();
     let (seq, at, uid, id) = (
         r.seq.to_string(),
@@ -105,8 +93,8 @@ impl Mirror {
 mod tests {
     use super::*;
 
-    fn rec(detail: &str) -> Chained {
-        Chained {
+    fn rec(detail: &str) -> AuditRecord {
+        AuditRecord {
             seq: 1,
             at: 100,
             actor: "alice".into(),
@@ -115,6 +103,7 @@ mod tests {
             action: "request".into(),
             request_id: 7,
             detail: detail.into(),
+            hash: String::new(),
         }
     }
 
@@ -130,6 +119,14 @@ mod tests {
         let mut r = rec("x");
         r.origin = "service=sudo tty=pts/1".into();
         assert_ne!(base, hash(GENESIS, &r));
+    }
+
+    #[test]
+    fn the_records_own_hash_field_is_not_hashed() {
+        let mut r = rec("x");
+        let h = hash(GENESIS, &r);
+        r.hash = "anything".into();
+        assert_eq!(hash(GENESIS, &r), h);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use crate::directory::{Directory, Nss};
 use crate::error::Error;
 use crate::grants::{Core, SessionSpec};
-use crate::model::{Actor, Kind, Origin};
+use crate::model::{Actor, Ask, Kind, Origin};
 use crate::names::{self, UserName};
 use crate::service::{Budget, Caller, MAX_WAIT_SECS, Service};
 use crate::store::RequestRow;
@@ -187,12 +187,18 @@ impl UserInterface {
         duration_secs: u64,
         reason: String,
     ) -> Result<RequestInfo, JitError> {
-        let origin = Origin {
-            service: "jitctl".into(),
-            ..Origin::default()
+        let ask = Ask {
+            kind,
+            role,
+            duration: duration_secs,
+            reason,
+            origin: Origin {
+                service: "jitctl".into(),
+                ..Origin::default()
+            },
         };
         self.call(conn, hdr, move |s, who| {
-            let r = s.request(who, kind, &role, duration_secs, &reason, &origin)?;
+            let r = s.request(who, &ask)?;
             s.read(|c| c.info(&r))
         })
         .await
@@ -558,14 +564,15 @@ impl PamInterface {
         require_root(&self.ids, conn, &hdr).await?;
         let origin = pam_origin_of(&request.origin)?;
         let who = pam_user(&request.user, &origin)?;
-        let PamRequest {
-            role,
-            duration_secs,
-            reason,
-            ..
-        } = request;
+        let ask = Ask {
+            kind: Kind::Grant,
+            role: request.role,
+            duration: request.duration_secs,
+            reason: request.reason,
+            origin,
+        };
         blocking(&self.svc, Caller::Pam(who.name.to_string()), move |s| {
-            let r = s.request(&who, Kind::Grant, &role, duration_secs, &reason, &origin)?;
+            let r = s.request(&who, &ask)?;
             s.read(|c| c.info(&r))
         })
         .await

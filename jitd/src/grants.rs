@@ -8,7 +8,7 @@ use crate::audit::Mirror;
 use crate::directory::Directory;
 use crate::error::{Error, Refusal, Result};
 pub use crate::model::Origin;
-use crate::model::{Actor, Kind};
+use crate::model::{Actor, Ask, Kind};
 use crate::names::{Text, UserName};
 use crate::policy::{Held, Policy, Verdict};
 use crate::store::{self, Event, NewRequest, RequestRow, Store, Transition};
@@ -416,33 +416,18 @@ impl Core {
     /// Submits a request. A self-service role, or a break-glass request, is granted at
     /// once. `verdict` is what the role's reason validator answered (see
     /// [`Core::validator_for`]).
-    #[allow(clippy::too_many_arguments)]
-    pub fn request(
-        &mut self,
-        who: &Actor,
-        kind: Kind,
-        role_name: &str,
-        duration: u64,
-        reason: &str,
-        origin: &Origin,
-        verdict: &Verdict,
-    ) -> Result<RequestRow> {
+    pub fn request(&mut self, who: &Actor, ask: &Ask, verdict: &Verdict) -> Result<RequestRow> {
+        let (kind, origin) = (ask.kind, &ask.origin);
         if kind == Kind::Extension {
             return Err(Error::InvalidArgument(
                 "extensions are requested with extend".into(),
             ));
         }
         let now = self.now();
-        let role = self.policy.role(role_name)?.clone();
-        let (duration, reason) = self.policy.check_request(
-            &role,
-            &who.name,
-            kind,
-            duration,
-            reason,
-            now,
-            self.dir.as_ref(),
-        )?;
+        let role = self.policy.role(&ask.role)?.clone();
+        let (duration, reason) =
+            self.policy
+                .check_request(&role, &who.name, ask, now, self.dir.as_ref())?;
         let open = self.store.open_of_user(&who.name)?;
         if let Some(dup) = open
             .iter()
@@ -603,9 +588,7 @@ impl Core {
         let (_, reason) = self.policy.check_request(
             &role,
             &who.name,
-            Kind::Extension,
-            by,
-            reason,
+            &Ask::extension(&role.name, by, reason),
             now,
             self.dir.as_ref(),
         )?;
@@ -1312,25 +1295,23 @@ impl Core {
         self.get(id)
     }
 
+    /// An approver (or root) denies a pending request.
     pub fn deny(&mut self, who: &Actor, id: u64, reason: &str) -> Result<RequestRow> {
-        let reason = String::from(Text::new("reason", reason, MAX_COMMENT)?);
-        let row = self.visible(who, id)?;
-        if !(who.uid == 0 || self.is_approver(&row, who)?) {
-            return Err(Error::NotAuthorized(format!(
-                "{} is not an approver for role '{}'",
-                who.name, row.role
-            )));
-        }
-        if row.state != State::Pending {
-            return Err(Error::WrongState(format!(
-                "request {id} is {}; only pending requests can be denied",
-                row.state
-            )));
-        }
-        self.end(who, &row, State::Denied, "deny", &reason)
+        self.end_by_approver(who, id, reason, Ending::Deny)
     }
 
+    /// An approver (or root) ends an active grant.
     pub fn revoke(&mut self, who: &Actor, id: u64, reason: &str) -> Result<RequestRow> {
+        self.end_by_approver(who, id, reason, Ending::Revoke)
+    }
+
+    fn end_by_approver(
+        &mut self,
+        who: &Actor,
+        id: u64,
+        reason: &str,
+        how: Ending,
+    ) -> Result<RequestRow> {
         let reason = String::from(Text::new("reason", reason, MAX_COMMENT)?);
         let row = self.visible(who, id)?;
         if !(who.uid == 0 || self.is_approver(&row, who)?) {
@@ -1339,13 +1320,18 @@ impl Core {
                 who.name, row.role
             )));
         }
-        if row.state != State::Active {
+        let (from, to, verb, what) = match how {
+            Ending::Deny => (State::Pending, State::Denied, "deny", "pending requests"),
+            Ending::Revoke => (State::Active, State::Revoked, "revoke", "active grants"),
+        };
+        if row.state != from {
             return Err(Error::WrongState(format!(
-                "request {id} is {}; only active grants can be revoked",
-                row.state
+                "request {id} is {}; only {what} can be {}",
+                row.state,
+                to.as_str()
             )));
         }
-        self.end(who, &row, State::Revoked, "revoke", &reason)
+        self.end(who, &row, to, verb, &reason)
     }
 
     /// Ends the caller's own grant early. `id` 0 means "my only active grant".
@@ -1856,6 +1842,13 @@ impl Core {
             },
         })
     }
+}
+
+/// How an approver ends a request.
+#[derive(Debug, Clone, Copy)]
+enum Ending {
+    Deny,
+    Revoke,
 }
 
 /// What an approval that completes a request starts.

@@ -64,3 +64,31 @@ pub struct Origin {
     pub tty: String,
     pub rhost: String,
 }
+
+/// A request as its requester asked for it, before the policy has a say.
+#[derive(Debug, Clone)]
+pub struct Ask {
+    pub kind: Kind,
+    /// The role's name as given (the policy says whether there is such a role).
+    pub role: String,
+    /// Seconds; 0 asks for the role's default.
+    pub duration: u64,
+    pub reason: String,
+    pub origin: Origin,
+}
+
+impl Ask {
+    /// More time on a grant of `role`.
+    pub fn extension(role: &str, by: u64, reason: &str) -> Ask {
+        Ask {
+            kind: Kind::Extension,
+            role: role.to_string(),
+            duration: by,
+            reason: reason.to_string(),
+            origin: Origin {
+                service: "jitctl".into(),
+                ..Origin::default()
+            },
+        }
+    }
+}

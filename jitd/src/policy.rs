@@ -7,7 +7,7 @@
 
 use crate::directory::Directory;
 use crate::error::{Error, Refusal, Result};
-use crate::model::Kind;
+use crate::model::{Ask, Kind};
 use crate::names::{self, Command, GroupName, RoleName, UserName};
 use crate::window::Window;
 use jit_proto::{RoleInfo, State, format_duration, format_rfc3339, parse_duration};
@@ -455,17 +455,15 @@ impl Policy {
     /// reason. Returns the duration (the role's default when 0 is asked) and the
     /// normalised reason. Limits, separation of duties and the validator are separate
     /// steps ([`Policy::check_limits`], [`Policy::check_separation`], [`Role::judge`]).
-    #[allow(clippy::too_many_arguments)]
     pub fn check_request(
         &self,
         role: &Role,
         user: &str,
-        kind: Kind,
-        duration: u64,
-        reason: &str,
+        ask: &Ask,
         now: i64,
         dir: &dyn Directory,
     ) -> Result<(u64, String)> {
+        let (kind, duration, reason) = (ask.kind, ask.duration, ask.reason.as_str());
         let groups = user_groups(user, dir)?;
         if !matches_any(&role.requesters, user, &groups) {
             return Err(Error::refused(
@@ -1576,29 +1574,39 @@ max_duration = "2h"
         assert!(p.requestable("nobody-here", &d).is_err());
     }
 
+    fn ask(duration: u64, reason: &str) -> Ask {
+        Ask {
+            kind: Kind::Grant,
+            role: "web-restart".into(),
+            duration,
+            reason: reason.into(),
+            origin: crate::model::Origin::default(),
+        }
+    }
+
     #[test]
     fn given_request_when_checked_then_duration_and_reason_rules_apply() {
         let p = parse(GOOD).unwrap();
         let d = dir();
         let web = p.role("web-restart").unwrap();
         assert_eq!(
-            p.check_request(web, "alice", Kind::Grant, 0, " OPS-1 x ", NOW, &d),
+            p.check_request(web, "alice", &ask(0, " OPS-1 x "), NOW, &d),
             Ok((900, "OPS-1 x".to_string()))
         );
         assert!(matches!(
-            p.check_request(web, "alice", Kind::Grant, 7200, "OPS-1", NOW, &d),
+            p.check_request(web, "alice", &ask(7200, "OPS-1"), NOW, &d),
             Err(Error::Refused(Refusal::Duration, m)) if m.contains("exceeds")
         ));
         assert!(matches!(
-            p.check_request(web, "alice", Kind::Grant, 60, "", NOW, &d),
+            p.check_request(web, "alice", &ask(60, ""), NOW, &d),
             Err(Error::Refused(Refusal::ReasonRequired, _))
         ));
         assert!(matches!(
-            p.check_request(web, "alice", Kind::Grant, 60, "no ticket", NOW, &d),
+            p.check_request(web, "alice", &ask(60, "no ticket"), NOW, &d),
             Err(Error::Refused(Refusal::ReasonPattern, m)) if m.contains("must match")
         ));
         assert!(matches!(
-            p.check_request(web, "mallory", Kind::Grant, 60, "OPS-1", NOW, &d),
+            p.check_request(web, "mallory", &ask(60, "OPS-1"), NOW, &d),
             Err(Error::Refused(Refusal::NotEligible, _))
         ));
     }

@@ -4,7 +4,7 @@
 
 use crate::error::{Error, Refusal, Result};
 use crate::grants::Core;
-use crate::model::{Actor, Kind, Origin};
+use crate::model::{Actor, Ask};
 use crate::notify::Notifier;
 use crate::policy::{Validator, Verdict};
 use crate::store::RequestRow;
@@ -202,33 +202,18 @@ impl Service {
     /// again, so a policy reload in between cannot slip anything past. Only a role with a
     /// validator is checked beforehand, so a cheap refusal never costs a validator run;
     /// without one, the core's checks are the only ones.
-    pub fn request(
-        &self,
-        who: &Actor,
-        kind: Kind,
-        role: &str,
-        duration: u64,
-        reason: &str,
-        origin: &Origin,
-    ) -> Result<RequestRow> {
+    pub fn request(&self, who: &Actor, ask: &Ask) -> Result<RequestRow> {
         let v = self.read(|c| {
-            let Some(v) = c.validator_for(role) else {
+            let Some(v) = c.validator_for(&ask.role) else {
                 return Ok(None);
             };
-            let r = c.policy().role(role)?;
-            c.policy().check_request(
-                r,
-                &who.name,
-                kind,
-                duration,
-                reason,
-                c.now(),
-                c.directory(),
-            )?;
+            let r = c.policy().role(&ask.role)?;
+            c.policy()
+                .check_request(r, &who.name, ask, c.now(), c.directory())?;
             Ok(Some(v))
         })?;
-        let verdict = run_validator(v.as_ref(), who, role, kind, duration, reason);
-        self.write(|c| c.request(who, kind, role, duration, reason, origin, &verdict))
+        let verdict = run_validator(v.as_ref(), who, ask);
+        self.write(|c| c.request(who, ask, &verdict))
     }
 
     /// Extends grant `id` of `who` by `by` seconds; the validator runs as for a request.
@@ -242,7 +227,7 @@ impl Service {
             Ok(Some((v, grant.role)))
         })?;
         let verdict = match &v {
-            Some((v, role)) => run_validator(Some(v), who, role, Kind::Extension, by, reason),
+            Some((v, role)) => run_validator(Some(v), who, &Ask::extension(role, by, reason)),
             None => Verdict::NotRun,
         };
         self.write(|c| c.extend(who, id, by, reason, &verdict))
@@ -287,14 +272,7 @@ impl Service {
 }
 
 /// The validator's verdict on a request, or [`Verdict::NotRun`] for a role without one.
-fn run_validator(
-    v: Option<&Validator>,
-    who: &Actor,
-    role: &str,
-    kind: Kind,
-    duration: u64,
-    reason: &str,
-) -> Verdict {
+fn run_validator(v: Option<&Validator>, who: &Actor, ask: &Ask) -> Verdict {
     let Some(v) = v else {
         return Verdict::NotRun;
     };
@@ -302,10 +280,10 @@ fn run_validator(
         v,
         &validator::Subject {
             user: &who.name,
-            role,
-            kind: kind.as_str(),
-            duration_secs: duration,
-            reason: reason.trim(),
+            role: &ask.role,
+            kind: ask.kind.as_str(),
+            duration_secs: ask.duration,
+            reason: ask.reason.trim(),
         },
     )
 }

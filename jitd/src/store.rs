@@ -460,7 +460,7 @@ impl Store {
         let mut count = 0u64;
         while let Some(row) = rows.next()? {
             let seq = u64_col(row, "seq")?;
-            let rec = audit::Chained {
+            let rec = AuditRecord {
                 seq,
                 at: row.get("at")?,
                 actor: row.get("actor")?,
@@ -469,9 +469,10 @@ impl Store {
                 action: row.get("action")?,
                 request_id: u64_col(row, "request_id")?,
                 detail: row.get("detail")?,
+                hash: row.get("hash")?,
             };
             let prev_hash: String = row.get("prev_hash")?;
-            let hash: String = row.get("hash")?;
+            let hash = rec.hash.clone();
             count += 1;
             if seq != expected_seq {
                 return Ok((
@@ -654,12 +655,16 @@ pub fn transition(tx: &Transaction<'_>, t: &Transition<'_>) -> Result<()> {
             from.as_str()
         ],
     )?;
-    if n == 1 {
+    exactly_one(n, || format!("request {id} is no longer {from}"))
+}
+
+/// An update meant for one row that is still in the state it expects: any other count
+/// means the row moved on (or never was), and the transaction is refused.
+fn exactly_one(changed: usize, why: impl FnOnce() -> String) -> Result<()> {
+    if changed == 1 {
         Ok(())
     } else {
-        Err(Error::WrongState(format!(
-            "request {id} is no longer {from}"
-        )))
+        Err(Error::WrongState(why()))
     }
 }
 
@@ -679,11 +684,7 @@ pub fn set_not_after(tx: &Transaction<'_>, id: u64, not_after: i64, now: i64) ->
         "UPDATE requests SET not_after = ?1, updated_at = ?2 WHERE id = ?3 AND state = 'active'",
         params![not_after, now, to_i64(id)?],
     )?;
-    if n == 1 {
-        Ok(())
-    } else {
-        Err(Error::WrongState(format!("grant {id} is no longer active")))
-    }
+    exactly_one(n, || format!("grant {id} is no longer active"))
 }
 
 /// Fixes an active grant's end on the boot clock (see [`RequestRow::boot_deadline_ms`]);
@@ -698,11 +699,7 @@ pub fn set_boot_deadline(
         "UPDATE requests SET boot_id = ?1, boot_deadline_ms = ?2 WHERE id = ?3 AND state = 'active'",
         params![boot_id, deadline_ms, to_i64(id)?],
     )?;
-    if n == 1 {
-        Ok(())
-    } else {
-        Err(Error::WrongState(format!("grant {id} is no longer active")))
-    }
+    exactly_one(n, || format!("grant {id} is no longer active"))
 }
 
 /// Records the acknowledgement of a break-glass grant; only once.
@@ -718,13 +715,9 @@ pub fn mark_reviewed(
          WHERE id = ?4 AND kind = 'break-glass' AND reviewed_by = ''",
         params![by, now, comment, to_i64(id)?],
     )?;
-    if n == 1 {
-        Ok(())
-    } else {
-        Err(Error::WrongState(format!(
-            "request {id} is not an unreviewed break-glass grant"
-        )))
-    }
+    exactly_one(n, || {
+        format!("request {id} is not an unreviewed break-glass grant")
+    })
 }
 
 pub fn add_approval(
@@ -752,7 +745,7 @@ pub fn append_audit(tx: &Transaction<'_>, ev: &Event<'_>) -> Result<AuditRecord>
         .optional()?
         .unwrap_or((0, audit::GENESIS.to_string()));
     let seq = u64::try_from(last_seq + 1).map_err(|_| Error::Internal("audit seq".into()))?;
-    let rec = audit::Chained {
+    let mut rec = AuditRecord {
         seq,
         at: ev.at,
         actor: ev.actor.name.to_string(),
@@ -761,8 +754,9 @@ pub fn append_audit(tx: &Transaction<'_>, ev: &Event<'_>) -> Result<AuditRecord>
         action: ev.action.to_string(),
         request_id: ev.request_id,
         detail: ev.detail.clone(),
+        hash: String::new(),
     };
-    let hash = audit::hash(&prev, &rec);
+    rec.hash = audit::hash(&prev, &rec);
     tx.execute(
         "INSERT INTO audit (seq, at, actor, actor_uid, action, request_id, detail, prev_hash, \
          hash, origin) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -775,19 +769,9 @@ pub fn append_audit(tx: &Transaction<'_>, ev: &Event<'_>) -> Result<AuditRecord>
             to_i64(rec.request_id)?,
             rec.detail,
             prev,
-            hash,
+            rec.hash,
             rec.origin,
         ],
     )?;
-    Ok(AuditRecord {
-        seq,
-        at: rec.at,
-        actor: rec.actor,
-        actor_uid: rec.actor_uid,
-        origin: rec.origin,
-        action: rec.action,
-        request_id: rec.request_id,
-        detail: rec.detail,
-        hash,
-    })
+    Ok(rec)
 }

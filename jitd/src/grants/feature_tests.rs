@@ -1,7 +1,7 @@
 //! The policy features end to end through the core: break-glass and review, extensions,
 //! change windows, limits, separation of duties, escalation, the reason validator.
 
-use super::tests::{World, origin, world_with};
+use super::tests::{World, ask, world_with};
 use super::*;
 use crate::directory::FakeDirectory;
 use crate::policy::Verdict;
@@ -99,11 +99,7 @@ impl World {
     fn ask(&mut self, who: &str, kind: Kind, role: &str, d: u64) -> Result<RequestRow> {
         self.core.request(
             &actor(who),
-            kind,
-            role,
-            d,
-            "T-42 needed for the outage",
-            &origin(),
+            &ask(kind, role, d, "T-42 needed for the outage"),
             &Verdict::NotRun,
         )
     }
@@ -334,22 +330,14 @@ fn given_limits_when_exceeded_then_clear_refusals() {
     w.core
         .request(
             &actor("alice"),
-            Kind::Grant,
-            "ticketed",
-            600,
-            "T-1 check",
-            &origin(),
+            &ask(Kind::Grant, "ticketed", 600, "T-1 check"),
             &Verdict::Accepted,
         )
         .unwrap();
     refused_by(
         w.core.request(
             &actor("alice"),
-            Kind::Grant,
-            "strict",
-            600,
-            "T-2 check",
-            &origin(),
+            &ask(Kind::Grant, "strict", 600, "T-2 check"),
             &Verdict::Accepted,
         ),
         Refusal::MaxActivePerUser,
@@ -364,11 +352,7 @@ fn given_limit_reached_after_request_when_approved_then_approval_refused_and_not
         w.core
             .request(
                 &actor("alice"),
-                Kind::Grant,
-                role,
-                600,
-                "T-3 meanwhile",
-                &origin(),
+                &ask(Kind::Grant, role, 600, "T-3 meanwhile"),
                 &Verdict::Accepted,
             )
             .unwrap();
@@ -422,11 +406,7 @@ fn given_validator_verdicts_when_requesting_then_fail_closed_unless_fallback() {
     let ask = |w: &mut World, role: &str, v: Verdict| {
         w.core.request(
             &actor("alice"),
-            Kind::Grant,
-            role,
-            600,
-            "T-9 restart",
-            &origin(),
+            &ask(Kind::Grant, role, 600, "T-9 restart"),
             &v,
         )
     };

@@ -3,7 +3,7 @@
 //! revealed to a caller who may not see it, no approval by the requester under another
 //! identity, no input that can panic the core.
 
-use super::tests::{World, origin, world_with};
+use super::tests::{World, ask, world_with};
 use super::*;
 use crate::directory::FakeDirectory;
 use crate::policy::Verdict;
@@ -84,11 +84,7 @@ fn grant(w: &mut World, role: &str, secs: u64) -> RequestRow {
     w.core
         .request(
             &actor("alice"),
-            Kind::Grant,
-            role,
-            secs,
-            "OPS-1",
-            &origin(),
+            &ask(Kind::Grant, role, secs, "OPS-1"),
             &Verdict::NotRun,
         )
         .unwrap()
@@ -236,11 +232,7 @@ fn given_durations_past_any_bound_when_requested_or_extended_then_refused_withou
             .core
             .request(
                 &actor("alice"),
-                Kind::Grant,
-                "long",
-                secs,
-                "OPS-1",
-                &origin(),
+                &ask(Kind::Grant, "long", secs, "OPS-1"),
                 &Verdict::NotRun,
             )
             .unwrap_err();

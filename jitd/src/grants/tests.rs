@@ -200,6 +200,17 @@ fn world() -> World {
     world_with(POLICY, &dir(), 1_795_272_000)
 }
 
+/// A request as asked through jitctl.
+pub(super) fn ask(kind: Kind, role: &str, duration: u64, reason: &str) -> Ask {
+    Ask {
+        kind,
+        role: role.into(),
+        duration,
+        reason: reason.into(),
+        origin: origin(),
+    }
+}
+
 pub(super) fn origin() -> Origin {
     Origin {
         service: "jitctl".into(),
@@ -214,11 +225,7 @@ fn given_self_service_role_when_requested_then_active_with_rule_until_not_after(
         .core
         .request(
             &actor("alice"),
-            Kind::Grant,
-            "web-restart",
-            0,
-            "OPS-1",
-            &origin(),
+            &ask(Kind::Grant, "web-restart", 0, "OPS-1"),
             &Verdict::NotRun,
         )
         .unwrap();
@@ -239,11 +246,7 @@ fn given_approval_role_when_requested_then_pending_and_no_rule() {
         .core
         .request(
             &actor("alice"),
-            Kind::Grant,
-            "db-admin",
-            600,
-            "DB-7",
-            &origin(),
+            &ask(Kind::Grant, "db-admin", 600, "DB-7"),
             &Verdict::NotRun,
         )
         .unwrap();
@@ -259,11 +262,7 @@ fn given_pending_request_when_approver_approves_then_active() {
         .core
         .request(
             &actor("alice"),
-            Kind::Grant,
-            "db-admin",
-            600,
-            "DB-7",
-            &origin(),
+            &ask(Kind::Grant, "db-admin", 600, "DB-7"),
             &Verdict::NotRun,
         )
         .unwrap();
@@ -282,11 +281,7 @@ fn given_own_request_when_requester_approves_then_refused_even_if_approver() {
         .core
         .request(
             &actor("bob"),
-            Kind::Grant,
-            "db-admin",
-            600,
-            "DB-7",
-            &origin(),
+            &ask(Kind::Grant, "db-admin", 600, "DB-7"),
             &Verdict::NotRun,
         )
         .unwrap();
@@ -302,11 +297,7 @@ fn given_non_approver_when_approving_then_refused() {
         .core
         .request(
             &actor("alice"),
-            Kind::Grant,
-            "db-admin",
-            600,
-            "DB-7",
-            &origin(),
+            &ask(Kind::Grant, "db-admin", 600, "DB-7"),
             &Verdict::NotRun,
         )
         .unwrap();
@@ -326,11 +317,7 @@ fn given_two_approval_role_when_same_approver_approves_twice_then_second_refused
         .core
         .request(
             &actor("alice"),
-            Kind::Grant,
-            "prod-root",
-            600,
-            "P-1",
-            &origin(),
+            &ask(Kind::Grant, "prod-root", 600, "P-1"),
             &Verdict::NotRun,
         )
         .unwrap();
@@ -353,11 +340,7 @@ fn given_denied_request_when_approved_then_refused_and_never_active() {
         .core
         .request(
             &actor("alice"),
-            Kind::Grant,
-            "db-admin",
-            600,
-            "DB-7",
-            &origin(),
+            &ask(Kind::Grant, "db-admin", 600, "DB-7"),
             &Verdict::NotRun,
         )
         .unwrap();
@@ -375,11 +358,7 @@ fn given_pending_timeout_when_time_passes_then_expired_and_cannot_be_approved() 
         .core
         .request(
             &actor("alice"),
-            Kind::Grant,
-            "db-admin",
-            600,
-            "DB-7",
-            &origin(),
+            &ask(Kind::Grant, "db-admin", 600, "DB-7"),
             &Verdict::NotRun,
         )
         .unwrap();
@@ -399,11 +378,7 @@ fn given_active_grant_when_not_after_passes_then_expired_and_rule_removed() {
         .core
         .request(
             &actor("alice"),
-            Kind::Grant,
-            "web-restart",
-            60,
-            "OPS-1",
-            &origin(),
+            &ask(Kind::Grant, "web-restart", 60, "OPS-1"),
             &Verdict::NotRun,
         )
         .unwrap();
@@ -424,11 +399,7 @@ fn given_grant_past_not_after_when_timer_has_not_run_then_check_says_inactive() 
     w.core
         .request(
             &actor("alice"),
-            Kind::Grant,
-            "web-restart",
-            60,
-            "OPS-1",
-            &origin(),
+            &ask(Kind::Grant, "web-restart", 60, "OPS-1"),
             &Verdict::NotRun,
         )
         .unwrap();
@@ -440,11 +411,7 @@ fn self_service_grant(w: &mut World, secs: u64) -> RequestRow {
     w.core
         .request(
             &actor("alice"),
-            Kind::Grant,
-            "web-restart",
-            secs,
-            "OPS-1",
-            &origin(),
+            &ask(Kind::Grant, "web-restart", secs, "OPS-1"),
             &Verdict::NotRun,
         )
         .unwrap()
@@ -590,11 +557,7 @@ fn given_active_grant_when_released_or_revoked_then_rule_removed() {
         .core
         .request(
             &actor("alice"),
-            Kind::Grant,
-            "web-restart",
-            0,
-            "OPS-1",
-            &origin(),
+            &ask(Kind::Grant, "web-restart", 0, "OPS-1"),
             &Verdict::NotRun,
         )
         .unwrap();
@@ -606,11 +569,7 @@ fn given_active_grant_when_released_or_revoked_then_rule_removed() {
         .core
         .request(
             &actor("alice"),
-            Kind::Grant,
-            "web-restart",
-            0,
-            "OPS-2",
-            &origin(),
+            &ask(Kind::Grant, "web-restart", 0, "OPS-2"),
             &Verdict::NotRun,
         )
         .unwrap();
@@ -641,11 +600,7 @@ fn given_someone_elses_grant_when_released_then_refused() {
         .core
         .request(
             &actor("alice"),
-            Kind::Grant,
-            "web-restart",
-            0,
-            "OPS-1",
-            &origin(),
+            &ask(Kind::Grant, "web-restart", 0, "OPS-1"),
             &Verdict::NotRun,
         )
         .unwrap();
@@ -663,11 +618,7 @@ fn given_duplicate_request_when_submitted_then_refused_without_new_request() {
         .core
         .request(
             &actor("alice"),
-            Kind::Grant,
-            "db-admin",
-            600,
-            "DB-7",
-            &origin(),
+            &ask(Kind::Grant, "db-admin", 600, "DB-7"),
             &Verdict::NotRun,
         )
         .unwrap();
@@ -675,11 +626,7 @@ fn given_duplicate_request_when_submitted_then_refused_without_new_request() {
         .core
         .request(
             &actor("alice"),
-            Kind::Grant,
-            "db-admin",
-            600,
-            "DB-7",
-            &origin(),
+            &ask(Kind::Grant, "db-admin", 600, "DB-7"),
             &Verdict::NotRun,
         )
         .unwrap_err();
@@ -704,11 +651,7 @@ fn given_bad_requests_when_submitted_then_refused_and_nothing_stored() {
             w.core
                 .request(
                     &actor(user),
-                    Kind::Grant,
-                    role,
-                    d,
-                    reason,
-                    &origin(),
+                    &ask(Kind::Grant, role, d, reason),
                     &Verdict::NotRun
                 )
                 .is_err(),
@@ -727,11 +670,7 @@ fn given_rule_install_fails_when_granting_then_grant_revoked_and_error() {
         .core
         .request(
             &actor("alice"),
-            Kind::Grant,
-            "web-restart",
-            0,
-            "OPS-1",
-            &origin(),
+            &ask(Kind::Grant, "web-restart", 0, "OPS-1"),
             &Verdict::NotRun,
         )
         .unwrap_err();
@@ -749,11 +688,7 @@ fn given_missing_and_orphan_files_when_reconciled_then_directory_matches_databas
         .core
         .request(
             &actor("alice"),
-            Kind::Grant,
-            "web-restart",
-            600,
-            "OPS-1",
-            &origin(),
+            &ask(Kind::Grant, "web-restart", 600, "OPS-1"),
             &Verdict::NotRun,
         )
         .unwrap();
@@ -761,11 +696,7 @@ fn given_missing_and_orphan_files_when_reconciled_then_directory_matches_databas
         .core
         .request(
             &actor("bob"),
-            Kind::Grant,
-            "db-admin",
-            60,
-            "DB-1",
-            &origin(),
+            &ask(Kind::Grant, "db-admin", 60, "DB-1"),
             &Verdict::NotRun,
         )
         .unwrap();
@@ -794,11 +725,7 @@ fn given_requests_of_others_when_listing_then_only_visible_ones() {
         .core
         .request(
             &actor("alice"),
-            Kind::Grant,
-            "db-admin",
-            600,
-            "DB-7",
-            &origin(),
+            &ask(Kind::Grant, "db-admin", 600, "DB-7"),
             &Verdict::NotRun,
         )
         .unwrap();
@@ -825,11 +752,7 @@ fn every_change_is_audited_and_the_chain_verifies() {
         .core
         .request(
             &actor("alice"),
-            Kind::Grant,
-            "db-admin",
-            600,
-            "DB-7",
-            &origin(),
+            &ask(Kind::Grant, "db-admin", 600, "DB-7"),
             &Verdict::NotRun,
         )
         .unwrap();
@@ -897,14 +820,14 @@ mod property {
             let mut ended: Vec<u64> = Vec::new();
             for o in ops {
                 let _ = match o {
-                    Op::Request(u, r) => w.core.request(&actor(USERS[u]), Kind::Grant, ROLES[r], 60, "T-1", &origin(), &Verdict::NotRun).map(|_| ()),
+                    Op::Request(u, r) => w.core.request(&actor(USERS[u]), &ask(Kind::Grant, ROLES[r], 60, "T-1"), &Verdict::NotRun).map(|_| ()),
                     Op::Approve(u, id) => w.core.approve(&actor(USERS[u]), id as u64, "").map(|_| ()),
                     Op::Deny(u, id) => w.core.deny(&actor(USERS[u]), id as u64, "no").map(|_| ()),
                     Op::Revoke(u, id) => w.core.revoke(&actor(USERS[u]), id as u64, "no").map(|_| ()),
                     Op::Release(u) => w.core.release(&actor(USERS[u]), 0).map(|_| ()),
                     Op::Cancel(u, id) => w.core.cancel(&actor(USERS[u]), id as u64).map(|_| ()),
                     Op::Advance(s) => { w.clock.advance(s); w.core.expire_due().map(|_| ()) }
-                    Op::BreakGlass(u, r) => w.core.request(&actor(USERS[u]), Kind::BreakGlass, ROLES[r], 60, "T-2 outage", &origin(), &Verdict::NotRun).map(|_| ()),
+                    Op::BreakGlass(u, r) => w.core.request(&actor(USERS[u]), &ask(Kind::BreakGlass, ROLES[r], 60, "T-2 outage"), &Verdict::NotRun).map(|_| ()),
                     Op::Extend(u, id, by) => w.core.extend(&actor(USERS[u]), id as u64, by, "T-3 more", &Verdict::NotRun).map(|_| ()),
                 };
                 for r in w.core.store.recent(100).unwrap() {
