@@ -1,0 +1,190 @@
+//! What callers may see: roles, requests, grants, the daemon's status and the audit trail,
+//! each filtered by who asks. Nothing here changes state.
+
+use super::*;
+
+impl Core {
+    /// Roles `user` may request.
+    pub fn roles_for(&self, user: &str) -> Result<Vec<RoleInfo>> {
+        let now = self.now();
+        Ok(self
+            .policy
+            .requestable(user, self.dir.as_ref())?
+            .into_iter()
+            .map(|r| r.info_at(now))
+            .collect())
+    }
+
+    /// The role's reason validator, for the caller to run before [`Core::request`] or
+    /// [`Core::extend`] (outside the lock: it may take seconds).
+    pub fn validator_for(&self, role: &str) -> Option<crate::policy::Validator> {
+        self.policy
+            .role(role)
+            .ok()
+            .and_then(|r| r.validator.clone())
+    }
+
+    /// Break-glass grants `who` may review (root: all); `all`: acknowledged ones too.
+    pub fn review(&self, who: &Actor, all: bool) -> Result<Vec<RequestInfo>> {
+        let view = self.policy.approver_view(&who.name, self.dir.as_ref())?;
+        if who.uid != 0 && view.direct.is_empty() {
+            return Err(Error::NotAuthorized(
+                "only root and approvers review break-glass grants".into(),
+            ));
+        }
+        self.store
+            .break_glass(!all)?
+            .iter()
+            .filter(|r| who.uid == 0 || view.direct.contains(&r.role))
+            .map(|r| self.info(r))
+            .collect()
+    }
+
+    pub fn show(&self, who: &Actor, id: u64) -> Result<RequestInfo> {
+        let row = self.visible(who, id)?;
+        self.info(&row)
+    }
+
+    /// Requests the caller may see: their own, and those of roles they approve (root: all).
+    /// Default: pending and active; `all`: also ended ones (latest 500).
+    pub fn list(&self, who: &Actor, pending_only: bool, all: bool) -> Result<Vec<RequestInfo>> {
+        let rows = if pending_only {
+            self.store.by_state(&[State::Pending])?
+        } else if all {
+            let mut r = self.store.recent(500)?;
+            r.reverse();
+            r
+        } else {
+            self.store.by_state(&[State::Pending, State::Active])?
+        };
+        // The caller's groups are looked up once for the whole listing, not once per row.
+        let view = self.policy.approver_view(&who.name, self.dir.as_ref())?;
+        let now = self.now();
+        let mut out = Vec::new();
+        for r in rows {
+            if who.uid == 0 || r.uid == who.uid || view.covers(&r.role, r.created_at, now) {
+                out.push(self.info(&r)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The caller's own active grants.
+    pub fn grants(&self, who: &Actor) -> Result<Vec<RequestInfo>> {
+        self.store
+            .open_of_user(&who.name)?
+            .iter()
+            .filter(|r| r.state == State::Active && r.uid == who.uid)
+            .map(|r| self.info(r))
+            .collect()
+    }
+
+    /// Whether `user` holds an active grant now (with `ssh`: one whose role admits ssh).
+    /// Checks the grant's end itself, so a late timer never extends a grant.
+    pub fn check(&self, user: &str, ssh: bool) -> Result<GrantCheck> {
+        Ok(match self.best_active(user, ssh)? {
+            Some(r) => GrantCheck {
+                active: true,
+                request_id: r.id,
+                role: r.role.to_string(),
+                not_after: r.not_after,
+            },
+            None => GrantCheck {
+                active: false,
+                request_id: 0,
+                role: String::new(),
+                not_after: 0,
+            },
+        })
+    }
+
+    /// The user's active grant (with `ssh`: one whose role admits ssh) that lasts longest.
+    pub(super) fn best_active(&self, user: &str, ssh: bool) -> Result<Option<RequestRow>> {
+        Ok(self
+            .in_force(user, ssh)?
+            .into_iter()
+            .max_by_key(|r| r.not_after))
+    }
+
+    /// Request `id` of `user` (for pam_jit's wait); NotFound if it is someone else's.
+    /// `user`'s pending grant requests (not extensions or break-glass), oldest first.
+    pub fn pending_of(&self, user: &str) -> Result<Vec<RequestInfo>> {
+        self.store
+            .by_state(&[State::Pending])?
+            .iter()
+            .filter(|r| r.user == user && r.kind == Kind::Grant)
+            .map(|r| self.info(r))
+            .collect()
+    }
+
+    pub fn request_of(&self, user: &str, id: u64) -> Result<RequestRow> {
+        let row = self.get(id)?;
+        if row.user != user {
+            return Err(Error::NotFound(format!("no request {id} for {user}")));
+        }
+        Ok(row)
+    }
+
+    pub fn status(&self) -> Result<StatusInfo> {
+        let active = self.store.by_state(&[State::Active])?.len();
+        let pending = self.store.by_state(&[State::Pending])?.len();
+        Ok(StatusInfo {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            started_at: self.started_at,
+            policy_path: self.policy.path.clone(),
+            roles: u32::try_from(self.policy.roles.len()).unwrap_or(u32::MAX),
+            active_grants: u32::try_from(active).unwrap_or(u32::MAX),
+            pending_requests: u32::try_from(pending).unwrap_or(u32::MAX),
+            sudoers_dir: self.rules.location(),
+            last_error: self.last_error.clone(),
+            unreviewed_break_glass: self.store.unreviewed_break_glass()?,
+        })
+    }
+
+    pub(super) fn is_any_approver(&self, who: &Actor) -> Result<bool> {
+        Ok(!self
+            .policy
+            .approver_view(&who.name, self.dir.as_ref())?
+            .is_empty())
+    }
+
+    /// Root and approvers see the whole trail; anyone else only records about themselves.
+    /// `user`: only records by or about them.
+    pub fn audit(
+        &self,
+        who: &Actor,
+        since: i64,
+        user: Option<&UserName>,
+    ) -> Result<Vec<AuditRecord>> {
+        let privileged = who.uid == 0 || self.is_any_approver(who)?;
+        let user = match user {
+            Some(u) if privileged => u.as_str(),
+            None if privileged => "",
+            _ => who.name.as_str(),
+        };
+        self.store.audit_since(since, user)
+    }
+
+    pub fn audit_verify(&self, who: &Actor) -> Result<AuditVerify> {
+        if !(who.uid == 0 || self.is_any_approver(who)?) {
+            return Err(Error::NotAuthorized(
+                "only root and approvers may verify the audit trail".into(),
+            ));
+        }
+        let (records, bad) = self.store.audit_verify()?;
+        Ok(match bad {
+            None => AuditVerify {
+                ok: true,
+                records,
+                first_bad_seq: 0,
+                message: format!("audit chain intact: {records} records"),
+            },
+            Some((seq, why)) => AuditVerify {
+                ok: false,
+                records,
+                first_bad_seq: seq,
+                message: format!("audit chain broken at record {seq}: {why}"),
+            },
+        })
+    }
+}
