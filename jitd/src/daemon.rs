@@ -78,20 +78,6 @@ pub struct Args {
     pub log_file: Option<PathBuf>,
 }
 
-/// Exit status after an internal error (EX_SOFTWARE).
-pub const EXIT_INTERNAL: i32 = 70;
-
-/// Ends jitd after an internal failure it cannot recover from (a panic: the state in
-/// memory is then unknown), saying why. Exiting, not limping on: a jitd alive but unable
-/// to expire grants is worse than none, and the service manager (or the next bus call)
-/// starts a new one, which reconciles the rules with the database before it serves.
-pub fn fatal(why: &str) -> ! {
-    tracing::error!(
-        "{why}; exiting (status {EXIT_INTERNAL}) so that jitd is restarted and reconciles"
-    );
-    std::process::exit(EXIT_INTERNAL)
-}
-
 /// Where the diagnostic log goes: stderr, or `--log-file`.
 fn init_log(file: Option<&std::path::Path>) -> Result<(), String> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("JITD_LOG")
@@ -118,7 +104,7 @@ fn init_log(file: Option<&std::path::Path>) -> Result<(), String> {
     }
     // A panic is a bug; it is logged where the admin finds the log, then jitd exits.
     std::panic::set_hook(Box::new(|info| {
-        fatal(&format!("internal error: {info}"));
+        crate::fatal::fatal(&format!("internal error: {info}"));
     }));
     Ok(())
 }
@@ -204,7 +190,7 @@ fn run(args: Args) -> Result<(), String> {
         .name("expiry".into())
         .spawn(move || {
             timer_svc.run_timer(&timer_notify);
-            fatal("the expiry timer stopped");
+            crate::fatal::fatal("the expiry timer stopped");
         })
         .map_err(|e| format!("starting the expiry timer: {e}"))?;
     let served = zbus::block_on(serve(svc, args.bus, &notify, args.pid_file, &pid_file));

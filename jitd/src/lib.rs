@@ -1,9 +1,10 @@
 //! jitd: the only privileged part of the JIT access system.
 //!
-//! Where things are: policy decisions in [`policy`], the request/grant state machine in
-//! [`grants`], sudoers files in [`sudoers`], the database and audit chain in [`store`] and
-//! [`audit`], the D-Bus layer in [`bus`], the expiry timer in [`service`], sessions ended
-//! with their grant in [`sessions`], the service manager's notifications in [`notify`].
+//! One way through it: [`bus`] (who is calling; names checked into the types of [`names`])
+//! → [`service`] (one lock, waits, the expiry timer) → [`grants`] (decisions, asking
+//! [`policy`]) → [`store`] (state and audit record in one transaction) → side effects:
+//! [`sudoers`] rules, [`sessions`] ended with their grant, the [`audit`] mirror. The README's
+//! "Architecture" and "Project layout" say where everything else is.
 #![forbid(unsafe_code)]
 
 pub mod audit;
@@ -11,6 +12,7 @@ pub mod bus;
 pub mod daemon;
 pub mod directory;
 pub mod error;
+pub mod fatal;
 pub mod faults;
 pub mod files;
 pub mod grants;

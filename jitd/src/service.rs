@@ -173,7 +173,7 @@ impl Service {
     fn lock(&self) -> Result<MutexGuard<'_, Core>> {
         match self.core.lock() {
             Ok(g) => Ok(g),
-            Err(_) => crate::daemon::fatal("the state lock was poisoned by a panic"),
+            Err(_) => crate::fatal::fatal("the state lock was poisoned by a panic"),
         }
     }
 
@@ -265,7 +265,7 @@ impl Service {
             notify.watchdog(std::time::Instant::now());
             match self.changed.wait_timeout(g, sleep) {
                 Ok((g, _)) => drop(g),
-                Err(_) => crate::daemon::fatal("the state lock was poisoned by a panic"),
+                Err(_) => crate::fatal::fatal("the state lock was poisoned by a panic"),
             }
         }
     }

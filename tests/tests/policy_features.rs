@@ -196,12 +196,13 @@ fn given_escalation_when_request_waits_then_escalation_approver_may_approve_only
             .stdout
             .contains("no requests")
     );
-    std::thread::sleep(Duration::from_millis(3200));
-    assert!(
+    // Once the escalation delay has passed, the request is erin's to see and decide.
+    jit_e2e::wait_for("the escalation delay", Duration::from_secs(30), || {
         w.jitctl("erin", &["list", "--pending"])
             .stdout
             .contains(&format!("request {id}"))
-    );
+            .then_some(())
+    });
     let late = w.jitctl("erin", &["--json", "approve", &id.to_string()]);
     assert_eq!(late.json()["state"], "active", "{}", late.all());
     assert!(sudo_works(&w, "alice"));
@@ -416,9 +417,12 @@ fn given_role_cap_when_reached_then_next_user_refused_and_sudo_stays_closed() {
         w.jitctl("alice", &["request", "web", "--reason", "OPS-1 x"])
             .ok()
     );
-    let second = w.jitctl("frank", &["request", "web", "--reason", "OPS-2 y"]);
+    let second = w.jitctl(
+        "frank",
+        &["--json", "request", "web", "--reason", "OPS-2 y"],
+    );
     assert_eq!(second.code, 3, "{}", second.all());
-    assert!(second.stderr.contains("max_active"), "{}", second.all());
+    assert_eq!(second.json()["refusal"], "max_active", "{}", second.all());
     assert!(!sudo_works(&w, "frank"));
     assert!(sudo_works(&w, "alice"));
     // max_pending_per_user = 1
@@ -426,9 +430,22 @@ fn given_role_cap_when_reached_then_next_user_refused_and_sudo_stays_closed() {
         w.jitctl("frank", &["request", "db", "--reason", "DB-1 a"])
             .ok()
     );
-    let more = w.jitctl("frank", &["request", "audit", "--reason", "AU-1 b"]);
+    let more = w.jitctl(
+        "frank",
+        &["--json", "request", "audit", "--reason", "AU-1 b"],
+    );
+    assert_eq!(more.code, 3, "{}", more.all());
+    assert_eq!(
+        more.json()["refusal"],
+        "max_pending_per_user",
+        "{}",
+        more.all()
+    );
     assert!(
-        more.stderr.contains("max_pending_per_user"),
+        more.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_pending_per_user"),
         "{}",
         more.all()
     );
@@ -457,13 +474,12 @@ fn given_separated_roles_when_holder_requests_or_approves_the_other_then_refused
         w.jitctl("alice", &["request", "web", "--reason", "OPS-1 x"])
             .ok()
     );
-    let both = w.jitctl("alice", &["request", "audit", "--reason", "AU-1 me"]);
-    assert_eq!(both.code, 3, "{}", both.all());
-    assert!(
-        both.stderr.contains("separation of duties"),
-        "{}",
-        both.all()
+    let both = w.jitctl(
+        "alice",
+        &["--json", "request", "audit", "--reason", "AU-1 me"],
     );
+    assert_eq!(both.code, 3, "{}", both.all());
+    assert_eq!(both.json()["refusal"], "separation", "{}", both.all());
     // bob holds web, so he may not approve audit; carol may.
     assert!(w.jitctl("alice", &["release"]).ok());
     assert!(
@@ -487,7 +503,9 @@ fn given_pending_timeout_when_nobody_decides_then_expired_and_cannot_be_approved
         "frank",
         &["--json", "request", "audit", "--reason", "AU-4 q"],
     ));
-    std::thread::sleep(Duration::from_millis(3500));
+    jit_e2e::wait_for("the pending timeout", Duration::from_secs(30), || {
+        (w.request(id)["state"] != "pending").then_some(())
+    });
     assert_eq!(w.request(id)["state"], "expired");
     let late = w.jitctl("bob", &["approve", &id.to_string()]);
     assert_eq!(late.code, 3, "{}", late.all());

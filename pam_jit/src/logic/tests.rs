@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 #[derive(Default)]
 struct FakePam {
     user: Option<String>,
-    answers: VecDeque<Option<String>>,
+    answers: Script,
     prompts: Vec<String>,
     infos: Vec<String>,
     errors: Vec<String>,
@@ -23,12 +23,30 @@ impl FakePam {
     fn new(user: &str, answers: &[&str]) -> FakePam {
         FakePam {
             user: Some(user.into()),
-            answers: answers.iter().map(|a| Some((*a).to_string())).collect(),
+            answers: Script(answers.iter().map(|a| Some((*a).to_string())).collect()),
             ..FakePam::default()
         }
     }
     fn said(&self) -> String {
         [self.infos.join("\n"), self.errors.join("\n")].join("\n")
+    }
+}
+
+/// The answers a test scripts. Every one must have been asked for by the time it is
+/// dropped: a test whose script outlives the conversation is testing a conversation that did
+/// not happen (kanidm's PAM test handler checks the same).
+#[derive(Default)]
+struct Script(VecDeque<Option<String>>);
+
+impl Drop for Script {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            assert!(
+                self.0.is_empty(),
+                "scripted answers never asked for: {:?}",
+                self.0
+            );
+        }
     }
 }
 
@@ -58,7 +76,7 @@ impl Pam for FakePam {
         if self.conv_broken {
             return Err(Error::Conversation("no tty".into()));
         }
-        Ok(self.answers.pop_front().flatten())
+        Ok(self.answers.0.pop_front().flatten())
     }
     fn info(&mut self, msg: &str) {
         self.infos.push(msg.into());
@@ -310,11 +328,12 @@ fn given_sudo_retries_auth_when_called_again_in_same_transaction_then_no_second_
         roles: vec![role("web", 0)],
         ..FakeJitd::default()
     };
-    let mut pam = FakePam::new("alice", &["web", "r", "", "web", "r", ""]);
+    let mut pam = FakePam::new("alice", &["web", "r", ""]);
     for _ in 0..3 {
         let _ = authenticate(&sudo_cfg(), &mut pam, &jitd, &HOST);
     }
     assert_eq!(jitd.submitted.borrow().len(), 1);
+    assert_eq!(pam.prompts.len(), 3, "asked once: {:?}", pam.prompts);
 }
 
 #[test]
@@ -647,7 +666,7 @@ fn given_no_earlier_method_when_ssh_auth_then_denied_without_asking_or_calling_j
     for info in [None, Some(""), Some("  \n")] {
         let mut pam = FakePam {
             auth_info: info.map(str::to_string),
-            ..FakePam::new("alice", &["web", "r", ""])
+            ..FakePam::new("alice", &[])
         };
         assert_eq!(
             authenticate_ssh(&ssh_cfg(), &mut pam, &jitd, &HOST),
@@ -712,7 +731,7 @@ fn given_request_still_pending_when_waiting_then_progress_prompt_each_interval()
         waits: RefCell::new(VecDeque::from(["pending", "pending", "pending", "active"])),
         ..FakeJitd::default()
     };
-    let mut pam = after_key(&["", "", "", "", ""]);
+    let mut pam = after_key(&["", "", "", ""]);
     let deadline = Instant::now() + Duration::from_secs(5);
     let req = wait_at_login(
         &mut pam,
@@ -724,7 +743,7 @@ fn given_request_still_pending_when_waiting_then_progress_prompt_each_interval()
     )
     .unwrap();
     assert_eq!(req.state, "active");
-    assert!(pam.prompts.len() >= 2, "{:?}", pam.prompts);
+    assert_eq!(pam.prompts.len(), 4, "{:?}", pam.prompts);
     assert!(
         pam.prompts[1].starts_with("jit: request 17 is still waiting for approval."),
         "{:?}",
