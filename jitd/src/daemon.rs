@@ -156,7 +156,7 @@ fn run(args: Args) -> Result<(), String> {
     // Held until jitd ends: a second jitd on this state directory refuses to start.
     let _lock = StateLock::acquire(&args.state_dir)?;
     let store = Store::open(&args.state_dir).map_err(|e| e.to_string())?;
-    let sudoers = SudoersDir::open(&args.sudoers_dir)?;
+    let sudoers = SudoersDir::open(&args.sudoers_dir).map_err(|e| e.0)?;
     let _rules_lock = RulesLock::acquire(&args.sudoers_dir)?;
     let mirror = Arc::new(Mirror::connect());
     let mut core = Core::new(

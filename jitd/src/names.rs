@@ -22,7 +22,7 @@ macro_rules! validated {
             /// Checks `s` against the grammar: the only way to make one.
             pub fn new(s: impl Into<String>) -> Result<$name, NameError> {
                 let s = s.into();
-                $check(&s).map_err(NameError)?;
+                $check(&s)?;
                 Ok($name(s))
             }
 
@@ -95,6 +95,12 @@ macro_rules! validated {
             }
         }
     };
+}
+
+impl From<String> for NameError {
+    fn from(s: String) -> NameError {
+        NameError(s)
+    }
 }
 
 impl From<NameError> for String {
@@ -223,7 +229,7 @@ fn is_user_char(c: char) -> bool {
 }
 
 /// `[a-z_][a-z0-9_-]{0,31}`: the portable subset of Debian's default `NAME_REGEX`.
-pub fn validate_user_name(name: &str) -> Result<(), String> {
+pub fn validate_user_name(name: &str) -> Result<(), NameError> {
     let mut chars = name.chars();
     let ok = match chars.next() {
         Some(first) => is_user_start(first) && chars.all(is_user_char),
@@ -233,23 +239,24 @@ pub fn validate_user_name(name: &str) -> Result<(), String> {
         return Err(format!(
             "invalid user name '{}': expected [a-z_][a-z0-9_-]*, at most {MAX_USER_LEN} characters",
             escape(name)
-        ));
+        )
+        .into());
     }
     Ok(())
 }
 
 /// Group names follow the same grammar as user names.
-pub fn validate_group_name(name: &str) -> Result<(), String> {
+pub fn validate_group_name(name: &str) -> Result<(), NameError> {
     validate_user_name(name).map_err(|_| {
-        format!(
+        NameError::from(format!(
             "invalid group name '{}': expected [a-z_][a-z0-9_-]*, at most {MAX_USER_LEN} characters",
             escape(name)
-        )
+        ))
     })
 }
 
 /// `[a-z][a-z0-9_-]{0,31}`.
-pub fn validate_role_name(name: &str) -> Result<(), String> {
+pub fn validate_role_name(name: &str) -> Result<(), NameError> {
     let mut chars = name.chars();
     let ok = match chars.next() {
         Some(first) => first.is_ascii_lowercase() && chars.all(is_user_char),
@@ -259,7 +266,8 @@ pub fn validate_role_name(name: &str) -> Result<(), String> {
         return Err(format!(
             "invalid role name '{}': expected [a-z][a-z0-9_-]*, at most {MAX_ROLE_LEN} characters",
             escape(name)
-        ));
+        )
+        .into());
     }
     Ok(())
 }
@@ -283,7 +291,7 @@ fn is_arg_char(c: char) -> bool {
 /// A directory given in the policy for sudo to use (`iolog_dir`): absolute, components
 /// `[A-Za-z0-9._-]+` but never `.` or `..`, at most 200 bytes. No `%` (sudo's escapes), no
 /// spaces or sudoers specials.
-pub fn validate_dir_path(field: &str, path: &str) -> Result<(), String> {
+pub fn validate_dir_path(field: &str, path: &str) -> Result<(), NameError> {
     let ok = path.len() <= 200
         && path.len() > 1
         && path.starts_with('/')
@@ -302,18 +310,19 @@ pub fn validate_dir_path(field: &str, path: &str) -> Result<(), String> {
             "invalid {field} '{}': expected an absolute directory such as /var/log/sudo-io/jit \
              (letters, digits, '.', '_', '-' between slashes)",
             escape(path)
-        ))
+        )
+        .into())
     }
 }
 
-pub fn validate_command(cmd: &str) -> Result<(), String> {
+pub fn validate_command(cmd: &str) -> Result<(), NameError> {
     let bad = |why: &str| {
-        Err(format!(
+        Err(NameError(format!(
             "invalid command '{}': {why}; expected an absolute path such as \
              /usr/bin/systemctl optionally followed by literal arguments \
              ([A-Za-z0-9._+/@-], separated by single spaces)",
             escape(cmd)
-        ))
+        )))
     };
     if cmd.len() > MAX_COMMAND_LEN {
         return bad("too long");
@@ -353,10 +362,12 @@ pub fn validate_command(cmd: &str) -> Result<(), String> {
 }
 
 /// A free-text field (reason, comment) as stored and shown: see [`Text`].
-pub fn validate_text(field: &'static str, text: &str, max_chars: usize) -> Result<String, String> {
-    Text::new(field, text, max_chars)
-        .map(String::from)
-        .map_err(|e| e.to_string())
+pub fn validate_text(
+    field: &'static str,
+    text: &str,
+    max_chars: usize,
+) -> Result<String, TextError> {
+    Text::new(field, text, max_chars).map(String::from)
 }
 
 /// Characters that could hide, reorder or fake text: see [`jit_proto::text::is_hidden_char`].

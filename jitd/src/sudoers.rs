@@ -26,17 +26,40 @@ pub const SHARDS: u32 = 16;
 /// visudo, used to check every file before it is renamed into place.
 pub const VISUDO: &str = "/usr/sbin/visudo";
 
+/// Why a rule or shard could not be rendered, checked or written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SudoersError(pub String);
+
+impl From<String> for SudoersError {
+    fn from(s: String) -> SudoersError {
+        SudoersError(s)
+    }
+}
+
+impl From<names::NameError> for SudoersError {
+    fn from(e: names::NameError) -> SudoersError {
+        SudoersError(e.0)
+    }
+}
+
+impl From<&str> for SudoersError {
+    fn from(s: &str) -> SudoersError {
+        SudoersError(s.to_string())
+    }
+}
+
 /// Where sudoers rules go: [`SudoersDir`] in jitd; a fake in unit tests. Rules live in
 /// shards ([`shard_of`]); a shard is always written whole.
 pub trait Rules: Send {
     /// Makes the shard hold exactly `rules` (none: no file).
-    fn write_shard(&self, shard: u32, rules: &[Rule]) -> Result<(), String>;
+    fn write_shard(&self, shard: u32, rules: &[Rule]) -> Result<(), SudoersError>;
     /// Whether the shard is exactly as `rules` would render.
     fn shard_matches(&self, shard: u32, rules: &[Rule]) -> bool;
     /// Invalidates the user's cached sudo credentials (`sudo -K` for them).
-    fn clear_timestamps(&self, user: &UserName) -> Result<(), String>;
-    fn owned(&self) -> Result<Owned, String>;
-    fn remove_owned(&self, name: &str) -> Result<(), String>;
+    fn clear_timestamps(&self, user: &UserName) -> Result<(), SudoersError>;
+    fn owned(&self) -> Result<Owned, SudoersError>;
+    fn remove_owned(&self, name: &str) -> Result<(), SudoersError>;
     fn location(&self) -> String;
 }
 
@@ -93,7 +116,7 @@ pub fn sudoers_time(unix: i64) -> String {
 }
 
 /// Renders the rule, or refuses one that is incomplete.
-pub fn render(rule: &Rule) -> Result<String, String> {
+pub fn render(rule: &Rule) -> Result<String, SudoersError> {
     if rule.run_as.is_empty() {
         return Err("a rule needs at least one run_as user".into());
     }
@@ -144,17 +167,17 @@ pub struct Owned {
 }
 
 /// Renders a shard: every rule must be valid and belong to the shard, or nothing is.
-pub fn render_shard(shard: u32, rules: &[Rule]) -> Result<String, String> {
+pub fn render_shard(shard: u32, rules: &[Rule]) -> Result<String, SudoersError> {
     let mut out = format!(
         "# {} - managed by jitd: ephemeral JIT grants, rewritten on every change. Do not edit.\n",
         shard_file(shard)
     );
     for r in rules {
         if shard_of(r.grant_id) != shard {
-            return Err(format!(
+            return Err(SudoersError(format!(
                 "grant {} does not belong to shard {shard}",
                 r.grant_id
-            ));
+            )));
         }
         out.push_str(&render(r)?);
     }
@@ -171,20 +194,20 @@ pub struct SudoersDir {
 impl SudoersDir {
     /// Opens the directory after checking it is a real, root-owned directory that nobody
     /// else can write to.
-    pub fn open(dir: &Path) -> Result<SudoersDir, String> {
+    pub fn open(dir: &Path) -> Result<SudoersDir, SudoersError> {
         let meta = fs::symlink_metadata(dir)
             .map_err(|e| format!("sudoers directory {}: {e}", dir.display()))?;
         if !meta.file_type().is_dir() {
-            return Err(format!(
+            return Err(SudoersError(format!(
                 "sudoers directory {} is not a directory (symlinks are refused)",
                 dir.display()
-            ));
+            )));
         }
         if meta.uid() != 0 || meta.mode() & 0o022 != 0 {
-            return Err(format!(
+            return Err(SudoersError(format!(
                 "sudoers directory {} must be owned by root and not group/world-writable",
                 dir.display()
-            ));
+            )));
         }
         Ok(SudoersDir {
             dir: dir.to_path_buf(),
@@ -198,7 +221,7 @@ impl SudoersDir {
 
     /// Rewrites a shard atomically with exactly `rules` (removes it when there are none).
     /// On any error nothing new is left in the directory and the old file stays as it was.
-    pub fn write_shard(&self, shard: u32, rules: &[Rule]) -> Result<(), String> {
+    pub fn write_shard(&self, shard: u32, rules: &[Rule]) -> Result<(), SudoersError> {
         let name = shard_file(shard);
         if rules.is_empty() {
             return self.remove_name(&name);
@@ -215,7 +238,7 @@ impl SudoersDir {
         result
     }
 
-    fn write_checked(&self, tmp: &Path, dest: &Path, content: &str) -> Result<(), String> {
+    fn write_checked(&self, tmp: &Path, dest: &Path, content: &str) -> Result<(), SudoersError> {
         let mut f = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -235,17 +258,17 @@ impl SudoersDir {
         if let Ok(meta) = fs::symlink_metadata(dest)
             && !meta.file_type().is_file()
         {
-            return Err(format!(
+            return Err(SudoersError(format!(
                 "{} exists and is not a regular file; refusing to replace it",
                 dest.display()
-            ));
+            )));
         }
         fs::rename(tmp, dest).map_err(|e| format!("renaming into {}: {e}", dest.display()))?;
         faults::reached(Point::AfterRename);
         self.sync_dir()
     }
 
-    fn visudo_check(&self, file: &Path) -> Result<(), String> {
+    fn visudo_check(&self, file: &Path) -> Result<(), SudoersError> {
         let out = Command::new(&self.visudo)
             .arg("-c")
             .arg("-q")
@@ -259,14 +282,14 @@ impl SudoersDir {
         if out.status.success() {
             Ok(())
         } else {
-            Err(format!(
+            Err(SudoersError(format!(
                 "visudo refused the generated rule: {}",
                 names::escape(String::from_utf8_lossy(&out.stderr).trim())
-            ))
+            )))
         }
     }
 
-    fn sync_dir(&self) -> Result<(), String> {
+    fn sync_dir(&self) -> Result<(), SudoersError> {
         File::open(&self.dir)
             .and_then(|d| d.sync_all())
             .map_err(|e| format!("fsync {}: {e}", self.dir.display()))?;
@@ -274,19 +297,19 @@ impl SudoersDir {
         Ok(())
     }
 
-    fn remove_name(&self, name: &str) -> Result<(), String> {
+    fn remove_name(&self, name: &str) -> Result<(), SudoersError> {
         match fs::remove_file(self.dir.join(name)) {
             Ok(()) => {
                 faults::reached(Point::AfterUnlink);
                 self.sync_dir()
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(format!("removing {}: {e}", self.dir.join(name).display())),
+            Err(e) => Err(format!("removing {}: {e}", self.dir.join(name).display()).into()),
         }
     }
 
     /// Everything under jitd's prefix in the directory.
-    pub fn owned(&self) -> Result<Owned, String> {
+    pub fn owned(&self) -> Result<Owned, SudoersError> {
         let mut owned = Owned::default();
         let rd =
             fs::read_dir(&self.dir).map_err(|e| format!("listing {}: {e}", self.dir.display()))?;
@@ -317,11 +340,11 @@ impl SudoersDir {
     }
 
     /// Removes a file by a name [`SudoersDir::owned`] returned (never anything else).
-    pub fn remove_owned(&self, name: &str) -> Result<(), String> {
+    pub fn remove_owned(&self, name: &str) -> Result<(), SudoersError> {
         let ours = name.starts_with(FILE_PREFIX)
             || (name.starts_with(&format!(".{FILE_PREFIX}")) && name.ends_with(".tmp"));
         if !ours || name.contains('/') {
-            return Err(format!("{name} is not a jitd file"));
+            return Err(format!("{name} is not a jitd file").into());
         }
         self.remove_name(name)
     }
@@ -375,28 +398,28 @@ pub fn newest_iolog(iolog_base: &str, user: &UserName) -> Option<String> {
 pub const SUDO_TS_DIR: &str = "/run/sudo/ts";
 
 /// Invalidates `user`'s cached sudo credentials, as `sudo -K` would for them.
-pub fn clear_timestamps(user: &UserName) -> Result<(), String> {
+pub fn clear_timestamps(user: &UserName) -> Result<(), SudoersError> {
     match fs::remove_file(Path::new(SUDO_TS_DIR).join(user.as_str())) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(format!("clearing sudo time stamps of {user}: {e}")),
+        Err(e) => Err(format!("clearing sudo time stamps of {user}: {e}").into()),
     }
 }
 
 impl Rules for SudoersDir {
-    fn write_shard(&self, shard: u32, rules: &[Rule]) -> Result<(), String> {
+    fn write_shard(&self, shard: u32, rules: &[Rule]) -> Result<(), SudoersError> {
         SudoersDir::write_shard(self, shard, rules)
     }
     fn shard_matches(&self, shard: u32, rules: &[Rule]) -> bool {
         SudoersDir::shard_matches(self, shard, rules)
     }
-    fn clear_timestamps(&self, user: &UserName) -> Result<(), String> {
+    fn clear_timestamps(&self, user: &UserName) -> Result<(), SudoersError> {
         clear_timestamps(user)
     }
-    fn owned(&self) -> Result<Owned, String> {
+    fn owned(&self) -> Result<Owned, SudoersError> {
         SudoersDir::owned(self)
     }
-    fn remove_owned(&self, name: &str) -> Result<(), String> {
+    fn remove_owned(&self, name: &str) -> Result<(), SudoersError> {
         SudoersDir::remove_owned(self, name)
     }
     fn location(&self) -> String {

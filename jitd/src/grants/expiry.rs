@@ -4,6 +4,7 @@
 //! sudoers directory is brought in line with the database.
 
 use super::*;
+use crate::sudoers::SudoersError;
 
 impl Core {
     /// The active grants' rules of one shard, as the database says.
@@ -20,8 +21,10 @@ impl Core {
     }
 
     /// Rewrites a shard from the database.
-    pub(super) fn sync_shard(&mut self, shard: u32) -> std::result::Result<(), String> {
-        let rules = self.shard_rules(shard).map_err(|e| e.to_string())?;
+    pub(super) fn sync_shard(&mut self, shard: u32) -> std::result::Result<(), SudoersError> {
+        let rules = self
+            .shard_rules(shard)
+            .map_err(|e| SudoersError(e.to_string()))?;
         if self.rules.shard_matches(shard, &rules) {
             return Ok(());
         }
@@ -90,7 +93,7 @@ impl Core {
         }
         for r in ended {
             if let Err(e) = self.rules.clear_timestamps(&r.user) {
-                let _ = self.fail(e);
+                let _ = self.fail(e.0);
             }
             self.end_sessions_of(r.id);
         }
@@ -271,7 +274,7 @@ impl Core {
             foreign,
             temps,
             planted,
-        } = self.rules.owned().map_err(|e| self.fail(e))?;
+        } = self.rules.owned().map_err(|e| self.fail(e.0))?;
         // Something jitd never creates, at one of its names: an attack or a mistake. It is
         // removed (unlink never follows a link), recorded, and shown in `jitctl status`.
         for (name, what) in &planted {
@@ -287,7 +290,7 @@ impl Core {
         }
         rep.removed += planted.len();
         for name in foreign.iter().chain(&temps) {
-            self.rules.remove_owned(name).map_err(|e| self.fail(e))?;
+            self.rules.remove_owned(name).map_err(|e| self.fail(e.0))?;
         }
         rep.removed += foreign.len();
         for shard in 0..crate::sudoers::SHARDS {

@@ -87,7 +87,11 @@ impl FakeRules {
 }
 
 impl Rules for FakeRules {
-    fn write_shard(&self, shard: u32, rules: &[Rule]) -> std::result::Result<(), String> {
+    fn write_shard(
+        &self,
+        shard: u32,
+        rules: &[Rule],
+    ) -> std::result::Result<(), crate::sudoers::SudoersError> {
         if *self.fail.lock().unwrap() && !rules.is_empty() {
             return Err("disk full".into());
         }
@@ -107,17 +111,20 @@ impl Rules for FakeRules {
             Some(have) => have == rules,
         }
     }
-    fn clear_timestamps(&self, _user: &UserName) -> std::result::Result<(), String> {
+    fn clear_timestamps(
+        &self,
+        _user: &UserName,
+    ) -> std::result::Result<(), crate::sudoers::SudoersError> {
         Ok(())
     }
-    fn owned(&self) -> std::result::Result<crate::sudoers::Owned, String> {
+    fn owned(&self) -> std::result::Result<crate::sudoers::Owned, crate::sudoers::SudoersError> {
         Ok(crate::sudoers::Owned {
             shards: self.shards.lock().unwrap().keys().copied().collect(),
             foreign: self.foreign.lock().unwrap().clone(),
             ..Default::default()
         })
     }
-    fn remove_owned(&self, name: &str) -> std::result::Result<(), String> {
+    fn remove_owned(&self, name: &str) -> std::result::Result<(), crate::sudoers::SudoersError> {
         self.foreign.lock().unwrap().retain(|n| n != name);
         Ok(())
     }
