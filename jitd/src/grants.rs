@@ -206,22 +206,8 @@ impl Core {
     /// Replaces the policy (SIGHUP). Requests keep the terms frozen at submission; pending
     /// requests of a role that is gone can no longer be approved and time out.
     pub fn replace_policy(&mut self, policy: Policy) -> Result<()> {
-        let now = self.now();
-        let jitd = Actor::jitd();
         let detail = format!("path={} roles={}", policy.path, policy.roles.len());
-        self.commit(|tx, recs| {
-            recs.push(store::append_audit(
-                tx,
-                &Event {
-                    at: now,
-                    actor: &jitd,
-                    action: "policy-reload",
-                    request_id: 0,
-                    detail,
-                },
-            )?);
-            Ok(())
-        })?;
+        self.record(&Actor::jitd(), "policy-reload", 0, detail)?;
         self.policy = policy;
         self.last_error.clear();
         Ok(())
@@ -414,8 +400,33 @@ impl Core {
         detail: String,
         also: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<()>,
     ) {
+        if let Err(e) = self.record_with(who, action, request_id, detail, also) {
+            tracing::error!("audit record {action} for {request_id} failed: {e}");
+        }
+    }
+
+    /// An audit record with no state change of its own, which must be written (the caller
+    /// refuses to go on without it).
+    pub(super) fn record(
+        &mut self,
+        who: &Actor,
+        action: &str,
+        request_id: u64,
+        detail: String,
+    ) -> Result<()> {
+        self.record_with(who, action, request_id, detail, |_| Ok(()))
+    }
+
+    fn record_with(
+        &mut self,
+        who: &Actor,
+        action: &str,
+        request_id: u64,
+        detail: String,
+        also: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<()>,
+    ) -> Result<()> {
         let now = self.now();
-        let r = self.commit(|tx, recs| {
+        self.commit(|tx, recs| {
             also(tx)?;
             recs.push(store::append_audit(
                 tx,
@@ -428,10 +439,7 @@ impl Core {
                 },
             )?);
             Ok(())
-        });
-        if let Err(e) = r {
-            tracing::error!("audit record {action} for {request_id} failed: {e}");
-        }
+        })
     }
 }
 

@@ -155,8 +155,10 @@ fn given_deb_when_installed_removed_and_purged_then_pam_untouched_until_asked_an
 
     // A fresh host even where an admin installed jit (outside the package): no policy, no
     // state, no lines of ours in PAM to begin with.
-    let r = sh("rm -rf /etc/jit /var/lib/jitd && for f in /etc/pam.d/*; do \
-                sed -i '/# added by jitctl setup pam$/d' \"$f\"; done");
+    let r = sh(
+        "rm -rf /etc/jit /var/lib/jitd && for f in /etc/pam.d/*; do \
+                sed -i '/# added by jitctl setup pam$/d' \"$f\"; done",
+    );
     assert!(r.ok(), "{}", r.all());
     let pam_sudo = std::fs::read("/etc/pam.d/sudo").unwrap();
     let pam_sudo_i = std::fs::read("/etc/pam.d/sudo-i").unwrap();

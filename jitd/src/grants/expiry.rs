@@ -315,25 +315,11 @@ impl Core {
                 }
             }
         }
-        let jitd = Actor::jitd();
-        let now = self.now();
         let detail = format!(
             "expired={} removed={} restored={} revoked={} sessions={}",
             rep.expired, rep.removed, rep.restored, rep.revoked, rep.sessions
         );
-        self.commit(|tx, recs| {
-            recs.push(store::append_audit(
-                tx,
-                &Event {
-                    at: now,
-                    actor: &jitd,
-                    action: "reconcile",
-                    request_id: 0,
-                    detail,
-                },
-            )?);
-            Ok(())
-        })?;
+        self.record(&Actor::jitd(), "reconcile", 0, detail)?;
         Ok(rep)
     }
 }
