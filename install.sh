@@ -103,12 +103,19 @@ bus_owner() {
     org.freedesktop.DBus.GetConnectionUnixProcessID string:org.jit.Jitd 2>/dev/null \
     | awk '/uint32/ {print $2}'; } || true
 }
-# Every running jitd: the bus's owner, the pid file's, the state lock's (deduplicated).
+# Every running jitd: the bus's owner, the pid file's, the state lock's, and any process
+# running an installed jitd binary, even a deleted one (deduplicated).
 jitd_pids() {
-  for pid in $(bus_owner) $(cat /run/jitd.pid /var/lib/jitd/jitd.lock 2>/dev/null || true); do
-    if [ "$(cat /proc/"$pid"/comm 2>/dev/null)" = "jitd" ]; then echo "$pid"; fi
+  for pid in $(bus_owner) $(cat /run/jitd.pid /var/lib/jitd/jitd.lock 2>/dev/null || true) \
+      $(pgrep -x jitd 2>/dev/null || true); do
+    # Only this mount namespace's (a container's host may run its own jitd).
+    [ "$(readlink /proc/"$pid"/ns/mnt 2>/dev/null)" = "$(readlink /proc/self/ns/mnt)" ] || continue
+    case "$(readlink /proc/"$pid"/exe 2>/dev/null || true)" in
+      /usr/local/sbin/jitd|"/usr/local/sbin/jitd (deleted)") echo "$pid" ;;
+    esac
   done | sort -u
 }
+systemd_up() { [ "$(ps -p 1 -o comm=)" = "systemd" ]; }
 
 if [ "$(ps -p 1 -o comm=)" = "systemd" ]; then
   systemctl daemon-reload
@@ -123,43 +130,44 @@ else
   else
     dbus-send --system --type=method_call --dest=org.freedesktop.DBus / org.freedesktop.DBus.ReloadConfig || true
   fi
-  # Exactly one jitd: stop whichever runs (started by an earlier install.sh or by the bus),
-  # and wait until it has gone, before starting the new one. jitd itself refuses to run
-  # beside another (a lock on its state directory; its bus name is never replaced).
+  # Exactly one jitd: stop whichever runs (started by an earlier install.sh or by the bus)
+  # and wait until it has gone, then start the new binary. A jitd the bus starts meanwhile
+  # (a user's sudo or jitctl) runs the new binary too, with the same arguments; then ours
+  # refuses to start beside it (jitd holds a lock on its state directory and never takes
+  # its bus name from another), and that one serves.
+  for pid in $(jitd_pids); do kill "$pid" 2>/dev/null || true; done
   for pid in $(jitd_pids); do
-    kill "$pid" 2>/dev/null || true
     for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$pid" 2>/dev/null && [ "$(readlink /proc/"$pid"/exe)" != /usr/local/sbin/jitd ]; then
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
   done
-  if [ -n "$(jitd_pids)" ]; then
-    echo "install.sh: jitd (pid $(jitd_pids)) did not stop; not starting a second one" >&2
-    exit 1
-  fi
   # jitd writes /run/jitd.pid itself once it owns its bus name, and logs to
   # /var/log/jitd.log (as the bus activation file has it start jitd too).
   nohup /usr/local/sbin/jitd --pid-file /run/jitd.pid --log-file /var/log/jitd.log \
     >/dev/null 2>&1 </dev/null &
-  started=$!
 fi
 
-# Wait for jitd to own its name before anything calls it: a call before that would have the
-# bus start a second jitd (which would refuse, but the first call would fail).
-# Without systemd, also until the pid file names it (jitd writes it once it owns the name).
+# Wait until jitd owns its name (without systemd: and the pid file names it, which jitd
+# writes once it owns the name) before anything calls it.
+up=no
 for _ in $(seq 1 100); do
   owner="$(bus_owner)"
-  if [ -n "$owner" ] && { [ -z "${started:-}" ] || [ "$(cat /run/jitd.pid 2>/dev/null)" = "$owner" ]; }; then
+  if [ -n "$owner" ] && { systemd_up || [ "$(cat /run/jitd.pid 2>/dev/null)" = "$owner" ]; }; then
+    up=yes
     break
-  fi
-  if [ -n "${started:-}" ] && ! kill -0 "$started" 2>/dev/null; then
-    echo "install.sh: jitd exited at start; see /var/log/jitd.log:" >&2
-    tail -n 5 /var/log/jitd.log >&2 || true
-    exit 1
   fi
   sleep 0.1
 done
-if /usr/local/bin/jitctl status; then
-  echo "install.sh: done. Add users to jit-users (request) and jit-approvers (approve)."
-  echo "install.sh: man jitctl, man jit.toml; undo everything with ./uninstall.sh"
-  exit 0
+if [ "$up" = no ]; then
+  echo "install.sh: jitd did not come up; see /var/log/jitd.log (or journalctl -u jitd):" >&2
+  tail -n 5 /var/log/jitd.log >&2 2>/dev/null || true
+  exit 1
 fi
-echo "install.sh: jitd did not come up; see /var/log/jitd.log (or journalctl -u jitd)" >&2
-exit 1
+if [ "$(jitd_pids | wc -l)" -ne 1 ]; then
+  echo "install.sh: more than one jitd runs: $(jitd_pids | tr '\n' ' ')" >&2
+  exit 1
+fi
+/usr/local/bin/jitctl status
+echo "install.sh: done. Add users to jit-users (request) and jit-approvers (approve)."
+echo "install.sh: man jitctl, man jit.toml; undo everything with ./uninstall.sh"

@@ -47,7 +47,32 @@ pub fn is_hidden_char(c: char) -> bool {
             | 0xFE00..=0xFE0F
             | 0xFFA0
             | 0xFFF0..=0xFFF8
-            | 0xE0000..=0xE0FFF)
+            | 0xE0000..=0xE0FFF
+            // Blank-looking characters that are neither: the Braille pattern blank.
+            | 0x2800)
+}
+
+/// Most combining marks a character may carry in a row: enough for any language's
+/// diacritics, too few to pile marks over neighbouring lines of a terminal.
+pub const MAX_COMBINING_RUN: usize = 4;
+
+/// Combining marks from the blocks used to stack them (Combining Diacritical Marks and
+/// their Extended, Supplement, for Symbols and Half Marks blocks).
+pub fn is_combining_mark(c: char) -> bool {
+    matches!(u32::from(c),
+        0x0300..=0x036F | 0x1AB0..=0x1AFF | 0x1DC0..=0x1DFF | 0x20D0..=0x20FF | 0xFE20..=0xFE2F)
+}
+
+/// Whether `s` stacks more than [`MAX_COMBINING_RUN`] combining marks on one character.
+pub fn has_stacked_marks(s: &str) -> bool {
+    let mut run = 0;
+    for c in s.chars() {
+        run = if is_combining_mark(c) { run + 1 } else { 0 };
+        if run > MAX_COMBINING_RUN {
+            return true;
+        }
+    }
+    false
 }
 
 /// The text with every hidden character (and the backslash, so the escaping cannot be
@@ -113,6 +138,14 @@ mod tests {
             assert!(!s.chars().any(is_hidden_char), "{s}");
             assert_eq!(escape(s), s);
         }
+    }
+
+    #[test]
+    fn given_stacked_combining_marks_then_detected_but_ordinary_diacritics_pass() {
+        assert!(!has_stacked_marks("café naïve Ả ặ"));
+        assert!(!has_stacked_marks("e\u{301}\u{302}\u{303}\u{304}"));
+        assert!(has_stacked_marks(&format!("x{}", "\u{300}".repeat(5))));
+        assert!(is_hidden_char('\u{2800}'));
     }
 
     #[test]

@@ -383,7 +383,8 @@ impl UserInterface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<StatusInfo, JitError> {
-        self.call(conn, &hdr, |s, _| s.read(|c| c.status())).await
+        self.call(conn, &hdr, |s, who| s.read(|c| c.status(who)))
+            .await
     }
 
     async fn audit(

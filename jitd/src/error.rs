@@ -46,7 +46,7 @@ impl From<TextError> for Error {
         let why = match e {
             TextError::Required(_) => Refusal::ReasonRequired,
             TextError::TooLong { .. } => Refusal::ReasonLength,
-            TextError::Hidden { .. } => Refusal::ReasonCharacters,
+            TextError::Hidden { .. } | TextError::Stacked(_) => Refusal::ReasonCharacters,
         };
         Error::Refused(why, e.to_string())
     }

@@ -163,6 +163,11 @@ pub enum TextError {
          type it again without it"
     )]
     Hidden { field: &'static str, code: u32 },
+    #[error(
+        "{0} stacks more than {max} combining marks on one character",
+        max = jit_proto::text::MAX_COMBINING_RUN
+    )]
+    Stacked(&'static str),
 }
 
 impl Text {
@@ -183,6 +188,9 @@ impl Text {
                 field,
                 code: u32::from(c),
             });
+        }
+        if jit_proto::text::has_stacked_marks(t) {
+            return Err(TextError::Stacked(field));
         }
         Ok(Text(t.to_string()))
     }
@@ -478,6 +486,10 @@ mod tests {
             "OPS-1\u{FFF9}x\u{FFFA}y\u{FFFB}",
             "OPS-1\u{180E}",
             "OPS-1\u{206A}",
+            // Found in the user trial: a reason of Braille blanks looked empty; a reason of
+            // stacked combining marks drew over the lines around it.
+            "\u{2800}\u{2800}\u{2800}",
+            "OPS-1 a\u{300}\u{301}\u{302}\u{303}\u{304}\u{305}",
         ] {
             assert!(validate_text("reason", bad, 100).is_err(), "{bad:?}");
         }

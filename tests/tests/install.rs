@@ -44,6 +44,42 @@ fn pid_in(file: &str) -> Option<Pid> {
         .map(Pid::from_raw)
 }
 
+/// Every jitd in this test's mount namespace (not a jitd the host itself may run).
+const JITD_HERE: &str = "ns=$(readlink /proc/self/ns/mnt); for p in /proc/[0-9]*; do \
+     [ \"$(cat $p/comm 2>/dev/null)\" = jitd ] && [ \"$(readlink $p/ns/mnt)\" = \"$ns\" ] \
+     && ! grep -q '^State:.*Z' $p/status && echo ${p#/proc/}; done";
+
+/// A user who keeps calling jitd (`jitctl roles`), so the bus starts one whenever none runs.
+struct Busy {
+    on: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<usize>,
+}
+
+impl Busy {
+    fn start() -> Busy {
+        let on = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let flag = on.clone();
+        let thread = std::thread::spawn(move || {
+            let mut calls = 0;
+            while flag.load(std::sync::atomic::Ordering::SeqCst) {
+                let _ = Command::new("/usr/local/bin/jitctl")
+                    .arg("roles")
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .status();
+                calls += 1;
+            }
+            calls
+        });
+        Busy { on, thread }
+    }
+
+    fn stop(self) -> usize {
+        self.on.store(false, std::sync::atomic::Ordering::SeqCst);
+        self.thread.join().unwrap()
+    }
+}
+
 #[test]
 fn given_fresh_host_when_install_then_jitd_runs_with_example_policy_and_uninstall_restores_it() {
     assert!(nix::unistd::geteuid().is_root(), "needs root");
@@ -94,15 +130,14 @@ fn given_fresh_host_when_install_then_jitd_runs_with_example_policy_and_uninstal
     let first = install();
     let first_pid = pid_in("/run/jitd.pid");
     // Regression: a second run left two jitd on one database (the install's own status call
-    // had the bus start a second one, which took the name over).
+    // had the bus start a second one, which took the name over). It runs while a user keeps
+    // calling jitd, so the bus keeps starting one whenever none runs.
+    let busy = Busy::start();
     let r = if first.ok() { install() } else { first };
+    let calls_during_install = busy.stop();
     let jitd = pid_in("/run/jitd.pid");
     // Every jitd in this test's mount namespace (not a jitd the host itself may run).
-    let running = sh(
-        "ns=$(readlink /proc/self/ns/mnt); for p in /proc/[0-9]*; do \
-                      [ \"$(cat $p/comm 2>/dev/null)\" = jitd ] \
-                      && [ \"$(readlink $p/ns/mnt)\" = \"$ns\" ] && echo ${p#/proc/}; done",
-    );
+    let running = sh(JITD_HERE);
     let bus = pid_in("/run/dbus/pid");
     let stop = |jitd: Option<Pid>, bus: Option<Pid>| {
         for p in [jitd, bus].into_iter().flatten() {
@@ -141,11 +176,16 @@ fn given_fresh_host_when_install_then_jitd_runs_with_example_policy_and_uninstal
     );
     let owner_pid: Option<Pid> = owner.stdout.trim().parse().ok().map(Pid::from_raw);
 
+    // Regression: a jitd the bus started while uninstall.sh stopped the other ran on, from
+    // the deleted binary, ending sessions ten minutes later.
+    let busy = Busy::start();
     let uninstall = run(
         Command::new(repo.join("uninstall.sh")),
         "",
         Duration::from_secs(60),
     );
+    let calls_during_uninstall = busy.stop();
+    let left = sh(JITD_HERE);
     // uninstall.sh stops jitd itself (found through the bus). The system bus this test's
     // install started is ours to stop.
     let stopped = owner_pid.map(|p| {
@@ -191,6 +231,12 @@ fn given_fresh_host_when_install_then_jitd_runs_with_example_policy_and_uninstal
         "{activation}"
     );
     assert_eq!(stopped, Some(true), "uninstall.sh stops jitd");
+    assert!(calls_during_install > 0 && calls_during_uninstall > 0);
+    assert_eq!(
+        left.stdout.trim(),
+        "",
+        "no jitd left after uninstall.sh under load"
+    );
     assert!(verify.ok(), "systemd-analyze verify: {}", verify.all());
     for p in [
         "man8/jitd.8",

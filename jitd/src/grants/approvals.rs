@@ -18,7 +18,7 @@ impl Core {
                 who.name
             )));
         }
-        self.check_not_holder_in_disguise(who, &row, "approve")?;
+        self.check_approver_identity(who, &row, "approve")?;
         if !self.is_approver(&row, who)? {
             return Err(Error::NotAuthorized(format!(
                 "{} is not an approver for role '{}'",
@@ -212,31 +212,80 @@ impl Core {
     /// from a process of the requester's own login session (`loginuid`, which su and sudo
     /// keep), or from a user the requester can run commands as through an active grant
     /// (`sudo -u approver jitctl approve`). `what` names the decision for the message.
-    pub(super) fn check_not_holder_in_disguise(
+    /// The person behind an approval (or a break-glass review) must be an approver of the
+    /// role, and never the requester, whatever identity they call from:
+    /// - not from a login session of the requester (`loginuid`, which su and sudo keep);
+    /// - from another user's login session only if that user is an approver of the role
+    ///   too, and has not decided on this request already (one person, one approval);
+    /// - not while someone other than the approver holds an active grant whose role runs as
+    ///   the approver (`sudo -u approver jitctl approve`): that identity is not the
+    ///   approver's alone until the grant ends.
+    ///
+    /// `what` names the decision for the message.
+    pub(super) fn check_approver_identity(
         &self,
         who: &Actor,
         row: &RequestRow,
         what: &str,
     ) -> Result<()> {
+        let refuse = |why: String| {
+            Err(Error::NotAuthorized(format!(
+                "{} may not {what} request {}: {why}",
+                who.name, row.id
+            )))
+        };
         if who.login_uid == Some(row.uid) {
-            return Err(Error::NotAuthorized(format!(
-                "{} may not {what} request {}: the call comes from a login session of its \
-                 requester {} (loginuid {})",
-                who.name, row.id, row.user, row.uid
-            )));
+            return refuse(format!(
+                "the call comes from a login session of its requester {} (loginuid {})",
+                row.user, row.uid
+            ));
+        }
+        if let Some(login) = who.login_uid.filter(|l| *l != who.uid) {
+            let person = self
+                .dir
+                .name_of(login)
+                .map_err(Error::Internal)?
+                .unwrap_or_else(|| format!("uid {login}"));
+            let approves = self.policy.role(&row.role).is_ok_and(|role| {
+                self.policy
+                    .may_approve(role, &person, row.created_at, self.now(), self.dir.as_ref())
+                    .unwrap_or(false)
+            });
+            if !approves {
+                return refuse(format!(
+                    "the call comes from a login session of {person} (loginuid {login}), who \
+                     is not an approver of role '{}'",
+                    row.role
+                ));
+            }
+            if self
+                .store
+                .approvers_of(row.id)?
+                .iter()
+                .any(|(n, uid)| *uid == login || *n == person)
+            {
+                return refuse(format!(
+                    "the call comes from a login session of {person} (loginuid {login}), who \
+                     has already approved it"
+                ));
+            }
         }
         let assumable = self
             .store
-            .open_of_user(&row.user)?
+            .by_state(&[State::Active])?
             .into_iter()
-            .filter(|g| g.state == State::Active && g.uid == row.uid)
+            .filter(|g| g.uid != who.uid && g.kind != Kind::Extension && self.ms_left(g) > 0)
             .find(|g| g.run_as.contains(&who.name));
         if let Some(g) = assumable {
-            return Err(Error::NotAuthorized(format!(
-                "{} may not {what} request {}: its requester {} can run commands as {} \
-                 (grant {}, role '{}')",
-                who.name, row.id, row.user, who.name, g.id, g.role
-            )));
+            let whose = if g.uid == row.uid {
+                "its requester"
+            } else {
+                "another user,"
+            };
+            return refuse(format!(
+                "{whose} {} can run commands as {} (grant {}, role '{}') until it ends",
+                g.user, who.name, g.id, g.role
+            ));
         }
         Ok(())
     }

@@ -313,7 +313,7 @@ impl Core {
                 who.name
             )));
         }
-        self.check_not_holder_in_disguise(who, &row, "review")?;
+        self.check_approver_identity(who, &row, "review")?;
         let direct = match self.policy.role(&row.role) {
             Ok(_) => self
                 .policy

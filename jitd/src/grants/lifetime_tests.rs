@@ -56,6 +56,8 @@ const T0: i64 = 1_795_272_000;
 fn dir() -> FakeDirectory {
     FakeDirectory::default()
         .user("alice", 1001, &["alice", "ops"])
+        .user("dave", 1004, &["dave", "ops"])
+        .user("carol", 1003, &["carol", "sre"])
         .user("bob", 1002, &["bob", "sre"])
         .user("mallory", 1005, &["mallory"])
         .user("postgres", 120, &["postgres"])
@@ -250,4 +252,86 @@ fn given_durations_past_any_bound_when_requested_or_extended_then_refused_withou
     w.clock.advance(601);
     w.core.expire_due().unwrap();
     assert_eq!(w.core.row(g.id).unwrap().state, State::Expired);
+}
+
+#[test]
+fn given_another_users_grant_runs_as_the_approver_when_that_identity_approves_then_refused() {
+    // Found in the user trial: dave (no approver) held a role running as bob (an approver)
+    // and approved ann's request with `sudo -u bob jitctl approve`.
+    let mut w = world();
+    w.core
+        .request(
+            &actor("dave"),
+            &ask(Kind::Grant, "as-helper", 600, "OPS-2"),
+            &Verdict::NotRun,
+        )
+        .unwrap();
+    let r = grant(&mut w, "db", 600);
+    let mut helper_from_nowhere = actor("helper");
+    helper_from_nowhere.login_uid = None;
+    let e = w.core.approve(&helper_from_nowhere, r.id, "").unwrap_err();
+    assert!(
+        matches!(&e, Error::NotAuthorized(m) if m.contains("another user, dave can run commands as helper")),
+        "{e:?}"
+    );
+    assert_eq!(w.core.row(r.id).unwrap().state, State::Pending);
+}
+
+#[test]
+fn given_login_session_of_a_non_approver_when_approving_as_an_approver_then_refused() {
+    let mut w = world();
+    let r = grant(&mut w, "db", 600);
+    let mut bob_in_daves_session = actor("bob");
+    bob_in_daves_session.login_uid = Some(1004);
+    let e = w.core.approve(&bob_in_daves_session, r.id, "").unwrap_err();
+    assert!(
+        matches!(&e, Error::NotAuthorized(m) if m.contains("login session of dave") && m.contains("not an approver")),
+        "{e:?}"
+    );
+    // An approver who switched to another approver's identity counts as themselves: carol
+    // in bob's session approves as bob would, once.
+    let mut carol_in_bobs_session = actor("carol");
+    carol_in_bobs_session.login_uid = Some(1002);
+    assert_eq!(
+        w.core
+            .approve(&carol_in_bobs_session, r.id, "")
+            .unwrap()
+            .state,
+        State::Active
+    );
+}
+
+#[test]
+fn given_approver_who_approved_when_approving_again_as_another_approver_then_refused() {
+    let mut w = world_with(
+        &POLICY.replace(
+            "approvals = 1\nmax_duration = \"1h\"\n\n[[role]]\nname = \"as-helper\"",
+            "approvals = 2\nmax_duration = \"1h\"\n\n[[role]]\nname = \"as-helper\"",
+        ),
+        &dir(),
+        T0,
+    );
+    let r = grant(&mut w, "db", 600);
+    w.core.approve(&actor("bob"), r.id, "").unwrap();
+    let mut bob_as_carol = actor("carol");
+    bob_as_carol.login_uid = Some(1002);
+    let e = w.core.approve(&bob_as_carol, r.id, "").unwrap_err();
+    assert!(
+        matches!(&e, Error::NotAuthorized(m) if m.contains("has already approved it")),
+        "{e:?}"
+    );
+    assert_eq!(w.core.row(r.id).unwrap().state, State::Pending);
+}
+
+#[test]
+fn given_requests_of_others_when_an_ordinary_user_asks_status_then_only_their_own_are_counted() {
+    // Found in the user trial: `jitctl status` showed any user the host's pending count.
+    let mut w = world();
+    grant(&mut w, "db", 600);
+    let mallory = w.core.status(&actor("mallory")).unwrap();
+    assert_eq!((mallory.pending_requests, mallory.active_grants), (0, 0));
+    let alice = w.core.status(&actor("alice")).unwrap();
+    assert_eq!(alice.pending_requests, 1);
+    let root = w.core.status(&actor("root")).unwrap();
+    assert_eq!(root.pending_requests, 1);
 }

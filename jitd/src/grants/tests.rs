@@ -542,7 +542,13 @@ fn given_rule_install_fails_when_granting_then_grant_revoked_and_error() {
     let rows = w.core.store.recent(10).unwrap();
     assert_eq!(rows[0].state, State::Revoked);
     assert!(!w.core.check("alice", false).unwrap().active);
-    assert!(w.core.status().unwrap().last_error.contains("disk full"));
+    assert!(
+        w.core
+            .status(&actor("root"))
+            .unwrap()
+            .last_error
+            .contains("disk full")
+    );
 }
 
 #[test]

@@ -125,19 +125,32 @@ impl Core {
         Ok(row)
     }
 
-    pub fn status(&self) -> Result<StatusInfo> {
-        let active = self.store.by_state(&[State::Active])?.len();
-        let pending = self.store.by_state(&[State::Pending])?.len();
+    /// The daemon's health and counts. Root and approvers get the host's counts; anyone
+    /// else the counts of their own requests (what others ask for is not theirs to know).
+    pub fn status(&self, who: &Actor) -> Result<StatusInfo> {
+        let privileged = who.uid == 0 || self.is_any_approver(who)?;
+        let count = |state: State| -> Result<u32> {
+            let rows = self.store.by_state(&[state])?;
+            let n = rows
+                .iter()
+                .filter(|r| privileged || r.uid == who.uid)
+                .count();
+            Ok(u32::try_from(n).unwrap_or(u32::MAX))
+        };
         Ok(StatusInfo {
             version: env!("CARGO_PKG_VERSION").to_string(),
             started_at: self.started_at,
             policy_path: self.policy.path.clone(),
             roles: u32::try_from(self.policy.roles.len()).unwrap_or(u32::MAX),
-            active_grants: u32::try_from(active).unwrap_or(u32::MAX),
-            pending_requests: u32::try_from(pending).unwrap_or(u32::MAX),
+            active_grants: count(State::Active)?,
+            pending_requests: count(State::Pending)?,
             sudoers_dir: self.rules.location(),
             last_error: self.last_error.clone(),
-            unreviewed_break_glass: self.store.unreviewed_break_glass()?,
+            unreviewed_break_glass: if privileged {
+                self.store.unreviewed_break_glass()?
+            } else {
+                0
+            },
         })
     }
 

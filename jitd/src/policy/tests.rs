@@ -452,3 +452,22 @@ fn given_role_rules_when_checking_then_each_decides_alone() {
         Ok(String::new())
     );
 }
+
+#[test]
+fn given_self_service_root_shell_when_parsed_then_warned() {
+    // Found in the user trial: a self-service root shell let its holder reset their login
+    // uid and approve their own request as an approver.
+    let text = "[[role]]\nname = \"shell\"\ncommands = [\"/bin/bash\"]\nrequesters = [\"alice\"]\n\
+                max_duration = \"1h\"\n";
+    let p = parse(text).unwrap();
+    assert!(
+        p.warnings
+            .iter()
+            .any(|w| w.message.contains("runs /bin/bash as root")),
+        "{:?}",
+        p.warnings
+    );
+    // With approvals, or a narrow command, no warning.
+    let narrow = parse(&text.replace("/bin/bash", "/usr/bin/systemctl restart nginx")).unwrap();
+    assert!(narrow.warnings.is_empty(), "{:?}", narrow.warnings);
+}

@@ -463,6 +463,22 @@ pub(super) fn check_run_as_principals(
             }
         }
     }
+    for (role, span) in roles.iter().zip(run_as_spans) {
+        let as_root = role.run_as_list.iter().any(|u| u.as_str() == "root");
+        let shell = role.commands.iter().find(|c| gives_anything(c));
+        if let (true, 0, Some(shell)) = (as_root, role.approvals, shell) {
+            warnings.push(ctx.err(
+                span.clone(),
+                format!(
+                    "self-service role '{}' runs {shell} as root: its holders are root at will \
+                     and can act as anyone, approvers included (approvals they make that \
+                     way are not theirs in the audit trail); give it approvals, or run a \
+                     narrower command",
+                    role.name
+                ),
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -572,4 +588,30 @@ fn durations_of(ctx: &Ctx<'_>, raw: &RawRole) -> std::result::Result<Durations, 
         max_total,
         pending_timeout,
     })
+}
+
+/// Whether a command gives its holder anything they like to run: a shell, an interpreter,
+/// or a way to switch users (the program's name is what counts, whatever its arguments).
+fn gives_anything(c: &Command) -> bool {
+    let program = c.split(' ').next().unwrap_or_default();
+    let name = program.rsplit('/').next().unwrap_or_default();
+    matches!(
+        name,
+        "sh" | "bash"
+            | "dash"
+            | "zsh"
+            | "ksh"
+            | "mksh"
+            | "fish"
+            | "csh"
+            | "tcsh"
+            | "su"
+            | "sudo"
+            | "runuser"
+            | "env"
+            | "jitctl"
+            | "perl"
+            | "ruby"
+            | "node"
+    ) || name.starts_with("python")
 }
