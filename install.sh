@@ -69,6 +69,10 @@ sed 's|^Exec=/usr/sbin/jitd |Exec=/usr/local/sbin/jitd |' conf/dbus/org.jit.Jitd
 put 0644 "$dist/org.jit.Jitd.service" $share/dbus-1/system-services/org.jit.Jitd.service
 sed 's|/usr/sbin/jitd|/usr/local/sbin/jitd|g' systemd/jitd.service > "$dist/jitd.service"
 put 0644 "$dist/jitd.service" /etc/systemd/system/jitd.service
+# The pages name the Debian package's paths; here they are under /usr/local and /etc.
+sed -i -e 's|/usr/share/doc/jit-access/examples|/usr/local/share/doc/jit/examples|g' \
+  -e 's|/usr/share/dbus-1/system.d/org.jit.Jitd.conf|/etc/dbus-1/system.d/org.jit.Jitd.conf|g' \
+  -e 's|/usr/sbin/jitd|/usr/local/sbin/jitd|g' "$dist"/man/man*/*
 for page in "$dist"/man/man*/*; do
   sec="$(basename "$(dirname "$page")")"
   put 0644 "$page" "$share/man/$sec/$(basename "$page")"

@@ -280,6 +280,21 @@ impl JitError {
         }
     }
 
+    /// True when the bus tried to start jitd (activation) and it did not come up: a bad
+    /// policy, another jitd, a broken install. jitd's log says why.
+    pub fn is_start_failure(&self) -> bool {
+        let name = match self {
+            JitError::ZBus(zbus::Error::MethodError(name, _, _)) => name.as_str().to_string(),
+            JitError::ZBus(zbus::Error::FDO(e)) => zbus::DBusError::name(&**e).to_string(),
+            _ => return false,
+        };
+        name.starts_with("org.freedesktop.DBus.Error.Spawn.")
+    }
+
+    /// What to tell a user when jitd could not start.
+    pub const START_FAILURE: &'static str = "jitd could not start; its log says why: \
+        /var/log/jitd.log (without systemd) or journalctl -u jitd";
+
     /// The human-readable part only.
     pub fn message(&self) -> String {
         match self {
@@ -432,7 +447,8 @@ pub struct RequestInfo {
     /// Who denied/revoked and why; empty otherwise.
     pub decided_by: String,
     pub decision_reason: String,
-    /// Where the request came from: "jitctl", "sudo", "sshd".
+    /// Where the request came from: the PAM service for pam_jit ("sudo", "sudo-i", "sshd"),
+    /// "bus" for a D-Bus caller (jitctl or any other).
     pub service: String,
     pub tty: String,
     /// "grant", "break-glass" or "extension".
@@ -445,6 +461,10 @@ pub struct RequestInfo {
     pub reviewed_by: String,
     pub reviewed_at: i64,
     pub review_comment: String,
+    /// Who else may decide once the request has waited long enough (`%managers`), and from
+    /// when (Unix seconds); empty and 0 for a role without escalation.
+    pub escalation_approvers: Vec<String>,
+    pub escalates_at: i64,
 }
 
 impl RequestInfo {
@@ -564,6 +584,9 @@ pub trait Pam1 {
     /// The user's pending grant requests, oldest first: a login can wait for one it asked
     /// for earlier instead of asking again.
     fn pending(&self, user: &str) -> Result<Vec<RequestInfo>, JitError>;
+    /// Whether `reason` would do for `role` (required, length, characters, pattern), so the
+    /// prompt can ask again at once; the request is checked in full when it is submitted.
+    fn check_reason(&self, role: &str, reason: &str) -> Result<(), JitError>;
     /// Registers a session (sudo's or sshd's process `pid`) under the grant that could have
     /// authorised it and ends soonest (see [`SessionOpen`]), so it is ended no later than
     /// that grant. Returns the grant id, 0 when the user holds none that could have.
@@ -629,6 +652,12 @@ pub fn parse_duration(text: &str) -> Result<u64, String> {
     let t = text.trim();
     if t.is_empty() {
         return Err("empty duration".into());
+    }
+    if t.chars().all(|c| c.is_ascii_digit()) {
+        return Err(format!(
+            "invalid duration '{t}': add a unit, as in {t}s, {t}m or {t}h (examples: 15m, 1h, \
+             1h30m)"
+        ));
     }
     let d = humantime::parse_duration(t)
         .map_err(|e| format!("invalid duration '{t}': {e} (examples: 15m, 1h, 1h30m)"))?;

@@ -13,6 +13,26 @@ use std::time::Duration;
 
 pub mod setup;
 
+/// `println!` that ends jitctl quietly when its reader has gone (`jitctl audit | head -1`):
+/// a closed pipe is not an error of jitctl's.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
+            crate::quit_on_closed_pipe(&e);
+        }
+    }};
+}
+
+/// Ends the process quietly (status 0) on a closed pipe; any other write error is reported.
+pub fn quit_on_closed_pipe(e: &std::io::Error) {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("jitctl: writing output: {e}");
+    std::process::exit(i32::from(exit::ERROR));
+}
+
 /// Exit codes, as documented in the README.
 pub mod exit {
     pub const OK: u8 = 0;
@@ -100,6 +120,18 @@ pub enum Cmd {
     },
     /// One request in full.
     Show { id: u64 },
+    /// Wait for the decision on a pending request (yours, or one you may approve): exit 0
+    /// once it is active, 4 if it is still pending after --timeout, 3 if it ended otherwise.
+    Wait {
+        id: u64,
+        /// How long to wait.
+        #[arg(long, default_value = "10m", value_name = "DURATION")]
+        timeout: String,
+    },
+    /// Words for shell completion, one per line: `roles` (what you may request) or `ids`
+    /// (requests you may see). Used by the bash and zsh completions.
+    #[command(hide = true)]
+    Complete { what: String },
     /// Approve someone else's pending request.
     Approve {
         id: u64,
@@ -273,6 +305,10 @@ impl Failure {
 
 impl From<JitError> for Failure {
     fn from(e: JitError) -> Failure {
+        if e.is_start_failure() {
+            return Failure::new(exit::ERROR, JitError::START_FAILURE)
+                .named("jitd_failed_to_start");
+        }
         if e.is_service_missing() {
             return Failure::new(
                 exit::ERROR,
@@ -332,7 +368,7 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
             if json {
-                println!("{}", f.json());
+                out!("{}", f.json());
             } else {
                 eprintln!("jitctl: {}", f.message);
             }
@@ -346,7 +382,7 @@ pub fn run(cli: Cli) -> Out {
         command: PolicyCmd::Check { file },
     } = &cli.command
     {
-        return policy_check(file.as_deref());
+        return policy_check(file.as_deref(), cli.json);
     }
     if let Cmd::Setup {
         command:
@@ -359,7 +395,7 @@ pub fn run(cli: Cli) -> Out {
             },
     } = &cli.command
     {
-        return setup_pam(*enable, *disable, *sshd, pam_dir);
+        return setup_pam(*enable, *disable, *sshd, pam_dir, cli.json);
     }
     let address = bus_address(cli.bus.as_deref());
     let json = cli.json;
@@ -383,7 +419,13 @@ pub fn run(cli: Cli) -> Out {
 
 /// `jitctl setup pam`: every file's new text is worked out before any is written, so a
 /// file that cannot take the lines leaves all of them unchanged.
-fn setup_pam(enable: bool, disable: bool, sshd: bool, pam_dir: &std::path::Path) -> Out {
+fn setup_pam(
+    enable: bool,
+    disable: bool,
+    sshd: bool,
+    pam_dir: &std::path::Path,
+    json: bool,
+) -> Out {
     // Every service sudo uses (sudo, and sudo-i for login shells); --disable cleans every
     // file, whatever was enabled.
     let mut stacks: Vec<&setup::Stack> = setup::SUDO_SERVICES.to_vec();
@@ -391,19 +433,32 @@ fn setup_pam(enable: bool, disable: bool, sshd: bool, pam_dir: &std::path::Path)
         stacks.push(&setup::SSHD);
     }
     if !enable && !disable {
-        print!("{}", setup::print(&stacks));
+        if json {
+            let files: serde_json::Map<String, serde_json::Value> = stacks
+                .iter()
+                .map(|st| {
+                    let lines: Vec<serde_json::Value> = st
+                        .lines
+                        .iter()
+                        .map(|(after, add)| serde_json::json!({ "after": after, "line": add }))
+                        .collect();
+                    (format!("/etc/pam.d/{}", st.service), lines.into())
+                })
+                .collect();
+            return print_json(&files);
+        }
+        out!("{}", setup::print(&stacks).trim_end());
         return Ok(());
     }
+    // (file, what happened) for each stack, in order.
+    let mut report: Vec<(String, &str)> = Vec::new();
     let mut changes = Vec::new();
     for st in &stacks {
         let path = pam_dir.join(st.service);
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
-            Err(e) if disable && e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) if st.optional && e.kind() == std::io::ErrorKind::NotFound => {
-                if enable {
-                    println!("{}: not present; sudo does not use it here", path.display());
-                }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && (disable || st.optional) => {
+                report.push((path.display().to_string(), "absent"));
                 continue;
             }
             Err(e) => {
@@ -420,28 +475,33 @@ fn setup_pam(enable: bool, disable: bool, sshd: bool, pam_dir: &std::path::Path)
         };
         match new {
             Some(new) => changes.push((path, new)),
-            None => println!(
-                "{}: {}",
-                path.display(),
-                if enable {
-                    "pam_jit already enabled"
-                } else {
-                    "no pam_jit lines from jitctl"
-                }
-            ),
+            None if enable => report.push((path.display().to_string(), "already enabled")),
+            None => report.push((path.display().to_string(), "no lines of jitctl's")),
         }
     }
     for (path, new) in changes {
         setup::replace_file(&path, &new).map_err(|e| Failure::new(exit::ERROR, e))?;
-        println!(
-            "{}: {}",
-            path.display(),
-            if enable {
-                "pam_jit enabled"
-            } else {
-                "pam_jit lines removed"
-            }
-        );
+        report.push((
+            path.display().to_string(),
+            if enable { "enabled" } else { "removed" },
+        ));
+    }
+    if json {
+        let v: Vec<serde_json::Value> = report
+            .iter()
+            .map(|(f, what)| serde_json::json!({ "file": f, "pam_jit": what }))
+            .collect();
+        return print_json(&v);
+    }
+    for (file, what) in report {
+        let said = match what {
+            "absent" => "not present; nothing to do",
+            "already enabled" => "pam_jit already enabled",
+            "no lines of jitctl's" => "no pam_jit lines from jitctl",
+            "enabled" => "pam_jit enabled",
+            _ => "pam_jit lines removed",
+        };
+        out!("{file}: {said}");
     }
     Ok(())
 }
@@ -449,7 +509,7 @@ fn setup_pam(enable: bool, disable: bool, sshd: bool, pam_dir: &std::path::Path)
 fn print_json<T: Serialize>(v: &T) -> Out {
     let s = serde_json::to_string_pretty(v)
         .map_err(|e| Failure::new(exit::ERROR, format!("encoding JSON: {e}")))?;
-    println!("{s}");
+    out!("{s}");
     Ok(())
 }
 
@@ -486,10 +546,11 @@ pub fn describe(r: &RequestInfo) -> String {
             jit_proto::format_time_short(r.not_after, now())
         ),
         Some(State::Pending) => format!(
-            "pending ({}/{} approvals from {})",
+            "pending ({}/{} approvals from {}{})",
             r.approved_by.len(),
             r.approvals_required,
-            r.approvers.join(", ")
+            r.approvers.join(", "),
+            escalation(r)
         ),
         _ => r.state.clone(),
     };
@@ -512,14 +573,39 @@ pub fn describe(r: &RequestInfo) -> String {
                 format!(" (reviewed by {})", esc(&r.reviewed_by))
             }
         ),
-        _ => format!(
-            "{} {} for {}",
-            r.user,
-            r.role,
-            format_duration(r.duration_secs)
-        ),
+        _ => format!("{} {} for {}", r.user, r.role, length(r)),
     };
     format!("request {}: {what}: {state} ({})", r.id, esc(&r.reason))
+}
+
+/// How long a grant lasts as things stand: its length from activation to its end now (an
+/// extension makes it longer than asked), or what was asked while it is pending.
+fn length(r: &RequestInfo) -> String {
+    let asked = format_duration(r.duration_secs);
+    if r.granted_at > 0 && r.not_after > r.granted_at {
+        let now = u64::try_from(r.not_after - r.granted_at).unwrap_or(0);
+        if now != r.duration_secs {
+            return format!("{} (asked {asked}, extended)", format_duration(now));
+        }
+    }
+    asked
+}
+
+/// "; from 14:10 UTC also %managers" (or "since ...") for a request that escalates.
+fn escalation(r: &RequestInfo) -> String {
+    if r.escalation_approvers.is_empty() || r.escalates_at == 0 {
+        return String::new();
+    }
+    let when = if now() >= r.escalates_at {
+        "since"
+    } else {
+        "from"
+    };
+    format!(
+        "; {when} {} also {}",
+        jit_proto::format_time_short(r.escalates_at, now()),
+        r.escalation_approvers.join(", ")
+    )
 }
 
 /// Text that came from someone else (reasons, comments, names), made safe for a terminal:
@@ -529,15 +615,16 @@ fn esc(s: &str) -> String {
     jit_proto::text::escape(s)
 }
 
-fn print_requests(list: &[RequestInfo], json: bool) -> Out {
+/// `empty`: what to say when there is nothing ("no requests", "no active grants").
+fn print_requests(list: &[RequestInfo], json: bool, empty: &str) -> Out {
     if json {
         return print_json(&list.iter().map(request_json).collect::<Vec<_>>());
     }
     if list.is_empty() {
-        println!("no requests");
+        out!("{}", empty);
     }
     for r in list {
-        println!("{}", describe(r));
+        out!("{}", describe(r));
     }
     Ok(())
 }
@@ -588,7 +675,7 @@ async fn dispatch(p: &User1Proxy<'_>, cmd: Cmd, json: bool) -> Out {
             if json {
                 print_json(&request_json(&r))?;
             } else {
-                println!("{}", describe(&r));
+                out!("{}", describe(&r));
             }
             outcome(&r, State::Active, wait, "request")
         }
@@ -607,19 +694,51 @@ async fn dispatch(p: &User1Proxy<'_>, cmd: Cmd, json: bool) -> Out {
             if json {
                 print_json(&request_json(&r))?;
             } else {
-                println!("{}", describe(&r));
+                out!("{}", describe(&r));
                 if r.state() == Some(State::Applied) {
-                    println!("{}", describe(&p.show(id).await?));
+                    out!("{}", describe(&p.show(id).await?));
                 }
             }
             outcome(&r, State::Applied, wait, "extension")
         }
-        Cmd::Review(ReviewArgs { ack: None, all }) => print_requests(&p.review(all).await?, json),
+        Cmd::Review(ReviewArgs { ack: None, all }) => print_requests(
+            &p.review(all).await?,
+            json,
+            "no break-glass grants to review",
+        ),
         Cmd::Review(ReviewArgs {
             ack: Some(ReviewCmd::Ack { id, comment }),
             ..
         }) => one(p.acknowledge(id, &comment).await?, json),
-        Cmd::List { pending, all } => print_requests(&p.list(pending, all).await?, json),
+        Cmd::List { pending, all } => {
+            print_requests(&p.list(pending, all).await?, json, "no requests")
+        }
+        Cmd::Wait { id, timeout } => {
+            let timeout = duration_arg("--timeout", &timeout)?;
+            let r = wait_for(p, id, timeout).await?;
+            if json {
+                print_json(&request_json(&r))?;
+            } else {
+                out!("{}", describe(&r));
+            }
+            outcome(&r, State::Active, true, "request")
+        }
+        Cmd::Complete { what } => {
+            match what.as_str() {
+                "roles" => {
+                    for r in p.roles().await? {
+                        out!("{}", r.name);
+                    }
+                }
+                "ids" => {
+                    for r in p.list(false, false).await? {
+                        out!("{}", r.id);
+                    }
+                }
+                _ => {}
+            }
+            Ok(())
+        }
         Cmd::Show { id } => {
             let r = p.show(id).await?;
             if json {
@@ -633,31 +752,31 @@ async fn dispatch(p: &User1Proxy<'_>, cmd: Cmd, json: bool) -> Out {
         Cmd::Revoke { id, reason } => one(p.revoke(id, &reason).await?, json),
         Cmd::Release { id } => one(p.release(id.unwrap_or(0)).await?, json),
         Cmd::Cancel { id } => one(p.cancel(id).await?, json),
-        Cmd::Grants => print_requests(&p.grants().await?, json),
+        Cmd::Grants => print_requests(&p.grants().await?, json, "no active grants"),
         Cmd::Status => {
             let s = p.status().await?;
             if json {
                 return print_json(&s);
             }
-            println!(
+            out!(
                 "jitd {} running since {}",
                 s.version,
                 format_rfc3339(s.started_at)
             );
-            println!("policy: {} ({} roles)", s.policy_path, s.roles);
-            println!("sudoers directory: {}", s.sudoers_dir);
-            println!("active grants: {}", s.active_grants);
-            println!("pending requests: {}", s.pending_requests);
+            out!("policy: {} ({} roles)", s.policy_path, s.roles);
+            out!("sudoers directory: {}", s.sudoers_dir);
+            out!("active grants: {}", s.active_grants);
+            out!("pending requests: {}", s.pending_requests);
             if s.unreviewed_break_glass > 0 {
-                println!(
+                out!(
                     "break-glass grants not yet reviewed: {} (jitctl review)",
                     s.unreviewed_break_glass
                 );
             }
             if s.last_error.is_empty() {
-                println!("health: ok");
+                out!("health: ok");
             } else {
-                println!("health: ERROR: {}", s.last_error);
+                out!("health: ERROR: {}", esc(&s.last_error));
             }
             // root can read sudoers: the policy's warnings, static rules that a grant would
             // unlock among them, as `jitctl policy check` prints them.
@@ -666,11 +785,19 @@ async fn dispatch(p: &User1Proxy<'_>, cmd: Cmd, json: bool) -> Out {
             {
                 for w in String::from_utf8_lossy(&out.stderr).lines() {
                     if let Some(w) = w.strip_prefix("jitd: warning: ") {
-                        println!("warning: {}", esc(w));
+                        out!("warning: {}", esc(w));
                     }
                 }
             }
-            Ok(())
+            // A monitoring check reads the exit status: unhealthy is a failure.
+            if s.last_error.is_empty() {
+                Ok(())
+            } else {
+                Err(
+                    Failure::new(exit::ERROR, format!("jitd is unhealthy: {}", s.last_error))
+                        .named("unhealthy"),
+                )
+            }
         }
         Cmd::Audit(a) => audit(p, a, json).await,
         Cmd::Policy { .. } | Cmd::Setup { .. } => Ok(()),
@@ -689,7 +816,16 @@ fn outcome(r: &RequestInfo, done: State, wait: bool, what: &str) -> Out {
         Some(State::Pending) => Ok(()),
         _ => Err(Failure::new(
             exit::REFUSED,
-            format!("{what} {} was {}: {}", r.id, r.state, r.decision_reason),
+            format!(
+                "{what} {} was {}{}",
+                r.id,
+                r.state,
+                if r.decided_by.is_empty() {
+                    String::new()
+                } else {
+                    format!(" by {}: {}", esc(&r.decided_by), esc(&r.decision_reason))
+                }
+            ),
         )),
     }
 }
@@ -698,7 +834,7 @@ fn one(r: RequestInfo, json: bool) -> Out {
     if json {
         print_json(&request_json(&r))
     } else {
-        println!("{}", describe(&r));
+        out!("{}", describe(&r));
         Ok(())
     }
 }
@@ -719,19 +855,25 @@ async fn wait_for(p: &User1Proxy<'_>, id: u64, timeout: u64) -> Result<RequestIn
 
 fn print_roles(roles: &[RoleInfo]) {
     if roles.is_empty() {
-        println!("no roles you may request");
+        out!("no roles you may request");
     }
     for r in roles {
-        println!("{}: {} ({})", r.name, esc(&r.description), r.summary());
-        println!("    runs as {}: {}", r.run_as, r.commands.join(", "));
+        out!(
+            "{}: {} ({}{})",
+            r.name,
+            esc(&r.description),
+            r.summary(),
+            if r.ssh { ", admits ssh logins" } else { "" }
+        );
+        out!("    runs as {}: {}", r.run_as, r.commands.join(", "));
         if !r.reason_pattern.is_empty() {
-            println!("    reason must match {}", r.reason_pattern);
+            out!("    reason must match {}", r.reason_pattern);
         }
         if r.reason_min_length > 1 {
-            println!("    reason: at least {} characters", r.reason_min_length);
+            out!("    reason: at least {} characters", r.reason_min_length);
         }
         if r.max_total_secs > r.max_duration_secs {
-            println!(
+            out!(
                 "    extendable up to {} in total",
                 format_duration(r.max_total_secs)
             );
@@ -740,22 +882,22 @@ fn print_roles(roles: &[RoleInfo]) {
 }
 
 fn print_detail(r: &RequestInfo) {
-    println!("request {}", r.id);
-    println!("  user:      {} (uid {})", r.user, r.uid);
-    println!("  role:      {}", r.role);
-    println!("  state:     {}", r.state);
-    println!("  kind:      {}", r.kind);
+    out!("request {}", r.id);
+    out!("  user:      {} (uid {})", r.user, r.uid);
+    out!("  role:      {}", r.role);
+    out!("  state:     {}", r.state);
+    out!("  kind:      {}", r.kind);
     if r.extends != 0 {
-        println!("  extends:   grant {}", r.extends);
+        out!("  extends:   grant {}", r.extends);
     }
     if r.granted_at > 0 {
-        println!("  granted:   {}", format_rfc3339(r.granted_at));
+        out!("  granted:   {}", format_rfc3339(r.granted_at));
     }
     if r.kind == "break-glass" {
         if r.reviewed_by.is_empty() {
-            println!("  review:    not yet reviewed");
+            out!("  review:    not yet reviewed");
         } else {
-            println!(
+            out!(
                 "  review:    by {} at {}: {}",
                 esc(&r.reviewed_by),
                 format_rfc3339(r.reviewed_at),
@@ -763,26 +905,41 @@ fn print_detail(r: &RequestInfo) {
             );
         }
     }
-    println!("  reason:    {}", esc(&r.reason));
-    println!("  duration:  {}", format_duration(r.duration_secs));
-    println!("  created:   {}", format_rfc3339(r.created_at));
-    if r.not_after > 0 {
-        println!("  not after: {}", format_rfc3339(r.not_after));
+    out!("  reason:    {}", esc(&r.reason));
+    out!("  duration:  {}", length(r));
+    if r.approvals_required > 0 {
+        out!("  approvers: {}{}", r.approvers.join(", "), escalation(r));
     }
-    println!(
-        "  approvals: {}/{} {}",
+    out!("  created:   {}", format_rfc3339(r.created_at));
+    if r.not_after > 0 {
+        out!("  not after: {}", format_rfc3339(r.not_after));
+    }
+    let by = if r.approved_by.is_empty() {
+        String::new()
+    } else {
+        format!(" by {}", r.approved_by.join(", "))
+    };
+    out!(
+        "  approvals: {}/{}{by}",
         r.approved_by.len(),
-        r.approvals_required,
-        r.approved_by.join(", ")
+        r.approvals_required
     );
     if !r.decided_by.is_empty() {
-        println!(
+        out!(
             "  decided:   by {}: {}",
             esc(&r.decided_by),
             esc(&r.decision_reason)
         );
     }
-    println!("  via:       {} {}", esc(&r.service), esc(&r.tty));
+    out!(
+        "  via:       {}",
+        [esc(&r.service), esc(&r.tty)]
+            .iter()
+            .filter(|p| !p.is_empty())
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
 }
 
 async fn audit(p: &User1Proxy<'_>, a: AuditArgs, json: bool) -> Out {
@@ -791,7 +948,7 @@ async fn audit(p: &User1Proxy<'_>, a: AuditArgs, json: bool) -> Out {
         if json {
             print_json(&v)?;
         } else {
-            println!("{}", v.message);
+            out!("{}", v.message);
         }
         return if v.ok {
             Ok(())
@@ -813,7 +970,7 @@ async fn audit(p: &User1Proxy<'_>, a: AuditArgs, json: bool) -> Out {
         } else {
             format!(" from [{}]", esc(&r.origin))
         };
-        println!(
+        out!(
             "{} #{} {} by {} (uid {}){from} request {}: {}",
             format_rfc3339(r.at),
             r.seq,
@@ -828,20 +985,45 @@ async fn audit(p: &User1Proxy<'_>, a: AuditArgs, json: bool) -> Out {
 }
 
 /// Runs jitd's own parser (`jitd --check-config`) so there is exactly one policy grammar.
-fn policy_check(file: Option<&str>) -> Out {
+fn policy_check(file: Option<&str>, json: bool) -> Out {
     let file = file.unwrap_or("/etc/jit/jit.toml");
     let out = run_check_config(file)?;
-    if out.status.success() {
-        eprint!("{}", String::from_utf8_lossy(&out.stderr));
-        print!("{}", String::from_utf8_lossy(&out.stdout));
-        Ok(())
-    } else {
-        let msg = String::from_utf8_lossy(&out.stderr);
-        Err(Failure::new(
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        return Err(Failure::new(
             exit::REFUSED,
-            msg.trim().trim_start_matches("jitd: ").to_string(),
-        ))
+            stderr.trim().trim_start_matches("jitd: ").to_string(),
+        )
+        .named("invalid_policy"));
     }
+    if json {
+        let warnings: Vec<&str> = stderr
+            .lines()
+            .filter_map(|l| l.strip_prefix("jitd: warning: "))
+            .collect();
+        let notes: Vec<&str> = stderr
+            .lines()
+            .filter_map(|l| l.strip_prefix("jitd: note: "))
+            .collect();
+        let summary = String::from_utf8_lossy(&out.stdout);
+        // "FILE: OK (N roles, M warnings)"
+        let roles: u64 = summary
+            .rsplit(" (")
+            .next()
+            .and_then(|r| r.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        return print_json(&serde_json::json!({
+            "file": file,
+            "valid": true,
+            "roles": roles,
+            "warnings": warnings,
+            "notes": notes,
+        }));
+    }
+    eprint!("{stderr}");
+    out!("{}", String::from_utf8_lossy(&out.stdout).trim_end());
+    Ok(())
 }
 
 /// `jitd --check-config --config FILE`, with the jitd beside jitctl or the installed one.

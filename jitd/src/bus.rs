@@ -99,6 +99,7 @@ async fn caller(ids: &Identities, conn: &Connection, hdr: &Header<'_>) -> Result
         uid,
         origin,
         login_uid,
+        tty,
     })
 }
 
@@ -187,17 +188,14 @@ impl UserInterface {
         duration_secs: u64,
         reason: String,
     ) -> Result<RequestInfo, JitError> {
-        let ask = Ask {
-            kind,
-            role,
-            duration: duration_secs,
-            reason,
-            origin: Origin {
-                service: "jitctl".into(),
-                ..Origin::default()
-            },
-        };
         self.call(conn, hdr, move |s, who| {
+            let ask = Ask {
+                kind,
+                role,
+                duration: duration_secs,
+                reason,
+                origin: Origin::bus(who),
+            };
             let r = s.request(who, &ask)?;
             s.read(|c| c.info(&r))
         })
@@ -456,6 +454,7 @@ fn pam_user(user: &str, origin: &Origin) -> Result<Actor, JitError> {
         uid,
         origin: from,
         login_uid: None,
+        tty: String::new(),
     })
 }
 
@@ -577,6 +576,19 @@ impl PamInterface {
             s.read(|c| c.info(&r))
         })
         .await
+    }
+
+    async fn check_reason(
+        &self,
+        role: String,
+        reason: String,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<(), JitError> {
+        require_root(&self.ids, conn, &hdr).await?;
+        self.svc
+            .read(|c| c.policy().role(&role)?.check_reason(&reason).map(|_| ()))
+            .map_err(Into::into)
     }
 
     async fn pending(

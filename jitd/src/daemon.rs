@@ -145,6 +145,11 @@ fn run(args: Args) -> Result<(), String> {
         );
         return Ok(());
     }
+    tracing::info!(
+        "jitd {} starting (pid {}), policy {config}",
+        env!("CARGO_PKG_VERSION"),
+        std::process::id()
+    );
     for w in &policy.warnings {
         tracing::warn!("policy: {w}");
     }
@@ -263,7 +268,7 @@ fn spawn_signal_thread(
                         }
                     }
                     Err(e) => {
-                        tracing::error!("policy reload refused, previous policy kept: {e}");
+                        // reload_refused logs it (once) and keeps it for `jitctl status`.
                         notify.status("serving; policy reload refused, previous policy kept");
                         let _ = svc.write(|c| {
                             c.reload_refused(e.to_string());

@@ -316,6 +316,20 @@ impl Core {
     }
 
     pub fn info(&self, r: &RequestRow) -> Result<RequestInfo> {
+        // Who else may decide, and from when: from the role as the policy says it now.
+        let escalation = self.policy.role(&r.role).ok().and_then(|role| {
+            role.escalate_after.map(|after| {
+                (
+                    role.escalation_approvers
+                        .iter()
+                        .map(crate::policy::Principal::spec)
+                        .collect::<Vec<_>>(),
+                    r.created_at
+                        .saturating_add(i64::try_from(after).unwrap_or(i64::MAX)),
+                )
+            })
+        });
+        let escalates_at = escalation.as_ref().map_or(0, |(_, at)| *at);
         let approved_by = self
             .store
             .approvers_of(r.id)?
@@ -346,6 +360,8 @@ impl Core {
             reviewed_by: r.reviewed_by.clone(),
             reviewed_at: r.reviewed_at,
             review_comment: r.review_comment.clone(),
+            escalation_approvers: escalation.map(|(list, _)| list).unwrap_or_default(),
+            escalates_at,
         })
     }
 

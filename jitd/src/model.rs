@@ -43,6 +43,9 @@ pub struct Actor {
     /// when a login session starts and kept across su and sudo): whose login session the
     /// call comes from. None where there is none (unset, pam_jit, jitd itself).
     pub login_uid: Option<u32>,
+    /// The calling process's terminal (`pts/3`), empty without one (or for pam_jit, whose
+    /// origin names the PAM item).
+    pub tty: String,
 }
 
 impl Actor {
@@ -53,6 +56,7 @@ impl Actor {
             uid: 0,
             origin: "jitd".into(),
             login_uid: None,
+            tty: String::new(),
         }
     }
 }
@@ -78,17 +82,25 @@ pub struct Ask {
 }
 
 impl Ask {
-    /// More time on a grant of `role`.
-    pub fn extension(role: &str, by: u64, reason: &str) -> Ask {
+    /// More time on a grant of `role`, asked over the bus by `who`.
+    pub fn extension(who: &Actor, role: &str, by: u64, reason: &str) -> Ask {
         Ask {
             kind: Kind::Extension,
             role: role.to_string(),
             duration: by,
             reason: reason.to_string(),
-            origin: Origin {
-                service: "jitctl".into(),
-                ..Origin::default()
-            },
+            origin: Origin::bus(who),
+        }
+    }
+}
+
+impl Origin {
+    /// A call over the bus (jitctl, or any other D-Bus client), from `who`'s terminal.
+    pub fn bus(who: &Actor) -> Origin {
+        Origin {
+            service: "bus".into(),
+            tty: who.tty.clone(),
+            rhost: String::new(),
         }
     }
 }

@@ -227,7 +227,7 @@ impl Service {
             Ok(Some((v, grant.role)))
         })?;
         let verdict = match &v {
-            Some((v, role)) => run_validator(Some(v), who, &Ask::extension(role, by, reason)),
+            Some((v, role)) => run_validator(Some(v), who, &Ask::extension(who, role, by, reason)),
             None => Verdict::NotRun,
         };
         self.write(|c| c.extend(who, id, by, reason, &verdict))

@@ -112,10 +112,18 @@ impl Sessions {
         warned.extend(WARN_BEFORE.iter().filter(|&&t| t >= due));
         let msg = text(left);
         let mut written = 0;
-        let mut ttys: Vec<&str> = list.iter().filter_map(|s| s.tty.as_deref()).collect();
+        // A session's own terminal; an ssh login has none when it registers (sshd opens the
+        // PAM session before it allocates the pty), so its processes' terminal then.
+        let mut ttys: Vec<String> = list
+            .iter()
+            .flat_map(|s| match &s.tty {
+                Some(t) => vec![t.clone()],
+                None => descendant_terminals(s.pid),
+            })
+            .collect();
         ttys.sort_unstable();
         ttys.dedup();
-        for tty in ttys {
+        for tty in &ttys {
             match write_terminal(tty, &msg) {
                 Ok(()) => written += 1,
                 Err(e) => tracing::warn!("cannot warn grant {grant} on {tty}: {e}"),
@@ -154,8 +162,8 @@ pub fn start_time(pid: i32) -> Option<u64> {
     stat_field(pid, 22)
 }
 
-/// Every process below `root`, from /proc, as pidfds (taken now).
-fn descendants(root: i32) -> Vec<OwnedFd> {
+/// The pids of every process below `root`, from /proc.
+fn descendant_pids(root: i32) -> Vec<i32> {
     let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
     if let Ok(rd) = std::fs::read_dir("/proc") {
         for e in rd.flatten() {
@@ -172,13 +180,28 @@ fn descendants(root: i32) -> Vec<OwnedFd> {
     let mut queue = vec![root];
     while let Some(p) = queue.pop() {
         for &c in children.get(&p).map(Vec::as_slice).unwrap_or(&[]) {
-            if let Ok(fd) = open_pidfd(c) {
-                out.push(fd);
-            }
+            out.push(c);
             queue.push(c);
         }
     }
     out
+}
+
+/// Every process below `root`, as pidfds (taken now).
+fn descendants(root: i32) -> Vec<OwnedFd> {
+    descendant_pids(root)
+        .into_iter()
+        .filter_map(|p| open_pidfd(p).ok())
+        .collect()
+}
+
+/// The terminals (`/dev/pts/N`) the processes below `root` have as controlling terminal.
+fn descendant_terminals(root: i32) -> Vec<String> {
+    descendant_pids(root)
+        .into_iter()
+        .filter_map(|p| u32::try_from(p).ok())
+        .filter_map(|p| terminal_path(&tty_of(p)))
+        .collect()
 }
 
 /// Ends sessions: SIGHUP now; SIGKILL to each and its descendants after [`GRACE`], from a

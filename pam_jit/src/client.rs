@@ -15,6 +15,9 @@ pub struct BusClient {
 }
 
 fn from_jit(e: JitError) -> Error {
+    if e.is_start_failure() {
+        return Error::Unreachable(JitError::START_FAILURE.into());
+    }
     if e.is_service_missing() {
         return Error::Unreachable("jitd is not running".into());
     }
@@ -78,6 +81,13 @@ impl Jitd for BusClient {
     fn open_session(&self, s: &SessionOpen) -> Result<u64, Error> {
         let s = s.clone();
         self.call(Duration::ZERO, |p| async move { p.open_session(&s).await })
+    }
+
+    fn check_reason(&self, role: &str, reason: &str) -> Result<(), Error> {
+        let (role, reason) = (role.to_string(), reason.to_string());
+        self.call(Duration::ZERO, |p| async move {
+            p.check_reason(&role, &reason).await
+        })
     }
 
     fn pending(&self, user: &str) -> Result<Vec<RequestInfo>, Error> {

@@ -2,15 +2,12 @@
 //! adapter, and `pam_syslog`.
 #![allow(unsafe_code)]
 
-use crate::logic::{Error, Pam};
+use crate::logic::{Error, Mark, Pam};
 use pam::constants::{PAM_ERROR_MSG, PAM_PROMPT_ECHO_ON, PAM_TEXT_INFO, PamFlag, PamResultCode};
 use pam::conv::Conv;
 use pam::items::{RHost, RUser, Service, Tty};
 use pam::module::{PamHandle, PamHooks};
 use std::ffi::{CStr, CString, c_char, c_int};
-
-/// Key for "auth already ran in this transaction" (sudo retries auth up to three times).
-const AUTH_DONE_KEY: &str = "pam_jit_auth_done";
 
 #[link(name = "pam")]
 unsafe extern "C" {
@@ -154,12 +151,11 @@ impl Pam for Handle<'_> {
         }
     }
 
-    fn auth_done(&self) -> bool {
-        // SAFETY: AUTH_DONE_KEY is only ever stored by `set_auth_done`, always as a `u8`.
-        unsafe { self.pamh.get_data::<u8>(AUTH_DONE_KEY) }.is_ok()
+    fn marked(&self, m: Mark) -> bool {
+        // SAFETY: a mark's key is only ever stored by `mark`, always as a `u8`.
+        unsafe { self.pamh.get_data::<u8>(m.key()) }.is_ok()
     }
-
-    fn set_auth_done(&mut self) {
-        let _ = self.pamh.set_data(AUTH_DONE_KEY, Box::new(1u8));
+    fn mark(&mut self, m: Mark) {
+        let _ = self.pamh.set_data(m.key(), Box::new(1u8));
     }
 }

@@ -34,6 +34,10 @@ impl Host for System {
         Ok(u.gid == g.gid || g.mem.iter().any(|m| m == user))
     }
 
+    fn interrupted(&self) -> bool {
+        stop_signal_pending()
+    }
+
     fn is_superuser(&self, user: &str) -> Result<bool, String> {
         Ok(nix::unistd::User::from_name(user)
             .map_err(|e| e.to_string())?
@@ -46,6 +50,23 @@ impl Host for System {
             .map(|d| i64::try_from(d.as_secs()).unwrap_or(0))
             .unwrap_or(0)
     }
+}
+
+/// SIGHUP, SIGINT, SIGQUIT or SIGTERM pending for this thread or process, as
+/// `/proc/thread-self/status` says (SigPnd, ShdPnd: hex masks, bit n-1 for signal n).
+fn stop_signal_pending() -> bool {
+    const STOP: u64 = (1 << 0) | (1 << 1) | (1 << 2) | (1 << 14);
+    let Ok(status) = std::fs::read_to_string("/proc/thread-self/status") else {
+        return false;
+    };
+    status
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("SigPnd:")
+                .or_else(|| l.strip_prefix("ShdPnd:"))
+        })
+        .filter_map(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .any(|mask| mask & STOP != 0)
 }
 
 fn code(phase: Phase, v: Verdict) -> PamResultCode {

@@ -28,9 +28,29 @@ pub trait Pam {
     fn error(&mut self, msg: &str);
     /// Decisions to syslog (authpriv).
     fn log(&mut self, msg: &str);
-    /// Whether auth already ran in this PAM transaction (sudo retries auth up to 3 times).
-    fn auth_done(&self) -> bool;
-    fn set_auth_done(&mut self);
+    /// Whether `m` was set earlier in this PAM transaction (PAM data, which lives as long as
+    /// the handle: sudo retries auth up to 3 times, sshd keyboard-interactive too).
+    fn marked(&self, m: Mark) -> bool;
+    fn mark(&mut self, m: Mark);
+}
+
+/// What a hook remembers across calls in one PAM transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Mark {
+    /// sudo's auth ran (its retries must never make a second request).
+    AuthDone,
+    /// An ssh login was told it may request no ssh role (sshd's retries say it once).
+    SshRefusalTold,
+}
+
+impl Mark {
+    /// The PAM data key.
+    pub fn key(self) -> &'static str {
+        match self {
+            Mark::AuthDone => "pam_jit_auth_done",
+            Mark::SshRefusalTold => "pam_jit_ssh_refusal_told",
+        }
+    }
 }
 
 /// jitd's PAM interface.
@@ -41,6 +61,8 @@ pub trait Jitd {
     fn wait(&self, user: &str, id: u64, secs: u32) -> Result<RequestInfo, Error>;
     /// The user's pending grant requests, oldest first.
     fn pending(&self, user: &str) -> Result<Vec<RequestInfo>, Error>;
+    /// Whether `reason` would do for `role` (Refused says why).
+    fn check_reason(&self, role: &str, reason: &str) -> Result<(), Error>;
     fn open_session(&self, s: &SessionOpen) -> Result<u64, Error>;
 }
 
@@ -48,6 +70,10 @@ pub trait Jitd {
 pub trait Host {
     fn hostname(&self) -> String;
     fn in_group(&self, user: &str, group: &str) -> Result<bool, String>;
+    /// Whether the user asked to stop (Ctrl-C, SIGTERM...): sudo blocks those signals while
+    /// PAM runs, so they wait, pending, for the hook to return. pam_jit installs no handler
+    /// and takes nothing: it only looks, and sudo gets the signal when the hook returns.
+    fn interrupted(&self) -> bool;
     /// Whether `user` is uid 0 (root needs no grant to be root).
     fn is_superuser(&self, user: &str) -> Result<bool, String>;
     fn now(&self) -> i64;
@@ -111,8 +137,11 @@ pub fn decide(gate: bool, result: &Result<Verdict, Error>) -> Verdict {
 }
 
 const ASK_ATTEMPTS: usize = 3;
-/// One long-poll slice while waiting for an approval.
-const WAIT_SLICE_SECS: u64 = 10;
+/// One long-poll slice while waiting for an approval at the sudo prompt: between two, a
+/// Ctrl-C is noticed, so it ends the wait within about this long.
+const WAIT_SLICE_SECS: u64 = 1;
+/// Between two "still waiting" lines at the sudo prompt.
+const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 /// Between progress prompts while an ssh login waits for an approval.
 const PROGRESS_SECS: u64 = 20;
 /// Where sshd lists the authentication methods that have already succeeded.
@@ -136,11 +165,11 @@ pub fn authenticate(
     host: &dyn Host,
 ) -> Result<Verdict, Error> {
     let user = pam.user()?;
-    if pam.auth_done() {
+    if pam.marked(Mark::AuthDone) {
         // sudo's second or third auth attempt in the same transaction: never a second request.
         return Ok(Verdict::Ignore);
     }
-    pam.set_auth_done();
+    pam.mark(Mark::AuthDone);
     let result = (|| {
         if jitd.check(&user, false)?.active {
             return Ok(Verdict::Ignore);
@@ -149,19 +178,31 @@ pub fn authenticate(
         if roles.is_empty() {
             return Ok(Verdict::Ignore);
         }
-        let Some(req) = ask_and_submit(pam, jitd, host, &user, &roles)? else {
-            return Ok(Verdict::Ignore);
+        // A request from an earlier sudo that still waits: offer to wait for it first.
+        let earlier = jitd
+            .pending(&user)?
+            .into_iter()
+            .find(|p| roles.iter().any(|r| r.name == p.role));
+        let req = match earlier {
+            Some(req) if wait_for_earlier(pam, &req)? => req,
+            _ => match ask_and_submit(pam, jitd, host, &user, &roles)? {
+                Some(req) => req,
+                None => return Ok(Verdict::Ignore),
+            },
         };
         let req = if req.state() == Some(State::Pending) && !cfg.wait.is_zero() {
             pam.info(&format!(
-                "jit: role '{}' needs {} approval(s) from {}; waiting up to {} (request {}).",
+                "jit: role '{}' needs {} approval(s) from {}; waiting up to {} (request {}). \
+                 Ctrl-C stops waiting; the request stays: jitctl wait {}, jitctl show {}.",
                 req.role,
                 req.approvals_required,
                 req.approvers.join(", "),
                 format_duration(cfg.wait.as_secs()),
+                req.id,
+                req.id,
                 req.id
             ));
-            wait_for_decision(cfg, pam, jitd, &user, req)?
+            wait_for_decision(cfg, pam, jitd, host, &user, req)?
         } else {
             req
         };
@@ -173,6 +214,21 @@ pub fn authenticate(
         pam.log(&format!("auth for {user}: {e:?}"));
     }
     result
+}
+
+/// Tells of a request from an earlier attempt that still waits, and asks whether to wait for
+/// it (Enter) or ask for another role (`n`).
+fn wait_for_earlier(pam: &mut dyn Pam, req: &RequestInfo) -> Result<bool, Error> {
+    pam.info(&format!(
+        "jit: request {} for role '{}' is still waiting for {} approval(s) from {}.",
+        req.id,
+        req.role,
+        req.approvals_required,
+        req.approvers.join(", ")
+    ));
+    let answer = pam.prompt("jit: wait for it (Enter), or ask for another role (n)? ")?;
+    let answer = answer.as_deref().map(str::trim).unwrap_or("");
+    Ok(!answer.eq_ignore_ascii_case("n"))
 }
 
 /// Lists the roles, asks for role, reason and duration, and submits. None when the user
@@ -188,20 +244,13 @@ fn ask_and_submit(
         "jit: no active grant for {user} on {}.",
         host.hostname()
     ));
-    let listed: Vec<String> = roles
-        .iter()
-        .map(|r| format!("{} ({})", r.name, r.summary()))
-        .collect();
-    pam.info(&format!(
-        "jit: roles you may request: {}",
-        listed.join(", ")
-    ));
+    pam.info(&roles_listing(roles));
 
     let Some(role) = ask_role(pam, roles)? else {
         pam.info("jit: no role chosen; nothing was requested.");
         return Ok(None);
     };
-    let Some(reason) = ask_reason(pam, role)? else {
+    let Some(reason) = ask_reason(pam, jitd, role)? else {
         pam.info("jit: no reason given; nothing was requested.");
         return Ok(None);
     };
@@ -243,16 +292,47 @@ fn ask_role<'r>(pam: &mut dyn Pam, roles: &'r [RoleInfo]) -> Result<Option<&'r R
     Ok(None)
 }
 
-fn ask_reason(pam: &mut dyn Pam, role: &RoleInfo) -> Result<Option<String>, Error> {
+/// One role a line, what each needs beside it, the names aligned: readable with many.
+fn roles_listing(roles: &[RoleInfo]) -> String {
+    let width = roles.iter().map(|r| r.name.len()).max().unwrap_or(0);
+    let mut out = String::from("jit: roles you may request:");
+    for r in roles {
+        out.push_str(&format!(
+            "\njit:   {:width$}  {}{}",
+            r.name,
+            r.summary(),
+            if r.ssh { ", admits ssh logins" } else { "" }
+        ));
+    }
+    out
+}
+
+/// Asks for a reason until one does for the role (checked by jitd as it is typed, so a
+/// wrong one is asked again now, not refused after the last question).
+fn ask_reason(
+    pam: &mut dyn Pam,
+    jitd: &dyn Jitd,
+    role: &RoleInfo,
+) -> Result<Option<String>, Error> {
     let prompt = if role.reason_pattern.is_empty() {
         "jit: reason: ".to_string()
     } else {
         format!("jit: reason (must match {}): ", role.reason_pattern)
     };
     for _ in 0..ASK_ATTEMPTS {
-        match pam.prompt(&prompt)? {
-            Some(r) if !r.trim().is_empty() => return Ok(Some(r.trim().to_string())),
-            _ => pam.error("jit: a reason is required."),
+        let answer = pam.prompt(&prompt)?;
+        let answer = answer.as_deref().map(str::trim).unwrap_or("");
+        if answer.is_empty() {
+            pam.error("jit: a reason is required.");
+            continue;
+        }
+        match jitd.check_reason(&role.name, answer) {
+            Ok(()) => return Ok(Some(answer.to_string())),
+            Err(Error::Refused(why)) => pam.error(&format!(
+                "jit: {}; type it again.",
+                jit_proto::text::escape(&why)
+            )),
+            Err(e) => return Err(e),
         }
     }
     Ok(None)
@@ -291,16 +371,20 @@ fn poll(
     jitd.wait(user, req.id, u32::try_from(secs).unwrap_or(1))
 }
 
-/// sudo: waits up to `wait=`, saying after each slice that it still waits (sudo shows PAM
-/// messages at once).
+/// sudo: waits up to `wait=`, saying after the first slice and then every
+/// [`PROGRESS_EVERY`] that it still waits (sudo
+/// shows PAM messages at once), and stops as soon as the user presses Ctrl-C.
 fn wait_for_decision(
     cfg: &Config,
     pam: &mut dyn Pam,
     jitd: &dyn Jitd,
+    host: &dyn Host,
     user: &str,
     mut req: RequestInfo,
 ) -> Result<RequestInfo, Error> {
     let deadline = Instant::now() + cfg.wait;
+    // The first slice that ends pending says so; then every PROGRESS_EVERY.
+    let mut next_progress = Instant::now();
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -315,8 +399,16 @@ fn wait_for_decision(
         if req.state() != Some(State::Pending) {
             return Ok(req);
         }
+        if host.interrupted() {
+            pam.info(&format!(
+                "jit: stopped waiting; request {} stays pending (jitctl wait {} follows it).",
+                req.id, req.id
+            ));
+            return Ok(req);
+        }
         let left = deadline.saturating_duration_since(Instant::now());
-        if !left.is_zero() {
+        if !left.is_zero() && Instant::now() >= next_progress {
+            next_progress = Instant::now() + PROGRESS_EVERY;
             pam.info(&format!(
                 "jit: still waiting for approval of request {} ({} left).",
                 req.id,
@@ -370,11 +462,15 @@ pub fn authenticate_ssh(
         let req = match earlier {
             Some(req) => req,
             None if roles.is_empty() => {
-                pam.error(&format!(
-                    "jit: {user} has no grant that admits ssh logins on {}, and no role they \
-                     may request does.",
-                    host.hostname()
-                ));
+                // sshd retries keyboard-interactive; the user hears it once.
+                if !pam.marked(Mark::SshRefusalTold) {
+                    pam.mark(Mark::SshRefusalTold);
+                    pam.error(&format!(
+                        "jit: {user} has no grant that admits ssh logins on {}, and no role \
+                         they may request does.",
+                        host.hostname()
+                    ));
+                }
                 pam.log(&format!("user={user} denied: no ssh grant and no ssh role"));
                 return Ok(Verdict::Deny);
             }
@@ -478,8 +574,8 @@ fn report(pam: &mut dyn Pam, host: &dyn Host, req: &RequestInfo) {
         )),
         Some(State::Pending) => pam.info(&format!(
             "jit: request {} is still pending; run your command again once it is approved \
-             (jitctl show {}).",
-            req.id, req.id
+             (jitctl wait {} waits for it; jitctl show {}).",
+            req.id, req.id, req.id
         )),
         _ => pam.error(&format!(
             "jit: request {} was {}{}.",

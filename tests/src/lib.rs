@@ -649,6 +649,15 @@ impl World {
         c
     }
 
+    /// As [`World::ssh_command`], on a terminal of its own on the server (`ssh -tt`).
+    pub fn ssh_terminal(&self, user: &str, cmd: &str) -> Command {
+        let mut c = self.ssh_base(user);
+        c.args(["-tt", "-o", "BatchMode=yes", "-o", "LogLevel=ERROR"])
+            .arg(format!("{user}@127.0.0.1"))
+            .arg(cmd);
+        c
+    }
+
     /// The ssh client logging in as `user` with their key, then answering sshd's
     /// keyboard-interactive prompts through an askpass program (`SSH_ASKPASS_REQUIRE=force`)
     /// that records every prompt in `<world>/prompts-<user>` and answers `role`, `reason`,
@@ -908,6 +917,87 @@ impl World {
         let r = self.jitctl("root", &["--json", "show", &id.to_string()]);
         assert!(r.ok(), "{}", r.all());
         r.json()
+    }
+}
+
+/// A program on a real terminal (a pty from script(1)), driven as a person would: wait for
+/// what it says, type a line, press Ctrl-C. Everything it printed is kept.
+pub struct Pty {
+    child: Child,
+    input: std::process::ChildStdin,
+    seen: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Pty {
+    /// `cmd` (a shell command line) as `user` on a terminal of its own.
+    pub fn spawn(world: &World, user: &str, cmd: &str) -> Pty {
+        let mut child = world
+            .as_user(
+                user,
+                Path::new("/usr/bin/script"),
+                &["-qfec", cmd, "/dev/null"],
+            )
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let input = child.stdin.take().unwrap();
+        let mut out = child.stdout.take().unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = seen.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 1024];
+            while let Ok(n) = std::io::Read::read(&mut out, &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        Pty { child, input, seen }
+    }
+
+    /// Everything printed so far.
+    pub fn said(&self) -> String {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// Waits until what it printed says `text`.
+    pub fn expect(&self, text: &str, timeout: Duration) {
+        wait_for(&format!("'{text}' on the terminal"), timeout, || {
+            self.said().contains(text).then_some(())
+        });
+    }
+
+    /// Types `line` and Enter.
+    pub fn line(&mut self, line: &str) {
+        self.input
+            .write_all(format!("{line}\r").as_bytes())
+            .unwrap();
+        self.input.flush().unwrap();
+    }
+
+    /// Ctrl-C, as the terminal sends it (SIGINT to the foreground process group).
+    pub fn ctrl_c(&mut self) {
+        self.input.write_all(b"\x03").unwrap();
+        self.input.flush().unwrap();
+    }
+
+    /// Waits for the program to end.
+    pub fn wait(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        wait_for("the program to end", timeout, || {
+            self.child.try_wait().unwrap()
+        })
+    }
+}
+
+impl Drop for Pty {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

@@ -164,6 +164,9 @@ fn given_fresh_host_when_install_then_jitd_runs_with_example_policy_and_uninstal
         "source /usr/local/share/bash-completion/completions/jitctl \
          && complete -p jitctl",
     );
+    // Every path the pages name is true for this installation (regression: jit.toml(5)
+    // pointed to examples under /usr/share, install.sh put them under /usr/local/share).
+    let page = sh("man -P cat jit.toml 2>/dev/null; man -P cat pam_jit 2>/dev/null");
 
     let activation =
         std::fs::read_to_string("/usr/local/share/dbus-1/system-services/org.jit.Jitd.service")
@@ -252,6 +255,15 @@ fn given_fresh_host_when_install_then_jitd_runs_with_example_policy_and_uninstal
         );
     }
     assert!(completion.stdout.contains("jitctl"), "{}", completion.all());
+    assert!(
+        page.stdout.contains("/usr/local/share/doc/jit/examples")
+            && page
+                .stdout
+                .contains("/etc/dbus-1/system.d/org.jit.Jitd.conf")
+            && !page.stdout.contains("/usr/share/doc/jit-access"),
+        "{}",
+        page.all()
+    );
     assert!(
         manifest.lines().count() > 20,
         "installed-files lists what was installed: {manifest}"

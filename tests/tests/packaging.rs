@@ -202,6 +202,15 @@ fn given_deb_when_installed_removed_and_purged_then_pam_untouched_until_asked_an
     ] {
         assert!(Path::new(f).exists(), "{f} not installed");
     }
+    // The pages name this installation's paths, and they exist.
+    let pages = sh("zcat /usr/share/man/man5/jit.toml.5.gz /usr/share/man/man8/pam_jit.8.gz");
+    for path in [
+        "/usr/share/doc/jit-access/examples/",
+        "/usr/share/dbus-1/system.d/org.jit.Jitd.conf",
+    ] {
+        assert!(pages.stdout.contains(path), "{path}: {}", pages.all());
+        assert!(Path::new(path).exists(), "{path} named but not installed");
+    }
     let state = std::fs::metadata("/var/lib/jitd").expect("/var/lib/jitd");
     assert_eq!(
         std::os::unix::fs::PermissionsExt::mode(&state.permissions()) & 0o777,

@@ -442,3 +442,90 @@ fn given_short_ssh_grant_and_a_longer_grant_without_ssh_when_the_ssh_grant_ends_
     assert!(!status.success(), "{status}");
     assert_eq!(w.request(other)["state"], "active");
 }
+
+#[test]
+fn given_user_eligible_for_no_ssh_role_when_keyboard_interactive_then_refusal_said_once() {
+    // Regression: the ssh client retries keyboard-interactive, and the user read the same
+    // refusal three times.
+    let w = Builder::new()
+        .user("alice", &[])
+        .user("bob", &[])
+        .policy(POLICY.replace("ssh = true", "ssh = false").as_str())
+        .sshd(Some(SSH_ACCOUNT_JIT))
+        .ssh_keyboard_interactive("mode=ssh timeout=5 wait=20")
+        .build();
+    let r = jit_e2e::run(
+        w.ssh_interactive("alice", "login", "OPS-11", "id -un"),
+        "",
+        Duration::from_secs(60),
+    );
+    assert_ne!(r.code, 0, "{}", r.all());
+    assert_eq!(
+        r.stderr.matches("no role they may request does").count(),
+        1,
+        "{}",
+        r.all()
+    );
+}
+
+#[test]
+fn given_ssh_session_on_a_terminal_when_its_grant_nears_its_end_then_the_login_is_warned_there() {
+    // Regression: ssh sessions got no warning (their PAM_TTY is `ssh`, not the pty, which
+    // sshd allocates after it opens the PAM session).
+    let w = world();
+    // Terminals as a Debian host makes them (see the sudo warning test).
+    use nix::mount::{MsFlags, mount};
+    mount(
+        Some("devpts"),
+        "/dev/pts",
+        Some("devpts"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("newinstance,gid=5,mode=620,ptmxmode=666"),
+    )
+    .unwrap();
+    mount(
+        Some("/dev/pts/ptmx"),
+        "/dev/ptmx",
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .unwrap();
+    // 65 s: the one-minute warning is due 5 s in.
+    let id = w.submit("alice", "login", "65s", "OPS-12")["id"]
+        .as_u64()
+        .unwrap();
+    let mut login = w
+        .ssh_terminal("alice", "sleep 40")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = login.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut seen = String::new();
+        let mut buf = [0u8; 512];
+        while let Ok(n) = std::io::Read::read(&mut out, &mut buf) {
+            if n == 0 {
+                break;
+            }
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+            if seen.contains("--reason TEXT") {
+                break;
+            }
+        }
+        seen
+    });
+    jit_e2e::wait_for("the warning", Duration::from_secs(45), || {
+        reader.is_finished().then_some(())
+    });
+    let _ = login.kill();
+    let _ = login.wait();
+    let text = reader.join().unwrap();
+    assert!(
+        text.contains(&format!("jit: your grant {id} (login) ends in")),
+        "{text:?}\n{}",
+        w.jitd_log()
+    );
+}

@@ -100,6 +100,12 @@ fn given_full_disk_when_requests_come_then_refused_while_expiry_goes_on_and_stat
         "nothing new may be recorded: {grants}"
     );
     let status = w.jitctl("root", &["status"]);
+    assert_eq!(
+        status.code,
+        1,
+        "unhealthy is a failure to monitoring: {}",
+        status.all()
+    );
     assert!(
         status.stdout.contains("health: ERROR") && status.stdout.contains("full"),
         "{}",

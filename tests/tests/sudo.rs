@@ -695,6 +695,21 @@ max_duration = "1h"
         w.jitctl("root", &["audit"]).stdout
     );
     assert!(text.contains(&format!("jitctl extend {id}")), "{text:?}");
+    // The command the warning gives works as printed (regression: it lacked --reason),
+    // with its placeholder filled in.
+    let printed = text
+        .split("extend it with: ")
+        .nth(1)
+        .and_then(|t| t.lines().next())
+        .unwrap()
+        .trim()
+        .to_string();
+    let (before, after) = printed.split_once(" --reason ").unwrap();
+    assert_eq!(after, "TEXT", "{printed}");
+    let mut args: Vec<&str> = before.split(' ').skip(1).collect();
+    args.extend(["--reason", "OPS-9 the job needs longer"]);
+    let r = w.jitctl("alice", &args);
+    assert!(r.ok(), "{printed}: {}", r.all());
     let took = started.elapsed();
     assert!(took < Duration::from_secs(15), "warned after {took:?}");
     // Once per threshold: no second warning in the next seconds.

@@ -69,8 +69,39 @@ fn dist(out: &Path) -> Result<(), String> {
         std::fs::create_dir_all(&d).map_err(io(&d))?;
         let mut buf = Vec::new();
         clap_complete::generate(shell, &mut jitctl.clone(), "jitctl", &mut buf);
+        if shell == clap_complete::Shell::Bash {
+            buf.extend_from_slice(BASH_DYNAMIC.as_bytes());
+        }
         std::fs::write(d.join(file), buf).map_err(io(&d))?;
     }
     println!("xtask: man pages and completions in {}", out.display());
     Ok(())
 }
+
+/// Role names and request ids, asked of jitd as the user types (`jitctl complete roles|ids`),
+/// after clap's completion of commands and options.
+const BASH_DYNAMIC: &str = r#"
+# Role names after `request`, request ids after the commands that take one: asked of jitd.
+_jitctl_dynamic() {
+    local cur="${COMP_WORDS[COMP_CWORD]}" sub="" i positional=0
+    for ((i = 1; i < COMP_CWORD; i++)); do
+        case "${COMP_WORDS[i]}" in
+            --bus|--for|--reason|--by|--timeout|--comment|--since|--user) ((i++)) ;;
+            -*) ;;
+            *) if [[ -z "$sub" ]]; then sub="${COMP_WORDS[i]}"; else ((positional++)); fi ;;
+        esac
+    done
+    if [[ "$cur" != -* && $positional -eq 0 ]]; then
+        case "$sub" in
+            request)
+                COMPREPLY=($(compgen -W "$(jitctl complete roles 2>/dev/null)" -- "$cur"))
+                return 0 ;;
+            show|approve|deny|revoke|release|cancel|extend|wait)
+                COMPREPLY=($(compgen -W "$(jitctl complete ids 2>/dev/null)" -- "$cur"))
+                return 0 ;;
+        esac
+    fi
+    _jitctl "$@"
+}
+complete -F _jitctl_dynamic -o nosort -o bashdefault -o default jitctl
+"#;

@@ -181,7 +181,7 @@ impl Core {
         let (_, reason) = self.policy.check_request(
             &role,
             &who.name,
-            &Ask::extension(&role.name, by, reason),
+            &Ask::extension(who, &role.name, by, reason),
             now,
             self.dir.as_ref(),
         )?;
@@ -228,8 +228,8 @@ impl Core {
             run_as: grant.run_as.clone(),
             reauth: grant.reauth,
             ssh: grant.ssh,
-            service: "jitctl".into(),
-            tty: String::new(),
+            service: "bus".into(),
+            tty: who.tty.clone(),
             rhost: String::new(),
             kind: Kind::Extension,
             extends: id,

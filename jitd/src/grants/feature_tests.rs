@@ -88,6 +88,7 @@ fn actor(name: &str) -> Actor {
         uid,
         origin: "bus pid=4242 tty=pts/1".into(),
         login_uid: Some(uid),
+        tty: "pts/1".into(),
     }
 }
 

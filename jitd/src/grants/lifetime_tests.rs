@@ -75,6 +75,7 @@ fn actor(name: &str) -> Actor {
         uid,
         origin: format!("bus pid=4242 loginuid={uid}"),
         login_uid: Some(uid),
+        tty: "pts/1".into(),
     }
 }
 
@@ -334,4 +335,19 @@ fn given_requests_of_others_when_an_ordinary_user_asks_status_then_only_their_ow
     assert_eq!(alice.pending_requests, 1);
     let root = w.core.status(&actor("root")).unwrap();
     assert_eq!(root.pending_requests, 1);
+}
+
+#[test]
+fn given_an_ordinary_user_when_asking_for_another_users_audit_records_then_refused_saying_why() {
+    // Found in the user trial: the filter was ignored and the caller's own records came back.
+    let w = world();
+    let bob: UserName = "bob".into();
+    let e = w.core.audit(&actor("alice"), 0, Some(&bob)).unwrap_err();
+    assert!(
+        matches!(&e, Error::NotAuthorized(m) if m.contains("only root and approvers")),
+        "{e:?}"
+    );
+    let alice: UserName = "alice".into();
+    assert!(w.core.audit(&actor("alice"), 0, Some(&alice)).is_ok());
+    assert!(w.core.audit(&actor("root"), 0, Some(&bob)).is_ok());
 }

@@ -175,7 +175,7 @@ impl Core {
         let n = self.sessions.warn(id, left, length, |left| {
             format!(
                 "\r\n\x07jit: your grant {id} ({role}) ends in {} (at {}); \
-                 extend it with: jitctl extend {id} --by DURATION\r\n",
+                 extend it with: jitctl extend {id} --by 30m --reason TEXT\r\n",
                 format_duration(left.max(1)),
                 format_rfc3339(end)
             )

@@ -173,6 +173,13 @@ impl Core {
         let user = match user {
             Some(u) if privileged => u.as_str(),
             None if privileged => "",
+            Some(u) if *u != who.name => {
+                return Err(Error::NotAuthorized(format!(
+                    "only root and approvers may read other users' audit records; {} sees \
+                     the records by or about {} (jitctl audit)",
+                    who.name, who.name
+                )));
+            }
             _ => who.name.as_str(),
         };
         self.store.audit_since(since, user)

@@ -12,7 +12,7 @@ struct FakePam {
     infos: Vec<String>,
     errors: Vec<String>,
     logs: Vec<String>,
-    done: bool,
+    marks: Vec<Mark>,
     conv_broken: bool,
     ruser: String,
     /// sshd's SSH_AUTH_INFO_0: the methods that succeeded before.
@@ -87,11 +87,11 @@ impl Pam for FakePam {
     fn log(&mut self, msg: &str) {
         self.logs.push(msg.into());
     }
-    fn auth_done(&self) -> bool {
-        self.done
+    fn marked(&self, m: Mark) -> bool {
+        self.marks.contains(&m)
     }
-    fn set_auth_done(&mut self) {
-        self.done = true;
+    fn mark(&mut self, m: Mark) {
+        self.marks.push(m);
     }
 }
 
@@ -109,6 +109,8 @@ struct FakeJitd {
     sessions: RefCell<Vec<SessionOpen>>,
     /// The user's pending requests.
     pending: Vec<RequestInfo>,
+    /// Reasons holding this are refused by check_reason.
+    bad_reason: Option<String>,
 }
 
 fn role(name: &str, approvals: u32) -> RoleInfo {
@@ -165,6 +167,8 @@ fn info(id: u64, state: &str) -> RequestInfo {
         reviewed_by: String::new(),
         reviewed_at: 0,
         review_comment: String::new(),
+        escalation_approvers: vec![],
+        escalates_at: 0,
     }
 }
 
@@ -210,6 +214,14 @@ impl Jitd for FakeJitd {
         });
         Ok(info(id, s))
     }
+    fn check_reason(&self, _role: &str, reason: &str) -> Result<(), Error> {
+        match &self.bad_reason {
+            Some(bad) if reason.contains(bad.as_str()) => {
+                Err(Error::Refused(format!("reason must not say {bad}")))
+            }
+            _ => Ok(()),
+        }
+    }
     fn pending(&self, _user: &str) -> Result<Vec<RequestInfo>, Error> {
         if self.down {
             return Err(Error::Unreachable("jitd is not running".into()));
@@ -235,6 +247,9 @@ impl Host for FakeHost {
     }
     fn in_group(&self, _user: &str, _group: &str) -> Result<bool, String> {
         Ok(self.exempt)
+    }
+    fn interrupted(&self) -> bool {
+        false
     }
     fn is_superuser(&self, user: &str) -> Result<bool, String> {
         Ok(user == "root")
@@ -710,7 +725,10 @@ fn given_no_grant_when_ssh_auth_then_asked_submitted_and_admitted_once_approved(
     assert_eq!(submitted[0].1, "web");
     assert_eq!(submitted[0].2, 1200);
     let said = pam.said();
-    assert!(said.contains("roles you may request: web"), "{said}");
+    assert!(
+        said.contains("roles you may request:\njit:   web  "),
+        "{said}"
+    );
     assert!(
         !said.contains("sudo-only"),
         "only ssh roles are offered: {said}"
@@ -880,4 +898,124 @@ fn given_jitd_down_or_conversation_broken_when_ssh_auth_then_denied() {
     };
     let r = authenticate_ssh(&cfg, &mut pam, &jitd, &HOST);
     assert_eq!(decide(true, &r), Verdict::Deny);
+}
+
+// --- the sudo prompt, as a person meets it ---
+
+#[test]
+fn given_many_roles_when_listed_then_one_a_line_with_what_each_needs() {
+    let roles: Vec<RoleInfo> = (0..16)
+        .map(|i| role(&format!("role-{i:02}"), u32::from(i % 3 == 0)))
+        .collect();
+    let listing = roles_listing(&roles);
+    let lines: Vec<&str> = listing.lines().collect();
+    assert_eq!(lines.len(), 17, "{listing}");
+    assert_eq!(lines[0], "jit: roles you may request:");
+    assert_eq!(lines[1], "jit:   role-00  up to 1h, 1 approval from %sre");
+    assert_eq!(lines[2], "jit:   role-01  up to 1h, no approval");
+}
+
+#[test]
+fn given_reason_breaking_the_role_rules_when_typed_then_asked_again_at_once() {
+    // Regression: a bad reason was refused only after the duration question, and sudo then
+    // ended, so every answer had to be typed again.
+    let jitd = FakeJitd {
+        roles: vec![role("web", 0)],
+        bad_reason: Some("nope".into()),
+        ..FakeJitd::default()
+    };
+    let mut pam = FakePam::new("alice", &["web", "nope 1", "OPS-1 fine", ""]);
+    assert_eq!(
+        authenticate(&sudo_cfg(), &mut pam, &jitd, &HOST),
+        Ok(Verdict::Ignore)
+    );
+    assert_eq!(
+        jitd.submitted.borrow().as_slice(),
+        &[(
+            "alice".to_string(),
+            "web".to_string(),
+            900,
+            "OPS-1 fine".to_string()
+        )]
+    );
+    assert!(
+        pam.said()
+            .contains("reason must not say nope; type it again"),
+        "{}",
+        pam.said()
+    );
+}
+
+#[test]
+fn given_pending_request_from_earlier_sudo_when_sudo_again_then_offered_to_wait_for_it() {
+    // Regression: the user was asked role, reason and duration again, then told the request
+    // was already pending.
+    let mut pending = info(17, "pending");
+    pending.role = "web".into();
+    let jitd = FakeJitd {
+        roles: vec![role("web", 1)],
+        pending: vec![pending],
+        waits: RefCell::new(VecDeque::from(["active"])),
+        ..FakeJitd::default()
+    };
+    let mut pam = FakePam::new("alice", &[""]);
+    assert_eq!(
+        authenticate(&sudo_cfg(), &mut pam, &jitd, &HOST),
+        Ok(Verdict::Ignore)
+    );
+    assert!(
+        jitd.submitted.borrow().is_empty(),
+        "nothing asked or submitted again"
+    );
+    assert_eq!(pam.prompts.len(), 1, "{:?}", pam.prompts);
+    let said = pam.said();
+    assert!(
+        said.contains("request 17 for role 'web' is still waiting"),
+        "{said}"
+    );
+    assert!(said.contains("granted web"), "{said}");
+    // 'n' asks for another role instead.
+    let mut pam = FakePam::new("alice", &["n", ""]);
+    authenticate(&sudo_cfg(), &mut pam, &jitd, &HOST).unwrap();
+    assert!(
+        pam.prompts
+            .iter()
+            .any(|p| p.contains("role (Enter to skip)")),
+        "{:?}",
+        pam.prompts
+    );
+}
+
+#[test]
+fn given_no_ssh_role_when_keyboard_interactive_retries_then_refusal_said_once() {
+    // Regression: sshd retries keyboard-interactive; the user saw the refusal three times.
+    let jitd = FakeJitd {
+        roles: vec![role("sudo-only", 0)],
+        ..FakeJitd::default()
+    };
+    let mut pam = after_key(&[]);
+    for _ in 0..3 {
+        assert_eq!(
+            authenticate_ssh(&ssh_cfg(), &mut pam, &jitd, &HOST),
+            Ok(Verdict::Deny)
+        );
+    }
+    assert_eq!(pam.errors.len(), 1, "{:?}", pam.errors);
+}
+
+#[test]
+fn given_approval_needed_when_sudo_waits_then_told_how_to_stop_and_follow_it() {
+    let jitd = FakeJitd {
+        roles: vec![role("web", 1)],
+        approvals: 1,
+        waits: RefCell::new(VecDeque::from(["active"])),
+        ..FakeJitd::default()
+    };
+    let mut pam = FakePam::new("alice", &["web", "OPS-1", ""]);
+    authenticate(&sudo_cfg(), &mut pam, &jitd, &HOST).unwrap();
+    let said = pam.said();
+    assert!(
+        said.contains("Ctrl-C stops waiting; the request stays: jitctl wait 17"),
+        "{said}"
+    );
 }

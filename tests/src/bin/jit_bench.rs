@@ -587,6 +587,7 @@ fn audit_scale(rep: &mut Report, records: u64, n: usize) {
             uid: 60_000 + i,
             origin: format!("bus pid={} tty=pts/{i}", 4000 + i),
             login_uid: None,
+            tty: format!("pts/{i}"),
         })
         .collect();
     let started = Instant::now();
