@@ -4,7 +4,8 @@
 # What it changes (uninstall.sh undoes all of it; the list of installed files is kept in
 # /usr/local/share/jit/installed-files):
 #   - apt packages it needs: sudo dbus libpam0g-dev pkg-config (if missing)
-#   - /usr/local/sbin/jitd, /usr/local/bin/jitctl, <pam libdir>/security/pam_jit.so
+#   - /usr/local/sbin/jitd, /usr/local/bin/jitctl, <pam libdir>/security/pam_jit.so and
+#     pam_jit_bus.so (its bus client, loaded only when jitd's PAM socket is absent)
 #   - man pages jitd(8) jitctl(1) pam_jit(8) jit.toml(5) under /usr/local/share/man,
 #     bash and zsh completions, examples in /usr/local/share/doc/jit/examples
 #   - /etc/jit/jit.toml (the example policy; an existing one is never overwritten)
@@ -64,6 +65,9 @@ put() { # put MODE SOURCE DEST: install one file and record it
 put 0755 "$bindir/jitd" /usr/local/sbin/jitd
 put 0755 "$bindir/jitctl" /usr/local/bin/jitctl
 put 0644 "$bindir/libpam_jit.so" "$secdir/pam_jit.so"
+# pam_jit's bus client, loaded by pam_jit from its own directory only when jitd's PAM socket
+# is absent (it must be root's, and nobody else's to write).
+put 0644 "$bindir/libpam_jit_bus.so" "$secdir/pam_jit_bus.so"
 put 0644 conf/dbus/org.jit.Jitd.conf /etc/dbus-1/system.d/org.jit.Jitd.conf
 sed 's|^Exec=/usr/sbin/jitd |Exec=/usr/local/sbin/jitd |' conf/dbus/org.jit.Jitd.service > "$dist/org.jit.Jitd.service"
 put 0644 "$dist/org.jit.Jitd.service" $share/dbus-1/system-services/org.jit.Jitd.service

@@ -79,7 +79,8 @@ done
 if [ -n "$(jitd_pids)" ]; then
   echo "uninstall.sh: jitd (pid $(jitd_pids | tr '\n' ' ')) is still running" >&2
 fi
-rm -f /run/jitd.pid
+rm -f /run/jitd.pid /run/jitd/pam.socket
+rmdir /run/jitd 2>/dev/null || true
 
 # Ephemeral rules: remove every file jitd owns (the shards jit-s00..jit-s0f).
 find /etc/sudoers.d -maxdepth 1 -type f -regextype posix-extended -regex '.*/jit-s[0-9a-f]{2}' -delete

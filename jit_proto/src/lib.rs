@@ -1,15 +1,26 @@
-//! The D-Bus contract of the JIT access system.
+//! The contract of the JIT access system: what jitd serves on the D-Bus system bus and on
+//! its PAM socket.
 //!
 //! jitd serves it; jitctl and pam_jit call it. Nothing here knows about jitd's internals:
 //! names, wire types, error names, proxies, and the small formatting helpers every side
-//! must agree on (durations, timestamps).
+//! must agree on (durations, timestamps). Without the `dbus` feature (on by default) only
+//! what the PAM socket needs is built: pam_jit's fast path links no bus code.
 #![forbid(unsafe_code)]
 
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, UNIX_EPOCH};
-use zbus::{Type, proxy};
+#[cfg(feature = "dbus")]
+use zbus::Type;
 
+#[cfg(feature = "dbus")]
+mod dbus;
+mod error;
 pub mod text;
+pub mod wire;
+
+#[cfg(feature = "dbus")]
+pub use dbus::*;
+pub use error::*;
 
 /// The longest duration anything in the system can be: a role's `max_duration`, a
 /// request, an extension, a pending timeout. Longer input is refused where it is parsed
@@ -152,163 +163,6 @@ impl std::fmt::Display for Refusal {
     }
 }
 
-const NOT_AUTHORIZED: &str = "org.jit.Jitd.Error.NotAuthorized";
-const NOT_FOUND: &str = "org.jit.Jitd.Error.NotFound";
-const INVALID_ARGUMENT: &str = "org.jit.Jitd.Error.InvalidArgument";
-const WRONG_STATE: &str = "org.jit.Jitd.Error.WrongState";
-const INTERNAL: &str = "org.jit.Jitd.Error.Internal";
-
-/// Every error jitd returns, one D-Bus error name per kind (and per [`Refusal`]), the
-/// message as the error's one string argument.
-#[derive(Debug)]
-pub enum JitError {
-    /// Transport-level failure (no jitd, timeout, bad reply).
-    ZBus(zbus::Error),
-    /// Policy refused the request, and why (not eligible, over a limit, bad reason...).
-    Refused(Refusal, String),
-    /// The caller may not do this (not an approver, self-approval, wrong uid...).
-    NotAuthorized(String),
-    /// No such request or role.
-    NotFound(String),
-    /// An argument is malformed (bad user name, zero duration...).
-    InvalidArgument(String),
-    /// The request is not in a state that allows this transition.
-    WrongState(String),
-    /// jitd failed internally; nothing was changed.
-    Internal(String),
-}
-
-impl zbus::DBusError for JitError {
-    fn name(&self) -> zbus::names::ErrorName<'_> {
-        let name = match self {
-            JitError::ZBus(_) => "org.freedesktop.zbus.Error",
-            JitError::Refused(r, _) => r.error_name(),
-            JitError::NotAuthorized(_) => NOT_AUTHORIZED,
-            JitError::NotFound(_) => NOT_FOUND,
-            JitError::InvalidArgument(_) => INVALID_ARGUMENT,
-            JitError::WrongState(_) => WRONG_STATE,
-            JitError::Internal(_) => INTERNAL,
-        };
-        zbus::names::ErrorName::from_static_str_unchecked(name)
-    }
-
-    fn description(&self) -> Option<&str> {
-        match self {
-            JitError::ZBus(e) => e.description(),
-            JitError::Refused(_, m)
-            | JitError::NotAuthorized(m)
-            | JitError::NotFound(m)
-            | JitError::InvalidArgument(m)
-            | JitError::WrongState(m)
-            | JitError::Internal(m) => Some(m),
-        }
-    }
-
-    fn create_reply(&self, call: &zbus::message::Header<'_>) -> zbus::Result<zbus::Message> {
-        let text = match self {
-            JitError::ZBus(e) => e
-                .description()
-                .map_or_else(|| e.to_string(), str::to_string),
-            other => other.description().unwrap_or_default().to_string(),
-        };
-        zbus::Message::error(call, self.name()).build(&(text,))
-    }
-}
-
-impl From<zbus::Error> for JitError {
-    fn from(value: zbus::Error) -> JitError {
-        let (name, desc) = match &value {
-            zbus::Error::MethodError(name, desc, _) => (name.as_str(), desc.as_deref()),
-            _ => return JitError::ZBus(value),
-        };
-        let m = desc.unwrap_or_default().to_string();
-        if let Some(r) = Refusal::from_error_name(name) {
-            return JitError::Refused(r, m);
-        }
-        match name {
-            NOT_AUTHORIZED => JitError::NotAuthorized(m),
-            NOT_FOUND => JitError::NotFound(m),
-            INVALID_ARGUMENT => JitError::InvalidArgument(m),
-            WRONG_STATE => JitError::WrongState(m),
-            INTERNAL => JitError::Internal(m),
-            _ => JitError::ZBus(value),
-        }
-    }
-}
-
-impl From<zbus::fdo::Error> for JitError {
-    fn from(value: zbus::fdo::Error) -> JitError {
-        JitError::ZBus(value.into())
-    }
-}
-
-impl std::fmt::Display for JitError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let name = zbus::DBusError::name(self);
-        let description = zbus::DBusError::description(self).unwrap_or("no description");
-        write!(f, "{name}: {description}")
-    }
-}
-
-impl std::error::Error for JitError {}
-
-impl JitError {
-    /// True for errors that mean "the service said no" (exit code 3 in jitctl).
-    pub fn is_refusal(&self) -> bool {
-        matches!(
-            self,
-            JitError::Refused(..)
-                | JitError::NotAuthorized(_)
-                | JitError::InvalidArgument(_)
-                | JitError::WrongState(_)
-        )
-    }
-
-    /// True when jitd is not on the bus at all.
-    pub fn is_service_missing(&self) -> bool {
-        match self {
-            JitError::ZBus(zbus::Error::MethodError(name, _, _)) => matches!(
-                name.as_str(),
-                "org.freedesktop.DBus.Error.ServiceUnknown"
-                    | "org.freedesktop.DBus.Error.NameHasNoOwner"
-            ),
-            JitError::ZBus(zbus::Error::FDO(e)) => matches!(
-                **e,
-                zbus::fdo::Error::ServiceUnknown(_) | zbus::fdo::Error::NameHasNoOwner(_)
-            ),
-            _ => false,
-        }
-    }
-
-    /// True when the bus tried to start jitd (activation) and it did not come up: a bad
-    /// policy, another jitd, a broken install. jitd's log says why.
-    pub fn is_start_failure(&self) -> bool {
-        let name = match self {
-            JitError::ZBus(zbus::Error::MethodError(name, _, _)) => name.as_str().to_string(),
-            JitError::ZBus(zbus::Error::FDO(e)) => zbus::DBusError::name(&**e).to_string(),
-            _ => return false,
-        };
-        name.starts_with("org.freedesktop.DBus.Error.Spawn.")
-    }
-
-    /// What to tell a user when jitd could not start.
-    pub const START_FAILURE: &'static str = "jitd could not start; its log says why: \
-        /var/log/jitd.log (without systemd) or journalctl -u jitd";
-
-    /// The human-readable part only.
-    pub fn message(&self) -> String {
-        match self {
-            JitError::ZBus(e) => e.to_string(),
-            JitError::Refused(_, m)
-            | JitError::NotAuthorized(m)
-            | JitError::NotFound(m)
-            | JitError::InvalidArgument(m)
-            | JitError::WrongState(m)
-            | JitError::Internal(m) => m.clone(),
-        }
-    }
-}
-
 /// The lifecycle of a request. A grant is a request in state `Active`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum State {
@@ -365,7 +219,8 @@ impl std::fmt::Display for State {
 }
 
 /// A role as the caller may request it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "dbus", derive(Type))]
 pub struct RoleInfo {
     pub name: String,
     pub description: String,
@@ -423,7 +278,8 @@ impl RoleInfo {
 }
 
 /// A request (and, when active, the grant it became).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "dbus", derive(Type))]
 pub struct RequestInfo {
     pub id: u64,
     pub user: String,
@@ -474,7 +330,8 @@ impl RequestInfo {
 }
 
 /// Answer to "does this user hold an active grant?"
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "dbus", derive(Type))]
 pub struct GrantCheck {
     pub active: bool,
     /// The grant with the latest `not_after` among the matching ones; 0 when none.
@@ -484,7 +341,8 @@ pub struct GrantCheck {
 }
 
 /// Daemon status for `jitctl status`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "dbus", derive(Type))]
 pub struct StatusInfo {
     pub version: String,
     pub started_at: i64,
@@ -500,7 +358,8 @@ pub struct StatusInfo {
 }
 
 /// One record of the audit trail.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "dbus", derive(Type))]
 pub struct AuditRecord {
     pub seq: u64,
     pub at: i64,
@@ -516,7 +375,8 @@ pub struct AuditRecord {
 }
 
 /// Result of recomputing the audit hash chain.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "dbus", derive(Type))]
 pub struct AuditVerify {
     pub ok: bool,
     pub records: u64,
@@ -525,77 +385,9 @@ pub struct AuditVerify {
     pub message: String,
 }
 
-/// The user-facing interface. Identity always comes from the bus, never from arguments.
-#[proxy(
-    interface = "org.jit.Jitd.User1",
-    default_service = "org.jit.Jitd",
-    default_path = "/org/jit/Jitd"
-)]
-pub trait User1 {
-    fn roles(&self) -> Result<Vec<RoleInfo>, JitError>;
-    fn request(
-        &self,
-        role: &str,
-        duration_secs: u64,
-        reason: &str,
-    ) -> Result<RequestInfo, JitError>;
-    /// An emergency self-grant of a role that allows it; lands in the review queue.
-    fn break_glass(
-        &self,
-        role: &str,
-        duration_secs: u64,
-        reason: &str,
-    ) -> Result<RequestInfo, JitError>;
-    /// Asks for `by_secs` more on the caller's active grant `id`, under the role's approval
-    /// rule. Returns the extension request (applied at once for self-service roles).
-    fn extend(&self, id: u64, by_secs: u64, reason: &str) -> Result<RequestInfo, JitError>;
-    /// Break-glass grants the caller may review; `all`: acknowledged ones too.
-    fn review(&self, all: bool) -> Result<Vec<RequestInfo>, JitError>;
-    /// Acknowledges a break-glass grant after the fact.
-    fn acknowledge(&self, id: u64, comment: &str) -> Result<RequestInfo, JitError>;
-    fn list(&self, pending_only: bool, all: bool) -> Result<Vec<RequestInfo>, JitError>;
-    fn show(&self, id: u64) -> Result<RequestInfo, JitError>;
-    fn approve(&self, id: u64, comment: &str) -> Result<RequestInfo, JitError>;
-    fn deny(&self, id: u64, reason: &str) -> Result<RequestInfo, JitError>;
-    fn revoke(&self, id: u64, reason: &str) -> Result<RequestInfo, JitError>;
-    /// id 0: the caller's only active grant.
-    fn release(&self, id: u64) -> Result<RequestInfo, JitError>;
-    fn cancel(&self, id: u64) -> Result<RequestInfo, JitError>;
-    /// Blocks up to `timeout_secs` while the request is pending; returns it as it stands then.
-    fn wait(&self, id: u64, timeout_secs: u32) -> Result<RequestInfo, JitError>;
-    fn grants(&self) -> Result<Vec<RequestInfo>, JitError>;
-    fn status(&self) -> Result<StatusInfo, JitError>;
-    fn audit(&self, since: i64, user: &str) -> Result<Vec<AuditRecord>, JitError>;
-    fn audit_verify(&self) -> Result<AuditVerify, JitError>;
-}
-
-/// The PAM interface: pam_jit acts on behalf of the PAM user. uid 0 only.
-#[proxy(
-    interface = "org.jit.Jitd.Pam1",
-    default_service = "org.jit.Jitd",
-    default_path = "/org/jit/Jitd"
-)]
-pub trait Pam1 {
-    /// `ssh`: only grants whose role admits ssh logins count.
-    fn check(&self, user: &str, ssh: bool) -> Result<GrantCheck, JitError>;
-    fn roles(&self, user: &str) -> Result<Vec<RoleInfo>, JitError>;
-    fn request(&self, request: &PamRequest) -> Result<RequestInfo, JitError>;
-    fn wait(&self, user: &str, id: u64, timeout_secs: u32) -> Result<RequestInfo, JitError>;
-    /// The user's pending grant requests, oldest first: a login can wait for one it asked
-    /// for earlier instead of asking again.
-    fn pending(&self, user: &str) -> Result<Vec<RequestInfo>, JitError>;
-    /// Whether `reason` would do for `role` (required, length, characters, pattern), so the
-    /// prompt can ask again at once; the request is checked in full when it is submitted.
-    fn check_reason(&self, role: &str, reason: &str) -> Result<(), JitError>;
-    /// Registers a session (sudo's or sshd's process `pid`) under the grant that could have
-    /// authorised it and ends soonest (see [`SessionOpen`]), so it is ended no later than
-    /// that grant. Returns the grant id, 0 when the user holds none that could have.
-    /// Sessions that have ended are forgotten by jitd on its own: there is no close call.
-    fn open_session(&self, session: &SessionOpen) -> Result<u64, JitError>;
-}
-
 /// Where a PAM call comes from, as the PAM items say (for the audit trail only).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, Type)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "dbus", derive(Type))]
 pub struct PamOrigin {
     /// PAM_SERVICE: `sudo`, `sudo-i`, `sshd`...
     pub service: String,
@@ -604,7 +396,8 @@ pub struct PamOrigin {
 }
 
 /// A request pam_jit submits for the PAM user.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "dbus", derive(Type))]
 pub struct PamRequest {
     pub user: String,
     pub role: String,
@@ -618,7 +411,8 @@ pub struct PamRequest {
 /// jitd cannot see which sudoers rule sudo matched, so it binds the session to the grant
 /// that ends first among those that could have: the holder's active grants whose role runs
 /// as `target` (sudo), or whose role admits ssh logins (`ssh`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "dbus", derive(Type))]
 pub struct SessionOpen {
     /// The grant holder: sudo's invoking user (PAM_RUSER), sshd's PAM_USER.
     pub user: String,
@@ -629,22 +423,6 @@ pub struct SessionOpen {
     /// The process that runs the session (sudo, or sshd's session process).
     pub pid: u32,
     pub origin: PamOrigin,
-}
-
-/// A PAM-interface proxy that caches no properties (so building it costs no bus round trip).
-pub async fn pam1(conn: &zbus::Connection) -> zbus::Result<Pam1Proxy<'static>> {
-    Pam1Proxy::builder(conn)
-        .cache_properties(zbus::proxy::CacheProperties::No)
-        .build()
-        .await
-}
-
-/// A user-interface proxy that caches no properties.
-pub async fn user1(conn: &zbus::Connection) -> zbus::Result<User1Proxy<'static>> {
-    User1Proxy::builder(conn)
-        .cache_properties(zbus::proxy::CacheProperties::No)
-        .build()
-        .await
 }
 
 /// Parses "15m", "1h30m", "90s", "2h 5m". Zero is refused.
@@ -774,6 +552,7 @@ mod tests {
             assert!(codes.insert(r.code()), "{r:?}");
             assert!(names.insert(r.error_name()), "{r:?}");
             assert_eq!(Refusal::from_error_name(r.error_name()), Some(r));
+            #[cfg(feature = "dbus")]
             assert!(
                 zbus::names::ErrorName::try_from(r.error_name()).is_ok(),
                 "{r:?}"

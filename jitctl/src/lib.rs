@@ -347,6 +347,9 @@ impl From<JitError> for Failure {
             JitError::ZBus(z) => {
                 Failure::new(exit::ERROR, format!("cannot reach jitd: {z}")).named("unreachable")
             }
+            JitError::Channel(m) => {
+                Failure::new(exit::ERROR, format!("cannot reach jitd: {m}")).named("unreachable")
+            }
         }
     }
 }

@@ -3,19 +3,18 @@
 
 use crate::directory::{Directory, Nss};
 use crate::error::Error;
-use crate::grants::{Core, SessionSpec};
+use crate::grants::Core;
 use crate::model::{Actor, Ask, Kind, Origin};
-use crate::names::{self, UserName};
-use crate::service::{Budget, Caller, MAX_WAIT_SECS, Service};
+use crate::names::UserName;
+use crate::pam_ops;
+use crate::service::{Caller, Service, blocking, wait_while_pending};
 use crate::store::RequestRow;
-use jit_proto::State;
 use jit_proto::{
-    AuditRecord, AuditVerify, GrantCheck, JitError, PamOrigin, PamRequest, RequestInfo, RoleInfo,
-    SessionOpen, StatusInfo,
+    AuditRecord, AuditVerify, GrantCheck, JitError, PamRequest, RequestInfo, RoleInfo, SessionOpen,
+    StatusInfo,
 };
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 use zbus::message::Header;
 use zbus::{Connection, interface};
 
@@ -101,46 +100,6 @@ async fn caller(ids: &Identities, conn: &Connection, hdr: &Header<'_>) -> Result
         login_uid,
         tty,
     })
-}
-
-/// Runs `f` on the blocking pool so SQLite and visudo never stall the bus connection,
-/// within `who`'s budget of calls in progress.
-async fn blocking<T: Send + 'static>(
-    svc: &Arc<Service>,
-    who: Caller,
-    f: impl FnOnce(&Service) -> Result<T, Error> + Send + 'static,
-) -> Result<T, JitError> {
-    let _slot = svc.quotas().enter(&who, Budget::Call)?;
-    let svc = svc.clone();
-    zruntime::unblock(move || f(&svc)).await.map_err(Into::into)
-}
-
-/// Waits while the request `check` returns is pending, up to `timeout_secs` (at most
-/// [`MAX_WAIT_SECS`]), and returns it as it stands then. `check` also authorizes the caller,
-/// before any waiting and after each change. The wait holds no thread: it sleeps on the
-/// service's change event, each look at the state is one short call on the pool. Counted
-/// against `who`'s own budget of waits, so no caller can take the slots others need.
-async fn wait_while_pending(
-    svc: &Arc<Service>,
-    who: Caller,
-    timeout_secs: u32,
-    check: impl Fn(&Core) -> Result<RequestRow, Error> + Send + Sync + 'static,
-) -> Result<RequestRow, JitError> {
-    let _slot = svc.quotas().enter(&who, Budget::Wait)?;
-    let runtime = zruntime::SharedRuntime::current()
-        .map_err(|e| JitError::Internal(format!("no runtime to wait on: {e}")))?;
-    let deadline = Instant::now() + Duration::from_secs(u64::from(timeout_secs.min(MAX_WAIT_SECS)));
-    let check = Arc::new(check);
-    loop {
-        let changed = svc.listen();
-        let c = check.clone();
-        let row = blocking(svc, who.clone(), move |s| s.read(|core| c(core))).await?;
-        if row.state != State::Pending || Instant::now() >= deadline {
-            return Ok(row);
-        }
-        // Woken by the next change, or at the deadline for one more look.
-        let _ = runtime.timeout_at(deadline, changed).await;
-    }
 }
 
 /// `org.jit.Jitd.User1`: open to every local user; authorization per method in the core.
@@ -412,8 +371,9 @@ impl UserInterface {
     }
 }
 
-/// `org.jit.Jitd.Pam1`: pam_jit acting for the PAM user. The bus policy lets only root
-/// send here; this re-checks it, so a policy mistake alone opens nothing.
+/// `org.jit.Jitd.Pam1`: pam_jit acting for the PAM user (the operations are
+/// [`crate::pam_ops`]). The bus policy lets only root send here; this re-checks it, so a
+/// policy mistake alone opens nothing.
 pub struct PamInterface {
     pub svc: Arc<Service>,
     pub ids: Arc<Identities>,
@@ -435,65 +395,6 @@ async fn require_root(
     }
 }
 
-/// The PAM user as an actor: the name must fit the grammar and exist in NSS. The origin is
-/// what pam_jit reports from the PAM items (checked by [`origin_field`]).
-fn pam_user(user: &str, origin: &Origin) -> Result<Actor, JitError> {
-    let user = pam_name(user)?;
-    let uid = Nss
-        .uid_of(&user)
-        .map_err(JitError::Internal)?
-        .ok_or_else(|| JitError::InvalidArgument(format!("no such user: {user}")))?;
-    let mut from = format!("service={}", origin.service);
-    for (k, v) in [("tty", &origin.tty), ("rhost", &origin.rhost)] {
-        if !v.is_empty() {
-            from.push_str(&format!(" {k}={v}"));
-        }
-    }
-    Ok(Actor {
-        name: user,
-        uid,
-        origin: from,
-        login_uid: None,
-        tty: String::new(),
-    })
-}
-
-/// A user name from pam_jit, checked at the edge.
-fn pam_name(user: &str) -> Result<UserName, JitError> {
-    UserName::new(user).map_err(|e| JitError::InvalidArgument(e.0))
-}
-
-/// The origin of a PAM call that does not say where it comes from.
-fn pam_origin() -> Origin {
-    Origin {
-        service: "pam".into(),
-        ..Origin::default()
-    }
-}
-
-fn origin_field(name: &str, v: &str) -> Result<String, JitError> {
-    if v.len() > 128 || v.chars().any(names::is_hidden_char) {
-        return Err(JitError::InvalidArgument(format!("invalid {name}")));
-    }
-    Ok(v.to_string())
-}
-
-fn session_pid(pid: u32) -> Result<i32, JitError> {
-    i32::try_from(pid)
-        .ok()
-        .filter(|p| *p > 1)
-        .ok_or_else(|| JitError::InvalidArgument(format!("invalid pid {pid}")))
-}
-
-/// The origin of a PAM call, each item checked.
-fn pam_origin_of(o: &PamOrigin) -> Result<Origin, JitError> {
-    Ok(Origin {
-        service: origin_field("service", &o.service)?,
-        tty: origin_field("tty", &o.tty)?,
-        rhost: origin_field("rhost", &o.rhost)?,
-    })
-}
-
 #[interface(name = "org.jit.Jitd.Pam1")]
 impl PamInterface {
     async fn open_session(
@@ -503,30 +404,7 @@ impl PamInterface {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<u64, JitError> {
         require_root(&self.ids, conn, &hdr).await?;
-        let origin = pam_origin_of(&session.origin)?;
-        let who = pam_user(&session.user, &origin)?;
-        let target = match session.target.as_str() {
-            "" => None,
-            t => Some(pam_name(t)?),
-        };
-        let spec = SessionSpec {
-            pid: session_pid(session.pid)?,
-            target,
-            ssh: session.ssh,
-        };
-        let Some(opened) = self.svc.write(|c| c.open_session(&who, &spec, &origin))? else {
-            return Ok(0);
-        };
-        let grant = opened.grant;
-        // Written after the reply; the pool runs it even though nobody awaits it.
-        let svc = self.svc.clone();
-        drop(zruntime::unblock(move || {
-            let _ = svc.write(|c| {
-                c.record_session_open(&who, &opened, &origin);
-                Ok(())
-            });
-        }));
-        Ok(grant)
+        pam_ops::open_session(&self.svc, session)
     }
 
     async fn check(
@@ -537,8 +415,7 @@ impl PamInterface {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<GrantCheck, JitError> {
         require_root(&self.ids, conn, &hdr).await?;
-        let user = pam_name(&user)?;
-        self.svc.read(|c| c.check(&user, ssh)).map_err(Into::into)
+        pam_ops::check(&self.svc, &user, ssh)
     }
 
     async fn roles(
@@ -548,11 +425,7 @@ impl PamInterface {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<Vec<RoleInfo>, JitError> {
         require_root(&self.ids, conn, &hdr).await?;
-        let who = pam_user(&user, &pam_origin())?;
-        blocking(&self.svc, Caller::Pam(user), move |s| {
-            s.read(|c| c.roles_for(&who.name))
-        })
-        .await
+        pam_ops::roles(&self.svc, user).await
     }
 
     async fn request(
@@ -562,20 +435,7 @@ impl PamInterface {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<RequestInfo, JitError> {
         require_root(&self.ids, conn, &hdr).await?;
-        let origin = pam_origin_of(&request.origin)?;
-        let who = pam_user(&request.user, &origin)?;
-        let ask = Ask {
-            kind: Kind::Grant,
-            role: request.role,
-            duration: request.duration_secs,
-            reason: request.reason,
-            origin,
-        };
-        blocking(&self.svc, Caller::Pam(who.name.to_string()), move |s| {
-            let r = s.request(&who, &ask)?;
-            s.read(|c| c.info(&r))
-        })
-        .await
+        pam_ops::request(&self.svc, request).await
     }
 
     async fn check_reason(
@@ -586,9 +446,7 @@ impl PamInterface {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<(), JitError> {
         require_root(&self.ids, conn, &hdr).await?;
-        self.svc
-            .read(|c| c.policy().role(&role)?.check_reason(&reason).map(|_| ()))
-            .map_err(Into::into)
+        pam_ops::check_reason(&self.svc, &role, &reason)
     }
 
     async fn pending(
@@ -598,11 +456,7 @@ impl PamInterface {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<Vec<RequestInfo>, JitError> {
         require_root(&self.ids, conn, &hdr).await?;
-        let who = pam_user(&user, &pam_origin())?;
-        blocking(&self.svc, Caller::Pam(user), move |s| {
-            s.read(|c| c.pending_of(&who.name))
-        })
-        .await
+        pam_ops::pending(&self.svc, user).await
     }
 
     async fn wait(
@@ -614,12 +468,6 @@ impl PamInterface {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<RequestInfo, JitError> {
         require_root(&self.ids, conn, &hdr).await?;
-        let who = pam_user(&user, &pam_origin())?;
-        let key = Caller::Pam(user);
-        let row = wait_while_pending(&self.svc, key.clone(), timeout_secs, move |c| {
-            c.request_of(&who.name, id)
-        })
-        .await?;
-        blocking(&self.svc, key, move |s| s.read(|c| c.info(&row))).await
+        pam_ops::wait(&self.svc, user, id, timeout_secs).await
     }
 }

@@ -4,7 +4,7 @@ use crate::audit::Mirror;
 use crate::bus::{Identities, PamInterface, UserInterface};
 use crate::directory::Nss;
 use crate::grants::{Core, SystemClock};
-use crate::instance::{PidFile, RulesLock, StateLock};
+use crate::instance::{PidFile, RulesLock, StateLock, Traces};
 use crate::notify::Notifier;
 use crate::policy::Policy;
 use crate::service::Service;
@@ -76,6 +76,10 @@ pub struct Args {
     /// by hand or by bus activation, whose stderr nobody keeps).
     #[arg(long, value_name = "PATH")]
     pub log_file: Option<PathBuf>,
+    /// Serve the PAM operations to pam_jit (root only) on this socket, beside the bus. Its
+    /// directory is created 0700 if missing, and must otherwise be root's alone.
+    #[arg(long, value_name = "PATH", default_value = jit_proto::wire::DEFAULT_SOCKET)]
+    pub pam_socket: PathBuf,
 }
 
 /// Where the diagnostic log goes: stderr, or `--log-file`.
@@ -187,8 +191,12 @@ fn run(args: Args) -> Result<(), String> {
         rep.sessions
     );
     let svc = Arc::new(Service::new(core));
-    let pid_file: Arc<std::sync::OnceLock<PidFile>> = Arc::new(std::sync::OnceLock::new());
-    spawn_signal_thread(svc.clone(), config, notify.clone(), pid_file.clone())?;
+    // Bound now, so a second jitd on this socket stops before it touches the bus; served once
+    // the bus name is taken.
+    let (pam_listener, socket_file) = crate::pam_socket::bind(&args.pam_socket)?;
+    let traces = Arc::new(Traces::default());
+    let _ = traces.socket.set(socket_file);
+    spawn_signal_thread(svc.clone(), config, notify.clone(), traces.clone())?;
     let timer_svc = svc.clone();
     let timer_notify = notify.clone();
     std::thread::Builder::new()
@@ -198,11 +206,16 @@ fn run(args: Args) -> Result<(), String> {
             crate::fatal::fatal("the expiry timer stopped");
         })
         .map_err(|e| format!("starting the expiry timer: {e}"))?;
-    let served = zbus::block_on(serve(svc, args.bus, &notify, args.pid_file, &pid_file));
+    let served = zbus::block_on(serve(
+        svc,
+        args.bus,
+        pam_listener,
+        &notify,
+        args.pid_file,
+        &traces,
+    ));
     notify.stopping();
-    if let Some(p) = pid_file.get() {
-        p.remove();
-    }
+    traces.remove();
     served
 }
 
@@ -232,7 +245,7 @@ fn spawn_signal_thread(
     svc: Arc<Service>,
     config: String,
     notify: Arc<Notifier>,
-    pid_file: Arc<std::sync::OnceLock<PidFile>>,
+    traces: Arc<Traces>,
 ) -> Result<(), String> {
     use nix::sys::signal::{SigSet, Signal};
     let mut set = SigSet::empty();
@@ -251,9 +264,7 @@ fn spawn_signal_thread(
                          and are reconciled at the next start"
                     );
                     notify.stopping();
-                    if let Some(p) = pid_file.get() {
-                        p.remove();
-                    }
+                    traces.remove();
                     std::process::exit(0);
                 }
                 match Policy::load(&config, &Nss) {
@@ -285,9 +296,10 @@ fn spawn_signal_thread(
 async fn serve(
     svc: Arc<Service>,
     bus: Option<String>,
+    pam_listener: std::os::unix::net::UnixListener,
     notify: &Notifier,
     pid_path: Option<PathBuf>,
-    pid_file: &std::sync::OnceLock<PidFile>,
+    traces: &Traces,
 ) -> Result<(), String> {
     let ids = Arc::new(Identities::default());
     let builder = match &bus {
@@ -302,13 +314,27 @@ async fn serve(
                 ids: ids.clone(),
             },
         )
-        .serve_at(jit_proto::OBJECT_PATH, PamInterface { svc, ids })
+        .serve_at(
+            jit_proto::OBJECT_PATH,
+            PamInterface {
+                svc: svc.clone(),
+                ids,
+            },
+        )
         .build()
         .await
         .map_err(|e| format!("cannot connect to the bus: {e}"))?;
     take_name(&conn).await?;
+    // Its loop only ends on an error of its own, which stops jitd (no PAM socket, no jitd:
+    // the service manager restarts it).
+    zruntime::spawn(async move {
+        if let Err(e) = crate::pam_socket::serve(pam_listener, svc).await {
+            crate::fatal::fatal(&format!("the PAM socket stopped: {e}"));
+        }
+    })
+    .detach();
     if let Some(path) = pid_path {
-        let _ = pid_file.set(PidFile::write(&path)?);
+        let _ = traces.pid.set(PidFile::write(&path)?);
     }
     tracing::info!(
         "serving {} on {}",

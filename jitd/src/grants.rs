@@ -14,6 +14,7 @@ use crate::policy::{Held, Policy, Verdict};
 use crate::store::{self, Event, NewRequest, RequestRow, Store, Transition};
 pub use crate::sudoers::Rules;
 use crate::sudoers::{Rule, shard_of};
+pub use in_force::{InForce, SharedIndex};
 use jit_proto::{
     AuditRecord, AuditVerify, GrantCheck, RequestInfo, RoleInfo, State, StatusInfo,
     format_duration, format_rfc3339,
@@ -142,6 +143,9 @@ pub struct Core {
     sessions: crate::sessions::Sessions,
     /// Counts committed transactions: a waiter or the timer sees whether anything changed.
     generation: u64,
+    /// The grants in force, rebuilt after every commit; shared with the service, which
+    /// answers checks from it without this core's lock.
+    index: Arc<SharedIndex>,
 }
 
 /// The sudoers rule of a grant; `iolog_dir` is where the policy has sudo record sessions.
@@ -180,7 +184,7 @@ impl Core {
         mirror: Option<Arc<Mirror>>,
     ) -> Core {
         let started_at = clock.now();
-        Core {
+        let mut core = Core {
             policy,
             store,
             rules,
@@ -192,7 +196,10 @@ impl Core {
             storage_failed: false,
             sessions: crate::sessions::Sessions::default(),
             generation: 0,
-        }
+            index: Arc::new(SharedIndex::default()),
+        };
+        core.reindex();
+        core
     }
 
     pub fn policy(&self) -> &Policy {
@@ -245,20 +252,9 @@ impl Core {
         }
     }
 
-    /// Milliseconds left on an active grant: the wall clock's answer (a step forward ends
-    /// it early), and never more than the boot clock's answer for the boot it was granted
-    /// on (a step back does not lengthen it; suspend does not stop it).
+    /// Milliseconds left on an active grant (see [`in_force::ms_left`]).
     pub(super) fn ms_left(&self, r: &RequestRow) -> i64 {
-        let wall = r
-            .not_after
-            .saturating_mul(1000)
-            .saturating_sub(self.now_ms());
-        match self.clock.boot_ms() {
-            Some(boot) if !r.boot_id.is_empty() && r.boot_id == self.clock.boot_id() => {
-                wall.min(r.boot_deadline_ms.saturating_sub(boot))
-            }
-            _ => wall,
-        }
+        in_force::ms_left(&*self.clock, r)
     }
 
     pub(super) fn publish(&self, records: &[AuditRecord]) {
@@ -286,6 +282,7 @@ impl Core {
         match out {
             Ok(v) => {
                 self.generation = self.generation.wrapping_add(1);
+                self.reindex();
                 if self.storage_failed {
                     self.storage_failed = false;
                     self.last_error.clear();
@@ -480,6 +477,7 @@ fn to_secs(d: u64) -> i64 {
 mod approvals;
 mod decide;
 mod expiry;
+mod in_force;
 mod sessions;
 mod views;
 
@@ -490,4 +488,4 @@ mod feature_tests;
 #[cfg(test)]
 mod lifetime_tests;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

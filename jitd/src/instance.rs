@@ -1,5 +1,5 @@
 //! One jitd at a time: an exclusive lock on the state directory, held for the process's
-//! life, and the pid file that names the jitd that holds it.
+//! life, and the files that name the jitd that holds it (pid file, PAM socket).
 //!
 //! Two jitd on one database and one sudoers directory would each reconcile and expire on
 //! their own; the second must refuse to start, say why, and exit non-zero. The lock is an
@@ -131,6 +131,53 @@ impl PidFile {
             .is_ok_and(|s| s.trim() == std::process::id().to_string());
         if mine {
             let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// The PAM socket's file: removed when jitd stops, if it is still the one this jitd bound.
+#[derive(Debug)]
+pub struct SocketFile {
+    path: PathBuf,
+    id: (u64, u64),
+}
+
+impl SocketFile {
+    /// The socket just bound at `path`.
+    pub fn bound(path: &Path) -> std::io::Result<SocketFile> {
+        use std::os::unix::fs::MetadataExt as _;
+        let m = std::fs::symlink_metadata(path)?;
+        Ok(SocketFile {
+            path: path.to_path_buf(),
+            id: (m.dev(), m.ino()),
+        })
+    }
+
+    pub fn remove(&self) {
+        use std::os::unix::fs::MetadataExt as _;
+        let mine =
+            std::fs::symlink_metadata(&self.path).is_ok_and(|m| (m.dev(), m.ino()) == self.id);
+        if mine {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// The files that name a running jitd (its pid file, its PAM socket): removed when it stops,
+/// on a signal or on return.
+#[derive(Default)]
+pub struct Traces {
+    pub pid: std::sync::OnceLock<PidFile>,
+    pub socket: std::sync::OnceLock<SocketFile>,
+}
+
+impl Traces {
+    pub fn remove(&self) {
+        if let Some(p) = self.pid.get() {
+            p.remove();
+        }
+        if let Some(s) = self.socket.get() {
+            s.remove();
         }
     }
 }

@@ -20,6 +20,8 @@ pub mod instance;
 pub mod model;
 pub mod names;
 pub mod notify;
+pub mod pam_ops;
+pub mod pam_socket;
 pub mod policy;
 pub mod privileges;
 pub mod service;

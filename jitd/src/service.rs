@@ -3,15 +3,16 @@
 //! change, the per-caller limits, and the timer loop itself.
 
 use crate::error::{Error, Refusal, Result};
-use crate::grants::Core;
+use crate::grants::{Core, SharedIndex};
 use crate::model::{Actor, Ask};
 use crate::notify::Notifier;
 use crate::policy::{Validator, Verdict};
 use crate::store::RequestRow;
 use crate::validator;
+use jit_proto::{JitError, State};
 use std::collections::HashMap;
-use std::sync::{Condvar, Mutex, MutexGuard};
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 /// Waits for a decision one caller may hold at once. A wait holds no thread (it sleeps on
 /// an event), so this bounds memory and fairness, not threads.
@@ -28,6 +29,8 @@ pub const TIMER_MAX_SLEEP: Duration = Duration::from_millis(1000);
 
 pub struct Service {
     core: Mutex<Core>,
+    /// The core's index of grants in force, for checks without the core's lock.
+    in_force: Arc<SharedIndex>,
     /// Wakes the expiry timer on every change.
     changed: Condvar,
     /// Wakes the callers waiting for a decision on every change.
@@ -148,8 +151,10 @@ impl Quotas {
 
 impl Service {
     pub fn new(core: Core) -> Service {
+        let in_force = core.shared_index();
         Service {
             core: Mutex::new(core),
+            in_force,
             changed: Condvar::new(),
             decided: zruntime::Event::new(),
             quotas: Quotas::default(),
@@ -195,6 +200,15 @@ impl Service {
         drop(g);
         self.notify_all();
         out
+    }
+
+    /// The user's grant in force (pam_jit's check, on every sudo): from the core's index,
+    /// without its lock, or from the core when there is no index.
+    pub fn check(&self, user: &str, ssh: bool) -> Result<jit_proto::GrantCheck> {
+        match self.in_force.get() {
+            Some(i) => Ok(i.check(user, ssh)),
+            None => self.read(|c| c.check(user, ssh)),
+        }
     }
 
     /// Submits a request: validator first (unlocked: it may take seconds and must not stall
@@ -286,4 +300,97 @@ fn run_validator(v: Option<&Validator>, who: &Actor, ask: &Ask) -> Verdict {
             reason: ask.reason.trim(),
         },
     )
+}
+
+/// Runs `f` on the blocking pool so SQLite and visudo never stall a connection (the bus, the PAM socket),
+/// within `who`'s budget of calls in progress.
+pub async fn blocking<T: Send + 'static>(
+    svc: &Arc<Service>,
+    who: Caller,
+    f: impl FnOnce(&Service) -> std::result::Result<T, Error> + Send + 'static,
+) -> std::result::Result<T, JitError> {
+    let _slot = svc.quotas().enter(&who, Budget::Call)?;
+    let svc = svc.clone();
+    zruntime::unblock(move || f(&svc)).await.map_err(Into::into)
+}
+
+/// Waits while the request `check` returns is pending, up to `timeout_secs` (at most
+/// [`MAX_WAIT_SECS`]), and returns it as it stands then. `check` also authorizes the caller,
+/// before any waiting and after each change. The wait holds no thread: it sleeps on the
+/// service's change event, each look at the state is one short call on the pool. Counted
+/// against `who`'s own budget of waits, so no caller can take the slots others need.
+pub async fn wait_while_pending(
+    svc: &Arc<Service>,
+    who: Caller,
+    timeout_secs: u32,
+    check: impl Fn(&Core) -> std::result::Result<RequestRow, Error> + Send + Sync + 'static,
+) -> std::result::Result<RequestRow, JitError> {
+    let _slot = svc.quotas().enter(&who, Budget::Wait)?;
+    let runtime = zruntime::SharedRuntime::current()
+        .map_err(|e| JitError::Internal(format!("no runtime to wait on: {e}")))?;
+    let deadline = Instant::now() + Duration::from_secs(u64::from(timeout_secs.min(MAX_WAIT_SECS)));
+    let check = Arc::new(check);
+    loop {
+        let changed = svc.listen();
+        let c = check.clone();
+        let row = blocking(svc, who.clone(), move |s| s.read(|core| c(core))).await?;
+        if row.state != State::Pending || Instant::now() >= deadline {
+            return Ok(row);
+        }
+        // Woken by the next change, or at the deadline for one more look.
+        let _ = runtime.timeout_at(deadline, changed).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::grants::tests::{actor, ask, world};
+    use crate::model::Kind;
+
+    #[test]
+    fn given_changes_through_the_service_when_checked_then_the_index_follows_each_one() {
+        let w = world();
+        let clock = w.clock.clone();
+        let svc = Service::new(w.core);
+        assert!(!svc.check("alice", false).unwrap().active);
+        let r = svc
+            .write(|c| {
+                c.request(
+                    &actor("alice"),
+                    &ask(Kind::Grant, "web-restart", 60, "OPS-1"),
+                    &Verdict::NotRun,
+                )
+            })
+            .unwrap();
+        assert!(
+            svc.check("alice", false).unwrap().active,
+            "a grant: in force at once"
+        );
+        svc.write(|c| c.release(&actor("alice"), r.id)).unwrap();
+        assert!(
+            !svc.check("alice", false).unwrap().active,
+            "released: gone at once"
+        );
+        let r = svc
+            .write(|c| {
+                c.request(
+                    &actor("alice"),
+                    &ask(Kind::Grant, "web-restart", 60, "OPS-2"),
+                    &Verdict::NotRun,
+                )
+            })
+            .unwrap();
+        // Time passes and nothing is written: the check judges the end itself.
+        clock.advance(61);
+        assert!(
+            !svc.check("alice", false).unwrap().active,
+            "ended at its end"
+        );
+        assert_eq!(
+            svc.check("alice", false).unwrap(),
+            svc.read(|c| c.check("alice", false)).unwrap()
+        );
+        assert!(svc.read(|c| c.get(r.id)).unwrap().state == jit_proto::State::Active);
+    }
 }

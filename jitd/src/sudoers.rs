@@ -3,12 +3,15 @@
 //!
 //! Grants are spread over [`SHARDS`] files named `jit-s00` .. `jit-s0f` (from
 //! `[A-Za-z0-9_-]` only); grant `id` lives in shard `id % SHARDS`. sudo opens and parses every
-//! file in the directory on every run, so one file per grant made `sudo` 4.25x slower at
-//! 1,000 grants (bench/RESULTS.md); a few shards keep that cost to parsing the rules, and
-//! keep each rewrite small. A shard is always rewritten whole from the database's active
-//! grants: to a dotted temp name in the same directory (sudo ignores names with a dot),
-//! checked with `visudo -c -q -f`, fsynced, made 0440, renamed into place, and the directory
-//! is fsynced. An empty shard is removed.
+//! file in the directory on every run, whoever runs it, so the layout is what sudo parses
+//! fastest (bench/RESULTS.md, 5a): one file per grant made `sudo` 4.7x slower at 1,000
+//! grants, 16 shards of one rule per grant 2.2x; most of what remains is parsing command
+//! lists, so a shard names each distinct command list once, as a `Cmnd_Alias`
+//! (`JITD_S<shard>_<n>`; the `JITD_` prefix is jitd's), each grant's rule names its
+//! alias, and one comment line lists the grants' ids. A shard is always rewritten whole
+//! from the database's active grants: to a dotted temp name in the same directory (sudo
+//! ignores names with a dot), checked with `visudo -c -q -f`, fsynced, made 0440, renamed
+//! into place, and the directory is fsynced. An empty shard is removed.
 
 use crate::faults::{self, Point};
 use crate::files::not_ours;
@@ -23,6 +26,9 @@ use std::process::{Command, Stdio};
 pub const FILE_PREFIX: &str = "jit-";
 /// How many files the grants are spread over.
 pub const SHARDS: u32 = 16;
+/// The prefix of the command aliases jitd defines in its shards (sudoers aliases share one
+/// namespace across every file; an alias of the same name elsewhere would be an error).
+pub const ALIAS_PREFIX: &str = "JITD_";
 /// visudo, used to check every file before it is renamed into place.
 pub const VISUDO: &str = "/usr/sbin/visudo";
 
@@ -117,6 +123,18 @@ pub fn sudoers_time(unix: i64) -> String {
 
 /// Renders the rule, or refuses one that is incomplete.
 pub fn render(rule: &Rule) -> Result<String, SudoersError> {
+    Ok(format!(
+        "# jitd grant {}: {}, role {}\n{}",
+        rule.grant_id,
+        rule.user,
+        rule.role,
+        render_with(rule, &joined(&rule.commands))?
+    ))
+}
+
+/// The rule of a grant (and its `Defaults` line, if it logs I/O), its commands given as
+/// `commands` (the list itself, or the alias that names it).
+fn render_with(rule: &Rule, commands: &str) -> Result<String, SudoersError> {
     if rule.run_as.is_empty() {
         return Err("a rule needs at least one run_as user".into());
     }
@@ -136,15 +154,10 @@ pub fn render(rule: &Rule) -> Result<String, SudoersError> {
     // sudo accepts a rule through the whole second named by NOTAFTER (it refuses only when
     // now > NOTAFTER), so the last second it may run in is not_after - 1.
     Ok(format!(
-        "# jitd grant {id}: {user}, role {role}, until {until}. Managed by jitd; do not edit.\n\
-         {defaults}{user} ALL = ({run_as}) NOTAFTER={na} {tags} {cmds}\n",
-        id = rule.grant_id,
+        "{defaults}{user} ALL = ({run_as}) NOTAFTER={na} {tags} {commands}\n",
         user = rule.user,
-        role = rule.role,
-        until = jit_proto::format_rfc3339(rule.not_after),
         run_as = joined(&rule.run_as),
         na = sudoers_time(rule.not_after - 1),
-        cmds = joined(&rule.commands),
     ))
 }
 
@@ -168,10 +181,19 @@ pub struct Owned {
 
 /// Renders a shard: every rule must be valid and belong to the shard, or nothing is.
 pub fn render_shard(shard: u32, rules: &[Rule]) -> Result<String, SudoersError> {
+    // No comment per rule: sudo reads every character of every file on every run, and
+    // 1,000 such comments cost it as much as 100 rules (bench/RESULTS.md, 5a). The ids of
+    // the grants, in the order of their rules, are one line; `jitctl list --all` says
+    // whose each is and until when.
+    let ids: Vec<String> = rules.iter().map(|r| r.grant_id.to_string()).collect();
     let mut out = format!(
-        "# {} - managed by jitd: ephemeral JIT grants, rewritten on every change. Do not edit.\n",
-        shard_file(shard)
+        "# {} - managed by jitd: ephemeral JIT grants, rewritten on every change. Do not edit.\n\
+         # grants: {}\n",
+        shard_file(shard),
+        ids.join(" ")
     );
+    // Each distinct command list once, named by an alias of this shard's.
+    let mut lists: Vec<String> = Vec::new();
     for r in rules {
         if shard_of(r.grant_id) != shard {
             return Err(SudoersError(format!(
@@ -179,7 +201,19 @@ pub fn render_shard(shard: u32, rules: &[Rule]) -> Result<String, SudoersError> 
                 r.grant_id
             )));
         }
-        out.push_str(&render(r)?);
+        let list = joined(&r.commands);
+        if !lists.contains(&list) {
+            lists.push(list);
+        }
+    }
+    let alias = |n: usize| format!("{ALIAS_PREFIX}S{shard:02X}_{}", n + 1);
+    for (n, list) in lists.iter().enumerate() {
+        out.push_str(&format!("Cmnd_Alias {} = {list}\n", alias(n)));
+    }
+    for r in rules {
+        let list = joined(&r.commands);
+        let n = lists.iter().position(|l| *l == list).unwrap_or_default();
+        out.push_str(&render_with(r, &alias(n))?);
     }
     Ok(out)
 }
@@ -456,7 +490,10 @@ mod tests {
              /usr/bin/systemctl restart nginx, /usr/bin/systemctl status nginx"
         );
         assert_eq!(text.lines().count(), 2);
-        assert!(text.starts_with("# jitd grant 17"));
+        assert_eq!(
+            text.lines().next().unwrap(),
+            "# jitd grant 17: alice, role web-restart"
+        );
     }
 
     #[test]
@@ -567,6 +604,35 @@ mod tests {
         let r = rule();
         assert!(render_shard(shard_of(r.grant_id), std::slice::from_ref(&r)).is_ok());
         assert!(render_shard(shard_of(r.grant_id) + 1, &[r]).is_err());
+    }
+
+    #[test]
+    fn given_grants_sharing_command_lists_when_a_shard_is_rendered_then_each_list_once_as_an_alias()
+    {
+        let other = Rule {
+            grant_id: 17 + u64::from(SHARDS),
+            user: UserName::new("bob").unwrap(),
+            ..rule()
+        };
+        let third = Rule {
+            grant_id: 17 + 2 * u64::from(SHARDS),
+            commands: vec!["/usr/bin/id".into()],
+            ..rule()
+        };
+        let text = render_shard(1, &[rule(), other, third]).unwrap();
+        let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(
+            lines,
+            [
+                "Cmnd_Alias JITD_S01_1 = /usr/bin/systemctl restart nginx, \
+                 /usr/bin/systemctl status nginx",
+                "Cmnd_Alias JITD_S01_2 = /usr/bin/id",
+                "alice ALL = (root) NOTAFTER=20261121144159Z NOPASSWD: JITD_S01_1",
+                "bob ALL = (root) NOTAFTER=20261121144159Z NOPASSWD: JITD_S01_1",
+                "alice ALL = (root) NOTAFTER=20261121144159Z NOPASSWD: JITD_S01_2",
+            ]
+        );
+        assert!(text.contains("\n# grants: 17 33 49\n"), "{text}");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Rendered rules against the real sudo parser: for any input, the validated names refuse it
 //! (or `render` does) or it renders a file that `visudo -c` accepts and that `cvtsudoers`
-//! reads back as exactly one rule, for exactly that user, run_as and command list, with
-//! NOTAFTER.
+//! reads back (aliases expanded) as exactly one rule, for exactly that user, run_as and
+//! command list, with NOTAFTER; a shard, as one rule per grant.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -26,8 +26,9 @@ fn parse_with_sudo(text: &str) -> serde_json::Value {
         "visudo rejected:\n{text}\n{}",
         String::from_utf8_lossy(&check.stderr)
     );
+    // -e: aliases expanded, so a rule reads as the commands it allows.
     let out = Command::new("cvtsudoers")
-        .args(["-f", "json"])
+        .args(["-e", "-f", "json"])
         .arg(&f)
         .output()
         .unwrap();
@@ -127,7 +128,8 @@ fn given_shard_with_many_grants_when_parsed_by_sudo_then_one_rule_per_grant() {
             user: user(&format!("user{i}")),
             role: RoleName::new("r").unwrap(),
             run_as: vec![user("root")],
-            commands: vec![cmd(&format!("/usr/bin/tool{i} --flag"))],
+            // Two lists among five grants: shared aliases expand to each grant's own list.
+            commands: vec![cmd(&format!("/usr/bin/tool{} --flag", i % 2))],
             not_after: 1_795_272_120 + i64::try_from(i).unwrap(),
             reauth: i % 2 == 0,
             iolog_dir: (i % 3 == 0).then(|| "/var/log/sudo-io/jit".to_string()),

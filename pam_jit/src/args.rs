@@ -1,6 +1,7 @@
 //! Module arguments from the PAM configuration line. Strict: an unknown or malformed
 //! argument is a configuration error, and the hook denies.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,7 +15,10 @@ pub struct Config {
     pub mode: Mode,
     /// `bus=`: from the root-owned PAM file only; never from the environment.
     pub bus: String,
-    /// `timeout=`: each D-Bus call.
+    /// `socket=`: jitd's PAM socket, tried before the bus; `None` (`socket=none`): the bus
+    /// only. From the PAM file only, like `bus=`.
+    pub socket: Option<PathBuf>,
+    /// `timeout=`: each call to jitd.
     pub timeout: Duration,
     /// `wait=`: how long auth waits for an approval (0: do not wait).
     pub wait: Duration,
@@ -41,12 +45,17 @@ fn seconds(key: &str, v: &str, max: u64, allow_zero: bool) -> Result<Duration, S
     }
 }
 
-/// Parses `mode=sudo|ssh bus=ADDRESS timeout=S wait=S require_grant exempt=GROUP debug`.
+/// The longest path a Unix socket address holds (`sun_path`, NUL included).
+const MAX_SOCKET_PATH: usize = 107;
+
+/// Parses `mode=sudo|ssh bus=ADDRESS socket=PATH|none timeout=S wait=S require_grant
+/// exempt=GROUP debug`.
 pub fn parse<'a>(args: impl IntoIterator<Item = &'a str>) -> Result<Config, String> {
     let mut mode = None;
     let mut cfg = Config {
         mode: Mode::Sudo,
         bus: jit_proto::SYSTEM_BUS_ADDRESS.to_string(),
+        socket: Some(PathBuf::from(jit_proto::wire::DEFAULT_SOCKET)),
         timeout: DEFAULT_TIMEOUT,
         wait: DEFAULT_WAIT,
         require_grant: false,
@@ -72,6 +81,18 @@ pub fn parse<'a>(args: impl IntoIterator<Item = &'a str>) -> Result<Config, Stri
             }
             ("bus", Some(v)) => {
                 return Err(format!("bus= takes unix:path=/path/to/socket, got '{v}'"));
+            }
+            ("socket", Some("none")) => cfg.socket = None,
+            ("socket", Some(v))
+                if v.starts_with('/') && v.len() <= MAX_SOCKET_PATH && !v.contains("/../") =>
+            {
+                cfg.socket = Some(PathBuf::from(v));
+            }
+            ("socket", Some(v)) => {
+                return Err(format!(
+                    "socket= takes an absolute path (at most {MAX_SOCKET_PATH} bytes) or none, \
+                     got '{v}'"
+                ));
             }
             ("timeout", Some(v)) => cfg.timeout = seconds("timeout", v, MAX_TIMEOUT_SECS, false)?,
             ("wait", Some(v)) => cfg.wait = seconds("wait", v, MAX_WAIT_SECS, true)?,
@@ -106,6 +127,7 @@ mod tests {
         let c = parse([
             "mode=ssh",
             "bus=unix:path=/tmp/b",
+            "socket=/tmp/jit/pam.socket",
             "timeout=3",
             "wait=0",
             "require_grant",
@@ -115,6 +137,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.mode, Mode::Ssh);
         assert_eq!(c.bus, "unix:path=/tmp/b");
+        assert_eq!(c.socket, Some(PathBuf::from("/tmp/jit/pam.socket")));
         assert_eq!(c.timeout, Duration::from_secs(3));
         assert_eq!(c.wait, Duration::ZERO);
         assert!(c.require_grant && c.debug);
@@ -125,6 +148,11 @@ mod tests {
     fn given_only_mode_when_parsed_then_defaults_use_the_system_bus() {
         let c = parse(["mode=sudo"]).unwrap();
         assert_eq!(c.bus, jit_proto::SYSTEM_BUS_ADDRESS);
+        assert_eq!(
+            c.socket.as_deref(),
+            Some(std::path::Path::new("/run/jitd/pam.socket"))
+        );
+        assert_eq!(parse(["mode=sudo", "socket=none"]).unwrap().socket, None);
         assert_eq!(c.timeout, DEFAULT_TIMEOUT);
         assert!(!c.require_grant);
         assert_eq!(c.wait, DEFAULT_WAIT);
@@ -137,6 +165,7 @@ mod tests {
 
     #[test]
     fn given_bad_arguments_when_parsed_then_configuration_error() {
+        let long_socket = format!("socket=/{}", "s".repeat(MAX_SOCKET_PATH));
         for bad in [
             vec![],
             vec!["mode=su"],
@@ -146,6 +175,10 @@ mod tests {
             vec!["mode=sudo", "wait=-1"],
             vec!["mode=sudo", "bus=tcp:host=evil,port=1"],
             vec!["mode=sudo", "bus="],
+            vec!["mode=sudo", "socket="],
+            vec!["mode=sudo", "socket=run/pam.socket"],
+            vec!["mode=sudo", "socket=/run/../tmp/pam.socket"],
+            vec!["mode=sudo", &long_socket],
             vec!["mode=sudo", "require_grant=yes"],
             vec!["mode=sudo", "exempt="],
             vec!["mode=sudo", "exempt=%wheel"],

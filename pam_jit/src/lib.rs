@@ -1,14 +1,17 @@
 //! pam_jit: the PAM module of the JIT access system, for the sudo and sshd stacks.
 //!
 //! The hooks are a few lines: parse arguments, run the logic in [`logic`] against the real
-//! PAM handle ([`ffi`]) and jitd ([`client`]), and turn the result into a PAM code in one
-//! place where every error denies wherever pam_jit is the gate.
+//! PAM handle ([`ffi`]) and jitd ([`channel`]: its PAM socket, or the bus when the socket is
+//! absent), and turn the result into a PAM code in one place where every error denies
+//! wherever pam_jit is the gate.
 #![deny(unsafe_code)]
 
 pub mod args;
-pub mod client;
+pub mod bus;
+pub mod channel;
 mod ffi;
 pub mod logic;
+pub mod socket;
 
 use logic::{Error, Host, Pam, Phase, Verdict};
 use pam::constants::PamResultCode;
@@ -39,9 +42,7 @@ impl Host for System {
     }
 
     fn is_superuser(&self, user: &str) -> Result<bool, String> {
-        Ok(nix::unistd::User::from_name(user)
-            .map_err(|e| e.to_string())?
-            .is_some_and(|u| u.uid.is_root()))
+        Ok(ffi::uid_of(user)? == Some(0))
     }
 
     fn now(&self) -> i64 {
@@ -109,9 +110,18 @@ pub(crate) fn hook(phase: Phase, pam: &mut dyn Pam, args: &[&CStr]) -> PamResult
                 return code(phase, logic::decide(true, &Err(e)));
             }
         };
-        let client = client::BusClient {
-            address: cfg.bus.clone(),
-            timeout: cfg.timeout,
+        let kept = pam.connection();
+        let had_kept = kept.is_some();
+        let client = channel::Channel {
+            socket: cfg
+                .socket
+                .clone()
+                .map(|path| socket::SocketClient::new(path, cfg.timeout, kept)),
+            bus: bus::BusClient {
+                address: cfg.bus.clone(),
+                timeout: cfg.timeout,
+                library: None,
+            },
         };
         let result = match phase {
             Phase::Auth if cfg.mode == args::Mode::Sudo => {
@@ -122,9 +132,18 @@ pub(crate) fn hook(phase: Phase, pam: &mut dyn Pam, args: &[&CStr]) -> PamResult
             // The process calling the session hooks is the one that runs the session (sudo's
             // parent of the command; sshd's session process).
             Phase::OpenSession => logic::open_session(&cfg, pam, &client, std::process::id()),
-            // jitd notices ended sessions itself: no bus call at close.
+            // jitd notices ended sessions itself: no call at close.
             Phase::CloseSession => Ok(Verdict::Ignore),
         };
+        // Kept for the next hook; the session hook is the last that calls jitd, and sudo
+        // runs the command after it: nothing stays open for the command's lifetime.
+        let conn = client.into_connection();
+        let last = matches!(phase, Phase::OpenSession | Phase::CloseSession);
+        if last && had_kept {
+            pam.keep_connection(None);
+        } else if !last && (conn.is_some() || had_kept) {
+            pam.keep_connection(conn);
+        }
         let verdict = logic::decide(logic::is_gate(Some(&cfg), phase), &result);
         if cfg.debug {
             pam.log(&format!(

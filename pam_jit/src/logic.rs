@@ -32,6 +32,16 @@ pub trait Pam {
     /// the handle: sudo retries auth up to 3 times, sshd keyboard-interactive too).
     fn marked(&self, m: Mark) -> bool;
     fn mark(&mut self, m: Mark);
+    /// The connection to jitd's PAM socket an earlier hook of this transaction kept (in this
+    /// process), if any.
+    fn connection(&mut self) -> Option<std::os::unix::net::UnixStream> {
+        None
+    }
+    /// Keeps `c` for the next hook of this transaction (`None` closes the kept one). PAM
+    /// closes it at `pam_end`.
+    fn keep_connection(&mut self, c: Option<std::os::unix::net::UnixStream>) {
+        drop(c);
+    }
 }
 
 /// What a hook remembers across calls in one PAM transaction.
@@ -156,6 +166,17 @@ fn unreachable_message(e: &Error) -> String {
     }
 }
 
+/// Whose grant counts. In sshd, PAM_USER. In sudo, the invoking user: sudo sets PAM_RUSER
+/// to the user who ran it, while PAM_USER is whoever sudo authenticates (the invoking user,
+/// but root under `Defaults rootpw`, the target user under `targetpw`, openSUSE's default,
+/// or `runaspw`); taking PAM_USER there let "root needs no grant" admit anyone.
+pub fn holder(cfg: &Config, pam: &mut dyn Pam) -> Result<String, Error> {
+    match (cfg.mode, pam.ruser()) {
+        (Mode::Sudo, ruser) if !ruser.is_empty() => Ok(ruser),
+        _ => pam.user(),
+    }
+}
+
 /// `auth` for sudo: when the user has no active grant, offer the roles they may request,
 /// ask for role, reason and duration, submit, and wait (bounded) for a decision.
 pub fn authenticate(
@@ -164,7 +185,7 @@ pub fn authenticate(
     jitd: &dyn Jitd,
     host: &dyn Host,
 ) -> Result<Verdict, Error> {
-    let user = pam.user()?;
+    let user = holder(cfg, pam)?;
     if pam.marked(Mark::AuthDone) {
         // sudo's second or third auth attempt in the same transaction: never a second request.
         return Ok(Verdict::Ignore);
@@ -605,7 +626,7 @@ pub fn account(
     if cfg.mode == Mode::Sudo && !cfg.require_grant {
         return Ok(Verdict::Ignore);
     }
-    let user = pam.user()?;
+    let user = holder(cfg, pam)?;
     // root running sudo gains nothing it does not have: uid 0 needs no grant (and no
     // exempt group). ssh logins as root are sshd's to decide (PermitRootLogin) and stay
     // gated like any other login.

@@ -44,10 +44,38 @@ pub fn shard_file(id: u64) -> String {
     format!("jit-s{:02x}", id % 16)
 }
 
+/// The grant ids a shard's text says it holds (its `# grants: 17 33` line), in the order
+/// of their rules.
+pub fn grants_in(shard_text: &str) -> Vec<u64> {
+    shard_text
+        .lines()
+        .find_map(|l| l.strip_prefix("# grants: "))
+        .map(|ids| {
+            ids.split_whitespace()
+                .map(|id| id.parse().expect("a grant id"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Whether the (world's) sudoers directory holds the rule of grant `id`.
 pub fn has_rule(id: u64) -> bool {
     fs::read_to_string(Path::new("/etc/sudoers.d").join(shard_file(id)))
-        .is_ok_and(|s| s.contains(&format!("# jitd grant {id}:")))
+        .is_ok_and(|s| grants_in(&s).contains(&id))
+}
+
+/// pam_jit.so and pam_jit_bus.so (which pam_jit loads from its own directory when it
+/// needs the bus) copied into `dir`, as install.sh puts them; the module's path.
+pub fn install_module(dir: &Path) -> PathBuf {
+    fs::create_dir_all(dir).unwrap();
+    for (built, installed) in [
+        ("libpam_jit.so", "pam_jit.so"),
+        ("libpam_jit_bus.so", "pam_jit_bus.so"),
+    ] {
+        fs::copy(bin(built), dir.join(installed)).unwrap();
+        fs::set_permissions(dir.join(installed), fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    dir.join("pam_jit.so")
 }
 
 /// The password every test user has.
@@ -175,6 +203,8 @@ pub struct Builder {
     ssh_auth: Option<String>,
     /// sshd's AuthenticationMethods (default: publickey, or the pair with `ssh_auth`).
     ssh_methods: Option<String>,
+    /// pam_jit's `socket=` argument; `None`: the world's own PAM socket.
+    pam_socket_arg: Option<String>,
 }
 
 /// pam_jit's account line for sshd (`mode=ssh`), the gate for ssh logins.
@@ -195,7 +225,15 @@ impl Builder {
             sshd: None,
             ssh_auth: None,
             ssh_methods: None,
+            pam_socket_arg: None,
         }
+    }
+
+    /// pam_jit's `socket=` argument on every line (`none`: the bus only; a path nobody
+    /// serves: the bus as the fallback). Default: the socket this world's jitd serves.
+    pub fn pam_socket_arg(mut self, arg: &str) -> Self {
+        self.pam_socket_arg = Some(arg.to_string());
+        self
     }
 
     /// Runs a real sshd on 127.0.0.1 (PAM service `sshd-jittest`, public keys only) with
@@ -293,6 +331,8 @@ pub struct World {
     pub ssh_port: u16,
     pub policy_path: PathBuf,
     pub state_dir: PathBuf,
+    /// The PAM socket this world's jitd serves.
+    pub pam_socket: PathBuf,
     /// Extra environment for jitd (e.g. the service manager's `NOTIFY_SOCKET`).
     pub jitd_env: Vec<(String, String)>,
 }
@@ -416,6 +456,15 @@ impl World {
         // The private bus.
         let bus_socket = d.join("bus.sock");
         let bus = format!("unix:path={}", bus_socket.display());
+        let pam_socket = d.join("pam.socket");
+        // Every pam_jit line names its channels: the private bus, and this world's PAM
+        // socket (never the host's /run/jitd).
+        let chan = format!(
+            "bus={bus} socket={}",
+            b.pam_socket_arg
+                .clone()
+                .unwrap_or_else(|| pam_socket.display().to_string())
+        );
         let busd = d.join("bus.d");
         fs::create_dir(&busd).unwrap();
         let project_policy = fs::read_to_string(
@@ -439,10 +488,11 @@ impl World {
             .unwrap();
             let exec = format!(
                 "Exec={} --config {} --state-dir {} --sudoers-dir /etc/sudoers.d --bus {bus} \
-                 --pid-file {} --log-file {}",
+                 --pam-socket {} --pid-file {} --log-file {}",
                 bin("jitd").display(),
                 policy_path.display(),
                 state_dir.display(),
+                pam_socket.display(),
                 d.join("jitd.pid").display(),
                 d.join("jitd.log").display()
             );
@@ -468,15 +518,16 @@ impl World {
             0o644,
         );
 
-        // PAM: real authentication first (pam_unix), then pam_jit.
-        let module = bin("libpam_jit.so");
+        // PAM: real authentication first (pam_unix), then pam_jit, from a directory of its
+        // own with its bus library beside it, as installed.
+        let module = install_module(&d.join("security"));
         let pam = format!(
             "auth     required pam_unix.so\n\
-             auth     optional {m} mode=sudo bus={bus} timeout=5 {auth}\n\
+             auth     optional {m} mode=sudo {chan} timeout=5 {auth}\n\
              account  required pam_unix.so\n\
-             account  required {m} mode=sudo bus={bus} timeout=5 {acct}\n\
+             account  required {m} mode=sudo {chan} timeout=5 {acct}\n\
              session  required pam_permit.so\n\
-             session  optional {m} mode=sudo bus={bus} timeout=5\n",
+             session  optional {m} mode=sudo {chan} timeout=5\n",
             m = module.display(),
             auth = b.pam_auth_args,
             acct = b.pam_account_args,
@@ -495,13 +546,13 @@ impl World {
         // Public keys are the real authentication; pam_jit's auth (when asked for) is the
         // keyboard-interactive step after them. No password stack at all.
         let ssh_auth = match &b.ssh_auth {
-            Some(args) => format!("auth     required {} bus={bus} {args}\n", module.display()),
+            Some(args) => format!("auth     required {} {chan} {args}\n", module.display()),
             None => "auth     required pam_deny.so\n".to_string(),
         };
         let ssh_pam = match &b.sshd {
             Some(args) if !args.is_empty() => format!(
-                "{ssh_auth}account  required pam_unix.so\naccount  required {m} bus={bus} {args}\n\
-                 session  required pam_permit.so\nsession  optional {m} bus={bus} {args}\n",
+                "{ssh_auth}account  required pam_unix.so\naccount  required {m} {chan} {args}\n\
+                 session  required pam_permit.so\nsession  optional {m} {chan} {args}\n",
                 m = module.display()
             ),
             _ => format!(
@@ -536,6 +587,7 @@ impl World {
         write(&policy_path, &b.policy, 0o644);
         let mut world = World {
             state_dir,
+            pam_socket,
             dir,
             bus,
             bus_daemon,
@@ -717,7 +769,9 @@ impl World {
             .arg("--sudoers-dir")
             .arg("/etc/sudoers.d")
             .arg("--bus")
-            .arg(&self.bus);
+            .arg(&self.bus)
+            .arg("--pam-socket")
+            .arg(&self.pam_socket);
         c
     }
 

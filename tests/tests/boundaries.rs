@@ -408,7 +408,9 @@ fn given_jitd_running_when_a_second_jitd_starts_then_it_refuses_and_the_first_ke
             .arg(&w.policy_path)
             .arg("--state-dir")
             .arg(state)
-            .args(["--sudoers-dir", rules, "--bus", &w.bus]);
+            .args(["--sudoers-dir", rules, "--bus", &w.bus])
+            .arg("--pam-socket")
+            .arg(w.path().join("other.socket"));
         c
     };
     let r = run(

@@ -55,11 +55,12 @@ fn rules_in_shards() -> Vec<u64> {
         let name = e.file_name().to_string_lossy().into_owned();
         if name.starts_with("jit-") {
             assert!(name.starts_with("jit-s"), "unexpected file {name}");
-            for line in std::fs::read_to_string(e.path()).unwrap().lines() {
-                if let Some(rest) = line.strip_prefix("# jitd grant ") {
-                    ids.push(rest.split(':').next().unwrap().parse().unwrap());
-                }
-            }
+            let text = std::fs::read_to_string(e.path()).unwrap();
+            let here = jit_e2e::grants_in(&text);
+            // One rule per grant listed, no more, no less.
+            let rules = text.lines().filter(|l| l.contains(" NOTAFTER=")).count();
+            assert_eq!(rules, here.len(), "{text}");
+            ids.extend(here);
         }
     }
     ids.sort_unstable();

@@ -151,6 +151,8 @@ fn given_fresh_host_when_install_then_jitd_runs_with_example_policy_and_uninstal
     assert!(r.stdout.contains("health: ok"), "{}", r.all());
 
     let status = sh("/usr/local/bin/jitctl status");
+    // pam_jit's short path: the PAM socket, root's alone, in a directory root's alone.
+    let socket = sh("stat -c '%F %a %U' /run/jitd /run/jitd/pam.socket");
     let pam_after = std::fs::read_to_string("/etc/pam.d/sudo").unwrap();
     let pam_i_after = std::fs::read_to_string("/etc/pam.d/sudo-i").unwrap();
     let roles = sh("/usr/local/bin/jitctl --json roles");
@@ -189,6 +191,7 @@ fn given_fresh_host_when_install_then_jitd_runs_with_example_policy_and_uninstal
     );
     let calls_during_uninstall = busy.stop();
     let left = sh(JITD_HERE);
+    let socket_left = Path::new("/run/jitd/pam.socket").exists();
     // uninstall.sh stops jitd itself (found through the bus). The system bus this test's
     // install started is ours to stop.
     let stopped = owner_pid.map(|p| {
@@ -234,6 +237,13 @@ fn given_fresh_host_when_install_then_jitd_runs_with_example_policy_and_uninstal
         "{activation}"
     );
     assert_eq!(stopped, Some(true), "uninstall.sh stops jitd");
+    assert_eq!(
+        socket.stdout,
+        "directory 700 root\nsocket 600 root\n",
+        "{}",
+        socket.all()
+    );
+    assert!(!socket_left, "the PAM socket is gone with jitd");
     assert!(calls_during_install > 0 && calls_during_uninstall > 0);
     assert_eq!(
         left.stdout.trim(),

@@ -165,6 +165,7 @@ fn given_deb_when_installed_removed_and_purged_then_pam_untouched_until_asked_an
     let pam_sshd = std::fs::read("/etc/pam.d/sshd").ok();
     let secdir = sh("echo $(pkg-config --variable=libdir pam)/security").stdout;
     let module = format!("{}/pam_jit.so", secdir.trim());
+    let bus_library = format!("{}/pam_jit_bus.so", secdir.trim());
 
     let install = sh(&format!("dpkg -i {}", deb.display()));
     assert!(install.ok(), "dpkg -i: {}", install.all());
@@ -189,6 +190,7 @@ fn given_deb_when_installed_removed_and_purged_then_pam_untouched_until_asked_an
         "/usr/sbin/jitd",
         "/usr/bin/jitctl",
         module.as_str(),
+        bus_library.as_str(),
         "/etc/jit/jit.toml",
         "/usr/share/dbus-1/system.d/org.jit.Jitd.conf",
         "/usr/share/dbus-1/system-services/org.jit.Jitd.service",

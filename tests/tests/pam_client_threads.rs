@@ -6,8 +6,10 @@
 use jit_e2e::{Builder, wait_for};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use pam_jit::client::BusClient;
+use pam_jit::bus::BusClient;
+use pam_jit::channel::Channel;
 use pam_jit::logic::Jitd;
+use pam_jit::socket::SocketClient;
 use std::time::{Duration, Instant};
 
 fn threads() -> usize {
@@ -33,23 +35,35 @@ fn settled_threads() -> usize {
     last
 }
 
+/// pam_jit's channel as a hook builds it: the PAM socket first (`socket`), or the bus only.
+fn channel(w: &jit_e2e::World, socket: bool) -> Channel {
+    let timeout = Duration::from_secs(2);
+    Channel {
+        socket: socket.then(|| SocketClient::new(w.pam_socket.clone(), timeout, None)),
+        bus: BusClient {
+            address: w.bus.clone(),
+            timeout,
+            library: Some(jit_e2e::bin("libpam_jit_bus.so")),
+        },
+    }
+}
+
 #[test]
-fn given_bus_calls_from_a_hook_then_no_thread_outlives_them_and_timeouts_hold() {
+fn given_calls_from_a_hook_on_either_channel_then_no_thread_outlives_them_and_timeouts_hold() {
     let w = Builder::new()
         .user("alice", &[])
         .policy(
             "[[role]]\nname = \"r\"\ncommands = [\"/usr/bin/true\"]\nrequesters = [\"alice\"]\nmax_duration = \"1h\"\n",
         )
         .build();
-    let client = BusClient {
-        address: w.bus.clone(),
-        timeout: Duration::from_secs(2),
-    };
     let before = settled_threads();
-    for _ in 0..20 {
-        let c = client.check("alice", false).unwrap();
-        assert!(!c.active);
-        assert_eq!(client.roles("alice").unwrap().len(), 1);
+    for socket in [false, true] {
+        for _ in 0..20 {
+            let client = channel(&w, socket);
+            let c = client.check("alice", false).unwrap();
+            assert!(!c.active);
+            assert_eq!(client.roles("alice").unwrap().len(), 1);
+        }
     }
     // Helper threads that finish late would show up here; give them a moment to exit.
     wait_for("threads to settle", Duration::from_secs(2), || {
@@ -58,13 +72,19 @@ fn given_bus_calls_from_a_hook_then_no_thread_outlives_them_and_timeouts_hold() 
 
     // A stopped jitd (SIGSTOP): the call is bounded by timeout=, and fails (never succeeds).
     let pid = Pid::from_raw(i32::try_from(w.jitd_pid().unwrap()).unwrap());
-    kill(pid, Signal::SIGSTOP).unwrap();
-    let t = Instant::now();
-    let r = client.check("alice", false);
-    let took = t.elapsed();
-    kill(pid, Signal::SIGCONT).unwrap();
-    assert!(r.is_err(), "{r:?}");
-    assert!(took < Duration::from_secs(4), "took {took:?}");
+    for socket in [false, true] {
+        let client = channel(&w, socket);
+        kill(pid, Signal::SIGSTOP).unwrap();
+        let t = Instant::now();
+        let r = client.check("alice", false);
+        let took = t.elapsed();
+        kill(pid, Signal::SIGCONT).unwrap();
+        assert!(r.is_err(), "socket {socket}: {r:?}");
+        assert!(
+            took < Duration::from_secs(4),
+            "socket {socket}: took {took:?}"
+        );
+    }
     wait_for(
         "threads to settle after the timeout",
         Duration::from_secs(2),

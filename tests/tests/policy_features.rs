@@ -167,7 +167,11 @@ fn given_break_glass_when_used_then_sudo_works_at_once_and_review_queue_shows_it
             .stdout
             .contains("not yet reviewed")
     );
-    assert!(w.jitctl("bob", &["review"]).stdout.contains("no requests"));
+    assert!(
+        w.jitctl("bob", &["review"])
+            .stdout
+            .contains("no break-glass grants to review")
+    );
     let actions = w.audit_actions();
     assert!(actions.contains(&"break-glass".to_string()), "{actions:?}");
     assert!(actions.contains(&"review".to_string()), "{actions:?}");
@@ -454,7 +458,8 @@ fn given_role_cap_when_reached_then_next_user_refused_and_sudo_stays_closed() {
 #[test]
 fn given_separated_roles_when_holder_requests_or_approves_the_other_then_refused() {
     let w = users(Builder::new()).policy(LIMITS).build();
-    // Through sudo as well (frank holds no grant, so pam_jit asks): his pending audit
+    // Through sudo as well (frank holds no grant; pam_jit offers his pending request, he
+    // asks for another role with "n"): his pending audit
     // request conflicts with web; the refusal reaches the terminal, nothing is granted.
     let pending = id_of(&w.jitctl(
         "frank",
@@ -463,7 +468,7 @@ fn given_separated_roles_when_holder_requests_or_approves_the_other_then_refused
     let said = w
         .sudo(
             "frank",
-            &[PASSWORD, "web", "OPS-2 restart", "10m"],
+            &[PASSWORD, "n", "web", "OPS-2 restart", "10m"],
             &["/usr/bin/id", "-u"],
         )
         .all();

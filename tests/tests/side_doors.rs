@@ -218,6 +218,39 @@ fn given_require_grant_and_a_static_rule_when_any_form_of_sudo_then_denied_witho
 }
 
 #[test]
+fn given_sudoers_asking_for_root_or_target_password_when_no_grant_then_still_denied() {
+    // Regression: with `Defaults rootpw` (or targetpw, openSUSE's default) sudo starts PAM
+    // as root (or the target user), not as the invoking user. pam_jit took PAM_USER as the
+    // grant holder: "root needs no grant" let carol's standing rule through require_grant,
+    // and her grants were looked up as the target's.
+    for option in ["rootpw", "targetpw"] {
+        let w = builder()
+            .pam_args("wait=0", "require_grant")
+            .static_rule(&format!(
+                "Defaults {option}\ncarol ALL=(ALL) NOPASSWD: /usr/bin/id\n"
+            ))
+            .build();
+        for form in [
+            vec!["/usr/bin/id", "-u"],
+            vec!["-u", "svc", "/usr/bin/id", "-u"],
+        ] {
+            let r = w.sudo_n("carol", &form);
+            assert!(!r.ok(), "{option} {form:?} without a grant: {}", r.all());
+            assert!(
+                r.stderr.contains("carol has no active grant"),
+                "{option} {form:?}: {}",
+                r.all()
+            );
+        }
+        // Her own grant counts, whoever PAM was started as.
+        w.submit("carol", "ident", "5m", "T-16");
+        let r = w.sudo_n("carol", &["/usr/bin/id", "-u"]);
+        assert!(r.ok(), "{option}: {}", r.all());
+        assert_eq!(r.stdout.trim(), "0");
+    }
+}
+
+#[test]
 fn given_require_grant_when_root_runs_sudo_then_it_needs_no_grant() {
     // Regression: root's own sudo was denied unless root was in the exempt group.
     let w = builder().pam_args("wait=0", "require_grant").build();
@@ -486,7 +519,8 @@ fn given_one_user_holding_many_waits_when_others_wait_then_they_are_served() {
     {
         use std::io::Write as _;
         let mut i = asking.stdin.take().unwrap();
-        writeln!(i, "{}\ndb2\nT-15\n\n", jit_e2e::PASSWORD).unwrap();
+        // Her flood's request is pending: "n" asks for another role instead of waiting.
+        writeln!(i, "{}\nn\ndb2\nT-15\n\n", jit_e2e::PASSWORD).unwrap();
     }
     let db2 = approver.join().unwrap();
     let r = w.jitctl("bob", &["approve", &db2.to_string()]);

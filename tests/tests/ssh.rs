@@ -191,7 +191,9 @@ fn given_key_and_no_grant_when_login_asks_and_bob_approves_then_login_succeeds()
     assert_eq!(stdout.trim(), "alice");
     let prompts = w.ssh_prompts("alice");
     assert!(
-        prompts.contains("roles you may request: login"),
+        prompts.contains(
+            "roles you may request:\njit:   login  up to 1h, 1 approval from bob, admits ssh logins"
+        ),
         "{prompts}"
     );
     assert!(!prompts.contains("sudo-only"), "only ssh roles: {prompts}");

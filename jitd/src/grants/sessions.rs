@@ -125,18 +125,17 @@ impl Core {
         Ok(tracked)
     }
 
-    /// The user's grants in force now (with `ssh`: of roles that admit ssh logins).
+    /// The user's grants in force now (with `ssh`: of roles that admit ssh logins): from
+    /// the index of grants in force, or from the database when there is none.
     pub(super) fn in_force(&self, user: &str, ssh: bool) -> Result<Vec<RequestRow>> {
+        if let Some(index) = self.index.get() {
+            return Ok(index.of(user, ssh));
+        }
         Ok(self
             .store
             .open_of_user(user)?
             .into_iter()
-            .filter(|r| {
-                r.state == State::Active
-                    && r.kind != Kind::Extension
-                    && self.ms_left(r) > 0
-                    && (!ssh || r.ssh)
-            })
+            .filter(|r| super::in_force::admits(&*self.clock, r, ssh))
             .collect())
     }
 

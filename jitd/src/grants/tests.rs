@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 /// A wall clock and a boot clock that advance together unless a test steps one of them.
-pub(super) struct FakeClock {
+pub(crate) struct FakeClock {
     wall_ms: AtomicI64,
     boot_ms: AtomicI64,
     boot_id: Mutex<&'static str>,
@@ -25,7 +25,7 @@ impl Clock for FakeClock {
 }
 
 impl FakeClock {
-    pub(super) fn at(unix: i64) -> FakeClock {
+    pub(crate) fn at(unix: i64) -> FakeClock {
         FakeClock {
             wall_ms: AtomicI64::new(unix * 1000),
             boot_ms: AtomicI64::new(5_000),
@@ -34,18 +34,18 @@ impl FakeClock {
     }
 
     /// Time passes: both clocks move on.
-    pub(super) fn advance(&self, secs: i64) {
+    pub(crate) fn advance(&self, secs: i64) {
         self.wall_ms.fetch_add(secs * 1000, Ordering::SeqCst);
         self.boot_ms.fetch_add(secs * 1000, Ordering::SeqCst);
     }
 
     /// Someone sets the wall clock: only it moves.
-    pub(super) fn step_wall(&self, secs: i64) {
+    pub(crate) fn step_wall(&self, secs: i64) {
         self.wall_ms.fetch_add(secs * 1000, Ordering::SeqCst);
     }
 
     /// The machine is down for `secs` and boots again (the boot clock starts over).
-    pub(super) fn reboot(&self, secs: i64, id: &'static str) {
+    pub(crate) fn reboot(&self, secs: i64, id: &'static str) {
         self.wall_ms.fetch_add(secs * 1000, Ordering::SeqCst);
         self.boot_ms.store(3_000, Ordering::SeqCst);
         *self.boot_id.lock().unwrap() = id;
@@ -54,7 +54,7 @@ impl FakeClock {
 
 /// Keeps shards in memory; can be told to fail.
 #[derive(Clone, Default)]
-pub(super) struct FakeRules {
+pub(crate) struct FakeRules {
     shards: Arc<Mutex<BTreeMap<u32, Vec<Rule>>>>,
     foreign: Arc<Mutex<Vec<String>>>,
     fail: Arc<Mutex<bool>>,
@@ -62,7 +62,7 @@ pub(super) struct FakeRules {
 
 impl FakeRules {
     /// The rule of grant `id` as the shard holds it.
-    pub(super) fn rule(&self, id: u64) -> Option<Rule> {
+    pub(crate) fn rule(&self, id: u64) -> Option<Rule> {
         self.shards
             .lock()
             .unwrap()
@@ -72,7 +72,7 @@ impl FakeRules {
             .cloned()
     }
 
-    pub(super) fn ids(&self) -> Vec<u64> {
+    pub(crate) fn ids(&self) -> Vec<u64> {
         let mut ids: Vec<u64> = self
             .shards
             .lock()
@@ -133,7 +133,7 @@ impl Rules for FakeRules {
     }
 }
 
-pub(super) const POLICY: &str = r#"
+pub(crate) const POLICY: &str = r#"
 [[role]]
 name = "web-restart"
 commands = ["/usr/bin/systemctl restart nginx"]
@@ -161,7 +161,7 @@ max_total_duration = "90m"
 break_glass = true
 "#;
 
-pub(super) fn dir() -> FakeDirectory {
+pub(crate) fn dir() -> FakeDirectory {
     FakeDirectory::default()
         .user("alice", 1001, &["alice", "webops"])
         .user("bob", 1002, &["bob", "sre"])
@@ -171,7 +171,7 @@ pub(super) fn dir() -> FakeDirectory {
         .user("root", 0, &["root"])
 }
 
-pub(super) fn actor(name: &str) -> Actor {
+pub(crate) fn actor(name: &str) -> Actor {
     let uid = dir().uid_of(name).unwrap().unwrap();
     Actor {
         name: name.into(),
@@ -182,14 +182,14 @@ pub(super) fn actor(name: &str) -> Actor {
     }
 }
 
-pub(super) struct World {
-    pub(super) core: Core,
-    pub(super) clock: Arc<FakeClock>,
-    pub(super) rules: FakeRules,
+pub(crate) struct World {
+    pub(crate) core: Core,
+    pub(crate) clock: Arc<FakeClock>,
+    pub(crate) rules: FakeRules,
 }
 
 /// A core on `policy`, users from `dir`, an in-memory store and fake rules, at unix second `t`.
-pub(super) fn world_with(policy: &str, dir: &FakeDirectory, t: i64) -> World {
+pub(crate) fn world_with(policy: &str, dir: &FakeDirectory, t: i64) -> World {
     let clock = Arc::new(FakeClock::at(t));
     let rules = FakeRules::default();
     let policy = Policy::parse("test.toml", policy, dir).unwrap();
@@ -204,12 +204,12 @@ pub(super) fn world_with(policy: &str, dir: &FakeDirectory, t: i64) -> World {
     World { core, clock, rules }
 }
 
-pub(super) fn world() -> World {
+pub(crate) fn world() -> World {
     world_with(POLICY, &dir(), 1_795_272_000)
 }
 
 /// A request as asked through jitctl.
-pub(super) fn ask(kind: Kind, role: &str, duration: u64, reason: &str) -> Ask {
+pub(crate) fn ask(kind: Kind, role: &str, duration: u64, reason: &str) -> Ask {
     Ask {
         kind,
         role: role.into(),
@@ -219,7 +219,7 @@ pub(super) fn ask(kind: Kind, role: &str, duration: u64, reason: &str) -> Ask {
     }
 }
 
-pub(super) fn origin() -> Origin {
+pub(crate) fn origin() -> Origin {
     Origin {
         service: "jitctl".into(),
         ..Origin::default()

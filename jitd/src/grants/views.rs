@@ -82,28 +82,7 @@ impl Core {
     /// Whether `user` holds an active grant now (with `ssh`: one whose role admits ssh).
     /// Checks the grant's end itself, so a late timer never extends a grant.
     pub fn check(&self, user: &str, ssh: bool) -> Result<GrantCheck> {
-        Ok(match self.best_active(user, ssh)? {
-            Some(r) => GrantCheck {
-                active: true,
-                request_id: r.id,
-                role: r.role.to_string(),
-                not_after: r.not_after,
-            },
-            None => GrantCheck {
-                active: false,
-                request_id: 0,
-                role: String::new(),
-                not_after: 0,
-            },
-        })
-    }
-
-    /// The user's active grant (with `ssh`: one whose role admits ssh) that lasts longest.
-    pub(super) fn best_active(&self, user: &str, ssh: bool) -> Result<Option<RequestRow>> {
-        Ok(self
-            .in_force(user, ssh)?
-            .into_iter()
-            .max_by_key(|r| r.not_after))
+        Ok(super::in_force::answer(self.in_force(user, ssh)?.iter()))
     }
 
     /// Request `id` of `user` (for pam_jit's wait); NotFound if it is someone else's.

@@ -516,6 +516,37 @@ fn given_exempt_group_member_when_account_with_jitd_down_then_passes_to_rest_of_
 }
 
 #[test]
+fn given_sudo_authenticating_root_or_the_target_when_account_then_the_invoking_user_needs_the_grant()
+ {
+    // Regression: under `Defaults rootpw` / `targetpw` PAM_USER is root (or the target);
+    // the invoking user is PAM_RUSER, and hers is the grant that counts.
+    let cfg = parse(["mode=sudo", "require_grant"]).unwrap();
+    let mut pam = FakePam::new("root", &[]);
+    pam.ruser = "alice".into();
+    assert_eq!(
+        account(&cfg, &mut pam, &FakeJitd::default(), &HOST),
+        Ok(Verdict::Deny),
+        "root's exemption is not alice's"
+    );
+    assert!(
+        pam.errors.iter().any(|e| e.contains("alice")),
+        "{:?}",
+        pam.errors
+    );
+    let mut pam = FakePam::new("root", &[]);
+    pam.ruser = "alice".into();
+    let held = FakeJitd {
+        active: true,
+        ..FakeJitd::default()
+    };
+    assert_eq!(account(&cfg, &mut pam, &held, &HOST), Ok(Verdict::Success));
+    assert_eq!(holder(&cfg, &mut pam), Ok("alice".to_string()));
+    // sshd: PAM_USER, whatever PAM_RUSER says.
+    let ssh = parse(["mode=ssh"]).unwrap();
+    assert_eq!(holder(&ssh, &mut pam), Ok("root".to_string()));
+}
+
+#[test]
 fn given_require_grant_when_root_runs_sudo_then_no_grant_is_needed() {
     // Regression: root's own sudo was denied unless root was in the exempt group.
     let jitd = FakeJitd {

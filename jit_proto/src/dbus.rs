@@ -1,0 +1,170 @@
+//! The D-Bus side of the contract: [`JitError`] as D-Bus errors, and the proxies jitctl and
+//! pam_jit's bus fallback call.
+
+use crate::JitError;
+use crate::{
+    AuditRecord, AuditVerify, GrantCheck, PamRequest, RequestInfo, RoleInfo, SessionOpen,
+    StatusInfo,
+};
+use zbus::proxy;
+
+impl zbus::DBusError for JitError {
+    fn name(&self) -> zbus::names::ErrorName<'_> {
+        zbus::names::ErrorName::from_static_str_unchecked(JitError::name(self))
+    }
+
+    fn description(&self) -> Option<&str> {
+        match self {
+            JitError::ZBus(e) => e.description(),
+            JitError::Channel(m)
+            | JitError::Refused(_, m)
+            | JitError::NotAuthorized(m)
+            | JitError::NotFound(m)
+            | JitError::InvalidArgument(m)
+            | JitError::WrongState(m)
+            | JitError::Internal(m) => Some(m),
+        }
+    }
+
+    fn create_reply(&self, call: &zbus::message::Header<'_>) -> zbus::Result<zbus::Message> {
+        let text = match self {
+            JitError::ZBus(e) => e
+                .description()
+                .map_or_else(|| e.to_string(), str::to_string),
+            other => other.description().unwrap_or_default().to_string(),
+        };
+        zbus::Message::error(call, self.name()).build(&(text,))
+    }
+}
+
+impl From<zbus::Error> for JitError {
+    fn from(value: zbus::Error) -> JitError {
+        let known = match &value {
+            zbus::Error::MethodError(name, desc, _) => {
+                JitError::from_name(name.as_str(), desc.clone().unwrap_or_default())
+            }
+            _ => None,
+        };
+        known.unwrap_or(JitError::ZBus(value))
+    }
+}
+
+impl From<zbus::fdo::Error> for JitError {
+    fn from(value: zbus::fdo::Error) -> JitError {
+        JitError::ZBus(value.into())
+    }
+}
+
+impl JitError {
+    /// True when jitd is not on the bus at all.
+    pub fn is_service_missing(&self) -> bool {
+        match self {
+            JitError::ZBus(zbus::Error::MethodError(name, _, _)) => matches!(
+                name.as_str(),
+                "org.freedesktop.DBus.Error.ServiceUnknown"
+                    | "org.freedesktop.DBus.Error.NameHasNoOwner"
+            ),
+            JitError::ZBus(zbus::Error::FDO(e)) => matches!(
+                **e,
+                zbus::fdo::Error::ServiceUnknown(_) | zbus::fdo::Error::NameHasNoOwner(_)
+            ),
+            _ => false,
+        }
+    }
+
+    /// True when the bus tried to start jitd (activation) and it did not come up: a bad
+    /// policy, another jitd, a broken install. jitd's log says why.
+    pub fn is_start_failure(&self) -> bool {
+        let name = match self {
+            JitError::ZBus(zbus::Error::MethodError(name, _, _)) => name.as_str().to_string(),
+            JitError::ZBus(zbus::Error::FDO(e)) => zbus::DBusError::name(&**e).to_string(),
+            _ => return false,
+        };
+        name.starts_with("org.freedesktop.DBus.Error.Spawn.")
+    }
+}
+
+/// The user-facing interface. Identity always comes from the bus, never from arguments.
+#[proxy(
+    interface = "org.jit.Jitd.User1",
+    default_service = "org.jit.Jitd",
+    default_path = "/org/jit/Jitd"
+)]
+pub trait User1 {
+    fn roles(&self) -> Result<Vec<RoleInfo>, JitError>;
+    fn request(
+        &self,
+        role: &str,
+        duration_secs: u64,
+        reason: &str,
+    ) -> Result<RequestInfo, JitError>;
+    /// An emergency self-grant of a role that allows it; lands in the review queue.
+    fn break_glass(
+        &self,
+        role: &str,
+        duration_secs: u64,
+        reason: &str,
+    ) -> Result<RequestInfo, JitError>;
+    /// Asks for `by_secs` more on the caller's active grant `id`, under the role's approval
+    /// rule. Returns the extension request (applied at once for self-service roles).
+    fn extend(&self, id: u64, by_secs: u64, reason: &str) -> Result<RequestInfo, JitError>;
+    /// Break-glass grants the caller may review; `all`: acknowledged ones too.
+    fn review(&self, all: bool) -> Result<Vec<RequestInfo>, JitError>;
+    /// Acknowledges a break-glass grant after the fact.
+    fn acknowledge(&self, id: u64, comment: &str) -> Result<RequestInfo, JitError>;
+    fn list(&self, pending_only: bool, all: bool) -> Result<Vec<RequestInfo>, JitError>;
+    fn show(&self, id: u64) -> Result<RequestInfo, JitError>;
+    fn approve(&self, id: u64, comment: &str) -> Result<RequestInfo, JitError>;
+    fn deny(&self, id: u64, reason: &str) -> Result<RequestInfo, JitError>;
+    fn revoke(&self, id: u64, reason: &str) -> Result<RequestInfo, JitError>;
+    /// id 0: the caller's only active grant.
+    fn release(&self, id: u64) -> Result<RequestInfo, JitError>;
+    fn cancel(&self, id: u64) -> Result<RequestInfo, JitError>;
+    /// Blocks up to `timeout_secs` while the request is pending; returns it as it stands then.
+    fn wait(&self, id: u64, timeout_secs: u32) -> Result<RequestInfo, JitError>;
+    fn grants(&self) -> Result<Vec<RequestInfo>, JitError>;
+    fn status(&self) -> Result<StatusInfo, JitError>;
+    fn audit(&self, since: i64, user: &str) -> Result<Vec<AuditRecord>, JitError>;
+    fn audit_verify(&self) -> Result<AuditVerify, JitError>;
+}
+
+/// The PAM interface: pam_jit acts on behalf of the PAM user. uid 0 only.
+#[proxy(
+    interface = "org.jit.Jitd.Pam1",
+    default_service = "org.jit.Jitd",
+    default_path = "/org/jit/Jitd"
+)]
+pub trait Pam1 {
+    /// `ssh`: only grants whose role admits ssh logins count.
+    fn check(&self, user: &str, ssh: bool) -> Result<GrantCheck, JitError>;
+    fn roles(&self, user: &str) -> Result<Vec<RoleInfo>, JitError>;
+    fn request(&self, request: &PamRequest) -> Result<RequestInfo, JitError>;
+    fn wait(&self, user: &str, id: u64, timeout_secs: u32) -> Result<RequestInfo, JitError>;
+    /// The user's pending grant requests, oldest first: a login can wait for one it asked
+    /// for earlier instead of asking again.
+    fn pending(&self, user: &str) -> Result<Vec<RequestInfo>, JitError>;
+    /// Whether `reason` would do for `role` (required, length, characters, pattern), so the
+    /// prompt can ask again at once; the request is checked in full when it is submitted.
+    fn check_reason(&self, role: &str, reason: &str) -> Result<(), JitError>;
+    /// Registers a session (sudo's or sshd's process `pid`) under the grant that could have
+    /// authorised it and ends soonest (see [`SessionOpen`]), so it is ended no later than
+    /// that grant. Returns the grant id, 0 when the user holds none that could have.
+    /// Sessions that have ended are forgotten by jitd on its own: there is no close call.
+    fn open_session(&self, session: &SessionOpen) -> Result<u64, JitError>;
+}
+
+/// A PAM-interface proxy that caches no properties (so building it costs no bus round trip).
+pub async fn pam1(conn: &zbus::Connection) -> zbus::Result<Pam1Proxy<'static>> {
+    Pam1Proxy::builder(conn)
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await
+}
+
+/// A user-interface proxy that caches no properties.
+pub async fn user1(conn: &zbus::Connection) -> zbus::Result<User1Proxy<'static>> {
+    User1Proxy::builder(conn)
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await
+}
