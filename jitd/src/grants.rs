@@ -277,12 +277,24 @@ impl Core {
         &mut self,
         f: impl FnOnce(&rusqlite::Transaction<'_>, &mut Vec<AuditRecord>) -> Result<T>,
     ) -> Result<T> {
+        self.commit_as(Requests::May, f)
+    }
+
+    /// [`Core::commit`], told whether the transaction may change requests: one that writes
+    /// only audit records and session rows leaves the index of grants in force as it is.
+    fn commit_as<T>(
+        &mut self,
+        requests: Requests,
+        f: impl FnOnce(&rusqlite::Transaction<'_>, &mut Vec<AuditRecord>) -> Result<T>,
+    ) -> Result<T> {
         let mut records = Vec::new();
         let out = self.store.transaction(|tx| f(tx, &mut records));
         match out {
             Ok(v) => {
                 self.generation = self.generation.wrapping_add(1);
-                self.reindex();
+                if requests == Requests::May {
+                    self.reindex();
+                }
                 if self.storage_failed {
                     self.storage_failed = false;
                     self.last_error.clear();
@@ -430,6 +442,8 @@ impl Core {
         self.record_with(who, action, request_id, detail, |_| Ok(()))
     }
 
+    /// The `also` closure writes audit-side rows only (sessions), never a request: the
+    /// index of grants in force is not rebuilt for it.
     fn record_with(
         &mut self,
         who: &Actor,
@@ -439,7 +453,7 @@ impl Core {
         also: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<()>,
     ) -> Result<()> {
         let now = self.now();
-        self.commit(|tx, recs| {
+        self.commit_as(Requests::Untouched, |tx, recs| {
             also(tx)?;
             recs.push(store::append_audit(
                 tx,
@@ -454,6 +468,14 @@ impl Core {
             Ok(())
         })
     }
+}
+
+/// Whether a transaction may change the requests table (and so the grants in force).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Requests {
+    May,
+    /// Audit records and session rows only.
+    Untouched,
 }
 
 /// How an approver ends a request.
