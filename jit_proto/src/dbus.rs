@@ -124,8 +124,28 @@ pub trait User1 {
     fn wait(&self, id: u64, timeout_secs: u32) -> Result<RequestInfo, JitError>;
     fn grants(&self) -> Result<Vec<RequestInfo>, JitError>;
     fn status(&self) -> Result<StatusInfo, JitError>;
+    /// The whole selection in one reply; refused when it would not fit one: use
+    /// [`User1Proxy::audit_page`].
     fn audit(&self, since: i64, user: &str) -> Result<Vec<AuditRecord>, JitError>;
+    /// Records after `after_seq`, at most `limit` (up to 10,000), from `since`, by or about
+    /// `user` (empty: everyone the caller may see): one page, in order.
+    fn audit_page(
+        &self,
+        after_seq: u64,
+        limit: u32,
+        since: i64,
+        user: &str,
+    ) -> Result<Vec<AuditRecord>, JitError>;
     fn audit_verify(&self) -> Result<AuditVerify, JitError>;
+    /// The trail checked with the verification key `jitctl audit setup-keys` printed
+    /// (root only): every seal's MAC, and a seal for every epoch that has ended.
+    fn audit_verify_key(&self, key: &str) -> Result<AuditVerify, JitError>;
+    /// Sets up forward-secure sealing (root only): a seal every `interval_secs`. Returns the
+    /// verification key, which jitd does not keep. `force`: set up again with a new key.
+    fn seal_setup(&self, interval_secs: u64, force: bool) -> Result<String, JitError>;
+    /// Removes the records before `before_seq` (root), if the trail verifies; the chain goes
+    /// on from there. Export them first (`jitctl audit --json`).
+    fn audit_prune(&self, before_seq: u64) -> Result<String, JitError>;
 }
 
 /// The PAM interface: pam_jit acts on behalf of the PAM user. uid 0 only.

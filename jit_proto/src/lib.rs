@@ -355,6 +355,12 @@ pub struct StatusInfo {
     pub last_error: String,
     /// Break-glass grants no approver has acknowledged yet.
     pub unreviewed_break_glass: u32,
+    /// Root and approvers: what is wrong with the audit trail (a broken chain, a missing
+    /// seal, sealing stopped); empty when nothing is.
+    pub audit_error: String,
+    /// Root and approvers: how the audit trail stands (sealed or not, how far the daemon's
+    /// own check has come, a syslog mirror that is down).
+    pub audit_notes: Vec<String>,
 }
 
 /// One record of the audit trail.

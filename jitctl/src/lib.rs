@@ -247,8 +247,31 @@ pub struct AuditArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCmd {
-    /// Recompute the hash chain and name the first broken record.
-    Verify,
+    /// Recompute the hash chain and name the first broken record; with the verification
+    /// key, also check every seal (root).
+    Verify {
+        /// The verification key `jitctl audit setup-keys` printed (`-`: read it from
+        /// standard input, which keeps it out of the shell's history).
+        #[arg(long, value_name = "KEY")]
+        key: Option<String>,
+    },
+    /// Remove the records before record SEQ (root), once the trail verifies; the chain goes
+    /// on from SEQ. Export them first: `jitctl audit --json > FILE`.
+    Prune {
+        /// The first record kept.
+        #[arg(long, value_name = "SEQ")]
+        before: u64,
+    },
+    /// Set up forward-secure sealing (root): a seal every INTERVAL from now on. Prints the
+    /// verification key once: keep it off this host.
+    SetupKeys {
+        /// How often the trail is sealed (1s to 1d).
+        #[arg(long, value_name = "DURATION", default_value = "15m")]
+        interval: String,
+        /// Set up again with a new key (the old key keeps checking what it sealed).
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -776,10 +799,18 @@ async fn dispatch(p: &User1Proxy<'_>, cmd: Cmd, json: bool) -> Out {
                     s.unreviewed_break_glass
                 );
             }
-            if s.last_error.is_empty() {
-                out!("health: ok");
-            } else {
-                out!("health: ERROR: {}", esc(&s.last_error));
+            for note in &s.audit_notes {
+                out!("{}", esc(note));
+            }
+            let problem = match (s.last_error.as_str(), s.audit_error.as_str()) {
+                ("", "") => None,
+                ("", audit) => Some(audit.to_string()),
+                (last, "") => Some(last.to_string()),
+                (last, audit) => Some(format!("{last}; {audit}")),
+            };
+            match &problem {
+                None => out!("health: ok"),
+                Some(p) => out!("health: ERROR: {}", esc(p)),
             }
             // root can read sudoers: the policy's warnings, static rules that a grant would
             // unlock among them, as `jitctl policy check` prints them.
@@ -793,13 +824,12 @@ async fn dispatch(p: &User1Proxy<'_>, cmd: Cmd, json: bool) -> Out {
                 }
             }
             // A monitoring check reads the exit status: unhealthy is a failure.
-            if s.last_error.is_empty() {
-                Ok(())
-            } else {
-                Err(
-                    Failure::new(exit::ERROR, format!("jitd is unhealthy: {}", s.last_error))
-                        .named("unhealthy"),
-                )
+            match problem {
+                None => Ok(()),
+                Some(p) => {
+                    Err(Failure::new(exit::ERROR, format!("jitd is unhealthy: {p}"))
+                        .named("unhealthy"))
+                }
             }
         }
         Cmd::Audit(a) => audit(p, a, json).await,
@@ -945,9 +975,49 @@ fn print_detail(r: &RequestInfo) {
     );
 }
 
+/// Records per page when listing the trail.
+const AUDIT_PAGE: u32 = 5_000;
+
 async fn audit(p: &User1Proxy<'_>, a: AuditArgs, json: bool) -> Out {
-    if let Some(AuditCmd::Verify) = a.verify {
-        let v = p.audit_verify().await?;
+    if let Some(AuditCmd::SetupKeys { interval, force }) = a.verify {
+        let secs = duration_arg("--interval", &interval)?;
+        let key = p.seal_setup(secs, force).await?;
+        if json {
+            return print_json(&serde_json::json!({ "verification_key": key }));
+        }
+        out!(
+            "audit sealing set up: a seal every {}.",
+            format_duration(secs)
+        );
+        out!("verification key (shown once, not kept on this host):");
+        out!("");
+        out!("    {key}");
+        out!("");
+        out!("Keep it off this host (a password manager, paper). With it,");
+        out!("`jitctl audit verify --key -` proves that no record sealed before a break-in");
+        out!("was changed or removed; whoever holds it can also forge seals: keep it secret.");
+        return Ok(());
+    }
+    if let Some(AuditCmd::Prune { before }) = a.verify {
+        let said = p.audit_prune(before).await?;
+        if json {
+            return print_json(&serde_json::json!({ "pruned": said }));
+        }
+        out!("{said}");
+        return Ok(());
+    }
+    if let Some(AuditCmd::Verify { key }) = a.verify {
+        let v = match key.as_deref() {
+            None => p.audit_verify().await?,
+            Some("-") => {
+                let mut k = String::new();
+                std::io::stdin()
+                    .read_line(&mut k)
+                    .map_err(|e| Failure::new(exit::USAGE, format!("reading the key: {e}")))?;
+                p.audit_verify_key(k.trim()).await?
+            }
+            Some(k) => p.audit_verify_key(k).await?,
+        };
         if json {
             print_json(&v)?;
         } else {
@@ -963,10 +1033,31 @@ async fn audit(p: &User1Proxy<'_>, a: AuditArgs, json: bool) -> Out {
         Some(d) => now() - i64::try_from(duration_arg("--since", &d)?).unwrap_or(i64::MAX / 2),
         None => 0,
     };
-    let records = p.audit(since, a.user.as_deref().unwrap_or("")).await?;
+    // Page by page: the trail can be far larger than one bus message.
+    let user = a.user.as_deref().unwrap_or("");
+    let mut records = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = p.audit_page(after, AUDIT_PAGE, since, user).await?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        let full = page.len() == AUDIT_PAGE as usize;
+        if json {
+            records.extend(page);
+        } else {
+            print_audit_lines(&page);
+        }
+        if !full {
+            break;
+        }
+    }
     if json {
         return print_json(&records);
     }
+    Ok(())
+}
+
+fn print_audit_lines(records: &[jit_proto::AuditRecord]) {
     for r in records {
         let from = if r.origin.is_empty() {
             String::new()
@@ -984,7 +1075,6 @@ async fn audit(p: &User1Proxy<'_>, a: AuditArgs, json: bool) -> Out {
             esc(&r.detail)
         );
     }
-    Ok(())
 }
 
 /// Runs jitd's own parser (`jitd --check-config`) so there is exactly one policy grammar.

@@ -35,11 +35,14 @@ pub fn hash(prev: &str, r: &AuditRecord) -> String {
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// One syslog line for a record: `key=value` pairs, free text escaped.
+/// One syslog line for a record: `key=value` pairs, free text escaped. The sequence number
+/// and the chain hash let a remote copy anchor the local trail: a record changed or removed
+/// here no longer matches the line the log server kept.
 pub fn syslog_line(r: &AuditRecord) -> String {
     format!(
-        "audit seq={} action={} request={} actor={} uid={} from=[{}] {}",
+        "audit seq={} hash={} action={} request={} actor={} uid={} from=[{}] {}",
         r.seq,
+        r.hash,
         names::escape(&r.action),
         r.request_id,
         names::escape(&r.actor),
@@ -51,41 +54,145 @@ pub fn syslog_line(r: &AuditRecord) -> String {
 
 type Logger = syslog::Logger<syslog::LoggerBackend, syslog::Formatter3164>;
 
+/// How long a mirror that is down waits between tries to reconnect.
+pub const RETRY: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Mirrors audit records to syslog (facility authpriv). The database is the record of
-/// truth; a missing syslog daemon is reported once and otherwise ignored.
+/// truth; the mirror is the copy out of an intruder's reach when syslog forwards it. When
+/// syslog is missing or goes away (rsyslog or journald restarted), the mirror says so once,
+/// tries again every [`RETRY`] (on the timer's passes and with each record), and when it is
+/// back says which records it could not send.
 pub struct Mirror {
-    logger: Mutex<Option<Logger>>,
+    state: Mutex<MirrorState>,
+}
+
+#[derive(Default)]
+struct MirrorState {
+    /// The syslog socket (`--syslog-socket`); `None`: /dev/log, as syslog(3) finds it.
+    path: Option<std::path::PathBuf>,
+    logger: Option<Logger>,
+    /// Unix seconds since the mirror has been down.
+    down_since: Option<i64>,
+    last_try: Option<std::time::Instant>,
+    /// The first record not sent, and the newest one seen.
+    unsent_from: Option<u64>,
+    last_seq: u64,
+}
+
+fn formatter() -> syslog::Formatter3164 {
+    syslog::Formatter3164 {
+        facility: syslog::Facility::LOG_AUTHPRIV,
+        hostname: None,
+        process: "jitd".into(),
+        pid: std::process::id(),
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+impl MirrorState {
+    /// Tries to connect (at most every [`RETRY`] unless `now`); says what was missed when
+    /// it comes back.
+    fn reconnect(&mut self, force: bool) {
+        if self.logger.is_some() {
+            return;
+        }
+        if !force && self.last_try.is_some_and(|t| t.elapsed() < RETRY) {
+            return;
+        }
+        self.last_try = Some(std::time::Instant::now());
+        let connected = match &self.path {
+            Some(p) => syslog::unix_custom(formatter(), p),
+            None => syslog::unix(formatter()),
+        };
+        match connected {
+            Ok(mut l) => {
+                if let Some(first) = self.unsent_from.take() {
+                    let _ = l.warning(format!(
+                        "audit mirror resumed: records {first} to {} were not sent to syslog \
+                         (the state database holds them)",
+                        self.last_seq
+                    ));
+                }
+                if self.down_since.take().is_some() {
+                    tracing::info!("syslog is back: audit records are mirrored again");
+                }
+                self.logger = Some(l);
+            }
+            Err(e) => {
+                if self.down_since.is_none() {
+                    self.down_since = Some(unix_now());
+                    tracing::warn!(
+                        "syslog not available, audit records go to the database only until it \
+                         is (tried again every {}s): {e}",
+                        RETRY.as_secs()
+                    );
+                }
+            }
+        }
+    }
 }
 
 impl Mirror {
-    pub fn connect() -> Mirror {
-        let formatter = syslog::Formatter3164 {
-            facility: syslog::Facility::LOG_AUTHPRIV,
-            hostname: None,
-            process: "jitd".into(),
-            pid: std::process::id(),
+    /// A mirror to the syslog socket at `path` (`None`: /dev/log).
+    pub fn connect(path: Option<std::path::PathBuf>) -> Mirror {
+        let mut state = MirrorState {
+            path,
+            ..MirrorState::default()
         };
-        let logger = match syslog::unix(formatter) {
-            Ok(l) => Some(l),
-            Err(e) => {
-                tracing::warn!("syslog not available, audit records go to the database only: {e}");
-                None
-            }
-        };
+        state.reconnect(true);
         Mirror {
-            logger: Mutex::new(logger),
+            state: Mutex::new(state),
         }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, MirrorState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub fn send(&self, r: &AuditRecord) {
         let line = syslog_line(r);
         tracing::info!("{line}");
-        if let Ok(mut guard) = self.logger.lock()
-            && let Some(l) = guard.as_mut()
-            && let Err(e) = l.notice(&line)
-        {
-            tracing::warn!("syslog write failed: {e}");
+        let mut st = self.lock();
+        st.last_seq = st.last_seq.max(r.seq);
+        st.reconnect(false);
+        for attempt in 0..2 {
+            let Some(l) = st.logger.as_mut() else {
+                break;
+            };
+            match l.notice(&line) {
+                Ok(()) => return,
+                Err(e) => {
+                    // The daemon went away (restarted: its socket is a new one): connect
+                    // again at once and send once more.
+                    st.logger = None;
+                    if attempt == 0 {
+                        tracing::warn!("syslog write failed, reconnecting: {e}");
+                        st.down_since.get_or_insert(unix_now());
+                        st.reconnect(true);
+                    }
+                }
+            }
         }
+        st.unsent_from.get_or_insert(r.seq);
+    }
+
+    /// Called on the timer's passes: a mirror that is down tries again.
+    pub fn keepalive(&self) {
+        self.lock().reconnect(false);
+    }
+
+    /// When the mirror went down (unix seconds), if it is down.
+    pub fn down_since(&self) -> Option<i64> {
+        let st = self.lock();
+        st.logger.is_none().then(|| st.down_since.unwrap_or(0))
     }
 }
 
@@ -154,6 +261,10 @@ mod tests {
             hash: String::new(),
         };
         let line = syslog_line(&r);
+        assert!(
+            line.starts_with("audit seq=1 hash= action=request"),
+            "{line}"
+        );
         assert!(!line.contains('\n'));
         assert!(line.contains("\\u{a}fake line\\u{202e}"));
         assert!(line.contains("from=[service=sudo\\u{a}tty=x]"), "{line}");

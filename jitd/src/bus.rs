@@ -361,6 +361,25 @@ impl UserInterface {
         .await
     }
 
+    async fn audit_page(
+        &self,
+        after_seq: u64,
+        limit: u32,
+        since: i64,
+        user: String,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<Vec<AuditRecord>, JitError> {
+        let user = match user.as_str() {
+            "" => None,
+            u => Some(UserName::new(u).map_err(|e| JitError::InvalidArgument(e.0))?),
+        };
+        self.call(conn, &hdr, move |s, who| {
+            s.read(|c| c.audit_page(who, after_seq, limit, since, user.as_ref()))
+        })
+        .await
+    }
+
     async fn audit_verify(
         &self,
         #[zbus(header)] hdr: Header<'_>,
@@ -368,6 +387,45 @@ impl UserInterface {
     ) -> Result<AuditVerify, JitError> {
         self.call(conn, &hdr, |s, who| s.read(|c| c.audit_verify(who)))
             .await
+    }
+
+    async fn audit_verify_key(
+        &self,
+        key: String,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<AuditVerify, JitError> {
+        let key: crate::seal::VerificationKey = key.parse().map_err(JitError::InvalidArgument)?;
+        self.call(conn, &hdr, move |s, who| {
+            s.read(|c| c.verify_with(who, Some(key)))
+        })
+        .await
+    }
+
+    async fn audit_prune(
+        &self,
+        before_seq: u64,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, JitError> {
+        self.call(conn, &hdr, move |s, who| {
+            s.write(|c| c.audit_prune(who, before_seq))
+        })
+        .await
+    }
+
+    async fn seal_setup(
+        &self,
+        interval_secs: u64,
+        force: bool,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, JitError> {
+        self.call(conn, &hdr, move |s, who| {
+            s.write(|c| c.seal_setup(who, interval_secs, force))
+                .map(|k| k.to_string())
+        })
+        .await
     }
 }
 

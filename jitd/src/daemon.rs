@@ -80,6 +80,13 @@ pub struct Args {
     /// directory is created 0700 if missing, and must otherwise be root's alone.
     #[arg(long, value_name = "PATH", default_value = jit_proto::wire::DEFAULT_SOCKET)]
     pub pam_socket: PathBuf,
+    /// Check the audit trail in --state-dir (a copy, on a trusted machine, for the strongest
+    /// check) and exit: 0 intact, 1 not. The verification key, if any, on standard input.
+    #[arg(long)]
+    pub verify_audit: bool,
+    /// Mirror the audit trail to the syslog socket at PATH instead of /dev/log.
+    #[arg(long, value_name = "PATH")]
+    pub syslog_socket: Option<PathBuf>,
 }
 
 /// Where the diagnostic log goes: stderr, or `--log-file`.
@@ -132,7 +139,33 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// `--verify-audit`: the trail in the state directory checked, with the key from standard
+/// input if one is there; no policy, no bus.
+fn verify_audit(state_dir: &std::path::Path) -> Result<(), String> {
+    let mut key = String::new();
+    if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        std::io::stdin()
+            .read_line(&mut key)
+            .map_err(|e| format!("reading the key: {e}"))?;
+    }
+    let key = match key.trim() {
+        "" => None,
+        k => Some(k.parse::<crate::seal::VerificationKey>()?),
+    };
+    let store = Store::open(state_dir).map_err(|e| e.to_string())?;
+    let report = crate::trail::check_store(&store, key, None).map_err(|e| e.to_string())?;
+    println!("{}", report.message);
+    if report.ok {
+        Ok(())
+    } else {
+        Err("the audit trail does not verify".into())
+    }
+}
+
 fn run(args: Args) -> Result<(), String> {
+    if args.verify_audit {
+        return verify_audit(&args.state_dir);
+    }
     let notify = Arc::new(Notifier::from_env());
     let config = args.config.to_string_lossy().into_owned();
     let policy = Policy::load(&config, &Nss).map_err(|e| e.to_string())?;
@@ -167,7 +200,7 @@ fn run(args: Args) -> Result<(), String> {
     let store = Store::open(&args.state_dir).map_err(|e| e.to_string())?;
     let sudoers = SudoersDir::open(&args.sudoers_dir).map_err(|e| e.0)?;
     let _rules_lock = RulesLock::acquire(&args.sudoers_dir)?;
-    let mirror = Arc::new(Mirror::connect());
+    let mirror = Arc::new(Mirror::connect(args.syslog_socket.clone()));
     let mut core = Core::new(
         policy,
         store,
@@ -176,6 +209,7 @@ fn run(args: Args) -> Result<(), String> {
         Arc::new(SystemClock::new()),
         Some(mirror),
     );
+    core.enable_sealing(&args.state_dir);
     let started = std::time::Instant::now();
     let rep = core
         .reconcile()

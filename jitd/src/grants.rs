@@ -146,6 +146,11 @@ pub struct Core {
     /// The grants in force, rebuilt after every commit; shared with the service, which
     /// answers checks from it without this core's lock.
     index: Arc<SharedIndex>,
+    /// The seal key file, once the state directory is known ([`Core::enable_sealing`]).
+    seal_path: Option<std::path::PathBuf>,
+    sealing: sealing::Sealing,
+    /// The daemon's own check of the trail, a slice per timer pass.
+    health: sealing::Health,
 }
 
 /// The sudoers rule of a grant; `iolog_dir` is where the policy has sudo record sessions.
@@ -184,6 +189,7 @@ impl Core {
         mirror: Option<Arc<Mirror>>,
     ) -> Core {
         let started_at = clock.now();
+        let trail_base = store.audit_base().unwrap_or_default();
         let mut core = Core {
             policy,
             store,
@@ -197,6 +203,9 @@ impl Core {
             sessions: crate::sessions::Sessions::default(),
             generation: 0,
             index: Arc::new(SharedIndex::default()),
+            seal_path: None,
+            sealing: sealing::Sealing::Off,
+            health: sealing::Health::new(&trail_base),
         };
         core.reindex();
         core
@@ -255,6 +264,13 @@ impl Core {
     /// Milliseconds left on an active grant (see [`in_force::ms_left`]).
     pub(super) fn ms_left(&self, r: &RequestRow) -> i64 {
         in_force::ms_left(&*self.clock, r)
+    }
+
+    /// A syslog mirror that is down tries again (the timer's passes).
+    pub fn mirror_keepalive(&self) {
+        if let Some(m) = &self.mirror {
+            m.keepalive();
+        }
     }
 
     pub(super) fn publish(&self, records: &[AuditRecord]) {
@@ -500,6 +516,7 @@ mod approvals;
 mod decide;
 mod expiry;
 mod in_force;
+pub mod sealing;
 mod sessions;
 mod views;
 

@@ -260,6 +260,15 @@ impl Service {
                 return;
             };
             let before = g.generation();
+            // The audit trail: seals for epochs that ended, the next slice of the daemon's
+            // own check, and a syslog mirror that is down tries again.
+            if let Err(e) = g.seal_due() {
+                tracing::error!("sealing the audit trail failed (will retry): {e}");
+            }
+            if let Err(e) = g.check_trail() {
+                tracing::error!("checking the audit trail failed (will retry): {e}");
+            }
+            g.mirror_keepalive();
             let sleep = match g.expire_due() {
                 Ok(Some(deadline)) => {
                     let ms = deadline.saturating_mul(1000).saturating_sub(g.now_ms());

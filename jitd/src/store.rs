@@ -8,6 +8,7 @@ use crate::audit;
 use crate::error::{Error, Result};
 use crate::model::{Actor, Kind};
 use crate::names::{Command, NameError, RoleName, UserName};
+use crate::trail::Base;
 use jit_proto::{AuditRecord, State};
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 use std::fs;
@@ -69,6 +70,16 @@ CREATE TABLE IF NOT EXISTS audit (
     origin TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS audit_at ON audit(at);
+-- Where the chain starts after records were pruned (one row, or none: from record 1).
+CREATE TABLE IF NOT EXISTS audit_base (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    next_seq INTEGER NOT NULL,
+    prev_hash TEXT NOT NULL,
+    seal_key TEXT NOT NULL,
+    seal_t0 INTEGER NOT NULL,
+    seal_interval INTEGER NOT NULL,
+    seal_next_epoch INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS sessions (
     grant_id INTEGER NOT NULL,
     pid INTEGER NOT NULL,
@@ -448,52 +459,146 @@ impl Store {
             .map_err(Into::into)
     }
 
-    /// Recomputes the hash chain. Returns (records, first bad seq or None).
-    pub fn audit_verify(&self) -> Result<(u64, Option<(u64, String)>)> {
-        let mut stmt = self.conn.prepare(
+    /// Feeds the records from `from` on (at most `limit`) to `f`, in order, each with the
+    /// previous-hash it was stored with. Returns how many were fed.
+    pub fn audit_walk(
+        &self,
+        from: u64,
+        limit: u64,
+        mut f: impl FnMut(&AuditRecord, &str),
+    ) -> Result<u64> {
+        let mut stmt = self.conn.prepare_cached(
             "SELECT seq, at, actor, actor_uid, origin, action, request_id, detail, prev_hash, \
-             hash FROM audit ORDER BY seq",
+             hash FROM audit WHERE seq >= ?1 ORDER BY seq LIMIT ?2",
         )?;
-        let mut rows = stmt.query([])?;
-        let mut prev = audit::GENESIS.to_string();
-        let mut expected_seq = 1u64;
-        let mut count = 0u64;
+        let mut rows = stmt.query(params![to_i64(from)?, to_i64(limit)?])?;
+        let mut fed = 0;
         while let Some(row) = rows.next()? {
-            let seq = u64_col(row, "seq")?;
-            let rec = AuditRecord {
-                seq,
-                at: row.get("at")?,
-                actor: row.get("actor")?,
-                actor_uid: u32_col(row, "actor_uid")?,
-                origin: row.get("origin")?,
-                action: row.get("action")?,
-                request_id: u64_col(row, "request_id")?,
-                detail: row.get("detail")?,
-                hash: row.get("hash")?,
-            };
+            let rec = audit_record(row)?;
             let prev_hash: String = row.get("prev_hash")?;
-            let hash = rec.hash.clone();
-            count += 1;
-            if seq != expected_seq {
-                return Ok((
-                    count,
-                    Some((seq, format!("record {expected_seq} is missing"))),
-                ));
-            }
-            if prev_hash != prev {
-                return Ok((count, Some((seq, "previous-hash link is broken".into()))));
-            }
-            if audit::hash(&prev, &rec) != hash {
-                return Ok((
-                    count,
-                    Some((seq, "record content does not match its hash".into())),
-                ));
-            }
-            prev = hash;
-            expected_seq += 1;
+            f(&rec, &prev_hash);
+            fed += 1;
         }
-        Ok((count, None))
+        Ok(fed)
     }
+
+    /// Records after `after_seq` (at most `limit`), from `since` (unix seconds), optionally
+    /// only those naming `user`: one page of the trail.
+    pub fn audit_page(
+        &self,
+        after_seq: u64,
+        limit: u32,
+        since: i64,
+        user: &str,
+    ) -> Result<Vec<AuditRecord>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT a.seq, a.at, a.actor, a.actor_uid, a.origin, a.action, a.request_id, a.detail, a.hash \
+             FROM audit a LEFT JOIN requests r ON r.id = a.request_id \
+             WHERE a.seq > ?1 AND a.at >= ?2 AND (?3 = '' OR a.actor = ?3 OR r.user = ?3) \
+             ORDER BY a.seq LIMIT ?4",
+        )?;
+        let rows = stmt.query_map(
+            params![to_i64(after_seq)?, since, user, i64::from(limit)],
+            audit_record,
+        )?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(Into::into)
+    }
+
+    /// Where the chain starts (after a prune), or from record 1.
+    pub fn audit_base(&self) -> Result<Base> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT next_seq, prev_hash, seal_key, seal_t0, seal_interval, seal_next_epoch \
+                 FROM audit_base WHERE id = 1",
+                [],
+                |r| {
+                    Ok((
+                        u64_col(r, "next_seq")?,
+                        r.get::<_, String>("prev_hash")?,
+                        r.get::<_, String>("seal_key")?,
+                        r.get::<_, i64>("seal_t0")?,
+                        u64_col(r, "seal_interval")?,
+                        u64_col(r, "seal_next_epoch")?,
+                    ))
+                },
+            )
+            .optional()?;
+        Ok(match row {
+            None => Base::default(),
+            Some((next_seq, prev, key, t0, interval, next_epoch)) => Base {
+                next_seq,
+                prev,
+                sealing: (!key.is_empty()).then_some((
+                    key,
+                    crate::seal::Schedule { t0, interval },
+                    next_epoch,
+                )),
+            },
+        })
+    }
+
+    /// The epoch of the newest seal of the key named `fingerprint`, if any.
+    pub fn last_seal_epoch(&self, fingerprint: &str) -> Result<Option<u64>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT detail FROM audit WHERE action = 'seal' ORDER BY seq DESC LIMIT 64",
+        )?;
+        let details = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        for d in details {
+            if let Some(s) = crate::seal::Seal::parse(&d?)
+                && s.key == fingerprint
+            {
+                return Ok(Some(s.epoch));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The newest record's sequence number and hash (0 and the base's hash if none).
+    pub fn audit_head(&self) -> Result<(u64, String)> {
+        audit_head(&self.conn)
+    }
+}
+
+/// Where a new record links to: the newest record, or the base after a prune.
+pub fn audit_head(conn: &Connection) -> Result<(u64, String)> {
+    let last = conn
+        .query_row(
+            "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((u64_col(r, "seq")?, r.get::<_, String>("hash")?)),
+        )
+        .optional()?;
+    if let Some(head) = last {
+        return Ok(head);
+    }
+    let base = conn
+        .query_row(
+            "SELECT next_seq, prev_hash FROM audit_base WHERE id = 1",
+            [],
+            |r| Ok((u64_col(r, "next_seq")?, r.get::<_, String>("prev_hash")?)),
+        )
+        .optional()?;
+    Ok(
+        base.map_or((0, audit::GENESIS.to_string()), |(next, prev)| {
+            (next.saturating_sub(1), prev)
+        }),
+    )
+}
+
+fn audit_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRecord> {
+    Ok(AuditRecord {
+        seq: u64_col(row, "seq")?,
+        at: row.get("at")?,
+        actor: row.get("actor")?,
+        actor_uid: u32_col(row, "actor_uid")?,
+        origin: row.get("origin")?,
+        action: row.get("action")?,
+        request_id: u64_col(row, "request_id")?,
+        detail: row.get("detail")?,
+        hash: row.get("hash")?,
+    })
 }
 
 pub fn get(conn: &Connection, id: u64) -> Result<Option<RequestRow>> {

@@ -335,6 +335,8 @@ pub struct World {
     pub pam_socket: PathBuf,
     /// Extra environment for jitd (e.g. the service manager's `NOTIFY_SOCKET`).
     pub jitd_env: Vec<(String, String)>,
+    /// Extra arguments for jitd (e.g. `--syslog-socket`).
+    pub jitd_args: Vec<String>,
 }
 
 fn write(path: &Path, text: &str, mode: u32) {
@@ -596,6 +598,7 @@ impl World {
             ssh_port: 0,
             policy_path,
             jitd_env: Vec::new(),
+            jitd_args: Vec::new(),
         };
         if b.start_jitd {
             world.start_jitd();
@@ -771,7 +774,8 @@ impl World {
             .arg("--bus")
             .arg(&self.bus)
             .arg("--pam-socket")
-            .arg(&self.pam_socket);
+            .arg(&self.pam_socket)
+            .args(&self.jitd_args);
         c
     }
 

@@ -3,6 +3,12 @@
 
 use super::*;
 
+/// The most records one `Audit` reply carries (a D-Bus message holds at most 128 MiB, and
+/// a reply that large would stall the caller and jitd alike).
+pub const MAX_AUDIT_REPLY: u32 = 50_000;
+/// The most records one `AuditPage` reply carries.
+pub const MAX_AUDIT_PAGE: u32 = 10_000;
+
 impl Core {
     /// Roles `user` may request.
     pub fn roles_for(&self, user: &str) -> Result<Vec<RoleInfo>> {
@@ -116,6 +122,11 @@ impl Core {
                 .count();
             Ok(u32::try_from(n).unwrap_or(u32::MAX))
         };
+        let (audit_error, audit_notes) = if privileged {
+            self.trail_health()
+        } else {
+            (String::new(), Vec::new())
+        };
         Ok(StatusInfo {
             version: env!("CARGO_PKG_VERSION").to_string(),
             started_at: self.started_at,
@@ -130,6 +141,8 @@ impl Core {
             } else {
                 0
             },
+            audit_error,
+            audit_notes,
         })
     }
 
@@ -148,6 +161,37 @@ impl Core {
         since: i64,
         user: Option<&UserName>,
     ) -> Result<Vec<AuditRecord>> {
+        let user = self.audit_subject(who, user)?;
+        let records = self
+            .store
+            .audit_page(0, MAX_AUDIT_REPLY + 1, since, &user)?;
+        if records.len() > MAX_AUDIT_REPLY as usize {
+            return Err(Error::InvalidArgument(format!(
+                "more than {MAX_AUDIT_REPLY} records match, too many for one reply: ask for \
+                 them in pages (AuditPage; jitctl audit does)"
+            )));
+        }
+        Ok(records)
+    }
+
+    /// One page of the audit trail: records after `after_seq`, at most `limit` (up to
+    /// [`MAX_AUDIT_PAGE`]).
+    pub fn audit_page(
+        &self,
+        who: &Actor,
+        after_seq: u64,
+        limit: u32,
+        since: i64,
+        user: Option<&UserName>,
+    ) -> Result<Vec<AuditRecord>> {
+        let user = self.audit_subject(who, user)?;
+        self.store
+            .audit_page(after_seq, limit.min(MAX_AUDIT_PAGE), since, &user)
+    }
+
+    /// Whose records the caller asks for and may see: root and approvers anyone's (empty:
+    /// everyone's), anyone else their own.
+    fn audit_subject(&self, who: &Actor, user: Option<&UserName>) -> Result<String> {
         let privileged = who.uid == 0 || self.is_any_approver(who)?;
         let user = match user {
             Some(u) if privileged => u.as_str(),
@@ -161,29 +205,26 @@ impl Core {
             }
             _ => who.name.as_str(),
         };
-        self.store.audit_since(since, user)
+        Ok(user.to_string())
     }
 
     pub fn audit_verify(&self, who: &Actor) -> Result<AuditVerify> {
-        if !(who.uid == 0 || self.is_any_approver(who)?) {
-            return Err(Error::NotAuthorized(
-                "only root and approvers may verify the audit trail".into(),
-            ));
-        }
-        let (records, bad) = self.store.audit_verify()?;
-        Ok(match bad {
-            None => AuditVerify {
-                ok: true,
-                records,
-                first_bad_seq: 0,
-                message: format!("audit chain intact: {records} records"),
-            },
-            Some((seq, why)) => AuditVerify {
-                ok: false,
-                records,
-                first_bad_seq: seq,
-                message: format!("audit chain broken at record {seq}: {why}"),
-            },
+        self.verify_with(who, None)
+    }
+
+    /// The whole trail checked, with the verification key if given (see
+    /// [`Core::verify_trail`]).
+    pub fn verify_with(
+        &self,
+        who: &Actor,
+        key: Option<crate::seal::VerificationKey>,
+    ) -> Result<AuditVerify> {
+        let r = self.verify_trail(who, key)?;
+        Ok(AuditVerify {
+            ok: r.ok,
+            records: r.records,
+            first_bad_seq: r.first_bad_seq,
+            message: r.message,
         })
     }
 }

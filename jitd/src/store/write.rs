@@ -192,15 +192,8 @@ pub fn add_approval(
 
 /// Appends one record to the hash chain.
 pub fn append_audit(tx: &Transaction<'_>, ev: &Event<'_>) -> Result<AuditRecord> {
-    let (last_seq, prev): (i64, String) = tx
-        .query_row(
-            "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?
-        .unwrap_or((0, audit::GENESIS.to_string()));
-    let seq = u64::try_from(last_seq + 1).map_err(|_| Error::Internal("audit seq".into()))?;
+    let (last_seq, prev) = super::audit_head(tx)?;
+    let seq = last_seq + 1;
     let mut rec = AuditRecord {
         seq,
         at: ev.at,
@@ -217,7 +210,7 @@ pub fn append_audit(tx: &Transaction<'_>, ev: &Event<'_>) -> Result<AuditRecord>
         "INSERT INTO audit (seq, at, actor, actor_uid, action, request_id, detail, prev_hash, \
          hash, origin) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         params![
-            last_seq + 1,
+            to_i64(seq)?,
             rec.at,
             rec.actor,
             rec.actor_uid,
@@ -230,4 +223,26 @@ pub fn append_audit(tx: &Transaction<'_>, ev: &Event<'_>) -> Result<AuditRecord>
         ],
     )?;
     Ok(rec)
+}
+
+/// Removes the records before `next` and makes the chain start there: `prev` is the hash
+/// of the last record removed, `sealing` the sealing in force at the cut. Returns how many
+/// records went.
+pub fn prune_audit(
+    tx: &Transaction<'_>,
+    next: u64,
+    prev: &str,
+    sealing: Option<&(String, crate::seal::Schedule, u64)>,
+) -> Result<u64> {
+    let (key, t0, interval, next_epoch) = match sealing {
+        Some((k, s, e)) => (k.as_str(), s.t0, to_i64(s.interval)?, to_i64(*e)?),
+        None => ("", 0, 0, 0),
+    };
+    tx.execute(
+        "INSERT OR REPLACE INTO audit_base (id, next_seq, prev_hash, seal_key, seal_t0, \
+         seal_interval, seal_next_epoch) VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6)",
+        params![to_i64(next)?, prev, key, t0, interval, next_epoch],
+    )?;
+    let removed = tx.execute("DELETE FROM audit WHERE seq < ?1", params![to_i64(next)?])?;
+    Ok(u64::try_from(removed).unwrap_or(0))
 }
