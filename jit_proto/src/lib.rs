@@ -434,26 +434,33 @@ pub struct SessionOpen {
 /// Parses "15m", "1h30m", "90s", "2h 5m". Zero is refused.
 pub fn parse_duration(text: &str) -> Result<u64, String> {
     let t = text.trim();
+    // Shown in messages as typed, but never raw: a control character from the prompt or
+    // the command line would reach the terminal.
+    let shown = crate::text::escape(t);
     if t.is_empty() {
         return Err("empty duration".into());
     }
     if t.chars().all(|c| c.is_ascii_digit()) {
         return Err(format!(
-            "invalid duration '{t}': add a unit, as in {t}s, {t}m or {t}h (examples: 15m, 1h, \
+            "invalid duration '{shown}': add a unit, as in {shown}s, {shown}m or {shown}h (examples: 15m, 1h, \
              1h30m)"
         ));
     }
-    let d = humantime::parse_duration(t)
-        .map_err(|e| format!("invalid duration '{t}': {e} (examples: 15m, 1h, 1h30m)"))?;
+    let d = humantime::parse_duration(t).map_err(|e| {
+        let e = crate::text::escape(&e.to_string());
+        format!("invalid duration '{shown}': {e} (examples: 15m, 1h, 1h30m)")
+    })?;
     if d.subsec_nanos() != 0 {
         return Err(format!(
-            "invalid duration '{t}': whole seconds only (examples: 15m, 1h, 1h30m)"
+            "invalid duration '{shown}': whole seconds only (examples: 15m, 1h, 1h30m)"
         ));
     }
     match d.as_secs() {
-        0 => Err(format!("invalid duration '{t}': must be more than zero")),
+        0 => Err(format!(
+            "invalid duration '{shown}': must be more than zero"
+        )),
         s if s > MAX_DURATION_SECS => Err(format!(
-            "invalid duration '{t}': at most {} (366 days)",
+            "invalid duration '{shown}': at most {} (366 days)",
             format_duration(MAX_DURATION_SECS)
         )),
         s => Ok(s),
@@ -529,6 +536,16 @@ mod tests {
         for bad in ["367d", "10000y", "9000y", "2y"] {
             let e = parse_duration(bad).unwrap_err();
             assert!(e.contains("at most 366d"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn given_a_duration_with_control_characters_when_refused_then_the_message_escapes_them() {
+        // Found by the conversation fuzz target: what was typed at the sudo prompt came back
+        // in the refusal raw, terminal escapes included.
+        for typed in ["\u{13}", "5\u{1b}[2J", "1h\u{7}", "3 \u{1b}]0;x\u{7}m"] {
+            let e = parse_duration(typed).unwrap_err();
+            assert!(!e.chars().any(char::is_control), "{typed:?} -> {e:?}");
         }
     }
 

@@ -56,7 +56,12 @@ impl Identities {
         let creds = dbus
             .get_connection_credentials(sender.clone().into())
             .await
-            .map_err(unknown_caller)?;
+            .map_err(|e| {
+                // Typically a caller gone before its call was read (polkit's CVE-2021-3560):
+                // refused, and said, since a burst of them is someone trying that race.
+                tracing::warn!("a call from {sender} refused: its sender is gone ({e})");
+                unknown_caller(e)
+            })?;
         let (Some(uid), Some(pid)) = (creds.unix_user_id(), creds.process_id()) else {
             return Err(unknown_caller("the bus daemon did not say"));
         };

@@ -137,3 +137,126 @@ impl Directory for FakeDirectory {
         Ok(self.users.iter().find(|u| u.1 == uid).map(|u| u.0.clone()))
     }
 }
+
+/// One question asked once: a [`Directory`] that remembers every answer of the one it
+/// wraps. For checking a policy, where thousands of roles name the same few groups (each
+/// NSS look-up reads `/etc/group` again); never for decisions, which must see today's
+/// membership.
+pub struct Memo<'a> {
+    dir: &'a dyn Directory,
+    answers: std::sync::Mutex<std::collections::HashMap<(u8, String), Answer>>,
+}
+
+#[derive(Clone)]
+enum Answer {
+    Names(Result<Vec<String>, String>),
+    Exists(Result<bool, String>),
+    Uid(Result<Option<u32>, String>),
+    Name(Result<Option<String>, String>),
+}
+
+impl<'a> Memo<'a> {
+    pub fn new(dir: &'a dyn Directory) -> Memo<'a> {
+        Memo {
+            dir,
+            answers: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+
+    fn ask(&self, kind: u8, key: &str, f: impl FnOnce() -> Answer) -> Answer {
+        let k = (kind, key.to_string());
+        if let Some(a) = self.answers.lock().ok().and_then(|m| m.get(&k).cloned()) {
+            return a;
+        }
+        let a = f();
+        if let Ok(mut m) = self.answers.lock() {
+            m.insert(k, a.clone());
+        }
+        a
+    }
+}
+
+impl Directory for Memo<'_> {
+    fn groups_of(&self, user: &str) -> Result<Vec<String>, String> {
+        match self.ask(0, user, || Answer::Names(self.dir.groups_of(user))) {
+            Answer::Names(r) => r,
+            _ => Err("directory cache confused".into()),
+        }
+    }
+    fn group_exists(&self, group: &str) -> Result<bool, String> {
+        match self.ask(1, group, || Answer::Exists(self.dir.group_exists(group))) {
+            Answer::Exists(r) => r,
+            _ => Err("directory cache confused".into()),
+        }
+    }
+    fn group_members(&self, group: &str) -> Result<Vec<String>, String> {
+        match self.ask(2, group, || Answer::Names(self.dir.group_members(group))) {
+            Answer::Names(r) => r,
+            _ => Err("directory cache confused".into()),
+        }
+    }
+    fn uid_of(&self, user: &str) -> Result<Option<u32>, String> {
+        match self.ask(3, user, || Answer::Uid(self.dir.uid_of(user))) {
+            Answer::Uid(r) => r,
+            _ => Err("directory cache confused".into()),
+        }
+    }
+    fn name_of(&self, uid: u32) -> Result<Option<String>, String> {
+        match self.ask(4, &uid.to_string(), || Answer::Name(self.dir.name_of(uid))) {
+            Answer::Name(r) => r,
+            _ => Err("directory cache confused".into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod memo_tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[derive(Default)]
+    struct Counting(AtomicUsize);
+
+    impl Directory for Counting {
+        fn groups_of(&self, user: &str) -> Result<Vec<String>, String> {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            match user {
+                "alice" => Ok(vec!["ops".into()]),
+                _ => Err(format!("no such user: {user}")),
+            }
+        }
+        fn group_exists(&self, group: &str) -> Result<bool, String> {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            Ok(group == "ops")
+        }
+        fn group_members(&self, _group: &str) -> Result<Vec<String>, String> {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            Ok(vec!["alice".into()])
+        }
+        fn uid_of(&self, user: &str) -> Result<Option<u32>, String> {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            Ok((user == "alice").then_some(1000))
+        }
+        fn name_of(&self, uid: u32) -> Result<Option<String>, String> {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            Ok((uid == 1000).then(|| "alice".to_string()))
+        }
+    }
+
+    #[test]
+    fn given_the_same_questions_when_asked_through_a_memo_then_asked_once_with_the_same_answers() {
+        let inner = Counting::default();
+        let memo = Memo::new(&inner);
+        for _ in 0..3 {
+            assert_eq!(memo.groups_of("alice"), Ok(vec!["ops".to_string()]));
+            assert!(memo.groups_of("bob").is_err());
+            assert_eq!(memo.group_exists("ops"), Ok(true));
+            assert_eq!(memo.group_exists("alice"), Ok(false));
+            assert_eq!(memo.group_members("ops"), Ok(vec!["alice".to_string()]));
+            assert_eq!(memo.uid_of("alice"), Ok(Some(1000)));
+            assert_eq!(memo.name_of(1000), Ok(Some("alice".to_string())));
+            assert_eq!(memo.name_of(7), Ok(None));
+        }
+        assert_eq!(inner.0.load(Ordering::Relaxed), 8);
+    }
+}

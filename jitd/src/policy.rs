@@ -122,6 +122,8 @@ pub struct Policy {
     pub separations: Vec<Separation>,
     /// Problems that depend on group membership today, not on the file: reported, not fatal.
     pub warnings: Vec<PolicyError>,
+    /// Each role's index in `roles`, by name: a lookup is constant time at any policy size.
+    by_name: std::collections::HashMap<String, usize>,
 }
 
 /// What a reason validator answered, as the caller ran it (outside jitd's lock).

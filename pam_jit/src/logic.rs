@@ -262,7 +262,8 @@ fn ask_and_submit(
     roles: &[RoleInfo],
 ) -> Result<Option<RequestInfo>, Error> {
     pam.info(&format!(
-        "jit: no active grant for {user} on {}.",
+        "jit: no active grant for {} on {}.",
+        jit_proto::text::escape(user),
         host.hostname()
     ));
     pam.info(&roles_listing(roles));
@@ -487,8 +488,9 @@ pub fn authenticate_ssh(
                 if !pam.marked(Mark::SshRefusalTold) {
                     pam.mark(Mark::SshRefusalTold);
                     pam.error(&format!(
-                        "jit: {user} has no grant that admits ssh logins on {}, and no role \
+                        "jit: {} has no grant that admits ssh logins on {}, and no role \
                          they may request does.",
+                        jit_proto::text::escape(&user),
                         host.hostname()
                     ));
                 }
@@ -666,8 +668,9 @@ pub fn account(
         Ok(_) => {
             let what = if ssh { "ssh-capable" } else { "active" };
             let msg = format!(
-                "jit: {user} has no {what} grant on {}; request one with: \
+                "jit: {} has no {what} grant on {}; request one with: \
                  jitctl request ROLE --for 15m --reason TEXT (jitctl roles lists them)",
+                jit_proto::text::escape(&user),
                 host.hostname()
             );
             if ssh {

@@ -533,3 +533,126 @@ fn given_one_user_holding_many_waits_when_others_wait_then_they_are_served() {
     let _ = flood.kill();
     let _ = flood.wait();
 }
+
+#[test]
+fn given_a_grant_to_run_as_svc_when_sudo_names_uid_minus_one_or_another_target_then_refused() {
+    // CVE-2019-14287: sudo ran `sudo -u#-1` as root for rules that allowed "any user but
+    // root". jitd's rules name each target user and never negate, and sudo refuses every
+    // other way to spell a target; sudoedit (CVE-2023-22809) is in no rule at all.
+    let w = builder().build();
+    w.submit("alice", "as-svc", "5m", "T-14287");
+    let r = w.sudo_n("alice", &["-u", "svc", "/usr/bin/id", "-un"]);
+    assert!(r.ok(), "{}", r.all());
+    assert_eq!(r.stdout.trim(), "svc");
+    let target = w.path().join("target-file");
+    std::fs::write(&target, "x\n").unwrap();
+    let target = target.to_str().unwrap();
+    for args in [
+        vec!["-u#-1", "/usr/bin/id", "-u"],
+        vec!["-u#4294967295", "/usr/bin/id", "-u"],
+        vec!["-u#0", "/usr/bin/id", "-u"],
+        vec!["-u", "root", "/usr/bin/id", "-u"],
+        vec!["/usr/bin/id", "-u"],
+        vec!["-g", "root", "/usr/bin/id", "-u"],
+        vec!["-u", "svc", "-g", "root", "/usr/bin/id", "-u"],
+        vec!["-u", "svc", "-e", target],
+        vec!["-u", "svc", "/bin/sh", "-c", "id"],
+    ] {
+        let r = w.sudo_n("alice", &args);
+        assert!(!r.ok(), "sudo {args:?} ran: {}", r.all());
+        assert!(
+            !r.stdout.contains("0\n") && r.stdout.trim() != "0",
+            "{}",
+            r.all()
+        );
+    }
+    let mut edit = w.as_user(
+        "alice",
+        Path::new("/usr/bin/env"),
+        &[
+            "SUDO_EDITOR=/usr/bin/true -- /etc/shadow",
+            "/usr/bin/sudo",
+            "-n",
+            "-u",
+            "svc",
+            "-e",
+            target,
+        ],
+    );
+    edit.stdin(Stdio::null());
+    let r = run(edit, "", Duration::from_secs(60));
+    assert!(!r.ok(), "sudoedit ran: {}", r.all());
+}
+
+#[test]
+fn given_a_caller_gone_before_jitd_asks_who_it_was_when_it_revokes_then_nothing_happens() {
+    // polkit's CVE-2021-3560: a caller that disconnected before the service asked the bus
+    // for its uid was taken for root. jitd asks the bus for the caller's credentials and
+    // its process for the login uid: with the caller gone, either answer is missing and the
+    // call is refused; it never falls back to anyone.
+    let w = builder().build();
+    let id = id_of(&w.submit("alice", "ident", "10m", "T-3560"));
+    for _ in 0..40 {
+        let r = run(
+            w.as_user(
+                "mallory",
+                &bin("bus_probe"),
+                &["vanish", &w.bus, &id.to_string()],
+            ),
+            "",
+            Duration::from_secs(30),
+        );
+        assert!(r.ok(), "{}", r.all());
+    }
+    // Each vanished call has been answered (or dropped) by the time a later call from a
+    // live caller is: jitd serves a caller's calls in order, and these are all before it.
+    let r = w.jitctl("root", &["status"]);
+    assert!(r.ok(), "{}", r.all());
+    assert_eq!(w.request(id)["state"], "active", "{}", w.jitd_log());
+    assert!(jit_e2e::has_rule(id));
+    assert!(!w.audit_actions().iter().any(|a| a == "revoke"));
+    // How often the race was won here (it depends on timing; the outcome above does not).
+    let gone = w
+        .jitd_log()
+        .lines()
+        .filter(|l| l.contains("its sender is gone"))
+        .count();
+    eprintln!("{gone} of 40 vanished callers were gone before jitd asked who they were");
+}
+
+#[test]
+fn given_a_hostile_environment_when_sudo_runs_pam_jit_then_it_reads_nothing_from_it() {
+    // CVE-2021-4034 (pkexec) trusted its environment inside a setuid program. pam_jit runs
+    // inside sudo, with the invoking user's environment: it takes where jitd is from the
+    // PAM file only. Pointed elsewhere by every variable it could read, it still asks the
+    // real jitd: the grant counts, and without one the gate still closes.
+    let w = builder()
+        .pam_args("wait=0", "require_grant")
+        .pam_socket_arg("none")
+        .build();
+    let hostile = [
+        "DBUS_SYSTEM_BUS_ADDRESS=unix:path=/nonexistent/bus",
+        "DBUS_SESSION_BUS_ADDRESS=unix:path=/nonexistent/bus",
+        "DBUS_STARTER_ADDRESS=unix:path=/nonexistent/bus",
+        "DBUS_STARTER_BUS_TYPE=session",
+        "XDG_RUNTIME_DIR=/nonexistent",
+        "LD_PRELOAD=/nonexistent/evil.so",
+        "GCONV_PATH=/nonexistent",
+        "RUST_LOG=trace",
+    ];
+    let sudo = |user: &str| {
+        let mut args: Vec<&str> = hostile.to_vec();
+        args.extend(["/usr/bin/sudo", "-n", "/usr/bin/id", "-u"]);
+        run(
+            w.as_user(user, Path::new("/usr/bin/env"), &args),
+            "",
+            Duration::from_secs(60),
+        )
+    };
+    let r = sudo("alice");
+    assert!(!r.ok(), "sudo without a grant: {}", r.all());
+    w.submit("alice", "ident", "10m", "T-4034");
+    let r = sudo("alice");
+    assert!(r.ok(), "pam_jit followed the environment: {}", r.all());
+    assert_eq!(r.stdout.trim(), "0");
+}

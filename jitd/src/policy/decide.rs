@@ -6,9 +6,9 @@ use super::*;
 
 impl Policy {
     pub fn role(&self, name: &str) -> Result<&Role> {
-        self.roles
-            .iter()
-            .find(|r| r.name == name)
+        self.by_name
+            .get(name)
+            .and_then(|&i| self.roles.get(i))
             .ok_or_else(|| Error::NotFound(format!("unknown role '{}'", names::escape(name))))
     }
 

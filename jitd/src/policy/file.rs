@@ -150,6 +150,9 @@ impl Policy {
         dir: &dyn Directory,
     ) -> std::result::Result<Policy, PolicyError> {
         let ctx = Ctx { file, text };
+        // Thousands of roles name the same few users and groups: ask NSS once each.
+        let memo = crate::directory::Memo::new(dir);
+        let dir: &dyn Directory = &memo;
         let raw: RawPolicy = toml::from_str(text).map_err(|e| {
             let span = e.span().unwrap_or(0..0);
             ctx.err(span, e.message().trim().to_string())
@@ -213,6 +216,10 @@ impl Policy {
             reason_max,
         };
         let mut roles: Vec<Role> = Vec::new();
+        // Each role's index by name: the duplicate and unknown-role checks in constant time
+        // each, and the policy's lookups later.
+        let mut by_name: std::collections::HashMap<String, usize> =
+            std::collections::HashMap::new();
         let mut run_as_spans = Vec::new();
         let mut warnings = Vec::new();
         for spanned in raw.role {
@@ -223,7 +230,7 @@ impl Policy {
                 .as_ref()
                 .map_or_else(|| span.clone(), Spanned::span);
             let role = validate_role(&ctx, spanned.into_inner(), &defaults, dir, &mut warnings)?;
-            if roles.iter().any(|r| r.name == role.name) {
+            if by_name.insert(role.name.to_string(), roles.len()).is_some() {
                 return Err(ctx.err(span, format!("duplicate role '{}'", role.name)));
             }
             roles.push(role);
@@ -238,8 +245,9 @@ impl Policy {
             let span = sep.span();
             let sep = sep.into_inner();
             let mut names: Vec<String> = Vec::new();
+            let mut seen = std::collections::HashSet::new();
             for r in sep.roles.into_inner() {
-                if !roles.iter().any(|x| &x.name == r.get_ref()) {
+                if !by_name.contains_key(r.get_ref().as_str()) {
                     return Err(ctx.err(
                         r.span(),
                         format!(
@@ -248,7 +256,7 @@ impl Policy {
                         ),
                     ));
                 }
-                if !names.contains(r.get_ref()) {
+                if seen.insert(r.get_ref().clone()) {
                     names.push(r.into_inner());
                 }
             }
@@ -272,6 +280,7 @@ impl Policy {
             iolog_dir,
             separations,
             warnings,
+            by_name,
         })
     }
 }

@@ -4,6 +4,7 @@
 
 use super::file::{Ctx, OneOrMany, RawRole, RawValidator};
 use super::*;
+use std::collections::{HashMap, HashSet};
 
 fn principals(
     ctx: &Ctx<'_>,
@@ -415,8 +416,11 @@ pub(super) fn check_run_as_principals(
     dir: &dyn Directory,
     warnings: &mut Vec<PolicyError>,
 ) -> std::result::Result<(), PolicyError> {
-    let mut named: Vec<(&str, &str, &str)> = Vec::new();
-    let mut groups: Vec<(&str, &str, &str)> = Vec::new();
+    // Every principal once, with the first role that names it: a lookup per run_as target
+    // (linear in the policy, not roles times principals).
+    let mut named: HashMap<&str, (&str, &str)> = HashMap::new();
+    // Each group once: its first mention (for a stable message), who it is, of which role.
+    let mut groups: HashMap<&str, (usize, &str, &str)> = HashMap::new();
     for r in roles {
         for (what, list) in [
             ("a requester", &r.requesters),
@@ -425,15 +429,22 @@ pub(super) fn check_run_as_principals(
         ] {
             for p in list {
                 match p {
-                    Principal::User(u) => named.push((u, what, &r.name)),
-                    Principal::Group(g) => groups.push((g, what, &r.name)),
+                    Principal::User(u) => {
+                        named.entry(u.as_str()).or_insert((what, &r.name));
+                    }
+                    Principal::Group(g) => {
+                        let first = groups.len();
+                        groups.entry(g.as_str()).or_insert((first, what, &r.name));
+                    }
                 }
             }
         }
     }
+    // The groups each target is in, asked of NSS once per target.
+    let mut member_of: HashMap<&str, Option<HashSet<String>>> = HashMap::new();
     for (role, span) in roles.iter().zip(run_as_spans) {
         for target in &role.run_as_list {
-            if let Some((_, what, of)) = named.iter().find(|(u, _, _)| *u == target) {
+            if let Some((what, of)) = named.get(target.as_str()) {
                 return Err(ctx.err(
                     span.clone(),
                     format!(
@@ -444,13 +455,17 @@ pub(super) fn check_run_as_principals(
                     ),
                 ));
             }
-            let Ok(member_of) = dir.groups_of(target) else {
+            let groups_of = member_of
+                .entry(target.as_str())
+                .or_insert_with(|| dir.groups_of(target).ok().map(|g| g.into_iter().collect()));
+            let Some(groups_of) = groups_of else {
                 continue;
             };
-            if let Some((g, what, of)) = groups
+            let hit = groups_of
                 .iter()
-                .find(|(g, _, _)| member_of.contains(&(*g).to_string()))
-            {
+                .filter_map(|g| groups.get_key_value(g.as_str()))
+                .min_by_key(|(_, (first, _, _))| *first);
+            if let Some((g, (_, what, of))) = hit {
                 warnings.push(ctx.err(
                     span.clone(),
                     format!(

@@ -1050,3 +1050,28 @@ fn given_approval_needed_when_sudo_waits_then_told_how_to_stop_and_follow_it() {
         "{said}"
     );
 }
+
+#[test]
+fn given_a_user_name_with_control_characters_when_refused_then_the_message_shows_them_escaped() {
+    // Found by the conversation fuzz target: PAM_USER went into the refusal raw, so a name
+    // holding terminal escapes reached the user's terminal as escapes.
+    let ssh = parse(["mode=ssh"]).unwrap();
+    let mut pam = FakePam::new("a\u{1b}[2Jb\u{1}", &[]);
+    assert_eq!(
+        account(&ssh, &mut pam, &FakeJitd::default(), &HOST),
+        Ok(Verdict::Deny)
+    );
+    let mut sudo = FakePam::new("a\u{1b}[2Jb\u{1}", &[""]);
+    let jitd = FakeJitd {
+        roles: vec![role("web", 0)],
+        ..FakeJitd::default()
+    };
+    let _ = authenticate(&sudo_cfg(), &mut sudo, &jitd, &HOST);
+    for said in [pam.said(), sudo.said()] {
+        assert!(said.contains("a\\u{1b}[2Jb\\u{1}"), "{said}");
+        assert!(
+            !said.contains('\u{1b}') && !said.contains('\u{1}'),
+            "{said:?}"
+        );
+    }
+}

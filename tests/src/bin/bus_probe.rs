@@ -1,6 +1,9 @@
 //! A tiny D-Bus client for negative tests, run as an unprivileged test user:
 //! `bus_probe own ADDRESS NAME` tries to own a name; `bus_probe pam-check ADDRESS USER`
-//! calls jitd's root-only PAM interface. Exit 0: it worked; 3: refused; 1: other error.
+//! calls jitd's root-only PAM interface; `bus_probe vanish ADDRESS ID` sends
+//! `User1.Revoke(ID)` and exits without waiting for the answer (polkit's CVE-2021-3560:
+//! a caller gone before the service asks who it was). Exit 0: it worked; 3: refused; 1:
+//! other error.
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
@@ -29,6 +32,17 @@ fn main() -> ExitCode {
                     .await
                     .map(|c| format!("{c:?}"))
                     .map_err(|e| format!("{e:?}"))
+            }
+            "vanish" => {
+                let id: u64 = arg.parse().map_err(|e| format!("id: {e}"))?;
+                let msg = zbus::Message::method_call("/org/jit/Jitd", "Revoke")
+                    .destination("org.jit.Jitd")
+                    .interface("org.jit.Jitd.User1")
+                    .build(&(id, "gone before the answer"))
+                    .map_err(|e| e.to_string())?;
+                conn.send(&msg).await.map_err(|e| e.to_string())?;
+                // Gone at once: the connection closes as the process exits.
+                std::process::exit(0)
             }
             other => Err(format!("unknown command {other}")),
         }

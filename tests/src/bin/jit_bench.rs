@@ -995,6 +995,80 @@ fn machine() -> String {
     )
 }
 
+/// A policy of `n` roles with approvers, two run-as users and separations, naming only
+/// users and groups every Debian host has (the checker asks NSS about each).
+fn big_policy(n: usize) -> String {
+    let mut out = String::from("[settings]\nreason_min_length = 3\n\n");
+    for i in 0..n {
+        let _ = write!(
+            out,
+            "[[role]]\nname = \"r{i}\"\ndescription = \"role {i}\"\n\
+             commands = [\"/usr/bin/systemctl restart svc{i}\", \"/usr/bin/id\"]\n\
+             run_as = [\"root\", \"nobody\"]\nrequesters = [\"%adm\", \"daemon\"]\n\
+             approvers = [\"%sudo\", \"bin\"]\napprovals = 1\nmax_duration = \"1h\"\n\n"
+        );
+    }
+    for i in (0..n.saturating_sub(2)).step_by(3) {
+        let _ = write!(
+            out,
+            "[[separation]]\nroles = [\"r{i}\", \"r{}\", \"r{}\"]\n\n",
+            i + 1,
+            i + 2
+        );
+    }
+    out
+}
+
+/// 7. `jitd --check-config` at growing policy sizes: the checker must stay linear (it was
+///    quadratic in the number of roles: 20,000 roles took 1.5 s, 200,000 over a minute).
+fn policy_scale(rep: &mut Report, sizes: &[usize], runs: usize) {
+    rep.line("### 7. Policy check at scale\n");
+    rep.line(
+        "`jitd --check-config` on generated policies (roles with approvers, two run-as users, \
+         a separation per three roles). Median of the runs; time per role should stay flat.\n",
+    );
+    rep.line("| roles | file | check (median) | per role |");
+    rep.line("|---|---|---|---|");
+    let dir = tempfile::tempdir().unwrap();
+    let mut per_role = Vec::new();
+    for &n in sizes {
+        let path = dir.path().join(format!("jit-{n}.toml"));
+        let text = big_policy(n);
+        std::fs::write(&path, &text).unwrap();
+        let times: Vec<f64> = (0..runs)
+            .map(|_| {
+                let t = Instant::now();
+                let out = Command::new(bin("jitd"))
+                    .args(["--check-config", "--config"])
+                    .arg(&path)
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                t.elapsed().as_secs_f64()
+            })
+            .collect();
+        let med = stats(times).median;
+        let us = med * 1e6 / n as f64;
+        per_role.push(us);
+        rep.line(&format!(
+            "| {n} | {:.1} MB | {med:.2} s | {us:.1} µs |",
+            text.len() as f64 / 1e6
+        ));
+    }
+    if let (Some(first), Some(last)) = (per_role.first(), per_role.last()) {
+        rep.line(&format!(
+            "\nTime per role at the largest size over the smallest: {:.2}x (1.0 is linear; \
+             a quadratic check would be {}x).\n",
+            last / first,
+            sizes.last().unwrap_or(&1) / sizes.first().unwrap_or(&1)
+        ));
+    }
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let (n, grants, sizes): (usize, usize, &[usize]) = if quick {
@@ -1022,6 +1096,10 @@ fn main() {
         layout_comparison(&mut rep, n.min(40));
         return;
     }
+    if std::env::args().any(|a| a == "--policy-only") {
+        policy_scale(&mut rep, &[2_000, 20_000, 200_000], 3);
+        return;
+    }
     {
         let w = world(grants);
         sudo_overhead(&w, &mut rep, n);
@@ -1038,6 +1116,11 @@ fn main() {
         if quick { 100_000 } else { 1_000_000 },
         if quick { 3 } else { 5 },
     );
+    if quick {
+        policy_scale(&mut rep, &[2_000, 20_000], 3);
+    } else {
+        policy_scale(&mut rep, &[2_000, 20_000, 200_000], 3);
+    }
     let out = std::env::var("JIT_BENCH_OUT").unwrap_or_else(|_| "bench/results.part.md".into());
     let mut text = String::new();
     let _ = write!(text, "{}", rep.md);
