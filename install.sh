@@ -13,7 +13,8 @@
 #   - /etc/dbus-1/system.d/org.jit.Jitd.conf (bus policy),
 #     /usr/local/share/dbus-1/system-services/org.jit.Jitd.service (bus activation)
 #   - /etc/systemd/system/jitd.service (the hardened unit)
-#   - /etc/pam.d/sudo: three marked pam_jit lines (`jitctl setup pam --enable`)
+#   - /etc/pam.d/sudo and /etc/pam.d/sudo-i (the service of sudo -i): three marked pam_jit
+#     lines each (`jitctl setup pam --enable`), last, once jitd runs
 # With systemd as PID 1 it enables and starts jitd.service. Without it, it starts the system
 # bus if needed and runs jitd directly (it writes /run/jitd.pid and logs to
 # /var/log/jitd.log); after that the bus starts jitd again on the first request if it is
@@ -99,10 +100,6 @@ else
 fi
 /usr/local/sbin/jitd --check-config --config /etc/jit/jit.toml
 
-# PAM: real authentication first, then pam_jit. No require_grant: static sudoers rules keep
-# working, so installing this cannot lock admins out (see README, "zero standing privilege").
-/usr/local/bin/jitctl setup pam --enable
-
 install -d -m 0700 /var/lib/jitd
 
 # The pid of whatever owns org.jit.Jitd on the system bus (empty if nothing does).
@@ -124,16 +121,32 @@ jitd_pids() {
   done | sort -u
 }
 systemd_up() { [ "$(ps -p 1 -o comm=)" = "systemd" ]; }
+bus_answers() {
+  dbus-send --system --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus \
+    org.freedesktop.DBus.GetId >/dev/null 2>&1
+}
 
 if [ "$(ps -p 1 -o comm=)" = "systemd" ]; then
   systemctl daemon-reload
   systemctl reload dbus 2>/dev/null || true
   systemctl enable --now jitd.service
 else
-  if [ ! -S /run/dbus/system_bus_socket ]; then
+  # A system bus that answers, not merely a socket file: a dbus-daemon that died leaves its
+  # socket and pid file behind, and jitd cannot start on them.
+  if ! bus_answers; then
+    pid="$(cat /run/dbus/pid 2>/dev/null || true)"
+    if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then
+      rm -f /run/dbus/pid /run/dbus/system_bus_socket
+    fi
     mkdir -p /run/dbus
     if command -v service >/dev/null && service dbus start </dev/null >/dev/null 2>&1; then :; else
-      dbus-daemon --system --fork </dev/null >/dev/null 2>&1
+      dbus-daemon --system --fork </dev/null >/dev/null 2>&1 || true
+    fi
+    for _ in $(seq 1 100); do bus_answers && break; sleep 0.1; done
+    if ! bus_answers; then
+      echo "install.sh: the system bus does not answer (/run/dbus/system_bus_socket); start" \
+        "dbus and run install.sh again. PAM is unchanged." >&2
+      exit 1
     fi
   else
     dbus-send --system --type=method_call --dest=org.freedesktop.DBus / org.freedesktop.DBus.ReloadConfig || true
@@ -168,7 +181,8 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 if [ "$up" = no ]; then
-  echo "install.sh: jitd did not come up; see /var/log/jitd.log (or journalctl -u jitd):" >&2
+  echo "install.sh: jitd did not come up (PAM is unchanged); see /var/log/jitd.log (or" \
+    "journalctl -u jitd):" >&2
   tail -n 5 /var/log/jitd.log >&2 2>/dev/null || true
   exit 1
 fi
@@ -176,6 +190,10 @@ if [ "$(jitd_pids | wc -l)" -ne 1 ]; then
   echo "install.sh: more than one jitd runs: $(jitd_pids | tr '\n' ' ')" >&2
   exit 1
 fi
+# PAM last, once jitd serves: real authentication first, then pam_jit. No require_grant:
+# static sudoers rules keep working, so installing this cannot lock admins out (see README,
+# "zero standing privilege").
+/usr/local/bin/jitctl setup pam --enable
 /usr/local/bin/jitctl status
 echo "install.sh: done. Add users to jit-users (request) and jit-approvers (approve)."
 echo "install.sh: man jitctl, man jit.toml; undo everything with ./uninstall.sh"

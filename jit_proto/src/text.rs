@@ -75,12 +75,15 @@ pub fn has_stacked_marks(s: &str) -> bool {
     false
 }
 
-/// The text with every hidden character (and the backslash, so the escaping cannot be
-/// faked) written as `\u{..}`: always one visible line.
+/// The text with every hidden character written as `\u{..}`, and a backslash doubled (so a
+/// typed `\u{1b}` shows as `\\u{1b}` and the escaping cannot be faked, while `C:\temp` stays
+/// readable): always one visible line.
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
-        if is_hidden_char(c) || c == '\\' {
+        if c == '\\' {
+            out.push_str("\\\\");
+        } else if is_hidden_char(c) {
             out.extend(c.escape_unicode());
         } else {
             out.push(c);
@@ -152,7 +155,8 @@ mod tests {
     fn escape_leaves_one_visible_line() {
         assert_eq!(escape("a\u{2028}b"), "a\\u{2028}b");
         assert_eq!(escape("t\u{E0041}g"), "t\\u{e0041}g");
-        assert_eq!(escape("a\\u{41}"), "a\\u{5c}u{41}");
+        assert_eq!(escape("a\\u{41}"), "a\\\\u{41}");
+        assert_eq!(escape("C:\\temp"), "C:\\\\temp");
         assert_eq!(escape("\u{1b}[2J"), "\\u{1b}[2J");
     }
 }

@@ -153,8 +153,26 @@ fn verify_audit(state_dir: &std::path::Path) -> Result<(), String> {
         k => Some(k.parse::<crate::seal::VerificationKey>()?),
     };
     let store = Store::open(state_dir).map_err(|e| e.to_string())?;
-    let report = crate::trail::check_store(&store, key, None).map_err(|e| e.to_string())?;
+    // Which epochs have ended is the key file's to say, not this machine's clock (a copy is
+    // checked later, elsewhere): it holds epoch n's key once epochs 0..n-1 are sealed, and
+    // nobody can wind it back (the older keys are gone). So every one of those epochs must
+    // have its seal, and removing the newest records with their seals shows.
+    let key_state = crate::seal::read_key(&crate::seal::key_path(state_dir))?;
+    let ended = key_state.as_ref().and_then(|k| {
+        k.epoch
+            .checked_sub(1)
+            .map(|last| k.schedule.end_of(last) + crate::seal::GRACE_SECS)
+    });
+    let report = crate::trail::check_store(&store, key, ended).map_err(|e| e.to_string())?;
     println!("{}", report.message);
+    if report.ok && report.sealed && key_state.is_none() {
+        return Err(format!(
+            "the trail is sealed but {} has no {}: which epochs ended cannot be told, so \
+             removed seals could not be noticed (copy the whole state directory)",
+            state_dir.display(),
+            crate::seal::KEY_FILE
+        ));
+    }
     if report.ok {
         Ok(())
     } else {
@@ -172,6 +190,7 @@ fn run(args: Args) -> Result<(), String> {
     if args.check_config {
         let mut warnings: Vec<String> = policy.warnings.iter().map(ToString::to_string).collect();
         warnings.extend(static_rule_warnings(&policy, &args.sudoers_dir));
+        warnings.extend(crate::command_paths::warnings(&policy));
         for w in &warnings {
             eprintln!("jitd: warning: {w}");
         }

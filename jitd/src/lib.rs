@@ -9,6 +9,7 @@
 
 pub mod audit;
 pub mod bus;
+pub mod command_paths;
 pub mod daemon;
 pub mod directory;
 pub mod error;

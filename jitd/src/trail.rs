@@ -77,6 +77,8 @@ pub struct Report {
     /// The first record found wrong (0: none).
     pub first_bad_seq: u64,
     pub message: String,
+    /// Whether the trail is sealed (a set-up is in force at its end).
+    pub sealed: bool,
 }
 
 impl Verifier {
@@ -257,6 +259,7 @@ impl Verifier {
             records: self.records,
             first_bad_seq: bad,
             message,
+            sealed: self.segment.is_some(),
         };
         if let Some((seq, why)) = &self.bad {
             return report(

@@ -161,7 +161,9 @@ fn unreachable_message(e: &Error) -> String {
     match e {
         Error::Unreachable(m) => format!("jit: cannot reach jitd ({m})"),
         Error::Refused(m) => format!("jit: refused: {m}"),
-        Error::Conversation(m) => format!("jit: cannot ask for a reason here ({m})"),
+        Error::Conversation(m) => {
+            format!("jit: cannot ask here ({m})")
+        }
         Error::Pam(m) | Error::Config(m) => format!("jit: {m}"),
     }
 }
@@ -247,9 +249,21 @@ fn wait_for_earlier(pam: &mut dyn Pam, req: &RequestInfo) -> Result<bool, Error>
         req.approvals_required,
         req.approvers.join(", ")
     ));
-    let answer = pam.prompt("jit: wait for it (Enter), or ask for another role (n)? ")?;
-    let answer = answer.as_deref().map(str::trim).unwrap_or("");
-    Ok(!answer.eq_ignore_ascii_case("n"))
+    for _ in 0..ASK_ATTEMPTS {
+        let answer = pam.prompt("jit: wait for it (Enter), or ask for another role (n)? ")?;
+        match answer.as_deref().map(str::trim).unwrap_or("") {
+            "" => return Ok(true),
+            a if a.eq_ignore_ascii_case("n") => return Ok(false),
+            // Anything else (a role name typed too early, say) is neither: ask again rather
+            // than take it for "wait" and lose what follows.
+            a => pam.error(&format!(
+                "jit: '{}' is neither; press Enter to wait, or type n.",
+                a.escape_debug()
+            )),
+        }
+    }
+    // Nothing understood: the default, as if Enter had been pressed.
+    Ok(true)
 }
 
 /// Lists the roles, asks for role, reason and duration, and submits. None when the user
@@ -350,10 +364,16 @@ fn ask_reason(
         }
         match jitd.check_reason(&role.name, answer) {
             Ok(()) => return Ok(Some(answer.to_string())),
-            Err(Error::Refused(why)) => pam.error(&format!(
-                "jit: {}; type it again.",
-                jit_proto::text::escape(&why)
-            )),
+            Err(Error::Refused(why)) => {
+                let why = jit_proto::text::escape(&why);
+                // Some refusals already say so ("... type it again without it").
+                let again = if why.contains("type it again") {
+                    ""
+                } else {
+                    "; type it again"
+                };
+                pam.error(&format!("jit: {why}{again}."))
+            }
             Err(e) => return Err(e),
         }
     }

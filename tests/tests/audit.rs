@@ -201,12 +201,19 @@ fn given_a_copy_of_the_state_directory_when_checked_offline_then_the_same_verdic
     let mut w = world();
     let key = sealed(&w, 2);
     w.stop_jitd(Signal::SIGTERM);
-    let copy = w.path().join("copy");
-    std::fs::create_dir(&copy).unwrap();
-    std::fs::set_permissions(&copy, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
-    for f in ["jitd.db", "jitd.db-wal"] {
-        let _ = std::fs::copy(w.state_dir.join(f), copy.join(f));
-    }
+    // A copy of the state directory as an admin takes it: the database and the key file.
+    let copy_state = |name: &str, files: &[&str]| {
+        let copy = w.path().join(name);
+        std::fs::create_dir(&copy).unwrap();
+        std::fs::set_permissions(&copy, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .unwrap();
+        for f in files {
+            let _ = std::fs::copy(w.state_dir.join(f), copy.join(f));
+        }
+        copy
+    };
+    let whole = ["jitd.db", "jitd.db-wal", "seal.key"];
+    let copy = copy_state("copy", &whole);
     let offline = |dir: &Path| {
         let mut c = std::process::Command::new(jit_e2e::bin("jitd"));
         c.arg("--state-dir").arg(dir).arg("--verify-audit");
@@ -226,6 +233,28 @@ fn given_a_copy_of_the_state_directory_when_checked_offline_then_the_same_verdic
     drop(conn);
     let r = offline(&copy);
     assert_caught(&r, "a forged copy, offline", "forged");
+
+    // Regression (found in a user trial): the newest records removed with their seals
+    // passed offline, which had no clock to say which epochs had ended. The key file says:
+    // it holds the key of the first epoch not yet sealed.
+    let cut = copy_state("cut", &whole);
+    let conn = rusqlite::Connection::open(cut.join("jitd.db")).unwrap();
+    let second_last_seal: i64 = conn
+        .query_row(
+            "SELECT seq FROM audit WHERE action = 'seal' ORDER BY seq DESC LIMIT 1 OFFSET 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    conn.execute("DELETE FROM audit WHERE seq >= ?1", [second_last_seal])
+        .unwrap();
+    drop(conn);
+    assert_caught(&offline(&cut), "a cut tail, offline", "no seal for");
+    // Without the key file the ended epochs cannot be told: refused, saying why.
+    let keyless = copy_state("keyless", &["jitd.db", "jitd.db-wal"]);
+    let r = offline(&keyless);
+    assert!(!r.ok(), "{}", r.all());
+    assert!(r.all().contains("has no seal.key"), "{}", r.all());
     w.start_jitd();
 }
 

@@ -118,6 +118,15 @@ fn given_fresh_host_when_install_then_jitd_runs_with_example_policy_and_uninstal
     tmpfs("/usr/local/bin");
     tmpfs("/usr/local/sbin");
     tmpfs("/run");
+    // Regression (found in a user trial): a system bus that died left its socket and pid
+    // file, install.sh took the socket file for a bus, jitd could not connect, and the
+    // install failed with PAM already edited. A dead bus's leftovers, as that host had them:
+    std::fs::create_dir("/run/dbus").unwrap();
+    drop(std::os::unix::net::UnixListener::bind("/run/dbus/system_bus_socket").unwrap());
+    let mut gone = Command::new("true").spawn().unwrap();
+    let gone_pid = gone.id();
+    gone.wait().unwrap();
+    std::fs::write("/run/dbus/pid", format!("{gone_pid}\n")).unwrap();
 
     let pam_before = std::fs::read_to_string("/etc/pam.d/sudo").unwrap();
     let pam_i_before = std::fs::read_to_string("/etc/pam.d/sudo-i").unwrap();

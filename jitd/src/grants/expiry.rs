@@ -139,13 +139,21 @@ impl Core {
         if due.is_empty() {
             return Ok(next);
         }
+        // Grants ending in this pass: their pending extensions end with them, for that reason.
+        let ending: std::collections::HashSet<u64> = due
+            .iter()
+            .filter(|r| r.state == State::Active)
+            .map(|r| r.id)
+            .collect();
         let jitd = Actor::jitd();
         let recorded = self.commit(|tx, recs| {
             for r in &due {
                 let why = match r.state {
                     State::Active if r.not_after <= now => "grant reached not_after",
                     State::Active => "grant time used up (boot clock; the wall clock was set back)",
-                    _ if r.kind == Kind::Extension && !active.contains(&r.extends) => {
+                    _ if r.kind == Kind::Extension
+                        && (!active.contains(&r.extends) || ending.contains(&r.extends)) =>
+                    {
                         "the grant it extends has ended"
                     }
                     _ => "no decision before the pending timeout",

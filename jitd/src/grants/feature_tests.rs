@@ -308,6 +308,25 @@ fn given_pending_extension_when_its_grant_ends_then_it_expires_and_cannot_apply(
 }
 
 #[test]
+fn given_pending_extension_when_its_grant_reaches_its_end_then_it_expires_saying_so() {
+    // Found in a user trial: an extension pending when its grant ran out (its pending
+    // time ends with the grant) was recorded as "no decision before the pending timeout".
+    let mut w = world_at(FRIDAY_2PM);
+    let g = w.ask("alice", Kind::Grant, "db", 600).unwrap();
+    w.core.approve(&actor("bob"), g.id, "").unwrap();
+    let ext = w
+        .core
+        .extend(&actor("alice"), g.id, 600, "T-42 more", &Verdict::NotRun)
+        .unwrap();
+    w.clock.advance(601);
+    w.core.expire_due().unwrap();
+    assert_eq!(w.core.row(g.id).unwrap().state, State::Expired);
+    let ext = w.core.row(ext.id).unwrap();
+    assert_eq!(ext.state, State::Expired);
+    assert_eq!(ext.decision_reason, "the grant it extends has ended");
+}
+
+#[test]
 fn given_window_role_when_closed_then_refused_and_when_open_cut_at_window_end() {
     // Saturday: closed.
     let mut w = world_at(FRIDAY_2PM + 86_400);

@@ -470,4 +470,21 @@ fn given_self_service_root_shell_when_parsed_then_warned() {
     // With approvals, or a narrow command, no warning.
     let narrow = parse(&text.replace("/bin/bash", "/usr/bin/systemctl restart nginx")).unwrap();
     assert!(narrow.warnings.is_empty(), "{:?}", narrow.warnings);
+    // Found in a later trial: programs with a shell escape went unnoticed.
+    for escape in [
+        "/usr/bin/vim /etc/hosts",
+        "/usr/bin/less",
+        "/usr/bin/find",
+        "/usr/bin/awk",
+    ] {
+        let p = parse(&text.replace("/bin/bash", escape)).unwrap();
+        let program = escape.split(' ').next().unwrap();
+        assert!(
+            p.warnings
+                .iter()
+                .any(|w| w.message.contains(&format!("runs {escape} as root"))),
+            "{program}: {:?}",
+            p.warnings
+        );
+    }
 }

@@ -606,7 +606,9 @@ fn durations_of(ctx: &Ctx<'_>, raw: &RawRole) -> std::result::Result<Durations, 
 }
 
 /// Whether a command gives its holder anything they like to run: a shell, an interpreter,
-/// or a way to switch users (the program's name is what counts, whatever its arguments).
+/// a way to switch users, or a program with a shell escape (editors, pagers, `find
+/// -exec`: GTFOBins lists them; found missing in a user trial, which ran vim as root). The
+/// program's name is what counts, whatever its arguments.
 fn gives_anything(c: &Command) -> bool {
     let program = c.split(' ').next().unwrap_or_default();
     let name = program.rsplit('/').next().unwrap_or_default();
@@ -628,5 +630,36 @@ fn gives_anything(c: &Command) -> bool {
             | "perl"
             | "ruby"
             | "node"
+            | "vi"
+            | "vim"
+            | "nvim"
+            | "rvim"
+            | "view"
+            | "vimdiff"
+            | "ex"
+            | "ed"
+            | "nano"
+            | "emacs"
+            | "less"
+            | "more"
+            | "man"
+            | "find"
+            | "xargs"
+            | "awk"
+            | "gawk"
+            | "mawk"
+            | "nawk"
+            | "gdb"
+            | "busybox"
+            | "lua"
+            | "php"
+            | "tclsh"
+            | "expect"
+            | "script"
+            | "nsenter"
+            | "chroot"
+            | "systemd-run"
+            | "tmux"
+            | "screen"
     ) || name.starts_with("python")
 }

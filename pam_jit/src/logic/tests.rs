@@ -1075,3 +1075,66 @@ fn given_a_user_name_with_control_characters_when_refused_then_the_message_shows
         );
     }
 }
+
+#[test]
+fn given_a_pending_request_when_something_other_than_enter_or_n_is_typed_then_asked_again() {
+    // Found in a user trial: typing a role name at "wait for it (Enter), or ... (n)?" was
+    // taken as "wait", and the reason and duration typed next went nowhere.
+    let mut pending = info(17, "pending");
+    pending.role = "web".into();
+    let jitd = FakeJitd {
+        roles: vec![role("web", 1), role("db", 0)],
+        pending: vec![pending],
+        ..FakeJitd::default()
+    };
+    let mut pam = FakePam::new("alice", &["db", "n", "db", "OPS-2 other", ""]);
+    authenticate(&sudo_cfg(), &mut pam, &jitd, &HOST).unwrap();
+    assert!(
+        pam.said()
+            .contains("'db' is neither; press Enter to wait, or type n."),
+        "{}",
+        pam.said()
+    );
+    assert_eq!(
+        jitd.submitted.borrow().as_slice(),
+        &[(
+            "alice".to_string(),
+            "db".to_string(),
+            900,
+            "OPS-2 other".to_string()
+        )]
+    );
+}
+
+#[test]
+fn given_a_refusal_that_says_type_it_again_when_shown_then_said_once() {
+    // Found in a user trial: "... type it again without it; type it again."
+    // The fake refuses with "reason must not say BAD": here a BAD that ends the way
+    // jitd's refusal of a hidden character does.
+    let bad = "(U+001B); type it again without it";
+    let jitd = FakeJitd {
+        roles: vec![role("web", 0)],
+        bad_reason: Some(bad.into()),
+        ..FakeJitd::default()
+    };
+    let typed = format!("a {bad}");
+    let mut pam = FakePam::new("alice", &["web", &typed, "OPS-1 fine", ""]);
+    authenticate(&sudo_cfg(), &mut pam, &jitd, &HOST).unwrap();
+    let said = pam.said();
+    assert_eq!(said.matches("type it again").count(), 1, "{said}");
+}
+
+#[test]
+fn given_the_conversation_ends_at_the_role_question_then_the_message_does_not_speak_of_a_reason() {
+    // Found in a user trial: Ctrl-C at the role question said "cannot ask for a reason here".
+    let jitd = FakeJitd {
+        roles: vec![role("web", 0)],
+        ..FakeJitd::default()
+    };
+    let mut pam = FakePam::new("alice", &[]);
+    pam.conv_broken = true;
+    let _ = authenticate(&sudo_cfg(), &mut pam, &jitd, &HOST);
+    let said = pam.said();
+    assert!(said.contains("jit: cannot ask here"), "{said}");
+    assert!(!said.contains("reason"), "{said}");
+}
