@@ -7,8 +7,8 @@
 //! - an error never becomes success;
 //! - at most one request is made per transaction, for a role the user was offered, with the
 //!   reason as typed (trimmed, accepted by jitd) and a duration within the role's maximum;
-//! - the questions are bounded, and nothing the user typed comes back with a control
-//!   character in it.
+//! - the questions are bounded, and nothing the user typed comes back with a control,
+//!   bidi or other hidden character in it.
 
 use arbitrary::{Arbitrary, Unstructured};
 use jit_proto::{GrantCheck, PamOrigin, PamRequest, RequestInfo, RoleInfo, SessionOpen};
@@ -129,8 +129,12 @@ struct FakeJitd {
     waits: RefCell<VecDeque<u8>>,
     calls: RefCell<u32>,
     requests: RefCell<Vec<PamRequest>>,
-    /// Whether it ever said a grant is active (for ssh: an ssh grant).
+    /// The role of each request it knows (made, or pending from before).
+    roles_of: RefCell<Vec<(u64, String)>>,
+    /// Whether it ever said a grant is active: any grant (what admits sudo), and one whose
+    /// role admits ssh logins (checked with ssh, or a request for an ssh role).
     said_active: RefCell<bool>,
+    said_active_ssh: RefCell<bool>,
 }
 
 impl FakeJitd {
@@ -145,8 +149,18 @@ impl FakeJitd {
     fn said(&self, r: RequestInfo) -> RequestInfo {
         if r.state == "active" {
             *self.said_active.borrow_mut() = true;
+            if self.roles.iter().any(|x| x.name == r.role && x.ssh) {
+                *self.said_active_ssh.borrow_mut() = true;
+            }
         }
         r
+    }
+    fn role_of(&self, id: u64) -> String {
+        self.roles_of
+            .borrow()
+            .iter()
+            .find(|(i, _)| *i == id)
+            .map_or_else(|| "web".to_string(), |(_, r)| r.clone())
     }
 }
 
@@ -159,7 +173,12 @@ impl Jitd for FakeJitd {
             self.s.active
         };
         if active {
-            *self.said_active.borrow_mut() = true;
+            *(if ssh {
+                &self.said_active_ssh
+            } else {
+                &self.said_active
+            })
+            .borrow_mut() = true;
         }
         Ok(GrantCheck {
             active,
@@ -175,6 +194,7 @@ impl Jitd for FakeJitd {
     fn request(&self, req: &PamRequest) -> Result<RequestInfo, Error> {
         self.fail()?;
         self.requests.borrow_mut().push(req.clone());
+        self.roles_of.borrow_mut().push((7, req.role.clone()));
         let state = STATES[usize::from(self.s.request_state) % STATES.len()];
         Ok(self.said(request_info(7, &req.role, state)))
     }
@@ -186,22 +206,29 @@ impl Jitd for FakeJitd {
             .borrow_mut()
             .pop_front()
             .map_or("denied", |w| STATES[usize::from(w) % STATES.len()]);
-        Ok(self.said(request_info(id, "web", state)))
+        Ok(self.said(request_info(id, &self.role_of(id), state)))
     }
     fn pending(&self, _user: &str) -> Result<Vec<RequestInfo>, Error> {
         self.fail()?;
-        Ok(self
+        // Ids of earlier requests: unique, as jitd's are (100 and up: never the id a new
+        // request gets); the fuzzer picks the roles.
+        let pending: Vec<RequestInfo> = self
             .s
             .pending
             .iter()
-            .map(|(id, role)| {
+            .zip(100u64..)
+            .map(|((_, role), id)| {
                 request_info(
-                    u64::from(*id),
+                    id,
                     ROLE_NAMES[usize::from(*role) % ROLE_NAMES.len()],
                     "pending",
                 )
             })
-            .collect())
+            .collect();
+        self.roles_of
+            .borrow_mut()
+            .extend(pending.iter().map(|p| (p.id, p.role.clone())));
+        Ok(pending)
     }
     fn check_reason(&self, _role: &str, reason: &str) -> Result<(), Error> {
         self.fail()?;
@@ -351,7 +378,9 @@ pub fn fuzz(data: &[u8]) {
         s: s.jitd.clone(),
         calls: RefCell::new(0),
         requests: RefCell::new(Vec::new()),
+        roles_of: RefCell::new(Vec::new()),
         said_active: RefCell::new(false),
+        said_active_ssh: RefCell::new(false),
     };
     let host = FakeHost {
         interrupted: s.interrupted,
@@ -381,12 +410,15 @@ pub fn fuzz(data: &[u8]) {
         logic::authenticate(&cfg, &mut pam, &jitd, &host)
     };
     let auth_verdict = decide(is_gate(Some(&cfg), Phase::Auth), &auth);
-    let active_after_auth = *jitd.said_active.borrow();
+    let ssh_active_after_auth = *jitd.said_active_ssh.borrow();
     if cfg.mode == Mode::Sudo {
         assert_ne!(auth_verdict, Verdict::Success, "sudo auth answered success");
     } else {
         if auth_verdict == Verdict::Success {
-            assert!(active_after_auth, "ssh auth let in without an active grant");
+            assert!(
+                ssh_active_after_auth,
+                "ssh auth let in without an active grant of an ssh role: {s:?}"
+            );
         }
         if pam.auth_info.as_deref().is_none_or(|m| m.trim().is_empty()) {
             assert_eq!(auth_verdict, Verdict::Deny);
@@ -403,12 +435,18 @@ pub fn fuzz(data: &[u8]) {
     check_requests(&pam, &jitd, &roles, &s);
 
     *jitd.said_active.borrow_mut() = false;
+    *jitd.said_active_ssh.borrow_mut() = false;
     let account = logic::account(&cfg, &mut pam, &jitd, &host);
     let account_verdict = decide(is_gate(Some(&cfg), Phase::Account), &account);
     if account_verdict == Verdict::Success {
+        let said = if cfg.mode == Mode::Ssh {
+            *jitd.said_active_ssh.borrow()
+        } else {
+            *jitd.said_active.borrow()
+        };
         assert!(
-            *jitd.said_active.borrow(),
-            "account admitted without an active grant"
+            said,
+            "account admitted without an active grant (of an ssh role for ssh)"
         );
     }
     if (cfg.mode == Mode::Ssh || cfg.require_grant) && account.is_err() {
@@ -425,12 +463,13 @@ pub fn fuzz(data: &[u8]) {
         assert_eq!(session_verdict, Verdict::Deny);
     }
 
-    // Nothing typed comes back raw: every message is free of control characters but the
-    // line breaks pam_jit puts between lines.
+    // Nothing typed comes back raw: every message is free of control, bidi, invisible and
+    // other hidden characters but the line breaks pam_jit puts between lines.
     for m in &pam.shown {
         assert!(
-            !m.chars().any(|c| c.is_control() && c != '\n'),
-            "a message shows a control character: {m:?}"
+            !m.chars()
+                .any(|c| jit_proto::text::is_hidden_char(c) && c != '\n'),
+            "a message shows a hidden character: {m:?}"
         );
     }
 }

@@ -84,7 +84,7 @@ pub fn fuzz(data: &[u8]) {
             // A refusal points into the file (line 0: no position) and says something.
             assert!(!e.message.trim().is_empty(), "an empty refusal");
             assert!(
-                e.line <= text.lines().count() + 1,
+                e.line >= 1 && e.line <= text.lines().count() + 1,
                 "line {} of a {}-line file: {e}",
                 e.line,
                 text.lines().count()

@@ -31,7 +31,10 @@ pub fn fuzz(data: &[u8]) {
     for chunk in data.chunks(split) {
         match frames.feed(chunk) {
             Ok(Some(f)) => {
-                assert!(!f.contains(&0) && f.len() <= MAX_CALL + split);
+                assert!(
+                    !f.contains(&0) && f.len() <= MAX_CALL,
+                    "a frame over the limit"
+                );
                 out += f.len() + 1;
             }
             Ok(None) => {}
@@ -61,6 +64,24 @@ fn calls() -> Vec<PamCall> {
         PamCall::CheckReason {
             role: "db".into(),
             reason: "x".into(),
+        },
+        PamCall::Request {
+            request: jit_proto::PamRequest {
+                user: "alice".into(),
+                role: "db".into(),
+                duration_secs: 60,
+                reason: "x".into(),
+                origin: jit_proto::PamOrigin::default(),
+            },
+        },
+        PamCall::OpenSession {
+            session: jit_proto::SessionOpen {
+                user: "alice".into(),
+                target: "root".into(),
+                ssh: false,
+                pid: 42,
+                origin: jit_proto::PamOrigin::default(),
+            },
         },
     ]
 }

@@ -198,6 +198,12 @@ impl Frames {
     pub fn feed(&mut self, data: &[u8]) -> Result<Option<Vec<u8>>, JitError> {
         self.buf.extend_from_slice(data);
         match self.buf.iter().position(|b| *b == 0) {
+            // A frame over the limit is refused even when its end came in the same read
+            // (found by the wire fuzz target's review: only unfinished frames were bounded).
+            Some(end) if end > self.max => Err(JitError::Channel(format!(
+                "message longer than {} bytes",
+                self.max
+            ))),
             Some(end) => {
                 let rest = self.buf.split_off(end + 1);
                 let mut frame = std::mem::replace(&mut self.buf, rest);
@@ -221,6 +227,18 @@ impl Frames {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn given_a_frame_over_the_limit_in_one_read_when_fed_then_refused() {
+        let mut f = Frames::new(8);
+        let mut data = vec![b'a'; 9];
+        data.push(0);
+        assert!(f.feed(&data).is_err());
+        let mut f = Frames::new(8);
+        let mut data = vec![b'a'; 8];
+        data.push(0);
+        assert_eq!(f.feed(&data).unwrap(), Some(vec![b'a'; 8]));
+    }
     use crate::{PamOrigin, Refusal};
 
     fn calls() -> Vec<PamCall> {

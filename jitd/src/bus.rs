@@ -400,8 +400,16 @@ impl UserInterface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<AuditVerify, JitError> {
-        let key: crate::seal::VerificationKey = key.parse().map_err(JitError::InvalidArgument)?;
         self.call(conn, &hdr, move |s, who| {
+            // Who may verify with a key first: a caller who may not learns nothing about
+            // the key they sent, not even whether it is well formed.
+            if who.uid != 0 {
+                return Err(crate::error::Error::NotAuthorized(
+                    "only root may verify the audit trail with the key".into(),
+                ));
+            }
+            let key: crate::seal::VerificationKey =
+                key.parse().map_err(crate::error::Error::InvalidArgument)?;
             s.read(|c| c.verify_with(who, Some(key)))
         })
         .await

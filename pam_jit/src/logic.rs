@@ -258,7 +258,7 @@ fn wait_for_earlier(pam: &mut dyn Pam, req: &RequestInfo) -> Result<bool, Error>
             // than take it for "wait" and lose what follows.
             a => pam.error(&format!(
                 "jit: '{}' is neither; press Enter to wait, or type n.",
-                a.escape_debug()
+                jit_proto::text::escape(a)
             )),
         }
     }
@@ -321,7 +321,7 @@ fn ask_role<'r>(pam: &mut dyn Pam, roles: &'r [RoleInfo]) -> Result<Option<&'r R
             Some(r) => return Ok(Some(r)),
             None => pam.error(&format!(
                 "jit: '{}' is not a role you may request.",
-                answer.escape_debug()
+                jit_proto::text::escape(answer)
             )),
         }
     }

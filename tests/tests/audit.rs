@@ -186,6 +186,18 @@ fn given_an_untouched_sealed_trail_when_verified_with_the_key_then_intact() {
         w.jitctl("alice", &["audit", "setup-keys", "--force"]).code,
         3
     );
+    // Verifying with a key is root's: anyone else is refused before the key is looked at
+    // (found in a user trial: a malformed key got a format error first).
+    for (user, sent) in [("bob", "not a key"), ("bob", key.as_str())] {
+        let c = w.as_user(
+            user,
+            &jit_e2e::bin("jitctl"),
+            &["--bus", w.bus.as_str(), "audit", "verify", "--key", "-"],
+        );
+        let r = run(c, &format!("{sent}\n"), Duration::from_secs(60));
+        assert!(!r.ok(), "{}", r.all());
+        assert!(r.all().contains("only root may verify"), "{}", r.all());
+    }
     // Status says the trail is sealed.
     let status = w.jitctl("root", &["status"]);
     assert!(

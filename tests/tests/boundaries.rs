@@ -66,6 +66,17 @@ fn given_lax_bus_policy_when_user_calls_the_pam_interface_then_jitd_still_refuse
     assert_eq!(r.code, 3, "{}", r.all());
     assert!(r.stdout.contains("NotAuthorized"), "{}", r.all());
     assert!(w.jitd_log().contains("called the PAM interface; refused"));
+    // Every method of it, not only Check: each checks the caller itself.
+    let r = probe(&w, "alice", &["pam-all", "alice"]);
+    assert_eq!(r.code, 3, "{}", r.all());
+    assert!(
+        r.stdout.contains("all 7 PAM methods refused"),
+        "{}",
+        r.all()
+    );
+    // Root's calls are answered through the same policy (the probe can tell).
+    let r = probe(&w, "root", &["pam-all", "alice"]);
+    assert!(r.stdout.contains("answered: [\"Check\""), "{}", r.all());
 }
 
 #[test]

@@ -129,7 +129,9 @@ fn given_random_calls_to_every_method_as_a_user_and_as_root_then_jitd_holds_and_
             "{out}"
         );
     }
-    // The unprivileged caller never got through to the root-only interface.
+    // The unprivileged caller never got through to the root-only interface; root did.
+    assert_eq!(as_user["pam1_ok"], 0, "{as_user}");
+    assert!(as_root["pam1_ok"].as_u64() > Some(0), "{as_root}");
     assert!(
         as_user["outcomes"]
             .as_object()

@@ -316,6 +316,10 @@ fn given_invisible_characters_in_a_reason_when_requested_then_refused_and_nothin
         "T-9 \u{FFF9}x\u{FFFB}",
         "T-9\u{180E}",
         "T-9\u{206A}",
+        // Trojan Source (CVE-2021-42574): bidi overrides and isolates reorder what is shown.
+        "T-9 \u{202E}evob yb devorppa",
+        "T-9 \u{2066}x\u{2069}",
+        "T-9 \u{200F}x",
     ] {
         let r = w.jitctl("alice", &["request", "ident", "--reason", reason]);
         assert_eq!(r.code, 3, "{reason:?}: {}", r.all());
@@ -421,6 +425,25 @@ fn given_role_running_as_an_approver_when_the_requester_approves_through_sudo_u_
         Duration::from_secs(60),
     );
     assert_eq!(r.code, 3, "{}", r.all());
+    // From alice's own session the login-uid check refuses first. The grant check on its
+    // own: the same call from a session the login uid ties to helper (an approver, not the
+    // requester), so only "alice can run commands as helper" stands in the way.
+    let r = run(
+        w.in_session_of(
+            "helper",
+            "alice",
+            Path::new("/usr/bin/sudo"),
+            &["-n", "-u", "helper", jc, "--bus", &bus, "approve", &id],
+        ),
+        "",
+        Duration::from_secs(60),
+    );
+    assert_eq!(r.code, 3, "{}", r.all());
+    assert!(
+        r.all().contains("can run commands as helper"),
+        "{}",
+        r.all()
+    );
     assert_eq!(
         w.request(id.parse().unwrap())["state"],
         "pending",
@@ -587,37 +610,46 @@ fn given_a_grant_to_run_as_svc_when_sudo_names_uid_minus_one_or_another_target_t
 #[test]
 fn given_a_caller_gone_before_jitd_asks_who_it_was_when_it_revokes_then_nothing_happens() {
     // polkit's CVE-2021-3560: a caller that disconnected before the service asked the bus
-    // for its uid was taken for root. jitd asks the bus for the caller's credentials and
-    // its process for the login uid: with the caller gone, either answer is missing and the
-    // call is refused; it never falls back to anyone.
+    // for its uid was taken for root. Here every caller is gone before jitd asks: jitd is
+    // stopped (SIGSTOP) while 40 callers each send `Revoke` of alice's grant and exit, then
+    // resumed. Each call must be refused (jitd asks the bus, which no longer knows the
+    // sender, and logs it); none may act as anyone.
     let w = builder().build();
     let id = id_of(&w.submit("alice", "ident", "10m", "T-3560"));
-    for _ in 0..40 {
-        let r = run(
-            w.as_user(
-                "mallory",
-                &bin("bus_probe"),
-                &["vanish", &w.bus, &id.to_string()],
-            ),
-            "",
-            Duration::from_secs(30),
-        );
+    let jitd = nix::unistd::Pid::from_raw(i32::try_from(w.jitd_pid().unwrap()).unwrap());
+    nix::sys::signal::kill(jitd, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    let callers = 40;
+    let sent: Vec<jit_e2e::Run> = (0..callers)
+        .map(|_| {
+            run(
+                w.as_user(
+                    "mallory",
+                    &bin("bus_probe"),
+                    &["vanish", &w.bus, &id.to_string()],
+                ),
+                "",
+                Duration::from_secs(30),
+            )
+        })
+        .collect();
+    nix::sys::signal::kill(jitd, nix::sys::signal::Signal::SIGCONT).unwrap();
+    for r in &sent {
         assert!(r.ok(), "{}", r.all());
     }
-    // Each vanished call has been answered (or dropped) by the time a later call from a
-    // live caller is: jitd serves a caller's calls in order, and these are all before it.
-    let r = w.jitctl("root", &["status"]);
-    assert!(r.ok(), "{}", r.all());
+    let gone = || {
+        w.jitd_log()
+            .lines()
+            .filter(|l| l.contains("its sender is gone"))
+            .count()
+    };
+    wait_for(
+        "every vanished call to be refused",
+        Duration::from_secs(60),
+        || (gone() >= callers).then_some(()),
+    );
     assert_eq!(w.request(id)["state"], "active", "{}", w.jitd_log());
     assert!(jit_e2e::has_rule(id));
     assert!(!w.audit_actions().iter().any(|a| a == "revoke"));
-    // How often the race was won here (it depends on timing; the outcome above does not).
-    let gone = w
-        .jitd_log()
-        .lines()
-        .filter(|l| l.contains("its sender is gone"))
-        .count();
-    eprintln!("{gone} of 40 vanished callers were gone before jitd asked who they were");
 }
 
 #[test]

@@ -333,16 +333,42 @@ fn given_jitd_killed_when_restarted_then_active_grants_survive_and_expired_are_r
 
 #[test]
 fn given_sudo_retries_auth_when_password_is_wrong_then_one_request_at_most() {
-    let w = world();
-    // Wrong password first: pam_unix fails before pam_jit, sudo retries; then the right one.
+    // sudo runs the auth stack up to three times in one transaction. pam_unix fails on the
+    // wrong password but, being `required`, lets the stack go on: pam_jit asks and submits
+    // on the first try (an approval role, not waited for). The retry must ask nothing and
+    // submit nothing. The input for a second request is there: a retry that asked ("wait
+    // for it? n", then a role) would make one (checked against a pam_jit without the guard).
+    let w = Builder::new()
+        .user("alice", &["webops"])
+        .user("bob", &["sre"])
+        .policy(POLICY)
+        .pam_args("wait=0", "")
+        .build();
     let r = w.sudo(
         "alice",
-        &["wrong", PASSWORD, "web-restart", "OPS-7 retry", ""],
+        &[
+            "wrong",
+            "db-admin",
+            "DB-1 first",
+            "",
+            PASSWORD,
+            "n",
+            "web-restart",
+            "OPS-7 second",
+            "",
+        ],
         &["/usr/bin/true"],
     );
-    assert!(r.all().contains("granted web-restart"), "{}", r.all());
+    assert!(r.all().contains("is still pending"), "{}", r.all());
+    assert!(
+        !r.all().contains("wait for it"),
+        "a retry asked: {}",
+        r.all()
+    );
     let all = w.jitctl("root", &["--json", "list", "--all"]);
-    assert_eq!(all.json().as_array().unwrap().len(), 1, "{}", all.all());
+    let requests = all.json().as_array().cloned().unwrap();
+    assert_eq!(requests.len(), 1, "{}", all.all());
+    assert_eq!(requests[0]["role"], "db-admin");
 }
 
 #[test]
@@ -473,16 +499,27 @@ fn given_command_ignoring_sighup_when_grant_expires_then_it_is_killed() {
         )
         .ok()
     );
-    let mut cmd = background_sudo(&w, &["/bin/sh", "-c", "trap '' HUP; sleep 600"]);
+    // The command itself, not sudo, is what must end: jitd kills sudo anyway.
+    let pidfile = w.path().join("command.pid");
+    let script = format!(
+        "trap '' HUP; echo $$ > {}; exec sleep 600",
+        pidfile.display()
+    );
+    let mut cmd = background_sudo(&w, &["/bin/sh", "-c", &script]);
+    let pid: i32 = wait_for("the command to start", Duration::from_secs(10), || {
+        std::fs::read_to_string(&pidfile).ok()?.trim().parse().ok()
+    });
     wait_for(
         "the session to be registered",
         Duration::from_secs(10),
         || session_opened(&w).then_some(()),
     );
-    let status = wait_for("the command to be killed", Duration::from_secs(15), || {
-        cmd.try_wait().unwrap()
-    });
-    assert!(!status.success(), "{status}");
+    wait_for(
+        "the command ignoring SIGHUP to be killed",
+        Duration::from_secs(15),
+        || (!running(pid)).then_some(()),
+    );
+    let _ = cmd.wait();
     let ended = w.audit_actions().iter().any(|a| a == "session-end");
     assert!(ended, "the end is audited");
 }

@@ -488,3 +488,43 @@ fn given_self_service_root_shell_when_parsed_then_warned() {
         );
     }
 }
+
+#[test]
+fn given_a_reason_pattern_nested_deeper_than_any_ticket_format_then_refused_without_overflow() {
+    // Found by the policy fuzz target: `x+++...` (150 nested repetitions) overflowed the
+    // stack of a 2 MB thread compiling it in a debug build; jitd reloads the policy on a
+    // thread of its own.
+    let deep = format!(
+        "[[role]]\nname = \"db\"\ncommands = [\"/usr/bin/id\"]\nrequesters = [\"alice\"]\n\
+         max_duration = \"1h\"\nreason_pattern = \"-C{}x\"\n",
+        "+".repeat(150)
+    );
+    let nested = deep.replace(&format!("-C{}x", "+".repeat(150)), &"(".repeat(40));
+    let nested = nested.replace(
+        "reason_pattern = \"((",
+        &format!(
+            "reason_pattern = \"{}a{}\"\n#",
+            "(".repeat(40),
+            ")".repeat(40)
+        ),
+    );
+    let outcome = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(move || {
+            (
+                parse(&deep).map(|_| ()).map_err(|e| e.message),
+                parse(&nested).map(|_| ()).map_err(|e| e.message),
+            )
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    for r in [outcome.0, outcome.1] {
+        let e = r.unwrap_err();
+        assert!(e.contains("reason_pattern does not compile"), "{e}");
+    }
+    // An ordinary ticket pattern still compiles.
+    let ok = "[[role]]\nname = \"db\"\ncommands = [\"/usr/bin/id\"]\nrequesters = [\"alice\"]\n\
+              max_duration = \"1h\"\nreason_pattern = \"^(INC|CHG)-[0-9]{4,8}( .*)?$\"\n";
+    assert!(parse(ok).is_ok());
+}

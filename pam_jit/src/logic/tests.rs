@@ -1138,3 +1138,24 @@ fn given_the_conversation_ends_at_the_role_question_then_the_message_does_not_sp
     assert!(said.contains("jit: cannot ask here"), "{said}");
     assert!(!said.contains("reason"), "{said}");
 }
+
+#[test]
+fn given_a_typed_role_with_bidi_or_filler_characters_when_refused_then_they_show_escaped() {
+    // escape_debug let printable-looking hidden characters through (U+3164 HANGUL FILLER,
+    // U+2800 BRAILLE BLANK); the product's own escaping names them all.
+    let jitd = FakeJitd {
+        roles: vec![role("web", 0)],
+        ..FakeJitd::default()
+    };
+    let mut pam = FakePam::new("alice", &["we\u{202e}b", "\u{3164}web\u{2800}", ""]);
+    let _ = authenticate(&sudo_cfg(), &mut pam, &jitd, &HOST);
+    let said = pam.said();
+    assert!(said.contains("we\\u{202e}b"), "{said}");
+    assert!(said.contains("\\u{3164}web\\u{2800}"), "{said}");
+    assert!(
+        !said
+            .chars()
+            .any(|c| jit_proto::text::is_hidden_char(c) && c != '\n'),
+        "{said:?}"
+    );
+}

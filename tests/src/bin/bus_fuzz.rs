@@ -8,7 +8,8 @@
 //! grant: the test gives it processes of its own to lose). The sequence is fixed by SEED.
 //!
 //! It prints one JSON line: calls made, answers by outcome (`ok`, each error name,
-//! `timeout`), and exits 0 once every call has been made, 1 if it lost the bus.
+//! `timeout`), how many calls to the root-only PAM interface were answered (`pam1_ok`), and
+//! exits 0 once every call has been made, 1 if it lost the bus.
 #![forbid(unsafe_code)]
 
 use serde::Serialize;
@@ -188,6 +189,8 @@ struct Fuzz {
     lost: bool,
     /// The call after which the bus connection was gone.
     lost_at: String,
+    /// Calls to the root-only PAM interface that were answered.
+    pam1_ok: u64,
 }
 
 impl Fuzz {
@@ -231,6 +234,9 @@ impl Fuzz {
                 }
             }
         };
+        if iface == "org.jit.Jitd.Pam1" && outcome == "ok" {
+            self.pam1_ok += 1;
+        }
         *self.outcomes.entry(outcome).or_default() += 1;
     }
 
@@ -372,6 +378,7 @@ fn main() -> ExitCode {
             pids,
             lost: false,
             lost_at: String::new(),
+            pam1_ok: 0,
         };
         let mut r = Rng(seed | 1);
         let mut made = 0u64;
@@ -379,15 +386,16 @@ fn main() -> ExitCode {
             f.one(&mut r).await;
             made += 1;
         }
-        Ok::<_, String>((made, f.outcomes, f.lost_at))
+        Ok::<_, String>((made, f.outcomes, f.lost_at, f.pam1_ok))
     });
     match result {
-        Ok((made, outcomes, lost_at)) => {
+        Ok((made, outcomes, lost_at, pam1_ok)) => {
             let lost = !lost_at.is_empty();
             println!(
                 "{}",
                 serde_json::json!({
-                    "calls": made, "outcomes": outcomes, "lost": lost, "lost_at": lost_at
+                    "calls": made, "outcomes": outcomes, "lost": lost, "lost_at": lost_at,
+                    "pam1_ok": pam1_ok
                 })
             );
             if lost {
