@@ -107,6 +107,16 @@ async fn caller(ids: &Identities, conn: &Connection, hdr: &Header<'_>) -> Result
     })
 }
 
+/// A user argument that may be empty (everyone the caller may see), checked at the edge.
+fn optional_user(user: &str) -> Result<Option<UserName>, JitError> {
+    match user {
+        "" => Ok(None),
+        u => UserName::new(u)
+            .map(Some)
+            .map_err(|e| JitError::InvalidArgument(e.0)),
+    }
+}
+
 /// `org.jit.Jitd.User1`: open to every local user; authorization per method in the core.
 pub struct UserInterface {
     pub svc: Arc<Service>,
@@ -356,10 +366,7 @@ impl UserInterface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<Vec<AuditRecord>, JitError> {
-        let user = match user.as_str() {
-            "" => None,
-            u => Some(UserName::new(u).map_err(|e| JitError::InvalidArgument(e.0))?),
-        };
+        let user = optional_user(&user)?;
         self.call(conn, &hdr, move |s, who| {
             s.read(|c| c.audit(who, since, user.as_ref()))
         })
@@ -375,10 +382,7 @@ impl UserInterface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<Vec<AuditRecord>, JitError> {
-        let user = match user.as_str() {
-            "" => None,
-            u => Some(UserName::new(u).map_err(|e| JitError::InvalidArgument(e.0))?),
-        };
+        let user = optional_user(&user)?;
         self.call(conn, &hdr, move |s, who| {
             s.read(|c| c.audit_page(who, after_seq, limit, since, user.as_ref()))
         })

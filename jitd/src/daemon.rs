@@ -164,7 +164,6 @@ fn verify_audit(state_dir: &std::path::Path) -> Result<(), String> {
             .map(|last| k.schedule.end_of(last) + crate::seal::GRACE_SECS)
     });
     let report = crate::trail::check_store(&store, key, ended).map_err(|e| e.to_string())?;
-    println!("{}", report.message);
     if report.ok && report.sealed && key_state.is_none() {
         return Err(format!(
             "the trail is sealed but {} has no {}: which epochs ended cannot be told, so \
@@ -173,6 +172,7 @@ fn verify_audit(state_dir: &std::path::Path) -> Result<(), String> {
             crate::seal::KEY_FILE
         ));
     }
+    println!("{}", report.message);
     if report.ok {
         Ok(())
     } else {
