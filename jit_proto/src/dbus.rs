@@ -16,13 +16,7 @@ impl zbus::DBusError for JitError {
     fn description(&self) -> Option<&str> {
         match self {
             JitError::ZBus(e) => e.description(),
-            JitError::Channel(m)
-            | JitError::Refused(_, m)
-            | JitError::NotAuthorized(m)
-            | JitError::NotFound(m)
-            | JitError::InvalidArgument(m)
-            | JitError::WrongState(m)
-            | JitError::Internal(m) => Some(m),
+            other => other.text(),
         }
     }
 

@@ -87,13 +87,22 @@ impl JitError {
         match self {
             #[cfg(feature = "dbus")]
             JitError::ZBus(e) => e.to_string(),
+            other => other.text().unwrap_or_default().to_string(),
+        }
+    }
+
+    /// The message this error carries itself (a bus library error carries none).
+    pub fn text(&self) -> Option<&str> {
+        match self {
+            #[cfg(feature = "dbus")]
+            JitError::ZBus(_) => None,
             JitError::Channel(m)
             | JitError::Refused(_, m)
             | JitError::NotAuthorized(m)
             | JitError::NotFound(m)
             | JitError::InvalidArgument(m)
             | JitError::WrongState(m)
-            | JitError::Internal(m) => m.clone(),
+            | JitError::Internal(m) => Some(m),
         }
     }
 }

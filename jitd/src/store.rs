@@ -442,19 +442,7 @@ impl Store {
              FROM audit a LEFT JOIN requests r ON r.id = a.request_id \
              WHERE a.at >= ?1 AND (?2 = '' OR a.actor = ?2 OR r.user = ?2) ORDER BY a.seq",
         )?;
-        let rows = stmt.query_map(params![since, user], |row| {
-            Ok(AuditRecord {
-                seq: u64_col(row, "seq")?,
-                at: row.get("at")?,
-                actor: row.get("actor")?,
-                actor_uid: u32_col(row, "actor_uid")?,
-                origin: row.get("origin")?,
-                action: row.get("action")?,
-                request_id: u64_col(row, "request_id")?,
-                detail: row.get("detail")?,
-                hash: row.get("hash")?,
-            })
-        })?;
+        let rows = stmt.query_map(params![since, user], audit_record)?;
         rows.collect::<rusqlite::Result<Vec<_>>>()
             .map_err(Into::into)
     }

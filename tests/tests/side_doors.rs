@@ -414,30 +414,25 @@ fn given_role_running_as_an_approver_when_the_requester_approves_through_sudo_u_
     let id = id_of(&w.submit("alice", "db", "10m", "T-12")).to_string();
     let bus = w.bus.clone();
     let jc = jitctl_copy.to_str().unwrap();
-    let r = run(
-        w.in_session_of(
-            "alice",
-            "alice",
-            Path::new("/usr/bin/sudo"),
-            &["-n", "-u", "helper", jc, "--bus", &bus, "approve", &id],
-        ),
-        "",
-        Duration::from_secs(60),
-    );
+    // alice runs `sudo -u helper jitctl approve`, from a session of `login`'s.
+    let approve_from_session_of = |login: &str| {
+        run(
+            w.in_session_of(
+                login,
+                "alice",
+                Path::new("/usr/bin/sudo"),
+                &["-n", "-u", "helper", jc, "--bus", &bus, "approve", &id],
+            ),
+            "",
+            Duration::from_secs(60),
+        )
+    };
+    let r = approve_from_session_of("alice");
     assert_eq!(r.code, 3, "{}", r.all());
     // From alice's own session the login-uid check refuses first. The grant check on its
     // own: the same call from a session the login uid ties to helper (an approver, not the
     // requester), so only "alice can run commands as helper" stands in the way.
-    let r = run(
-        w.in_session_of(
-            "helper",
-            "alice",
-            Path::new("/usr/bin/sudo"),
-            &["-n", "-u", "helper", jc, "--bus", &bus, "approve", &id],
-        ),
-        "",
-        Duration::from_secs(60),
-    );
+    let r = approve_from_session_of("helper");
     assert_eq!(r.code, 3, "{}", r.all());
     assert!(
         r.all().contains("can run commands as helper"),
