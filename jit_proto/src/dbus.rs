@@ -117,6 +117,13 @@ pub trait User1 {
     /// Blocks up to `timeout_secs` while the request is pending; returns it as it stands then.
     fn wait(&self, id: u64, timeout_secs: u32) -> Result<RequestInfo, JitError>;
     fn grants(&self) -> Result<Vec<RequestInfo>, JitError>;
+    /// Subscribes the calling connection to [`crate::EVENT_SIGNAL`]: from now on, until it leaves
+    /// the bus, jitd sends it (and only it: the signal has a destination) every event on a
+    /// request the caller may see when it happens. The argument is an event document
+    /// ([`crate::EVENT_SCHEMA`], JSON).
+    fn watch(&self) -> Result<(), JitError>;
+    #[zbus(signal)]
+    fn event(&self, event: String) -> zbus::Result<()>;
     fn status(&self) -> Result<StatusInfo, JitError>;
     /// The whole selection in one reply; refused when it would not fit one: use
     /// [`User1Proxy::audit_page`].

@@ -36,6 +36,10 @@ pub const OBJECT_PATH: &str = "/org/jit/Jitd";
 pub const USER_INTERFACE: &str = "org.jit.Jitd.User1";
 /// PAM interface: callable by uid 0 only (bus policy, and re-checked by jitd).
 pub const PAM_INTERFACE: &str = "org.jit.Jitd.Pam1";
+/// The signal jitd sends to each `Watch`ing caller, addressed to that caller only.
+pub const EVENT_SIGNAL: &str = "Event";
+/// The version of the event document (`jitctl watch --json`, notifier programs' input).
+pub const EVENT_SCHEMA: &str = "jit.event/1";
 /// The system bus socket, used when no address is given.
 pub const SYSTEM_BUS_ADDRESS: &str = "unix:path=/run/dbus/system_bus_socket";
 
@@ -361,6 +365,9 @@ pub struct StatusInfo {
     /// Root and approvers: how the audit trail stands (sealed or not, how far the daemon's
     /// own check has come, a syslog mirror that is down).
     pub audit_notes: Vec<String>,
+    /// Root and approvers: notifiers whose deliveries are failing or were given up, one
+    /// line each; empty when every notifier delivers.
+    pub notifier_notes: Vec<String>,
 }
 
 /// One record of the audit trail.

@@ -156,6 +156,10 @@ pub enum Cmd {
     Cancel { id: u64 },
     /// Your active grants.
     Grants,
+    /// Follow events live, one line each (JSON lines with --json) until interrupted: new
+    /// requests you may decide (and their escalation), and what becomes of your own
+    /// requests and grants (decided, granted, ending soon, ended). root sees every event.
+    Watch,
     /// jitd's state.
     Status,
     /// The audit trail, or `audit verify` to check its hash chain.
@@ -779,6 +783,7 @@ async fn dispatch(p: &User1Proxy<'_>, cmd: Cmd, json: bool) -> Out {
         Cmd::Release { id } => one(p.release(id.unwrap_or(0)).await?, json),
         Cmd::Cancel { id } => one(p.cancel(id).await?, json),
         Cmd::Grants => print_requests(&p.grants().await?, json, "no active grants"),
+        Cmd::Watch => watch(p, json).await,
         Cmd::Status => {
             let s = p.status().await?;
             if json {
@@ -800,6 +805,9 @@ async fn dispatch(p: &User1Proxy<'_>, cmd: Cmd, json: bool) -> Out {
                 );
             }
             for note in &s.audit_notes {
+                out!("{}", esc(note));
+            }
+            for note in &s.notifier_notes {
                 out!("{}", esc(note));
             }
             let problem = match (s.last_error.as_str(), s.audit_error.as_str()) {
@@ -870,6 +878,64 @@ fn one(r: RequestInfo, json: bool) -> Out {
         out!("{}", describe(&r));
         Ok(())
     }
+}
+
+/// `jitctl watch`: events as jitd sends them, addressed to this connection alone. Taken up
+/// again when jitd restarts.
+async fn watch(p: &User1Proxy<'_>, json: bool) -> Out {
+    use futures_util::StreamExt;
+    enum Seen {
+        Event(Option<String>),
+        Jitd(bool),
+    }
+    let bus_error = |e: zbus::Error| Failure::from(JitError::from(e));
+    let events = p.receive_event().await.map_err(bus_error)?;
+    let dbus = zbus::fdo::DBusProxy::new(p.inner().connection())
+        .await
+        .map_err(bus_error)?;
+    let owners = dbus
+        .receive_name_owner_changed_with_args(&[(0, jit_proto::BUS_NAME)])
+        .await
+        .map_err(bus_error)?;
+    p.watch().await?;
+    eprintln!(
+        "jitctl: watching: requests you may decide, and your own requests and grants \
+         (Ctrl-C to stop)"
+    );
+    let events = events.map(|e| Seen::Event(e.args().ok().map(|a| a.event)));
+    let owners = owners.map(|c| Seen::Jitd(c.args().is_ok_and(|a| a.new_owner().is_some())));
+    let mut both = futures_util::stream::select(events, owners);
+    while let Some(seen) = both.next().await {
+        match seen {
+            Seen::Event(Some(doc)) => print_event(&doc, json),
+            Seen::Event(None) => {}
+            Seen::Jitd(false) => eprintln!("jitctl: jitd stopped; waiting for it to come back"),
+            Seen::Jitd(true) => match p.watch().await {
+                Ok(()) => eprintln!("jitctl: jitd is back; watching again"),
+                Err(e) => return Err(e.into()),
+            },
+        }
+    }
+    Err(Failure::new(exit::ERROR, "lost the connection to the bus"))
+}
+
+/// One event: its document as a JSON line, or its time, kind and summary.
+fn print_event(doc: &str, json: bool) {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(doc) else {
+        eprintln!("jitctl: jitd sent an event that is not JSON; ignored");
+        return;
+    };
+    if json {
+        out!("{v}");
+        return;
+    }
+    let text = |k: &str| v[k].as_str().unwrap_or("-").to_string();
+    out!(
+        "{} {}: {}",
+        esc(&text("at")),
+        esc(&text("event")),
+        esc(&text("summary"))
+    );
 }
 
 async fn wait_for(p: &User1Proxy<'_>, id: u64, timeout: u64) -> Result<RequestInfo, Failure> {

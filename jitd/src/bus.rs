@@ -333,12 +333,49 @@ impl UserInterface {
     ) -> Result<RequestInfo, JitError> {
         let who = caller(&self.ids, conn, &hdr).await?;
         let key = Caller::Bus(who.uid);
-        let row = wait_while_pending(&self.svc, key.clone(), timeout_secs, move |c| {
+        let row = wait_while_pending(&self.svc, key.clone(), id, timeout_secs, move |c| {
             c.show(&who, id)?;
             c.row(id)
         })
         .await?;
         blocking(&self.svc, key, move |s| s.read(|c| c.info(&row))).await
+    }
+
+    /// Subscribes the calling connection to events (see [`jit_proto::User1Proxy::watch`]).
+    async fn watch(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<(), JitError> {
+        let who = caller(&self.ids, conn, &hdr).await?;
+        let Some(sender) = hdr.sender().map(ToString::to_string) else {
+            return Err(JitError::NotAuthorized("message has no sender".into()));
+        };
+        self.svc
+            .hub()
+            .subscribe(&sender, &who)
+            .map_err(JitError::from)?;
+        // A caller gone before it was subscribed would never be unsubscribed by the
+        // NameOwnerChanged that has already passed.
+        let still_there = match zbus::names::BusName::try_from(sender.as_str()) {
+            Ok(name) => match zbus::fdo::DBusProxy::new(conn).await {
+                Ok(p) => p.name_has_owner(name).await.unwrap_or(false),
+                Err(_) => false,
+            },
+            Err(_) => false,
+        };
+        if !still_there {
+            self.svc.hub().unsubscribe(&sender);
+            return Err(JitError::NotAuthorized(
+                "the caller left the bus before it was subscribed".into(),
+            ));
+        }
+        tracing::info!(
+            "{} (uid {}) watches events from {sender}",
+            who.name,
+            who.uid
+        );
+        Ok(())
     }
 
     async fn grants(

@@ -250,6 +250,12 @@ fn run(args: Args) -> Result<(), String> {
     let traces = Arc::new(Traces::default());
     let _ = traces.socket.set(socket_file);
     spawn_signal_thread(svc.clone(), config, notify.clone(), traces.clone())?;
+    svc.hub().start()?;
+    let outbox_svc = svc.clone();
+    std::thread::Builder::new()
+        .name("notifiers".into())
+        .spawn(move || crate::outbox::run(&outbox_svc))
+        .map_err(|e| format!("starting the notifier thread: {e}"))?;
     let timer_svc = svc.clone();
     let timer_notify = notify.clone();
     std::thread::Builder::new()
@@ -378,6 +384,8 @@ async fn serve(
         .await
         .map_err(|e| format!("cannot connect to the bus: {e}"))?;
     take_name(&conn).await?;
+    follow_watchers(&conn, &svc).await?;
+    svc.hub().set_connection(conn.clone());
     // Its loop only ends on an error of its own, which stops jitd (no PAM socket, no jitd:
     // the service manager restarts it).
     zruntime::spawn(async move {
@@ -401,6 +409,31 @@ async fn serve(
     // restarts jitd, which reconciles again before it takes its name on the new bus.
     conn.closed().await;
     Err("lost the connection to the bus; exiting so the service manager restarts jitd".into())
+}
+
+/// Forgets each watcher (`jitctl watch`) as its connection leaves the bus.
+async fn follow_watchers(conn: &zbus::Connection, svc: &Arc<Service>) -> Result<(), String> {
+    use futures_util::StreamExt;
+    let dbus = zbus::fdo::DBusProxy::new(conn)
+        .await
+        .map_err(|e| format!("cannot follow the bus's names: {e}"))?;
+    let mut changes = dbus
+        .receive_name_owner_changed()
+        .await
+        .map_err(|e| format!("cannot follow the bus's names: {e}"))?;
+    let hub = svc.hub().clone();
+    zruntime::spawn(async move {
+        while let Some(change) = changes.next().await {
+            if let Ok(args) = change.args()
+                && args.new_owner().is_none()
+                && hub.unsubscribe(args.name().as_str())
+            {
+                tracing::info!("{} stopped watching", args.name());
+            }
+        }
+    })
+    .detach();
+    Ok(())
 }
 
 /// Asks for org.jit.Jitd without replacing an owner and without queueing: a running jitd

@@ -151,6 +151,10 @@ pub struct Core {
     sealing: sealing::Sealing,
     /// The daemon's own check of the trail, a slice per timer pass.
     health: sealing::Health,
+    /// This host's name, as events name it.
+    host: String,
+    /// Events committed since the service last took them ([`Core::take_notices`]).
+    fresh: Vec<crate::notices::Notice>,
 }
 
 /// The sudoers rule of a grant; `iolog_dir` is where the policy has sudo record sessions.
@@ -206,6 +210,12 @@ impl Core {
             seal_path: None,
             sealing: sealing::Sealing::Off,
             health: sealing::Health::new(&trail_base),
+            host: std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "localhost".into()),
+            fresh: Vec::new(),
         };
         core.reindex();
         core
@@ -304,9 +314,20 @@ impl Core {
         f: impl FnOnce(&rusqlite::Transaction<'_>, &mut Vec<AuditRecord>) -> Result<T>,
     ) -> Result<T> {
         let mut records = Vec::new();
-        let out = self.store.transaction(|tx| f(tx, &mut records));
+        let mut notices = Vec::new();
+        let now = self.clock.now();
+        let (policy, host) = (&self.policy, &self.host);
+        // Events, and their deliveries to notifier programs, commit with the change itself:
+        // no crash in between can lose one.
+        let out = self.store.transaction(|tx| {
+            let v = f(tx, &mut records)?;
+            notices = crate::notices::derive(tx, policy, host, &records)?;
+            crate::outbox::enqueue(tx, policy, &notices, now)?;
+            Ok(v)
+        });
         match out {
             Ok(v) => {
+                self.fresh.extend(notices);
                 self.generation = self.generation.wrapping_add(1);
                 if requests == Requests::May {
                     self.reindex();
@@ -327,6 +348,11 @@ impl Core {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Events committed since the last call, for the watchers and terminals.
+    pub fn take_notices(&mut self) -> Vec<crate::notices::Notice> {
+        std::mem::take(&mut self.fresh)
     }
 
     /// The stored request `id`, with no authorization check.
@@ -392,7 +418,7 @@ impl Core {
 
     /// Whether `who` may decide on `r` now (approvers, and escalation approvers once the
     /// request has waited long enough).
-    pub(super) fn is_approver(&self, r: &RequestRow, who: &Actor) -> Result<bool> {
+    pub fn is_approver(&self, r: &RequestRow, who: &Actor) -> Result<bool> {
         match self.policy.role(&r.role) {
             Ok(role) => self.policy.may_approve(
                 role,
@@ -406,7 +432,7 @@ impl Core {
         }
     }
 
-    pub(super) fn may_see(&self, who: &Actor, r: &RequestRow) -> Result<bool> {
+    pub fn may_see(&self, who: &Actor, r: &RequestRow) -> Result<bool> {
         Ok(who.uid == 0 || r.uid == who.uid || self.is_approver(r, who)?)
     }
 
@@ -514,6 +540,7 @@ fn to_secs(d: u64) -> i64 {
 
 mod approvals;
 mod decide;
+mod deliveries;
 mod expiry;
 mod in_force;
 pub mod sealing;

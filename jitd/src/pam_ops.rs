@@ -170,7 +170,7 @@ pub async fn wait(
 ) -> Result<RequestInfo, JitError> {
     let who = pam_user(&user, &pam_origin())?;
     let key = Caller::Pam(user);
-    let row = wait_while_pending(svc, key.clone(), timeout_secs, move |c| {
+    let row = wait_while_pending(svc, key.clone(), id, timeout_secs, move |c| {
         c.request_of(&who.name, id)
     })
     .await?;

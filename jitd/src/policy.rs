@@ -29,6 +29,8 @@ pub const DEFAULT_PENDING_TIMEOUT: u64 = 3600;
 pub const DEFAULT_MAX_PENDING_PER_USER: u32 = 5;
 /// Where sudo records sessions of roles with `log_io`, unless `[settings] iolog_dir` says.
 pub const DEFAULT_IOLOG_DIR: &str = "/var/log/sudo-io/jit";
+/// How long before its end a grant is announced as ending soon, unless `[settings]` says.
+pub const DEFAULT_ENDING_SOON: u64 = 300;
 /// How long a reason validator may run unless the role says otherwise.
 pub const DEFAULT_VALIDATOR_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest a reason validator may be given.
@@ -89,6 +91,9 @@ pub struct Role {
     pub escalation_approvers: Vec<Principal>,
     /// sudo I/O logging (`LOG_INPUT:`/`LOG_OUTPUT:`) on the role's rule.
     pub log_io: bool,
+    /// A request that needs approval is written to the terminals of the approvers who are
+    /// logged in (`write`-style, respecting `mesg n`).
+    pub notify_terminals: bool,
 }
 
 /// An external command that accepts or refuses a reason (e.g. checks a ticket).
@@ -120,6 +125,10 @@ pub struct Policy {
     /// Where sudo records sessions of roles with `log_io` (one directory per user below).
     pub iolog_dir: String,
     pub separations: Vec<Separation>,
+    /// Programs told of events (`[[notifier]]`).
+    pub notifiers: Vec<Notifier>,
+    /// How long before a grant's end the `ending-soon` event comes.
+    pub ending_soon: u64,
     /// Problems that depend on group membership today, not on the file: reported, not fatal.
     pub warnings: Vec<PolicyError>,
     /// Each role's index in `roles`, by name: a lookup is constant time at any policy size.
@@ -229,7 +238,10 @@ impl Role {
 
 mod decide;
 mod file;
+mod notifiers;
 mod validate;
+
+pub use notifiers::{EventKind, Notifier};
 
 pub use decide::ApproverView;
 

@@ -36,6 +36,52 @@ pub struct Service {
     /// Wakes the callers waiting for a decision on every change.
     decided: zruntime::Event,
     quotas: Quotas,
+    /// Who is told of events as they happen (watchers, terminals).
+    hub: Arc<crate::hub::Hub>,
+    /// Wakes the notifier delivery thread when something was queued.
+    outbox: Bell,
+}
+
+/// A wake-up for a thread that sleeps with a timeout: take a [`Ticket`] before looking at
+/// the work, then wait on it; a ring in between is not missed.
+#[derive(Default)]
+pub struct Bell {
+    rung: Mutex<u64>,
+    cv: Condvar,
+}
+
+pub struct Ticket<'a> {
+    bell: &'a Bell,
+    seen: u64,
+}
+
+impl Bell {
+    fn count(&self) -> MutexGuard<'_, u64> {
+        self.rung
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn ticket(&self) -> Ticket<'_> {
+        Ticket {
+            bell: self,
+            seen: *self.count(),
+        }
+    }
+
+    pub fn ring(&self) {
+        let mut n = self.count();
+        *n = n.wrapping_add(1);
+        self.cv.notify_all();
+    }
+}
+
+impl Ticket<'_> {
+    /// Returns when the bell rang since the ticket was taken, or after `d`.
+    pub fn wait_timeout(self, d: Duration) {
+        let n = self.bell.count();
+        let _ = self.bell.cv.wait_timeout_while(n, d, |n| *n == self.seen);
+    }
 }
 
 /// Whom a limit counts against: a bus caller by uid, or the user pam_jit acts for (pam_jit
@@ -158,6 +204,31 @@ impl Service {
             changed: Condvar::new(),
             decided: zruntime::Event::new(),
             quotas: Quotas::default(),
+            hub: Arc::new(crate::hub::Hub::default()),
+            outbox: Bell::default(),
+        }
+    }
+
+    pub fn hub(&self) -> &Arc<crate::hub::Hub> {
+        &self.hub
+    }
+
+    /// A ticket for the delivery thread's sleep (see [`Bell`]).
+    pub fn outbox_listen(&self) -> Ticket<'_> {
+        self.outbox.ticket()
+    }
+
+    /// Hands the events of the last change to the watchers and the delivery thread:
+    /// who gets each is decided here, under the lock, the sending is done elsewhere.
+    fn tell(&self, core: &mut Core) {
+        let notices = core.take_notices();
+        if notices.is_empty() {
+            return;
+        }
+        let plan = self.hub.plan(core, &notices);
+        self.hub.send(plan);
+        if !core.policy().notifiers.is_empty() {
+            self.outbox.ring();
         }
     }
 
@@ -197,6 +268,7 @@ impl Service {
     pub fn write<T>(&self, f: impl FnOnce(&mut Core) -> Result<T>) -> Result<T> {
         let mut g = self.lock()?;
         let out = f(&mut g);
+        self.tell(&mut g);
         drop(g);
         self.notify_all();
         out
@@ -280,6 +352,7 @@ impl Service {
                     max_sleep
                 }
             };
+            self.tell(&mut g);
             if g.generation() != before {
                 self.decided.notify(usize::MAX);
             }
@@ -331,10 +404,12 @@ pub async fn blocking<T: Send + 'static>(
 pub async fn wait_while_pending(
     svc: &Arc<Service>,
     who: Caller,
+    id: u64,
     timeout_secs: u32,
     check: impl Fn(&Core) -> std::result::Result<RequestRow, Error> + Send + Sync + 'static,
 ) -> std::result::Result<RequestRow, JitError> {
     let _slot = svc.quotas().enter(&who, Budget::Wait)?;
+    let mut waiting_guard = None;
     let runtime = zruntime::SharedRuntime::current()
         .map_err(|e| JitError::Internal(format!("no runtime to wait on: {e}")))?;
     let deadline = Instant::now() + Duration::from_secs(u64::from(timeout_secs.min(MAX_WAIT_SECS)));
@@ -343,6 +418,15 @@ pub async fn wait_while_pending(
         let changed = svc.listen();
         let c = check.clone();
         let row = blocking(svc, who.clone(), move |s| s.read(|core| c(core))).await?;
+        // The requester waits at a prompt: the decision reaches it there, not on their
+        // terminal as well. (Only the requester's own wait counts.)
+        let requester = match &who {
+            Caller::Bus(uid) => row.uid == *uid,
+            Caller::Pam(user) => row.user.as_str() == user,
+        };
+        if waiting_guard.is_none() && requester && row.id == id {
+            waiting_guard = Some(svc.hub().waiting_on(id));
+        }
         if row.state != State::Pending || Instant::now() >= deadline {
             return Ok(row);
         }

@@ -241,10 +241,49 @@ pub fn terminal_path(tty: &str) -> Option<String> {
     ok.then(|| format!("/dev/{name}"))
 }
 
+/// The terminals people are logged in on, as `write(1)` would reach them: the controlling
+/// terminal of every session leader (a login shell, an sshd session's shell, a terminal
+/// window's shell), with its owner's uid, when the terminal belongs to that user and its
+/// owner allows messages (`mesg y`: group write permission). Read from /proc, not utmp,
+/// which not every login writes.
+pub fn login_terminals() -> Vec<(u32, String)> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let mut out: Vec<(u32, String)> = Vec::new();
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        // Field 6: the session id; a session leader's is its own pid.
+        if stat_field(pid, 6) != Some(u64::from(pid)) {
+            continue;
+        }
+        let Some(path) = terminal_path(&tty_of(pid)) else {
+            continue;
+        };
+        let Ok(proc_meta) = e.metadata() else {
+            continue;
+        };
+        let uid = proc_meta.uid();
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        let mesg_y = meta.mode() & 0o020 != 0;
+        if meta.file_type().is_char_device() && meta.uid() == uid && mesg_y {
+            out.push((uid, path));
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
 /// Writes `msg` to a terminal without ever blocking or taking it as a controlling
 /// terminal, and only if it is a character device (a terminal path replaced by something
 /// else is not written).
-fn write_terminal(path: &str, msg: &str) -> Result<(), String> {
+pub fn write_terminal(path: &str, msg: &str) -> Result<(), String> {
     use std::io::Write;
     use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
     let mut f = std::fs::OpenOptions::new()

@@ -88,11 +88,26 @@ CREATE TABLE IF NOT EXISTS sessions (
     tty TEXT NOT NULL,
     PRIMARY KEY (grant_id, pid, start_time)
 );
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    notifier TEXT NOT NULL,
+    audit_seq INTEGER NOT NULL,
+    event TEXT NOT NULL,
+    request_id INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_at INTEGER NOT NULL,
+    last_error TEXT NOT NULL DEFAULT '',
+    state TEXT NOT NULL DEFAULT 'queued'
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox(state, next_at);
 "#;
 
 /// Columns added after the first schema, with their definitions: a database created by an
 /// older jitd gets them on open (every one has a default, so old rows stay valid).
-const ADDED_COLUMNS: [(&str, &str, &str); 10] = [
+const ADDED_COLUMNS: [(&str, &str, &str); 12] = [
     ("requests", "kind", "TEXT NOT NULL DEFAULT 'grant'"),
     ("requests", "extends", "INTEGER NOT NULL DEFAULT 0"),
     ("requests", "granted_at", "INTEGER NOT NULL DEFAULT 0"),
@@ -102,6 +117,10 @@ const ADDED_COLUMNS: [(&str, &str, &str); 10] = [
     ("requests", "log_io", "INTEGER NOT NULL DEFAULT 0"),
     ("requests", "boot_id", "TEXT NOT NULL DEFAULT ''"),
     ("requests", "boot_deadline_ms", "INTEGER NOT NULL DEFAULT 0"),
+    // When a pending request was announced as escalated (0: not yet).
+    ("requests", "escalated_at", "INTEGER NOT NULL DEFAULT 0"),
+    // The `not_after` an active grant was announced as ending soon for (0: not yet).
+    ("requests", "ending_soon_for", "INTEGER NOT NULL DEFAULT 0"),
     // Records from before `origin` keep an empty one, which the hash leaves out.
     ("audit", "origin", "TEXT NOT NULL DEFAULT ''"),
 ];
@@ -143,6 +162,10 @@ pub struct RequestRow {
     /// The grant's end on that boot's CLOCK_BOOTTIME, in milliseconds: unlike `not_after`,
     /// a wall-clock step cannot move it, and it keeps counting through suspend.
     pub boot_deadline_ms: i64,
+    /// When the request was announced as escalated (0: not yet).
+    pub escalated_at: i64,
+    /// The `not_after` the grant was announced as ending soon for (0: not yet).
+    pub ending_soon_for: i64,
 }
 
 /// A new request before it has an id.
@@ -287,6 +310,8 @@ fn request_from_row(row: &Row<'_>) -> rusqlite::Result<RequestRow> {
         log_io: row.get("log_io")?,
         boot_id: row.get("boot_id")?,
         boot_deadline_ms: row.get("boot_deadline_ms")?,
+        escalated_at: row.get("escalated_at")?,
+        ending_soon_for: row.get("ending_soon_for")?,
     })
 }
 
@@ -371,6 +396,12 @@ impl Store {
 
     pub fn get(&self, id: u64) -> Result<Option<RequestRow>> {
         get(&self.conn, id)
+    }
+
+    /// The connection, for reads the store's own functions do on a connection or a
+    /// transaction alike.
+    pub fn conn(&self) -> &Connection {
+        &self.conn
     }
 
     /// Requests in any of `states`, oldest first.
@@ -641,5 +672,7 @@ impl Store {
     }
 }
 
+mod outbox;
 mod write;
+pub use outbox::*;
 pub use write::*;

@@ -32,7 +32,7 @@ pub struct Subject<'a> {
     pub reason: &'a str,
 }
 
-fn message_of(out: &[u8]) -> String {
+pub fn message_of(out: &[u8]) -> String {
     let text = String::from_utf8_lossy(out);
     let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
     let mut m = names::escape(line.trim());
@@ -42,45 +42,84 @@ fn message_of(out: &[u8]) -> String {
     m
 }
 
-/// Runs the validator and returns its verdict. Never panics, never blocks past the
-/// timeout by more than the time to reap the killed process.
-pub fn run(v: &Validator, s: &Subject<'_>) -> Verdict {
-    let Some((program, args)) = v.command.split_first() else {
-        return Verdict::Failed("no validator program".into());
+/// How a bounded program run ended.
+#[derive(Debug)]
+pub enum Run {
+    /// It exited (`code` None: killed by a signal), with the start of its output.
+    Exited {
+        code: Option<i32>,
+        stdout: Vec<u8>,
+        stderr: Vec<u8>,
+    },
+    /// It ran past its timeout and was killed with its process group.
+    TimedOut,
+    /// It could not be started or waited for.
+    Failed(String),
+}
+
+/// Runs `command` (program and arguments, no shell) with only `env` (and PATH) in its
+/// environment, `input` on standard input, in a process group of its own, killed with the
+/// whole group at `timeout`. At most [`MAX_OUTPUT`] bytes of each output stream are kept.
+/// Never blocks past the timeout by more than the time to reap the killed process.
+pub fn run_program(
+    command: &[String],
+    env: &[(&str, String)],
+    input: &[u8],
+    timeout: Duration,
+) -> Run {
+    let Some((program, args)) = command.split_first() else {
+        return Run::Failed("no program".into());
     };
-    let mut child = match Command::new(program)
-        .args(args)
+    let mut cmd = Command::new(program);
+    cmd.args(args)
         .env_clear()
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .env("JIT_USER", s.user)
-        .env("JIT_ROLE", s.role)
-        .env("JIT_KIND", s.kind)
-        .env("JIT_DURATION_SECS", s.duration_secs.to_string())
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = match cmd
         .current_dir("/")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .process_group(0)
         .spawn()
     {
         Ok(c) => c,
-        Err(e) => return Verdict::Failed(format!("cannot run {program}: {e}")),
+        Err(e) => return Run::Failed(format!("cannot run {program}: {e}")),
     };
     let pgid = child.id();
-    // The reason is small; a validator that does not read it gets EPIPE, which is fine.
-    if let Some(mut stdin) = child.stdin.take() {
-        let _ = stdin.write_all(s.reason.as_bytes());
-        let _ = stdin.write_all(b"\n");
-    }
-    // Read output on a thread so a chatty validator cannot block on a full pipe.
-    let reader = child.stdout.take().map(|out| {
+    // Written from a thread: a program that does not read its input must not block jitd
+    // (it gets EPIPE once it exits, which is fine).
+    let writer = child.stdin.take().map(|mut stdin| {
+        let input = input.to_vec();
         std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = out.take(MAX_OUTPUT).read_to_end(&mut buf);
-            buf
+            let _ = stdin.write_all(&input);
         })
     });
-    let deadline = Instant::now() + v.timeout;
+    // Read output on threads so a chatty program cannot block on a full pipe.
+    let read = |out: Option<Box<dyn Read + Send>>| {
+        out.map(|out| {
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let _ = out.take(MAX_OUTPUT).read_to_end(&mut buf);
+                buf
+            })
+        })
+    };
+    let stdout = read(
+        child
+            .stdout
+            .take()
+            .map(|o| Box::new(o) as Box<dyn Read + Send>),
+    );
+    let stderr = read(
+        child
+            .stderr
+            .take()
+            .map(|o| Box::new(o) as Box<dyn Read + Send>),
+    );
+    let deadline = Instant::now() + timeout;
     let status = loop {
         match child.try_wait() {
             Ok(Some(st)) => break Some(st),
@@ -89,30 +128,60 @@ pub fn run(v: &Validator, s: &Subject<'_>) -> Verdict {
             Err(e) => {
                 kill_group(pgid);
                 let _ = child.wait();
-                return Verdict::Failed(format!("waiting for {program}: {e}"));
+                return Run::Failed(format!("waiting for {program}: {e}"));
             }
         }
     };
+    // Anything it left behind in its group goes too, so the pipes close.
+    kill_group(pgid);
     let Some(status) = status else {
-        kill_group(pgid);
         let _ = child.wait();
-        return Verdict::Failed(format!(
+        return Run::TimedOut;
+    };
+    let joined = |h: Option<std::thread::JoinHandle<Vec<u8>>>| {
+        h.and_then(|r| r.join().ok()).unwrap_or_default()
+    };
+    if let Some(w) = writer {
+        let _ = w.join();
+    }
+    Run::Exited {
+        code: status.code(),
+        stdout: joined(stdout),
+        stderr: joined(stderr),
+    }
+}
+
+/// Runs the validator and returns its verdict.
+pub fn run(v: &Validator, s: &Subject<'_>) -> Verdict {
+    let env = [
+        ("JIT_USER", s.user.to_string()),
+        ("JIT_ROLE", s.role.to_string()),
+        ("JIT_KIND", s.kind.to_string()),
+        ("JIT_DURATION_SECS", s.duration_secs.to_string()),
+    ];
+    let input = format!("{}\n", s.reason);
+    match run_program(&v.command, &env, input.as_bytes(), v.timeout) {
+        Run::Failed(e) => Verdict::Failed(e),
+        Run::TimedOut => Verdict::Failed(format!(
             "validator timed out after {}s",
             v.timeout.as_secs_f32()
-        ));
-    };
-    // Anything it left behind in its group goes too, so the pipe closes.
-    kill_group(pgid);
-    let out = reader.and_then(|r| r.join().ok()).unwrap_or_default();
-    let msg = message_of(&out);
-    match status.code() {
-        Some(0) => Verdict::Accepted,
-        Some(code) => Verdict::Refused(if msg.is_empty() {
-            format!("validator exited with status {code}")
-        } else {
-            msg
-        }),
-        None => Verdict::Failed("validator was killed by a signal".into()),
+        )),
+        Run::Exited { code: Some(0), .. } => Verdict::Accepted,
+        Run::Exited {
+            code: Some(code),
+            stdout,
+            ..
+        } => {
+            let msg = message_of(&stdout);
+            Verdict::Refused(if msg.is_empty() {
+                format!("validator exited with status {code}")
+            } else {
+                msg
+            })
+        }
+        Run::Exited { code: None, .. } => {
+            Verdict::Failed("validator was killed by a signal".into())
+        }
     }
 }
 

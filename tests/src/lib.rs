@@ -858,6 +858,29 @@ impl World {
         c
     }
 
+    /// Terminals as a Debian host makes them (devpts `gid=5,mode=620`: the owner and group
+    /// tty may write, as `write(1)` and jitd's notes need), for the rest of this test in its
+    /// mount namespace: this container mounts devpts `mode=600`.
+    pub fn host_like_terminals(&self) {
+        use nix::mount::{MsFlags, mount};
+        mount(
+            Some("devpts"),
+            "/dev/pts",
+            Some("devpts"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+            Some("newinstance,gid=5,mode=620,ptmxmode=666"),
+        )
+        .unwrap();
+        mount(
+            Some("/dev/pts/ptmx"),
+            "/dev/ptmx",
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .unwrap();
+    }
+
     /// The uid of a user of this world (as its /etc/passwd says).
     pub fn uid_of(&self, user: &str) -> u32 {
         nix::unistd::User::from_name(user)

@@ -476,23 +476,7 @@ fn given_ssh_session_on_a_terminal_when_its_grant_nears_its_end_then_the_login_i
     // sshd allocates after it opens the PAM session).
     let w = world();
     // Terminals as a Debian host makes them (see the sudo warning test).
-    use nix::mount::{MsFlags, mount};
-    mount(
-        Some("devpts"),
-        "/dev/pts",
-        Some("devpts"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
-        Some("newinstance,gid=5,mode=620,ptmxmode=666"),
-    )
-    .unwrap();
-    mount(
-        Some("/dev/pts/ptmx"),
-        "/dev/ptmx",
-        None::<&str>,
-        MsFlags::MS_BIND,
-        None::<&str>,
-    )
-    .unwrap();
+    w.host_like_terminals();
     // 65 s: the one-minute warning is due 5 s in.
     let id = w.submit("alice", "login", "65s", "OPS-12")["id"]
         .as_u64()

@@ -675,23 +675,7 @@ max_duration = "1h"
         .build();
     // Terminals as a Debian host makes them (devpts gid=5,mode=620: the owner and group tty
     // may write), in this test's mount namespace; this container mounts devpts mode=600.
-    use nix::mount::{MsFlags, mount};
-    mount(
-        Some("devpts"),
-        "/dev/pts",
-        Some("devpts"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
-        Some("newinstance,gid=5,mode=620,ptmxmode=666"),
-    )
-    .unwrap();
-    mount(
-        Some("/dev/pts/ptmx"),
-        "/dev/ptmx",
-        None::<&str>,
-        MsFlags::MS_BIND,
-        None::<&str>,
-    )
-    .unwrap();
+    w.host_like_terminals();
     // 65 s: the one-minute warning is due 5 s in; the five-minute one never applies.
     let id = w.submit("alice", "long-job", "65s", "OPS-9")["id"]
         .as_u64()

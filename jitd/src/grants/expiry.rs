@@ -99,6 +99,85 @@ impl Core {
         }
     }
 
+    /// What the timer has to announce about `r` (escalated, ending soon), and from when
+    /// (unix seconds); None once announced, or if it never will be.
+    fn announcement(
+        &self,
+        r: &RequestRow,
+        now: i64,
+        ending_soon_ms: i64,
+    ) -> Option<(Announce, i64)> {
+        match r.state {
+            State::Pending if r.escalated_at == 0 => {
+                let after = self.policy.role(&r.role).ok()?.escalate_after?;
+                let at = r.created_at.saturating_add(to_secs(after));
+                let open = r.pending_until == 0 || at < r.pending_until;
+                (open
+                    && !self
+                        .policy
+                        .role(&r.role)
+                        .ok()?
+                        .escalation_approvers
+                        .is_empty())
+                .then_some((Announce::Escalated, at))
+            }
+            State::Active if r.ending_soon_for != r.not_after => {
+                // A grant shorter than the notice gets none (it would come at its start).
+                let length_ms = r
+                    .not_after
+                    .saturating_sub(r.granted_at)
+                    .saturating_mul(1000);
+                if length_ms <= ending_soon_ms {
+                    return None;
+                }
+                let left_ms = self.ms_left(r);
+                let at = if left_ms <= ending_soon_ms {
+                    now
+                } else {
+                    now.saturating_add((left_ms - ending_soon_ms + 999).div_euclid(1000))
+                };
+                Some((Announce::EndingSoon(r.not_after), at))
+            }
+            _ => None,
+        }
+    }
+
+    /// Records the announcements due (one transaction): the events follow from the records.
+    fn announce(&mut self, due: &[(u64, Announce)], now: i64) -> Result<()> {
+        let jitd = Actor::jitd();
+        self.commit_as(Requests::Untouched, |tx, recs| {
+            for (id, a) in due {
+                let (action, detail) = match a {
+                    Announce::Escalated => {
+                        store::mark_escalated(tx, *id, now)?;
+                        (
+                            "escalate",
+                            "escalation approvers may decide now".to_string(),
+                        )
+                    }
+                    Announce::EndingSoon(not_after) => {
+                        store::mark_ending_soon(tx, *id, *not_after)?;
+                        (
+                            "ending-soon",
+                            format!("not_after={}", format_rfc3339(*not_after)),
+                        )
+                    }
+                };
+                recs.push(store::append_audit(
+                    tx,
+                    &Event {
+                        at: now,
+                        actor: &jitd,
+                        action,
+                        request_id: *id,
+                        detail,
+                    },
+                )?);
+            }
+            Ok(())
+        })
+    }
+
     /// Ends every grant and pending request whose time is up, in one transaction, then
     /// rewrites each affected shard once. Returns the next deadline (unix seconds) if any
     /// request is still open.
@@ -113,7 +192,16 @@ impl Core {
             .map(|r| r.id)
             .collect();
         let now_ms = self.now_ms();
+        let mut announce: Vec<(u64, Announce)> = Vec::new();
+        let ending_soon_ms = to_secs(self.policy.ending_soon).saturating_mul(1000);
         for r in open {
+            if let Some((a, at)) = self.announcement(&r, now, ending_soon_ms) {
+                if at <= now {
+                    announce.push((r.id, a));
+                } else {
+                    next = Some(next.map_or(at, |n| n.min(at)));
+                }
+            }
             let deadline = match r.state {
                 State::Active => {
                     let left_ms = self.ms_left(&r);
@@ -135,6 +223,12 @@ impl Core {
             } else {
                 next = Some(next.map_or(deadline, |n| n.min(deadline)));
             }
+        }
+        // An announcement that cannot be recorded never holds up an expiry.
+        if !announce.is_empty()
+            && let Err(e) = self.announce(&announce, now)
+        {
+            tracing::error!("recording escalation/ending-soon events failed (will retry): {e}");
         }
         if due.is_empty() {
             return Ok(next);
@@ -330,4 +424,12 @@ impl Core {
         self.record(&Actor::jitd(), "reconcile", 0, detail)?;
         Ok(rep)
     }
+}
+
+/// What the timer announces about a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Announce {
+    Escalated,
+    /// Ending soon, for this `not_after`.
+    EndingSoon(i64),
 }

@@ -143,6 +143,11 @@ impl Core {
             },
             audit_error,
             audit_notes,
+            notifier_notes: if privileged {
+                self.notifier_notes()?
+            } else {
+                Vec::new()
+            },
         })
     }
 

@@ -13,6 +13,23 @@ pub(super) struct RawPolicy {
     role: Vec<Spanned<RawRole>>,
     #[serde(default)]
     separation: Vec<Spanned<RawSeparation>>,
+    #[serde(default)]
+    notifier: Vec<Spanned<RawNotifier>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawNotifier {
+    pub(super) name: Spanned<String>,
+    pub(super) command: Spanned<Vec<String>>,
+    #[serde(default)]
+    pub(super) events: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    pub(super) roles: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    pub(super) timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) max_attempts: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -23,6 +40,7 @@ pub(super) struct RawSettings {
     max_active_per_user: Option<Spanned<i64>>,
     max_pending_per_user: Option<Spanned<i64>>,
     iolog_dir: Option<Spanned<String>>,
+    ending_soon: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -105,6 +123,8 @@ pub(super) struct RawRole {
     pub(super) escalation_approvers: Option<Spanned<Vec<Spanned<String>>>>,
     #[serde(default)]
     pub(super) log_io: bool,
+    #[serde(default)]
+    pub(super) notify_terminals: bool,
 }
 
 fn position(text: &str, offset: usize) -> (usize, usize) {
@@ -163,6 +183,7 @@ impl Policy {
             max_active_per_user: None,
             max_pending_per_user: None,
             iolog_dir: None,
+            ending_soon: None,
         });
         let reason_max = bounded(
             &ctx,
@@ -210,6 +231,19 @@ impl Policy {
                 d.into_inner()
             }
             None => DEFAULT_IOLOG_DIR.to_string(),
+        };
+        let ending_soon = match &settings.ending_soon {
+            Some(d) => {
+                let secs = super::validate::duration(&ctx, "[settings] ending_soon", d)?;
+                if !(60..=86_400).contains(&secs) {
+                    return Err(ctx.err(
+                        d.span(),
+                        "[settings] ending_soon must be between 1m and 24h",
+                    ));
+                }
+                secs
+            }
+            None => DEFAULT_ENDING_SOON,
         };
         let defaults = Defaults {
             reason_min,
@@ -270,8 +304,11 @@ impl Policy {
                 description,
             });
         }
+        let notifiers = super::notifiers::validate(&ctx, raw.notifier, &by_name)?;
         Ok(Policy {
             path: file.to_string(),
+            notifiers,
+            ending_soon,
             roles,
             reason_max,
             reason_min,

@@ -76,28 +76,32 @@ fn resolve(list: &[Principal], dir: &dyn Directory) -> std::result::Result<Vec<S
     Ok(out)
 }
 
-fn validator(
+/// A program to run as a list (absolute path, then fixed arguments): no shell, no PATH
+/// search, nothing hidden in an argument, and the program an executable file now.
+pub(super) fn program_command(
     ctx: &Ctx<'_>,
-    raw: Spanned<RawValidator>,
-    has_pattern: bool,
-) -> std::result::Result<Validator, PolicyError> {
-    let raw = raw.into_inner();
-    let cmd_span = raw.command.span();
-    let command = raw.command.into_inner();
+    key: &str,
+    raw: Spanned<Vec<String>>,
+) -> std::result::Result<Vec<String>, PolicyError> {
+    let cmd_span = raw.span();
+    let command = raw.into_inner();
     let Some(program) = command.first() else {
-        return Err(ctx.err(cmd_span, "reason_validator.command must name a program"));
+        return Err(ctx.err(cmd_span, format!("{key} must name a program")));
     };
     if !program.starts_with('/') {
         return Err(ctx.err(
             cmd_span,
-            format!("reason_validator.command: '{program}' must be an absolute path (no shell, no PATH search)"),
+            format!(
+                "{key}: '{}' must be an absolute path (no shell, no PATH search)",
+                names::escape(program)
+            ),
         ));
     }
     for arg in &command {
         if arg.is_empty() || arg.len() > 512 || arg.chars().any(names::is_hidden_char) {
             return Err(ctx.err(
                 cmd_span,
-                "reason_validator.command: arguments must be non-empty text without control characters",
+                format!("{key}: arguments must be non-empty text without control characters"),
             ));
         }
     }
@@ -108,16 +112,23 @@ fn validator(
         Ok(_) => {
             return Err(ctx.err(
                 cmd_span,
-                format!("reason_validator.command: {program} is not an executable file"),
+                format!("{key}: {program} is not an executable file"),
             ));
         }
         Err(e) => {
-            return Err(ctx.err(
-                cmd_span,
-                format!("reason_validator.command: {program}: {e}"),
-            ));
+            return Err(ctx.err(cmd_span, format!("{key}: {program}: {e}")));
         }
     }
+    Ok(command)
+}
+
+fn validator(
+    ctx: &Ctx<'_>,
+    raw: Spanned<RawValidator>,
+    has_pattern: bool,
+) -> std::result::Result<Validator, PolicyError> {
+    let raw = raw.into_inner();
+    let command = program_command(ctx, "reason_validator.command", raw.command)?;
     let timeout = match &raw.timeout {
         Some(t) => {
             let d = Duration::from_secs(duration(ctx, "reason_validator.timeout", t)?);
@@ -410,6 +421,7 @@ pub(super) fn validate_role(
         escalate_after,
         escalation_approvers,
         log_io: raw.log_io,
+        notify_terminals: raw.notify_terminals,
     })
 }
 
