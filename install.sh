@@ -54,7 +54,8 @@ trap 'rm -rf "$dist"' EXIT
 secdir="$(pkg-config --variable=libdir pam)/security"
 share=/usr/local/share
 manifest=$share/jit/installed-files
-install -d -m 0755 "$secdir" /usr/local/sbin /usr/local/bin /etc/jit /etc/dbus-1/system.d \
+install -d -m 0755 "$secdir" /usr/local/sbin /usr/local/bin /usr/local/libexec/jit /etc/jit \
+  /etc/dbus-1/system.d \
   /etc/systemd/system $share/jit $share/dbus-1/system-services $share/doc/jit/examples \
   $share/man/man1 $share/man/man5 $share/man/man8 \
   $share/bash-completion/completions $share/zsh/site-functions
@@ -69,6 +70,10 @@ put 0644 "$bindir/libpam_jit.so" "$secdir/pam_jit.so"
 # pam_jit's bus client, loaded by pam_jit from its own directory only when jitd's PAM socket
 # is absent (it must be root's, and nobody else's to write).
 put 0644 "$bindir/libpam_jit_bus.so" "$secdir/pam_jit_bus.so"
+# The notifier programs [[notifier]] entries may name (see jit.toml(5)).
+for n in conf/notifiers/jit-notify-*; do
+  put 0755 "$n" "/usr/local/libexec/jit/$(basename "$n")"
+done
 put 0644 conf/dbus/org.jit.Jitd.conf /etc/dbus-1/system.d/org.jit.Jitd.conf
 sed 's|^Exec=/usr/sbin/jitd |Exec=/usr/local/sbin/jitd |' conf/dbus/org.jit.Jitd.service > "$dist/org.jit.Jitd.service"
 put 0644 "$dist/org.jit.Jitd.service" $share/dbus-1/system-services/org.jit.Jitd.service
@@ -77,7 +82,9 @@ put 0644 "$dist/jitd.service" /etc/systemd/system/jitd.service
 # The pages name the Debian package's paths; here they are under /usr/local and /etc.
 sed -i -e 's|/usr/share/doc/jit-access/examples|/usr/local/share/doc/jit/examples|g' \
   -e 's|/usr/share/dbus-1/system.d/org.jit.Jitd.conf|/etc/dbus-1/system.d/org.jit.Jitd.conf|g' \
-  -e 's|/usr/sbin/jitd|/usr/local/sbin/jitd|g' "$dist"/man/man*/*
+  -e 's|/usr/sbin/jitd|/usr/local/sbin/jitd|g' \
+  -e 's|\\fI/usr/libexec/jit/\\fR (\\fI/usr/local/libexec/jit/\\fR when installed by|\\fI/usr/local/libexec/jit/\\fR (as|' \
+  -e 's|/usr/libexec/jit/|/usr/local/libexec/jit/|g' "$dist"/man/man*/*
 for page in "$dist"/man/man*/*; do
   sec="$(basename "$(dirname "$page")")"
   put 0644 "$page" "$share/man/$sec/$(basename "$page")"

@@ -207,3 +207,138 @@ pub(super) fn validate(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::directory::FakeDirectory;
+
+    const ROLE: &str = "[[role]]\nname = \"db\"\ncommands = [\"/usr/bin/id\"]\n\
+                        requesters = [\"alice\"]\nmax_duration = \"1h\"\n";
+
+    fn parse(notifier: &str) -> std::result::Result<Policy, PolicyError> {
+        let dir = FakeDirectory::default().user("alice", 1001, &["alice"]);
+        Policy::parse("t.toml", &format!("{ROLE}\n[[notifier]]\n{notifier}"), &dir)
+    }
+
+    fn refused(notifier: &str, line: usize, needle: &str) {
+        match parse(notifier) {
+            Ok(_) => panic!("accepted: {notifier}"),
+            Err(e) => {
+                assert_eq!(e.line, line, "{e}");
+                assert!(e.column > 0, "{e}");
+                assert!(e.message.contains(needle), "{needle:?} in {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn given_a_notifier_when_parsed_then_defaults_fill_what_it_leaves_out() {
+        let p =
+            parse("name = \"mail\"\ncommand = [\"/usr/bin/true\", \"--to\", \"x@y\"]\n").unwrap();
+        let n = &p.notifiers[0];
+        assert_eq!(n.name, "mail");
+        assert_eq!(n.command, ["/usr/bin/true", "--to", "x@y"]);
+        assert_eq!(n.events, EventKind::ALL.to_vec());
+        assert!(n.roles.is_empty());
+        assert_eq!(n.timeout, DEFAULT_NOTIFIER_TIMEOUT);
+        assert_eq!(n.max_attempts, DEFAULT_MAX_ATTEMPTS);
+        assert!(n.wants(EventKind::Submitted, "db") && n.wants(EventKind::Ended, "other"));
+        let p = parse(
+            "name = \"chat\"\ncommand = [\"/usr/bin/true\"]\nevents = [\"decided\", \
+             \"ending-soon\"]\nroles = [\"db\"]\ntimeout = \"30s\"\nmax_attempts = 3\n",
+        )
+        .unwrap();
+        let n = &p.notifiers[0];
+        assert!(n.wants(EventKind::Decided, "db"));
+        assert!(!n.wants(EventKind::Submitted, "db"));
+        assert_eq!(n.timeout, Duration::from_secs(30));
+        assert_eq!(n.max_attempts, 3);
+    }
+
+    #[test]
+    fn given_bad_notifiers_when_checked_then_each_is_refused_at_its_position() {
+        // The [[notifier]] header is line 7; its keys follow.
+        refused(
+            "name = \"Mail!\"\ncommand = [\"/usr/bin/true\"]\n",
+            8,
+            "1-32 characters",
+        );
+        refused("name = \"m\"\ncommand = [\"mail\"]\n", 9, "absolute path");
+        refused("name = \"m\"\ncommand = []\n", 9, "must name a program");
+        refused(
+            "name = \"m\"\ncommand = [\"/nonexistent/x\"]\n",
+            9,
+            "No such file",
+        );
+        let plain = tempfile::NamedTempFile::new().unwrap();
+        refused(
+            &format!("name = \"m\"\ncommand = [\"{}\"]\n", plain.path().display()),
+            9,
+            "not an executable",
+        );
+        refused(
+            "name = \"m\"\ncommand = [\"/usr/bin/true\", \"a\\u001bb\"]\n",
+            9,
+            "control",
+        );
+        refused(
+            "name = \"m\"\ncommand = [\"/usr/bin/true\"]\nevents = [\"submitted\", \"approved\"]\n",
+            10,
+            "unknown event 'approved'",
+        );
+        refused(
+            "name = \"m\"\ncommand = [\"/usr/bin/true\"]\nevents = []\n",
+            10,
+            "never run",
+        );
+        refused(
+            "name = \"m\"\ncommand = [\"/usr/bin/true\"]\nroles = [\"nope\"]\n",
+            10,
+            "unknown role 'nope'",
+        );
+        refused(
+            "name = \"m\"\ncommand = [\"/usr/bin/true\"]\ntimeout = \"5m\"\n",
+            10,
+            "timeout",
+        );
+        refused(
+            "name = \"m\"\ncommand = [\"/usr/bin/true\"]\nmax_attempts = 0\n",
+            10,
+            "max_attempts",
+        );
+        refused(
+            "name = \"m\"\ncommand = [\"/usr/bin/true\"]\nshell = true\n",
+            10,
+            "unknown field",
+        );
+        refused(
+            "name = \"m\"\ncommand = [\"/usr/bin/true\"]\n[[notifier]]\nname = \"m\"\n\
+             command = [\"/usr/bin/true\"]\n",
+            11,
+            "duplicate [[notifier]] 'm'",
+        );
+    }
+
+    #[test]
+    fn given_ending_soon_out_of_bounds_when_checked_then_refused() {
+        let dir = FakeDirectory::default().user("alice", 1001, &["alice"]);
+        for bad in ["30s", "2d"] {
+            let e = Policy::parse(
+                "t.toml",
+                &format!("[settings]\nending_soon = \"{bad}\"\n{ROLE}"),
+                &dir,
+            )
+            .unwrap_err();
+            assert_eq!(e.line, 2, "{e}");
+            assert!(e.message.contains("between 1m and 24h"), "{e}");
+        }
+        let p = Policy::parse(
+            "t.toml",
+            &format!("[settings]\nending_soon = \"10m\"\n{ROLE}"),
+            &dir,
+        )
+        .unwrap();
+        assert_eq!(p.ending_soon, 600);
+    }
+}

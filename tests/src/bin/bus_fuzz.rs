@@ -280,7 +280,7 @@ impl Fuzz {
             }
             return;
         }
-        match r.below(34) {
+        match r.below(35) {
             0 => self.call(U, "Roles", &()).await,
             1 => {
                 self.call(U, "Request", &(role(r), u64_edge(r), reason(r)))
@@ -343,6 +343,7 @@ impl Fuzz {
                 };
                 self.call(P, "OpenSession", &(s,)).await
             }
+            33 => self.call(U, "Watch", &()).await,
             32 => {
                 self.call("org.freedesktop.DBus.Introspectable", "Introspect", &())
                     .await
