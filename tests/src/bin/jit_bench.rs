@@ -556,6 +556,77 @@ fn latencies(w: &World, rep: &mut Report, n: usize) {
     ));
 }
 
+/// 3a. From the start of a requester's `jitctl request` to the line in an approver's
+///     `jitctl watch` (a process of its own, started once), and from the request command's
+///     return to that line (negative: the line came first).
+fn watch_latency(w: &World, rep: &mut Report, n: usize) {
+    use std::io::BufRead;
+    let alice = uid_of("alice");
+    let jitctl = bin("jitctl");
+    let bus = w.bus.clone();
+    let mut watch = w
+        .as_user("bob", &jitctl, &["--bus", &bus, "watch"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<(Instant, String)>();
+    let out = watch.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            if tx.send((Instant::now(), line)).is_err() {
+                break;
+            }
+        }
+    });
+    let mut err = std::io::BufReader::new(watch.stderr.take().unwrap());
+    let mut said = String::new();
+    while !said.contains("watching") {
+        said.clear();
+        assert!(err.read_line(&mut said).unwrap() > 0, "jitctl watch ended");
+    }
+    let next = |what: &str| loop {
+        let (at, line) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        if line.contains(what) {
+            return (at, line);
+        }
+    };
+    let mut to_line = Vec::new();
+    let mut after_return = Vec::new();
+    for _ in 0..n {
+        let t = Instant::now();
+        let (ms, ok) = timed_as(
+            alice,
+            &jitctl,
+            &[
+                "--bus", &bus, "request", "db", "--for", "10m", "--reason", "BENCH-4",
+            ],
+        );
+        assert!(ok);
+        let (at, line) = next("submitted: request ");
+        let seen = at.duration_since(t).as_secs_f64() * 1000.0;
+        to_line.push(seen);
+        after_return.push(seen - ms);
+        let id = line
+            .split("request ")
+            .nth(1)
+            .and_then(|t| t.split(':').next())
+            .unwrap()
+            .to_string();
+        assert!(w.jitctl("alice", &["cancel", &id]).ok());
+        next(&format!("request {id} (alice"));
+    }
+    let _ = watch.kill();
+    let _ = watch.wait();
+    rep.line(&format!(
+        "- a request → the approver's `jitctl watch` line: from the start of the requester's `jitctl request` (process start included): {} (target < 50 ms); from that command's return: {}\n",
+        stats(to_line),
+        stats(after_return)
+    ));
+}
+
 /// The ids of the grants whose rules are in jitd's shard files now.
 fn ids_with_rules() -> std::collections::HashSet<u64> {
     let mut ids = std::collections::HashSet::new();
@@ -1096,6 +1167,11 @@ fn main() {
         layout_comparison(&mut rep, n.min(40));
         return;
     }
+    if std::env::args().any(|a| a == "--watch-only") {
+        let w = world(grants);
+        watch_latency(&w, &mut rep, n.min(100));
+        return;
+    }
     if std::env::args().any(|a| a == "--policy-only") {
         policy_scale(&mut rep, &[2_000, 20_000, 200_000], 3);
         return;
@@ -1106,6 +1182,7 @@ fn main() {
         ssh_pam_steps(&w, &mut rep, n);
         throughput(&w, &mut rep, 4, if quick { 2 } else { 5 });
         latencies(&w, &mut rep, if quick { 10 } else { 50 });
+        watch_latency(&w, &mut rep, if quick { 20 } else { 100 });
         expiry_precision(&w, &mut rep, grants);
     }
     ssh_overhead(&mut rep, if quick { 10 } else { 40 });
