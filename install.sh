@@ -66,6 +66,7 @@ put() { # put MODE SOURCE DEST: install one file and record it
 }
 put 0755 "$bindir/jitd" /usr/local/sbin/jitd
 put 0755 "$bindir/jitctl" /usr/local/bin/jitctl
+put 0755 "$bindir/jit-notifyd" /usr/local/sbin/jit-notifyd
 put 0644 "$bindir/libpam_jit.so" "$secdir/pam_jit.so"
 # pam_jit's bus client, loaded by pam_jit from its own directory only when jitd's PAM socket
 # is absent (it must be root's, and nobody else's to write).
@@ -79,6 +80,9 @@ sed 's|^Exec=/usr/sbin/jitd |Exec=/usr/local/sbin/jitd |' conf/dbus/org.jit.Jitd
 put 0644 "$dist/org.jit.Jitd.service" $share/dbus-1/system-services/org.jit.Jitd.service
 sed 's|/usr/sbin/jitd|/usr/local/sbin/jitd|g' systemd/jitd.service > "$dist/jitd.service"
 put 0644 "$dist/jitd.service" /etc/systemd/system/jitd.service
+sed 's|/usr/sbin/jit-notifyd|/usr/local/sbin/jit-notifyd|g' systemd/jit-notifyd.service \
+  > "$dist/jit-notifyd.service"
+put 0644 "$dist/jit-notifyd.service" /etc/systemd/system/jit-notifyd.service
 # The pages name the Debian package's paths; here they are under /usr/local and /etc.
 sed -i -e 's|/usr/share/doc/jit-access/examples|/usr/local/share/doc/jit/examples|g' \
   -e 's|/usr/share/dbus-1/system.d/org.jit.Jitd.conf|/etc/dbus-1/system.d/org.jit.Jitd.conf|g' \
@@ -99,6 +103,9 @@ mv "$manifest.new" "$manifest"
 for g in jit-users jit-approvers; do
   getent group "$g" >/dev/null || groupadd --system "$g"
 done
+# The notifier agent's user: runs [[notifier]] programs, never root.
+getent passwd jit-notify >/dev/null || useradd --system --user-group --no-create-home \
+  --home-dir /nonexistent --shell /usr/sbin/nologin jit-notify
 if [ ! -e /etc/jit/jit.toml ]; then
   install -m 0644 conf/jit.toml /etc/jit/jit.toml
   echo "install.sh: example policy installed as /etc/jit/jit.toml"
@@ -196,6 +203,29 @@ fi
 if [ "$(jitd_pids | wc -l)" -ne 1 ]; then
   echo "install.sh: more than one jitd runs: $(jitd_pids | tr '\n' ' ')" >&2
   exit 1
+fi
+# The notifier agent, once jitd serves (exactly one; it connects again on its own when jitd
+# restarts).
+notifyd_pids() {
+  for pid in $(pgrep -x jit-notifyd 2>/dev/null || true); do
+    [ "$(readlink /proc/"$pid"/ns/mnt 2>/dev/null)" = "$(readlink /proc/self/ns/mnt)" ] || continue
+    case "$(readlink /proc/"$pid"/exe 2>/dev/null || true)" in
+      /usr/local/sbin/jit-notifyd|"/usr/local/sbin/jit-notifyd (deleted)") echo "$pid" ;;
+    esac
+  done
+}
+if systemd_up; then
+  systemctl enable jit-notifyd.service
+  systemctl restart jit-notifyd.service
+else
+  for pid in $(notifyd_pids); do kill "$pid" 2>/dev/null || true; done
+  for pid in $(notifyd_pids); do
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  done
+  touch /var/log/jit-notifyd.log
+  chmod 0640 /var/log/jit-notifyd.log
+  nohup runuser -u jit-notify -- /usr/local/sbin/jit-notifyd >>/var/log/jit-notifyd.log 2>&1 \
+    </dev/null &
 fi
 # PAM last, once jitd serves: real authentication first, then pam_jit. No require_grant:
 # static sudoers rules keep working, so installing this cannot lock admins out (see README,

@@ -79,6 +79,19 @@ done
 if [ -n "$(jitd_pids)" ]; then
   echo "uninstall.sh: jitd (pid $(jitd_pids | tr '\n' ' ')) is still running" >&2
 fi
+# The notifier agent: the unit, then whatever runs the installed binary.
+if [ "$(ps -p 1 -o comm=)" = "systemd" ] && [ -f /etc/systemd/system/jit-notifyd.service ]; then
+  systemctl disable --now jit-notifyd.service || true
+fi
+for pid in $(pgrep -x jit-notifyd 2>/dev/null || true); do
+  [ "$(readlink /proc/"$pid"/ns/mnt 2>/dev/null)" = "$(readlink /proc/self/ns/mnt)" ] || continue
+  case "$(readlink /proc/"$pid"/exe 2>/dev/null || true)" in
+    /usr/local/sbin/jit-notifyd|"/usr/local/sbin/jit-notifyd (deleted)")
+      kill "$pid" 2>/dev/null || true
+      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      kill -KILL "$pid" 2>/dev/null || true ;;
+  esac
+done
 rm -f /run/jitd.pid /run/jitd/pam.socket
 rmdir /run/jitd 2>/dev/null || true
 
@@ -95,7 +108,10 @@ if [ "$(ps -p 1 -o comm=)" = "systemd" ]; then
 fi
 if [ "$purge" = yes ]; then
   rm -rf /etc/jit /var/lib/jitd
-  rm -f /var/log/jitd.log
-  for g in jit-users jit-approvers; do getent group "$g" >/dev/null && groupdel "$g"; done
+  rm -f /var/log/jitd.log /var/log/jit-notifyd.log
+  if getent passwd jit-notify >/dev/null; then userdel jit-notify; fi
+  for g in jit-users jit-approvers jit-notify; do
+    if getent group "$g" >/dev/null; then groupdel "$g"; fi
+  done
 fi
 echo "uninstall.sh: done"

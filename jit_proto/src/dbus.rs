@@ -3,7 +3,7 @@
 
 use crate::JitError;
 use crate::{
-    AuditRecord, AuditVerify, GrantCheck, PamRequest, RequestInfo, RoleInfo, SessionOpen,
+    AuditRecord, AuditVerify, Delivery, GrantCheck, PamRequest, RequestInfo, RoleInfo, SessionOpen,
     StatusInfo,
 };
 use zbus::proxy;
@@ -172,6 +172,29 @@ pub trait Pam1 {
     /// that grant. Returns the grant id, 0 when the user holds none that could have.
     /// Sessions that have ended are forgotten by jitd on its own: there is no close call.
     fn open_session(&self, session: &SessionOpen) -> Result<u64, JitError>;
+}
+
+/// The notifier agent's interface: callable by its user only.
+#[proxy(
+    interface = "org.jit.Jitd.Notify1",
+    default_service = "org.jit.Jitd",
+    default_path = "/org/jit/Jitd"
+)]
+pub trait Notify1 {
+    /// Deliveries due now, at most `limit`; waits up to `wait_secs` (at most 60) for one
+    /// when none is. Each is leased to the caller for its timeout and a minute more: one
+    /// not reported by then is due again.
+    fn take(&self, limit: u32, wait_secs: u32) -> Result<Vec<Delivery>, JitError>;
+    /// How delivery `id` went: `ok`, or why not (`error`, one line).
+    fn done(&self, id: u64, ok: bool, error: &str) -> Result<(), JitError>;
+}
+
+/// A notifier-interface proxy that caches no properties.
+pub async fn notify1(conn: &zbus::Connection) -> zbus::Result<Notify1Proxy<'static>> {
+    Notify1Proxy::builder(conn)
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await
 }
 
 /// A PAM-interface proxy that caches no properties (so building it costs no bus round trip).

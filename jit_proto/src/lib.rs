@@ -36,6 +36,11 @@ pub const OBJECT_PATH: &str = "/org/jit/Jitd";
 pub const USER_INTERFACE: &str = "org.jit.Jitd.User1";
 /// PAM interface: callable by uid 0 only (bus policy, and re-checked by jitd).
 pub const PAM_INTERFACE: &str = "org.jit.Jitd.Pam1";
+/// Notifier interface: callable by the notifier agent's user only (`jit-notifyd`, running
+/// as `jit-notify`; bus policy, and re-checked by jitd).
+pub const NOTIFY_INTERFACE: &str = "org.jit.Jitd.Notify1";
+/// The system user the notifier agent runs as, unless jitd is told otherwise.
+pub const NOTIFIER_USER: &str = "jit-notify";
 /// The signal jitd sends to each `Watch`ing caller, addressed to that caller only.
 pub const EVENT_SIGNAL: &str = "Event";
 /// The version of the event document (`jitctl watch --json`, notifier programs' input).
@@ -342,6 +347,25 @@ pub struct GrantCheck {
     pub request_id: u64,
     pub role: String,
     pub not_after: i64,
+}
+
+/// One delivery of an event to a notifier program, handed to the notifier agent: what to
+/// run (the policy's `[[notifier]]` entry as it is now), and the event document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "dbus", derive(Type))]
+pub struct Delivery {
+    pub id: u64,
+    pub notifier: String,
+    /// Absolute program path and fixed arguments: run without a shell.
+    pub command: Vec<String>,
+    pub timeout_ms: u64,
+    /// The event kind (`submitted`, ...).
+    pub event: String,
+    pub request_id: u64,
+    /// This attempt's number, from 1.
+    pub attempt: u32,
+    /// The event document (`jit.event/1`), for the program's standard input.
+    pub body: String,
 }
 
 /// Daemon status for `jitctl status`.

@@ -10,8 +10,8 @@ use crate::pam_ops;
 use crate::service::{Caller, Service, blocking, wait_while_pending};
 use crate::store::RequestRow;
 use jit_proto::{
-    AuditRecord, AuditVerify, GrantCheck, JitError, PamRequest, RequestInfo, RoleInfo, SessionOpen,
-    StatusInfo,
+    AuditRecord, AuditVerify, Delivery, GrantCheck, JitError, PamRequest, RequestInfo, RoleInfo,
+    SessionOpen, StatusInfo,
 };
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -581,5 +581,114 @@ impl PamInterface {
     ) -> Result<RequestInfo, JitError> {
         require_root(&self.ids, conn, &hdr).await?;
         pam_ops::wait(&self.svc, user, id, timeout_secs).await
+    }
+}
+
+/// `org.jit.Jitd.Notify1`: for the notifier agent (`jit-notifyd`) only, by its uid.
+pub struct NotifyInterface {
+    pub svc: Arc<Service>,
+    pub ids: Arc<Identities>,
+    /// The user the agent runs as.
+    pub agent: String,
+}
+
+/// Longest a `Take` waits for a delivery.
+const MAX_TAKE_WAIT_SECS: u32 = 60;
+/// Most deliveries one `Take` hands out.
+const MAX_TAKE: u32 = 64;
+/// Longest error text an agent reports (the rest is cut).
+const MAX_REPORT: usize = 500;
+
+impl NotifyInterface {
+    async fn require_agent(&self, conn: &Connection, hdr: &Header<'_>) -> Result<u32, JitError> {
+        let uid = self.ids.uid(conn, hdr).await?;
+        let agent = Nss.uid_of(&self.agent).map_err(JitError::Internal)?;
+        if agent == Some(uid) {
+            return Ok(uid);
+        }
+        tracing::warn!("uid {uid} called the notifier interface; refused");
+        Err(JitError::NotAuthorized(format!(
+            "the notifier interface is for {} (jit-notifyd) only",
+            self.agent
+        )))
+    }
+}
+
+#[interface(name = "org.jit.Jitd.Notify1")]
+impl NotifyInterface {
+    async fn take(
+        &self,
+        limit: u32,
+        wait_secs: u32,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<Vec<Delivery>, JitError> {
+        let uid = self.require_agent(conn, &hdr).await?;
+        let who = Caller::Bus(uid);
+        let limit = limit.clamp(1, MAX_TAKE);
+        let _slot = self
+            .svc
+            .quotas()
+            .enter(&who, crate::service::Budget::Wait)?;
+        let runtime = zruntime::SharedRuntime::current()
+            .map_err(|e| JitError::Internal(format!("no runtime to wait on: {e}")))?;
+        let deadline = std::time::Instant::now()
+            + std::time::Duration::from_secs(u64::from(wait_secs.min(MAX_TAKE_WAIT_SECS)));
+        loop {
+            let changed = self.svc.listen();
+            // A look first (no write, so no wake-up of its own), a lease only when due.
+            let (due, next, now) = blocking(&self.svc, who.clone(), move |s| {
+                s.read(|c| Ok((c.deliveries_due_now(limit)?, c.next_delivery()?, c.now())))
+            })
+            .await?;
+            if due > 0 {
+                let (got, _) = blocking(&self.svc, who.clone(), move |s| {
+                    s.write(|c| c.take_deliveries(limit))
+                })
+                .await?;
+                if !got.is_empty() {
+                    return Ok(got);
+                }
+            }
+            if std::time::Instant::now() >= deadline {
+                return Ok(Vec::new());
+            }
+            // Woken by a change (a new delivery queued), when the next retry is due, or at
+            // the deadline.
+            let wake = next.map_or(deadline, |at| {
+                let secs = u64::try_from(at.saturating_sub(now)).unwrap_or(0);
+                (std::time::Instant::now() + std::time::Duration::from_secs(secs)).min(deadline)
+            });
+            let _ = runtime.timeout_at(wake, changed).await;
+        }
+    }
+
+    async fn done(
+        &self,
+        id: u64,
+        ok: bool,
+        error: String,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<(), JitError> {
+        let uid = self.require_agent(conn, &hdr).await?;
+        let result = if ok {
+            Ok(())
+        } else {
+            let line = error.lines().next().unwrap_or("").trim();
+            let mut text = crate::names::escape(line);
+            if text.chars().count() > MAX_REPORT {
+                text = text.chars().take(MAX_REPORT).collect::<String>() + "...";
+            }
+            Err(if text.is_empty() {
+                "failed (no reason given)".to_string()
+            } else {
+                text
+            })
+        };
+        blocking(&self.svc, Caller::Bus(uid), move |s| {
+            s.write(|c| c.delivery_report(id, &result))
+        })
+        .await
     }
 }

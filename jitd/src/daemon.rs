@@ -87,6 +87,10 @@ pub struct Args {
     /// Mirror the audit trail to the syslog socket at PATH instead of /dev/log.
     #[arg(long, value_name = "PATH")]
     pub syslog_socket: Option<PathBuf>,
+    /// The user the notifier agent (jit-notifyd) runs as: the only one that may take the
+    /// deliveries to `[[notifier]]` programs.
+    #[arg(long, value_name = "USER", default_value = jit_proto::NOTIFIER_USER)]
+    pub notifier_user: String,
 }
 
 /// Where the diagnostic log goes: stderr, or `--log-file`.
@@ -251,11 +255,6 @@ fn run(args: Args) -> Result<(), String> {
     let _ = traces.socket.set(socket_file);
     spawn_signal_thread(svc.clone(), config, notify.clone(), traces.clone())?;
     svc.hub().start()?;
-    let outbox_svc = svc.clone();
-    std::thread::Builder::new()
-        .name("notifiers".into())
-        .spawn(move || crate::outbox::run(&outbox_svc))
-        .map_err(|e| format!("starting the notifier thread: {e}"))?;
     let timer_svc = svc.clone();
     let timer_notify = notify.clone();
     std::thread::Builder::new()
@@ -267,6 +266,7 @@ fn run(args: Args) -> Result<(), String> {
         .map_err(|e| format!("starting the expiry timer: {e}"))?;
     let served = zbus::block_on(serve(
         svc,
+        args.notifier_user,
         args.bus,
         pam_listener,
         &notify,
@@ -354,6 +354,7 @@ fn spawn_signal_thread(
 
 async fn serve(
     svc: Arc<Service>,
+    notifier_user: String,
     bus: Option<String>,
     pam_listener: std::os::unix::net::UnixListener,
     notify: &Notifier,
@@ -377,7 +378,15 @@ async fn serve(
             jit_proto::OBJECT_PATH,
             PamInterface {
                 svc: svc.clone(),
+                ids: ids.clone(),
+            },
+        )
+        .serve_at(
+            jit_proto::OBJECT_PATH,
+            crate::bus::NotifyInterface {
+                svc: svc.clone(),
                 ids,
+                agent: notifier_user,
             },
         )
         .build()

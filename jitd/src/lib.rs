@@ -23,6 +23,7 @@ pub mod model;
 pub mod names;
 pub mod notices;
 pub mod notify;
+pub mod notifyd;
 pub mod outbox;
 pub mod pam_ops;
 pub mod pam_socket;

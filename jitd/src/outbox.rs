@@ -1,26 +1,20 @@
 //! Notifier programs (`[[notifier]]`): each event a notifier wants is queued in the state
-//! database in the transaction that made it ([`enqueue`]), and delivered by a thread of its
-//! own ([`run`]): the program gets the event document on standard input, runs in its own
-//! process group with a timeout, and is tried again with backoff until it exits 0 or its
-//! attempts are used up. Every attempt is audited (`notify`). jitd never waits on a
-//! notifier to decide anything, and a queued delivery survives a restart.
+//! database in the transaction that made it ([`enqueue`]), and handed to the notifier agent
+//! (`jit-notifyd`, an unprivileged process outside jitd's sandbox, with the network that
+//! jitd has not) over `org.jit.Jitd.Notify1`. The agent runs the program (the event document
+//! on standard input, its own process group, a timeout) and reports back; a failure is
+//! tried again with backoff ([`retry_after`]) until its attempts are used up. Every attempt
+//! is audited (`notify`). jitd never waits on a notifier to decide anything, and a queued
+//! delivery survives a restart of either.
 
 use crate::error::Result;
 use crate::notices::Notice;
-use crate::policy::{Notifier, Policy};
-use crate::service::Service;
+use crate::policy::Policy;
 use crate::store;
-use crate::validator::{Run, message_of, run_program};
-use std::time::Duration;
-
-/// Deliveries looked at per pass.
-const BATCH: u32 = 32;
 /// The first retry comes this long after a failure; each next one twice as long after.
 pub const FIRST_RETRY_SECS: i64 = 5;
 /// The longest wait between two attempts.
 pub const MAX_RETRY_SECS: i64 = 3600;
-/// The worker looks at the outbox at least this often (a clock step, a missed wake-up).
-const MAX_SLEEP: Duration = Duration::from_secs(30);
 
 /// Queues each notice for every notifier that wants it (in the caller's transaction).
 pub fn enqueue(
@@ -63,20 +57,18 @@ pub fn retry_after(attempts: u32, max_attempts: u32) -> Option<i64> {
     )
 }
 
-/// What one attempt came to: Ok, or why not (one line).
-pub fn attempt(notifier: &Notifier, row: &store::OutboxRow) -> std::result::Result<(), String> {
+/// Runs one delivery (in the notifier agent): Ok once the program exited 0, or why not
+/// (one line: its status and the first line of its standard error, else of its output).
+pub fn attempt(d: &jit_proto::Delivery) -> std::result::Result<(), String> {
+    use crate::validator::{Run, message_of, run_program};
     let env = [
-        ("JIT_NOTIFIER", notifier.name.clone()),
-        ("JIT_EVENT", row.event.clone()),
-        ("JIT_REQUEST_ID", row.request_id.to_string()),
-        ("JIT_ATTEMPT", (row.attempts + 1).to_string()),
+        ("JIT_NOTIFIER", d.notifier.clone()),
+        ("JIT_EVENT", d.event.clone()),
+        ("JIT_REQUEST_ID", d.request_id.to_string()),
+        ("JIT_ATTEMPT", d.attempt.to_string()),
     ];
-    match run_program(
-        &notifier.command,
-        &env,
-        row.body.as_bytes(),
-        notifier.timeout,
-    ) {
+    let timeout = std::time::Duration::from_millis(d.timeout_ms);
+    match run_program(&d.command, &env, d.body.as_bytes(), timeout) {
         Run::Exited { code: Some(0), .. } => Ok(()),
         Run::Exited {
             code,
@@ -97,48 +89,8 @@ pub fn attempt(notifier: &Notifier, row: &store::OutboxRow) -> std::result::Resu
                 format!("{status}: {said}")
             })
         }
-        Run::TimedOut => Err(format!(
-            "timed out after {}s",
-            notifier.timeout.as_secs_f32()
-        )),
+        Run::TimedOut => Err(format!("timed out after {}s", timeout.as_secs_f32())),
         Run::Failed(e) => Err(e),
-    }
-}
-
-/// The delivery thread: due deliveries one at a time, outside the state lock, each result
-/// recorded (and audited) under it; then sleeps until the next is due or a new one is
-/// queued.
-pub fn run(svc: &Service) {
-    loop {
-        let woken = svc.outbox_listen();
-        let due = svc.read(|c| c.deliveries_due(BATCH));
-        let (due, next) = match due {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::error!("reading the notification outbox failed (will retry): {e}");
-                (Vec::new(), None)
-            }
-        };
-        let busy = due.len() == usize::try_from(BATCH).unwrap_or(usize::MAX);
-        for (row, notifier) in due {
-            let result = match &notifier {
-                Some(n) => attempt(n, &row),
-                None => Err("the notifier is no longer in the policy".into()),
-            };
-            if let Err(e) = svc.write(|c| c.delivery_done(&row, notifier.as_ref(), &result)) {
-                tracing::error!("recording delivery {} failed (will retry): {e}", row.id);
-            }
-        }
-        if busy {
-            continue;
-        }
-        let now = svc.read(|c| Ok(c.now())).unwrap_or(0);
-        let sleep = next.map_or(MAX_SLEEP, |at| {
-            Duration::from_secs(u64::try_from(at.saturating_sub(now)).unwrap_or(0)).min(MAX_SLEEP)
-        });
-        if !sleep.is_zero() {
-            woken.wait_timeout(sleep);
-        }
     }
 }
 

@@ -38,50 +38,6 @@ pub struct Service {
     quotas: Quotas,
     /// Who is told of events as they happen (watchers, terminals).
     hub: Arc<crate::hub::Hub>,
-    /// Wakes the notifier delivery thread when something was queued.
-    outbox: Bell,
-}
-
-/// A wake-up for a thread that sleeps with a timeout: take a [`Ticket`] before looking at
-/// the work, then wait on it; a ring in between is not missed.
-#[derive(Default)]
-pub struct Bell {
-    rung: Mutex<u64>,
-    cv: Condvar,
-}
-
-pub struct Ticket<'a> {
-    bell: &'a Bell,
-    seen: u64,
-}
-
-impl Bell {
-    fn count(&self) -> MutexGuard<'_, u64> {
-        self.rung
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    pub fn ticket(&self) -> Ticket<'_> {
-        Ticket {
-            bell: self,
-            seen: *self.count(),
-        }
-    }
-
-    pub fn ring(&self) {
-        let mut n = self.count();
-        *n = n.wrapping_add(1);
-        self.cv.notify_all();
-    }
-}
-
-impl Ticket<'_> {
-    /// Returns when the bell rang since the ticket was taken, or after `d`.
-    pub fn wait_timeout(self, d: Duration) {
-        let n = self.bell.count();
-        let _ = self.bell.cv.wait_timeout_while(n, d, |n| *n == self.seen);
-    }
 }
 
 /// Whom a limit counts against: a bus caller by uid, or the user pam_jit acts for (pam_jit
@@ -205,7 +161,6 @@ impl Service {
             decided: zruntime::Event::new(),
             quotas: Quotas::default(),
             hub: Arc::new(crate::hub::Hub::default()),
-            outbox: Bell::default(),
         }
     }
 
@@ -213,13 +168,9 @@ impl Service {
         &self.hub
     }
 
-    /// A ticket for the delivery thread's sleep (see [`Bell`]).
-    pub fn outbox_listen(&self) -> Ticket<'_> {
-        self.outbox.ticket()
-    }
-
-    /// Hands the events of the last change to the watchers and the delivery thread:
-    /// who gets each is decided here, under the lock, the sending is done elsewhere.
+    /// Hands the events of the last change to the watchers: who gets each is decided here,
+    /// under the lock, the sending is done elsewhere. (Deliveries to notifier programs were
+    /// queued with the change; the agent waiting in `Take` is woken with everyone else.)
     fn tell(&self, core: &mut Core) {
         let notices = core.take_notices();
         if notices.is_empty() {
@@ -227,9 +178,6 @@ impl Service {
         }
         let plan = self.hub.plan(core, &notices);
         self.hub.send(plan);
-        if !core.policy().notifiers.is_empty() {
-            self.outbox.ring();
-        }
     }
 
     pub fn quotas(&self) -> &Quotas {

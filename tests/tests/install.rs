@@ -1,5 +1,5 @@
 //! The README's first quick-start command, `install.sh`, and `uninstall.sh`, on a host whose
-//! `/etc`, `/usr/local/bin`, `sbin` and `share`, the PAM security directory, `/run`,
+//! `/etc`, `/usr/local`, the PAM security directory, `/run`,
 //! `/var/lib` and `/var/log` are private copies or empty tmpfs in a mount namespace. Alone in
 //! its binary.
 
@@ -49,6 +49,11 @@ const JITD_HERE: &str = "ns=$(readlink /proc/self/ns/mnt); for p in /proc/[0-9]*
      [ \"$(cat $p/comm 2>/dev/null)\" = jitd ] && [ \"$(readlink $p/ns/mnt)\" = \"$ns\" ] \
      && ! grep -q '^State:.*Z' $p/status && echo ${p#/proc/}; done";
 
+/// The user of every notifier agent in this test's mount namespace, one line each.
+const AGENTS_HERE: &str = "ns=$(readlink /proc/self/ns/mnt); for p in /proc/[0-9]*; do \
+     [ \"$(cat $p/comm 2>/dev/null)\" = jit-notifyd ] && [ \"$(readlink $p/ns/mnt)\" = \"$ns\" ] \
+     && ! grep -q '^State:.*Z' $p/status && stat -c %U $p; done";
+
 /// A user who keeps calling jitd (`jitctl roles`), so the bus starts one whenever none runs.
 struct Busy {
     on: std::sync::Arc<std::sync::atomic::AtomicBool>,
@@ -88,16 +93,22 @@ fn given_fresh_host_when_install_then_jitd_runs_with_example_policy_and_uninstal
     let secdir = sh("echo $(pkg-config --variable=libdir pam)/security").stdout;
     let secdir = secdir.trim().to_string();
     // Private copies of everything install.sh writes to.
-    for (src, name) in [
-        ("/etc", "etc"),
-        (secdir.as_str(), "security"),
-        ("/usr/local/share", "share"),
-    ] {
+    for (src, name) in [("/etc", "etc"), (secdir.as_str(), "security")] {
         let copy = tmp.path().join(name);
         let r = sh(&format!("cp -a {src} {}", copy.display()));
         assert!(r.ok(), "{}", r.all());
         bind(&copy, src);
     }
+    // /usr/local as a whole (install.sh writes bin, sbin, share and libexec there; a host
+    // may have none of them): empty, but for a copy of share (man's and bash's paths).
+    let share = tmp.path().join("share");
+    let r = sh(&format!("cp -a /usr/local/share {}", share.display()));
+    assert!(r.ok(), "{}", r.all());
+    tmpfs("/usr/local");
+    for d in ["bin", "sbin", "share", "libexec"] {
+        std::fs::create_dir(format!("/usr/local/{d}")).unwrap();
+    }
+    bind(&share, "/usr/local/share");
     // A fresh host: if this one has jit installed (an admin tried the README), its copies
     // lose what install.sh would add, so the test starts from the same state everywhere.
     let r = sh(
@@ -115,8 +126,6 @@ fn given_fresh_host_when_install_then_jitd_runs_with_example_policy_and_uninstal
     std::fs::create_dir("/var/lib/dpkg").unwrap();
     bind(&dpkg, "/var/lib/dpkg");
     tmpfs("/var/log");
-    tmpfs("/usr/local/bin");
-    tmpfs("/usr/local/sbin");
     tmpfs("/run");
     // Regression (found in a user trial): a system bus that died left its socket and pid
     // file, install.sh took the socket file for a bus, jitd could not connect, and the
@@ -147,6 +156,12 @@ fn given_fresh_host_when_install_then_jitd_runs_with_example_policy_and_uninstal
     let jitd = pid_in("/run/jitd.pid");
     // Every jitd in this test's mount namespace (not a jitd the host itself may run).
     let running = sh(JITD_HERE);
+    // Exactly one notifier agent after two installs, as its own user, never root.
+    let agents = jit_e2e::wait_for("one notifier agent", Duration::from_secs(20), || {
+        let a = sh(AGENTS_HERE).stdout;
+        (a.lines().count() == 1).then_some(a)
+    });
+    let verify_agent = sh("systemd-analyze verify /etc/systemd/system/jit-notifyd.service");
     let bus = pid_in("/run/dbus/pid");
     let stop = |jitd: Option<Pid>, bus: Option<Pid>| {
         for p in [jitd, bus].into_iter().flatten() {
@@ -200,6 +215,7 @@ fn given_fresh_host_when_install_then_jitd_runs_with_example_policy_and_uninstal
     );
     let calls_during_uninstall = busy.stop();
     let left = sh(JITD_HERE);
+    let agents_left = sh(AGENTS_HERE);
     let socket_left = Path::new("/run/jitd/pam.socket").exists();
     // uninstall.sh stops jitd itself (found through the bus). The system bus this test's
     // install started is ours to stop.
@@ -260,6 +276,17 @@ fn given_fresh_host_when_install_then_jitd_runs_with_example_policy_and_uninstal
         "no jitd left after uninstall.sh under load"
     );
     assert!(verify.ok(), "systemd-analyze verify: {}", verify.all());
+    assert_eq!(agents.trim(), "jit-notify", "{agents}");
+    assert_eq!(
+        agents_left.stdout.trim(),
+        "",
+        "no notifier agent left after uninstall.sh"
+    );
+    assert!(
+        verify_agent.ok(),
+        "systemd-analyze verify: {}",
+        verify_agent.all()
+    );
     for p in [
         "man8/jitd.8",
         "man1/jitctl.1",
@@ -319,6 +346,9 @@ fn given_fresh_host_when_install_then_jitd_runs_with_example_policy_and_uninstal
     );
     for gone in [
         "/usr/local/sbin/jitd".to_string(),
+        "/usr/local/sbin/jit-notifyd".to_string(),
+        "/usr/local/libexec/jit/jit-notify-mail".to_string(),
+        "/etc/systemd/system/jit-notifyd.service".to_string(),
         "/usr/local/bin/jitctl".to_string(),
         format!("{secdir}/pam_jit.so"),
         "/etc/dbus-1/system.d/org.jit.Jitd.conf".to_string(),

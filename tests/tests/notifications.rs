@@ -55,8 +55,24 @@ fn world(extra: &str) -> World {
         .user("bob", &[])
         .user("carol", &[])
         .user("mallory", &[])
+        .user(jit_proto::NOTIFIER_USER, &[])
         .policy(&policy(extra))
         .build()
+}
+
+/// The notifier agent, as its own user, once it takes deliveries.
+fn agent(w: &World) -> Follower {
+    let a = Follower::start(w.as_user(
+        jit_proto::NOTIFIER_USER,
+        &bin("jit-notifyd"),
+        &["--bus", &w.bus],
+    ));
+    wait_for("jit-notifyd to take deliveries", LONG, || {
+        a.err()
+            .contains("taking deliveries from jitd")
+            .then_some(())
+    });
+    a
 }
 
 /// A program of this test that runs until dropped, its output collected as it comes.
@@ -412,6 +428,7 @@ roles = ["db-admin"]
         smtp.port
     );
     let w = world(&extra);
+    let _agent = agent(&w);
     let id = submit_pending(&w, "OPS-31 failover drill");
     let mail = wait_for("the mail", LONG, || smtp.mails().into_iter().next());
     for needle in [
@@ -464,6 +481,7 @@ fn given_a_webhook_that_fails_at_first_when_notified_then_retried_with_backoff_s
  {
     let http = Sink::http(2);
     let w = world(&webhook(&http, r#"["submitted"]"#));
+    let _agent = agent(&w);
     let id = submit_pending(&w, "OPS-40 patch the kernel");
     // The first attempt fails: jitctl status says so while it retries.
     let status = wait_for("the failure in jitctl status", LONG, || {
@@ -515,6 +533,8 @@ fn given_jitd_killed_between_the_decision_and_its_notification_when_restarted_th
  {
     let http = Sink::http(0);
     let mut w = world(&webhook(&http, r#"["decided", "granted"]"#));
+    // The agent keeps running through jitd's crash and restart: it connects again.
+    let _agent = agent(&w);
     let id = submit_pending(&w, "OPS-41 resize the volume");
     // The first commit of the restarted jitd is the approval: jitd dies right after it
     // (kill -9 there), before anything was delivered.
@@ -573,6 +593,7 @@ events = ["granted", "extended", "ended"]
         http.port
     );
     let w = world(&extra);
+    let _agent = agent(&w);
     let g = w.submit("alice", "web-restart", "5m", "OPS-88 restart after deploy");
     let id = g["id"].as_u64().unwrap();
     wait_for("the grant's ticket update", LONG, || {
@@ -610,4 +631,95 @@ events = ["granted", "extended", "ended"]
         "{}",
         bodies[1]
     );
+}
+
+#[test]
+fn given_anyone_but_the_agent_when_taking_deliveries_then_refused_and_the_agent_never_runs_as_root()
+{
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let seen = dir.path().join("uid");
+    let extra = format!(
+        r#"
+[[notifier]]
+name = "whoami"
+command = ["/bin/sh", "-c", "id -un > {}"]
+events = ["submitted"]
+"#,
+        seen.display()
+    );
+    let w = world(&extra);
+    // The bus refuses everyone else, root included; jitd would too (the next test's world).
+    for user in ["mallory", "alice", "root"] {
+        let mut c = w.as_user(user, Path::new("/usr/bin/busctl"), &[]);
+        c.arg(format!("--address={}", w.bus)).args([
+            "call",
+            "org.jit.Jitd",
+            "/org/jit/Jitd",
+            "org.jit.Jitd.Notify1",
+            "Take",
+            "uu",
+            "10",
+            "0",
+        ]);
+        let r = jit_e2e::run(c, "", LONG);
+        assert!(!r.ok(), "{user} took deliveries: {}", r.all());
+    }
+    // The agent refuses to run as root.
+    let root = jit_e2e::run(
+        w.as_user("root", &bin("jit-notifyd"), &["--bus", &w.bus]),
+        "",
+        LONG,
+    );
+    assert_eq!(root.code, 1, "{}", root.all());
+    assert!(
+        root.stderr.contains("refusing to run as root"),
+        "{}",
+        root.all()
+    );
+    // Run as its user, the program runs as that user.
+    let _agent = agent(&w);
+    submit_pending(&w, "OPS-50 who runs notifiers");
+    let who = wait_for("the notifier to run", LONG, || {
+        std::fs::read_to_string(&seen)
+            .ok()
+            .filter(|s| !s.is_empty())
+    });
+    assert_eq!(who.trim(), jit_proto::NOTIFIER_USER);
+}
+
+#[test]
+fn given_a_lax_bus_policy_when_another_user_takes_deliveries_then_jitd_itself_refuses() {
+    let w = Builder::new()
+        .user("alice", &[])
+        .user("mallory", &[])
+        .user(jit_proto::NOTIFIER_USER, &[])
+        .policy(&policy(""))
+        .bus_policy(jit_e2e::LAX_BUS_POLICY)
+        .build();
+    for user in ["mallory", "root"] {
+        let mut c = w.as_user(user, Path::new("/usr/bin/busctl"), &[]);
+        c.arg(format!("--address={}", w.bus)).args([
+            "call",
+            "org.jit.Jitd",
+            "/org/jit/Jitd",
+            "org.jit.Jitd.Notify1",
+            "Done",
+            "tbs",
+            "1",
+            "true",
+            "",
+        ]);
+        let r = jit_e2e::run(c, "", LONG);
+        assert!(!r.ok(), "{user}: {}", r.all());
+        assert!(
+            r.all().contains("the notifier interface is for jit-notify"),
+            "{user}: {}",
+            r.all()
+        );
+    }
 }

@@ -186,9 +186,20 @@ fn given_deb_when_installed_removed_and_purged_then_pam_untouched_until_asked_an
         pam_sudo,
         "installing never edits PAM"
     );
+    assert!(
+        sh("getent passwd jit-notify")
+            .stdout
+            .contains(":/usr/sbin/nologin"),
+        "the notifier agent's user, without a login"
+    );
     for f in [
         "/usr/sbin/jitd",
         "/usr/bin/jitctl",
+        "/usr/sbin/jit-notifyd",
+        "/usr/libexec/jit/jit-notify-mail",
+        "/usr/libexec/jit/jit-notify-webhook",
+        "/usr/libexec/jit/jit-notify-ticket",
+        "/lib/systemd/system/jit-notifyd.service",
         module.as_str(),
         bus_library.as_str(),
         "/etc/jit/jit.toml",
@@ -266,5 +277,9 @@ fn given_deb_when_installed_removed_and_purged_then_pam_untouched_until_asked_an
     assert!(
         !sh("getent group jit-users").ok(),
         "purge removes the groups"
+    );
+    assert!(
+        !sh("getent passwd jit-notify").ok(),
+        "purge removes the notifier agent's user"
     );
 }

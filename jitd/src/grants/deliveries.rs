@@ -1,41 +1,92 @@
-//! The notification outbox as the core sees it: what is due, and each attempt's result
-//! recorded with its audit record in one transaction (see [`crate::outbox`]).
+//! The notification outbox as the core sees it: deliveries handed to the notifier agent
+//! (leased, so one it never reports comes back), and each attempt's result recorded with
+//! its audit record in one transaction (see [`crate::outbox`]).
 
 use super::*;
-use crate::policy::Notifier;
 use crate::store::OutboxRow;
+use jit_proto::Delivery;
 
-/// Deliveries due, each with its notifier as the policy has it now (None: no longer in it),
-/// and when the next queued one is due.
-pub type Due = (Vec<(OutboxRow, Option<Notifier>)>, Option<i64>);
+/// A delivery is leased to the agent for its notifier's timeout and this much more.
+const LEASE_SECS: i64 = 60;
+/// Deliveries due this long without a first attempt mean nobody takes them.
+const UNTAKEN_AFTER_SECS: i64 = 60;
 
 impl Core {
-    /// Deliveries due now (at most `limit`), each with its notifier as the policy has it now
-    /// (None: no longer in the policy), and when the next queued one is due.
-    pub fn deliveries_due(&self, limit: u32) -> Result<Due> {
+    /// Deliveries due now, at most `limit`, leased to the caller; and when the next queued
+    /// one is due. A delivery whose notifier is gone from the policy is given up here.
+    pub fn take_deliveries(&mut self, limit: u32) -> Result<(Vec<Delivery>, Option<i64>)> {
         let now = self.now();
-        let due = store::outbox_due(self.store.conn(), now, limit)?
-            .into_iter()
-            .map(|row| {
-                let n = self
-                    .policy
-                    .notifiers
-                    .iter()
-                    .find(|n| n.name == row.notifier)
-                    .cloned();
-                (row, n)
-            })
-            .collect();
-        Ok((due, store::outbox_next_at(self.store.conn())?))
+        let due = store::outbox_due(self.store.conn(), now, limit)?;
+        let mut out = Vec::new();
+        for row in due {
+            let notifier = self
+                .policy
+                .notifiers
+                .iter()
+                .find(|n| n.name == row.notifier)
+                .cloned();
+            let Some(n) = notifier else {
+                self.delivery_done(
+                    &row,
+                    None,
+                    &Err("the notifier is no longer in the policy".into()),
+                )?;
+                continue;
+            };
+            let until = now
+                .saturating_add(i64::try_from(n.timeout.as_secs()).unwrap_or(i64::MAX / 4))
+                .saturating_add(LEASE_SECS);
+            self.commit_as(Requests::Untouched, |tx, _| {
+                store::outbox_lease(tx, row.id, until)
+            })?;
+            out.push(Delivery {
+                id: row.id,
+                notifier: n.name.clone(),
+                command: n.command.clone(),
+                timeout_ms: u64::try_from(n.timeout.as_millis()).unwrap_or(u64::MAX),
+                event: row.event.clone(),
+                request_id: row.request_id,
+                attempt: row.attempts.saturating_add(1),
+                body: row.body.clone(),
+            });
+        }
+        Ok((out, store::outbox_next_at(self.store.conn())?))
+    }
+
+    /// How many deliveries are due now (at most `limit`), without leasing any.
+    pub fn deliveries_due_now(&self, limit: u32) -> Result<usize> {
+        Ok(store::outbox_due(self.store.conn(), self.now(), limit)?.len())
+    }
+
+    /// When the next queued delivery is due (unix seconds), if any is queued.
+    pub fn next_delivery(&self) -> Result<Option<i64>> {
+        store::outbox_next_at(self.store.conn())
+    }
+
+    /// The notifier agent's report on delivery `id` (queued, so reported once).
+    pub fn delivery_report(
+        &mut self,
+        id: u64,
+        result: &std::result::Result<(), String>,
+    ) -> Result<()> {
+        let row = store::outbox_get(self.store.conn(), id)?
+            .ok_or_else(|| Error::NotFound(format!("no delivery {id} in progress")))?;
+        let notifier = self
+            .policy
+            .notifiers
+            .iter()
+            .find(|n| n.name == row.notifier)
+            .cloned();
+        self.delivery_done(&row, notifier.as_ref(), result)
     }
 
     /// Records one attempt at a delivery: gone from the outbox when it succeeded, due again
     /// after the backoff when it failed, given up after its last attempt. Audited as
     /// `notify`.
-    pub fn delivery_done(
+    pub(super) fn delivery_done(
         &mut self,
         row: &OutboxRow,
-        notifier: Option<&Notifier>,
+        notifier: Option<&crate::policy::Notifier>,
         result: &std::result::Result<(), String>,
     ) -> Result<()> {
         let now = self.now();
@@ -56,10 +107,11 @@ impl Core {
         };
         if let Err(e) = result {
             tracing::warn!(
-                "notifier '{}' failed on {} of request {} (attempt {attempts}): {e}",
+                "notifier '{}' failed on {} of request {} (attempt {attempts}): {}",
                 row.notifier,
                 row.event,
-                row.request_id
+                row.request_id,
+                crate::names::escape(e)
             );
         }
         let detail = format!(
@@ -86,10 +138,11 @@ impl Core {
         })
     }
 
-    /// One line per notifier whose deliveries are failing or were given up lately.
+    /// One line per notifier whose deliveries are failing, were given up lately, or wait
+    /// with nobody taking them.
     pub fn notifier_notes(&self) -> Result<Vec<String>> {
         let now = self.now();
-        Ok(store::notifier_health(self.store.conn(), now)?
+        let mut notes: Vec<String> = store::notifier_health(self.store.conn(), now)?
             .into_iter()
             .map(|h| {
                 format!(
@@ -102,6 +155,127 @@ impl Core {
                     crate::names::escape(&h.last_error)
                 )
             })
-            .collect())
+            .collect();
+        for (notifier, n, since) in
+            store::outbox_untaken(self.store.conn(), now.saturating_sub(UNTAKEN_AFTER_SECS))?
+        {
+            notes.push(format!(
+                "notifier '{notifier}': {n} delivery(ies) waiting since {}, none taken: is \
+                 jit-notifyd running?",
+                format_rfc3339(since)
+            ));
+        }
+        Ok(notes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{actor, ask, dir, world_with};
+    use crate::model::Kind;
+    use crate::policy::Verdict;
+
+    const POLICY: &str = r#"
+[[role]]
+name = "db"
+commands = ["/usr/bin/psql"]
+requesters = ["alice"]
+approvers = ["bob"]
+approvals = 1
+max_duration = "1h"
+
+[[notifier]]
+name = "chat"
+command = ["/usr/bin/true"]
+events = ["submitted", "decided"]
+timeout = "10s"
+max_attempts = 3
+"#;
+
+    #[test]
+    fn given_a_delivery_when_taken_failed_and_retried_then_leased_backed_off_given_up_and_shown() {
+        let mut w = world_with(POLICY, &dir(), 1_795_272_000);
+        w.core
+            .request(
+                &actor("alice"),
+                &ask(Kind::Grant, "db", 600, "OPS-1"),
+                &Verdict::NotRun,
+            )
+            .unwrap();
+        let (got, _) = w.core.take_deliveries(10).unwrap();
+        assert_eq!(got.len(), 1);
+        let d = &got[0];
+        assert_eq!(
+            (d.notifier.as_str(), d.event.as_str(), d.attempt),
+            ("chat", "submitted", 1)
+        );
+        assert_eq!(d.command, ["/usr/bin/true"]);
+        assert_eq!(d.timeout_ms, 10_000);
+        assert!(d.body.contains("\"schema\":\"jit.event/1\""));
+        // Leased: not handed out again until its timeout and a minute have passed.
+        assert!(w.core.take_deliveries(10).unwrap().0.is_empty());
+        w.clock.advance(71);
+        let again = w.core.take_deliveries(10).unwrap().0;
+        assert_eq!(again.len(), 1, "an unreported delivery comes back");
+        assert_eq!(again[0].attempt, 1);
+        // A failure: due again 5 s later, then 10 s, then given up (3 attempts).
+        w.core
+            .delivery_report(d.id, &Err("answered 500".into()))
+            .unwrap();
+        assert!(w.core.take_deliveries(10).unwrap().0.is_empty());
+        assert!(w.core.notifier_notes().unwrap()[0].contains("notifier 'chat' is failing: 1"));
+        w.clock.advance(5);
+        let second = w.core.take_deliveries(10).unwrap().0;
+        assert_eq!(second[0].attempt, 2);
+        w.core
+            .delivery_report(d.id, &Err("answered 500".into()))
+            .unwrap();
+        w.clock.advance(10);
+        assert_eq!(w.core.take_deliveries(10).unwrap().0[0].attempt, 3);
+        w.core
+            .delivery_report(d.id, &Err("answered 500".into()))
+            .unwrap();
+        w.clock.advance(3600);
+        assert!(w.core.take_deliveries(10).unwrap().0.is_empty(), "given up");
+        let notes = w.core.notifier_notes().unwrap();
+        assert!(notes[0].contains("1 given up"), "{notes:?}");
+        assert!(notes[0].contains("answered 500"), "{notes:?}");
+        // Reported once: a second report of the same delivery finds nothing.
+        assert!(w.core.delivery_report(d.id, &Ok(())).is_err());
+        let trail: Vec<String> = w
+            .core
+            .store
+            .audit_since(0, "")
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.action == "notify")
+            .map(|r| r.detail)
+            .collect();
+        assert_eq!(trail.len(), 3, "{trail:?}");
+        assert!(trail[2].ends_with("given up"), "{trail:?}");
+    }
+
+    #[test]
+    fn given_deliveries_nobody_takes_when_a_minute_has_passed_then_status_asks_for_the_agent() {
+        let mut w = world_with(POLICY, &dir(), 1_795_272_000);
+        let r = w
+            .core
+            .request(
+                &actor("alice"),
+                &ask(Kind::Grant, "db", 600, "OPS-2"),
+                &Verdict::NotRun,
+            )
+            .unwrap();
+        assert!(w.core.notifier_notes().unwrap().is_empty());
+        w.clock.advance(61);
+        let notes = w.core.notifier_notes().unwrap();
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].contains("is jit-notifyd running?"), "{notes:?}");
+        // Taken and delivered: nothing to say.
+        let (got, _) = w.core.take_deliveries(10).unwrap();
+        w.core.delivery_report(got[0].id, &Ok(())).unwrap();
+        assert!(w.core.notifier_notes().unwrap().is_empty());
+        w.core.deny(&actor("bob"), r.id, "no").unwrap();
+        assert_eq!(w.core.take_deliveries(10).unwrap().0[0].event, "decided");
     }
 }

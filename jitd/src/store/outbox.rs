@@ -82,6 +82,48 @@ pub fn outbox_due(conn: &Connection, now: i64, limit: u32) -> Result<Vec<OutboxR
         .map_err(Into::into)
 }
 
+/// Queued delivery `id`, if it is queued.
+pub fn outbox_get(conn: &Connection, id: u64) -> Result<Option<OutboxRow>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, notifier, audit_seq, event, request_id, body, attempts FROM outbox \
+         WHERE state = 'queued' AND id = ?1",
+    )?;
+    let mut rows = stmt.query_map(params![to_i64(id)?], |r| {
+        Ok(OutboxRow {
+            id: u64_col(r, "id")?,
+            notifier: r.get("notifier")?,
+            audit_seq: u64_col(r, "audit_seq")?,
+            event: r.get("event")?,
+            request_id: u64_col(r, "request_id")?,
+            body: r.get("body")?,
+            attempts: r.get("attempts")?,
+        })
+    })?;
+    Ok(rows.next().transpose()?)
+}
+
+/// Leases queued delivery `id` to the notifier agent until `until`: not due again before.
+pub fn outbox_lease(tx: &Transaction<'_>, id: u64, until: i64) -> Result<()> {
+    tx.execute(
+        "UPDATE outbox SET next_at = ?1 WHERE id = ?2 AND state = 'queued'",
+        params![until, to_i64(id)?],
+    )?;
+    Ok(())
+}
+
+/// Notifiers with deliveries never tried although due since before `since`: nobody takes
+/// them (the notifier agent is not running). (notifier, how many, the oldest's time.)
+pub fn outbox_untaken(conn: &Connection, since: i64) -> Result<Vec<(String, u32, i64)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT notifier, count(*), min(created_at) FROM outbox \
+         WHERE state = 'queued' AND attempts = 0 AND created_at < ?1 \
+         GROUP BY notifier ORDER BY notifier",
+    )?;
+    let rows = stmt.query_map(params![since], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    rows.collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(Into::into)
+}
+
 /// When the next queued delivery is due, if any is queued.
 pub fn outbox_next_at(conn: &Connection) -> Result<Option<i64>> {
     Ok(conn.query_row(
