@@ -723,3 +723,21 @@ fn given_a_lax_bus_policy_when_another_user_takes_deliveries_then_jitd_itself_re
         );
     }
 }
+
+#[test]
+fn given_jitd_restarted_when_watching_then_the_watch_takes_up_again_by_itself() {
+    let mut w = world("");
+    let bob = Follower::watch(&w, "bob", false);
+    w.stop_jitd(Signal::SIGTERM);
+    wait_for("the watch to see jitd go", LONG, || {
+        bob.err().contains("jitd stopped").then_some(())
+    });
+    w.start_jitd();
+    wait_for("the watch to take up again", LONG, || {
+        bob.err().contains("watching again").then_some(())
+    });
+    let id = submit_pending(&w, "OPS-60 after the restart");
+    bob.expect(&format!(
+        "submitted: request {id}: alice asks for role db-admin"
+    ));
+}
