@@ -87,7 +87,6 @@ put 0644 "$dist/jit-notifyd.service" /etc/systemd/system/jit-notifyd.service
 sed -i -e 's|/usr/share/doc/jit-access/examples|/usr/local/share/doc/jit/examples|g' \
   -e 's|/usr/share/dbus-1/system.d/org.jit.Jitd.conf|/etc/dbus-1/system.d/org.jit.Jitd.conf|g' \
   -e 's|/usr/sbin/jitd|/usr/local/sbin/jitd|g' \
-  -e 's|\\fI/usr/libexec/jit/\\fR (\\fI/usr/local/libexec/jit/\\fR when installed by|\\fI/usr/local/libexec/jit/\\fR (as|' \
   -e 's|/usr/libexec/jit/|/usr/local/libexec/jit/|g' "$dist"/man/man*/*
 for page in "$dist"/man/man*/*; do
   sec="$(basename "$(dirname "$page")")"

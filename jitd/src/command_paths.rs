@@ -24,6 +24,19 @@ pub fn warnings(policy: &Policy) -> Vec<String> {
             }
         }
     }
+    // Notifier programs run as the agent's user with every event on their input; whoever
+    // can change one reads every request and acts as that user (found in a user trial).
+    for n in &policy.notifiers {
+        let Some(program) = n.command.first() else {
+            continue;
+        };
+        if !seen.insert(program.clone()) {
+            continue;
+        }
+        if let Some(w) = check(Path::new(program), &|uid| uid == 0) {
+            out.push(format!("notifier '{}' runs {w}", n.name));
+        }
+    }
     out
 }
 

@@ -88,17 +88,23 @@ fn may_be_event(action: &str) -> bool {
     )
 }
 
+/// Longest ticket id taken from a reason.
+const MAX_TICKET: usize = 64;
+
 /// The ticket a reason carries, by the role's `reason_pattern`: its group named `ticket`,
-/// else its first group, else what it matched.
+/// else what it matched, if that is one word (`^(INC|CHG)-[0-9]+` gives `INC-42`; a pattern
+/// that matches the whole reason gives none unless it names the group). At most
+/// [`MAX_TICKET`] characters, letters, digits and `-_.:/#` only, never `..`.
 pub fn ticket_of(policy: &Policy, role: &str, reason: &str) -> Option<String> {
     let pattern = policy.role(role).ok()?.reason_pattern.as_ref()?;
     let caps = pattern.captures(reason)?;
-    let m = caps
-        .name("ticket")
-        .or_else(|| caps.get(1))
-        .or_else(|| caps.get(0))?;
-    let t = m.as_str().trim();
-    (!t.is_empty()).then(|| t.to_string())
+    let t = caps.name("ticket").or_else(|| caps.get(0))?.as_str().trim();
+    let word = !t.is_empty()
+        && t.len() <= MAX_TICKET
+        && !t.contains("..")
+        && t.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.:/#".contains(c));
+    word.then(|| t.to_string())
 }
 
 /// The events of a transaction's audit records, read from inside it.
@@ -124,13 +130,14 @@ pub fn derive(
             .map(|(n, _)| n)
             .collect();
         let mut doc = document(policy, host, kind, rec, &row, &approved_by);
-        // The document carries users' text as it is (JSON escapes what it must; readers
-        // escape for their screens), the terminal line with every hidden character shown.
-        doc["summary"] = Value::String(line(kind, host, rec, &row, &doc, &str::to_string));
+        // The document's fields carry users' text as it is (JSON escapes what it must); the
+        // summary is the terminal line, where that text is quoted and escaped.
+        let line = line(kind, host, rec, &row, &doc);
+        doc["summary"] = Value::String(line.clone());
         out.push(Notice {
             kind,
             seq: rec.seq,
-            line: line(kind, host, rec, &row, &doc, &escape),
+            line,
             body: doc.to_string(),
             row,
         });
@@ -220,19 +227,26 @@ fn document(
     })
 }
 
+/// Longest piece of a user's text in a line (the document has it whole).
+const MAX_QUOTED: usize = 200;
+
+/// A user's text in a line: in double quotes, escaped (hidden characters shown, backslashes
+/// doubled), its own quotes as `\"`, so it can never seem to end early and add a command of
+/// its own; cut at [`MAX_QUOTED`] characters.
+fn quoted(s: &str) -> String {
+    let mut t = escape(s).replace('"', "\\\"");
+    if t.chars().count() > MAX_QUOTED {
+        t = t.chars().take(MAX_QUOTED).collect::<String>() + "...";
+    }
+    format!("\"{t}\"")
+}
+
 /// One line saying the event: who asks for what, for how long, why, where, by when a
-/// decision is needed and how to give it. Users' text goes through `escape`.
-fn line(
-    kind: EventKind,
-    host: &str,
-    rec: &AuditRecord,
-    row: &RequestRow,
-    doc: &Value,
-    escape: &dyn Fn(&str) -> String,
-) -> String {
+/// decision is needed and how to give it. Users' text is [`quoted`].
+fn line(kind: EventKind, host: &str, rec: &AuditRecord, row: &RequestRow, doc: &Value) -> String {
     let id = row.id;
     let (user, role) = (row.user.as_str(), escape(&row.role));
-    let reason = escape(&row.reason);
+    let reason = quoted(&row.reason);
     let host = escape(host);
     let what = if row.kind == Kind::Extension {
         format!(
@@ -249,18 +263,18 @@ fn line(
         by("pending_until")
     );
     let actor = escape(&rec.actor);
-    let why = escape(&row.decision_reason);
+    let why = quoted(&row.decision_reason);
     match kind {
         EventKind::Submitted => {
             let esc = match doc["request"]["escalates_at"].as_str() {
                 Some(at) => format!(" (escalates at {at})"),
                 None => String::new(),
             };
-            format!("request {id}: {user} asks for {what} on {host}: \"{reason}\"; {decide}{esc}")
+            format!("request {id}: {user} asks for {what} on {host}: {reason}; {decide}{esc}")
         }
         EventKind::Escalated => format!(
             "request {id} escalated: {user} has waited since {} for {what} on {host}: \
-             \"{reason}\"; {decide}",
+             {reason}; {decide}",
             by("created_at")
         ),
         EventKind::Decided => match outcome(kind, rec, row) {
@@ -297,7 +311,7 @@ fn line(
         },
         EventKind::BreakGlass => format!(
             "BREAK-GLASS grant {id}: {user} took role {role} on {host} until {} without \
-             approval: \"{reason}\"; review: jitctl review ack {id}",
+             approval: {reason}; review: jitctl review ack {id}",
             by("not_after")
         ),
     }

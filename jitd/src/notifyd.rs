@@ -76,22 +76,32 @@ async fn serve(bus: Option<&str>) -> Result<(), String> {
             eprintln!("jit-notifyd: taking deliveries from jitd");
             wait = WAIT_SECS;
         }
+        // jitd hands out each notifier's oldest delivery only, so one thread per delivery
+        // runs the notifiers side by side (a hung one delays only itself) and each in the
+        // order of its events. A report that cannot be made leaves the delivery leased: it
+        // comes back when the lease ends (at least once, never lost).
         for d in batch {
-            let result = crate::outbox::attempt(&d);
-            if let Err(e) = &result {
-                eprintln!(
-                    "jit-notifyd: notifier '{}' failed on {} of request {} (attempt {}): {}",
-                    d.notifier,
-                    d.event,
-                    d.request_id,
-                    d.attempt,
-                    crate::names::escape(e)
-                );
-            }
-            let error = result.as_ref().err().cloned().unwrap_or_default();
-            jitd.done(d.id, result.is_ok(), &error)
-                .await
-                .map_err(|e| format!("reporting delivery {} to jitd: {e}", d.id))?;
+            let jitd = jitd.clone();
+            std::thread::spawn(move || deliver(&jitd, &d));
         }
+    }
+}
+
+/// One delivery: the program run, the result reported.
+fn deliver(jitd: &jit_proto::Notify1Proxy<'static>, d: &jit_proto::Delivery) {
+    let result = crate::outbox::attempt(d);
+    if let Err(e) = &result {
+        eprintln!(
+            "jit-notifyd: notifier '{}' failed on {} of request {} (attempt {}): {}",
+            d.notifier,
+            d.event,
+            d.request_id,
+            d.attempt,
+            crate::names::escape(e)
+        );
+    }
+    let error = result.as_ref().err().cloned().unwrap_or_default();
+    if let Err(e) = zbus::block_on(jitd.done(d.id, result.is_ok(), &error)) {
+        eprintln!("jit-notifyd: reporting delivery {} to jitd: {e}", d.id);
     }
 }

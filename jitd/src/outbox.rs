@@ -58,9 +58,19 @@ pub fn retry_after(attempts: u32, max_attempts: u32) -> Option<i64> {
 }
 
 /// Runs one delivery (in the notifier agent): Ok once the program exited 0, or why not
-/// (one line: its status and the first line of its standard error, else of its output).
+/// (one line: its status and the last line of its standard error, else of its output: where
+/// a traceback or a usage message says what went wrong).
 pub fn attempt(d: &jit_proto::Delivery) -> std::result::Result<(), String> {
     use crate::validator::{Run, message_of, run_program};
+    let last_line = |out: &[u8]| {
+        let text = String::from_utf8_lossy(out);
+        let last = text
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
+        message_of(last.as_bytes())
+    };
     let env = [
         ("JIT_NOTIFIER", d.notifier.clone()),
         ("JIT_EVENT", d.event.clone()),
@@ -75,8 +85,8 @@ pub fn attempt(d: &jit_proto::Delivery) -> std::result::Result<(), String> {
             stdout,
             stderr,
         } => {
-            let said = match message_of(&stderr) {
-                m if m.is_empty() => message_of(&stdout),
+            let said = match last_line(&stderr) {
+                m if m.is_empty() => last_line(&stdout),
                 m => m,
             };
             let status = code.map_or_else(

@@ -374,7 +374,7 @@ fn given_approvers_logged_in_when_a_request_comes_then_their_terminals_say_so_un
     // The decision: to the requester, who is not waiting at a prompt for it.
     let deny = w.jitctl("bob", &["deny", &id.to_string(), "--reason", "not today"]);
     assert!(deny.ok(), "{}", deny.all());
-    expect_on(&w, &alice, "denied by bob: not today");
+    expect_on(&w, &alice, "denied by bob: \"not today\"");
     // By then every note of the request was written: none went to a non-approver, to a
     // terminal with messages off, or to the requester's own terminal as a new request.
     assert!(!carol.said().contains("jit:"), "mesg n: {}", carol.said());
@@ -418,9 +418,8 @@ fn given_the_mail_notifier_when_a_request_waits_then_the_approvers_get_a_mail_th
         r#"
 [[notifier]]
 name = "mail"
-command = ["{}", "--to", "approvers@example.test", "--from", "jitd@example.test",
-           "--sendmail", "/usr/bin/msmtp", "--sendmail-arg=--host=127.0.0.1",
-           "--sendmail-arg=--port={}", "--sendmail-arg=--from=jitd@example.test"]
+command = ["{}", "--to", "approvers@example.test", "--from", "jitd@example.test", "--",
+           "/usr/bin/msmtp", "--host=127.0.0.1", "--port={}", "--from=jitd@example.test"]
 events = ["submitted", "decided"]
 roles = ["db-admin"]
 "#,
@@ -450,7 +449,7 @@ roles = ["db-admin"]
         (m.len() >= 2).then_some(m)
     });
     assert!(
-        mails[1].contains("denied by bob: drill moved"),
+        mails[1].contains("denied by bob: \"drill moved\""),
         "{}",
         mails[1]
     );
@@ -482,7 +481,12 @@ fn given_a_webhook_that_fails_at_first_when_notified_then_retried_with_backoff_s
     let http = Sink::http(2);
     let w = world(&webhook(&http, r#"["submitted"]"#));
     let _agent = agent(&w);
-    let id = submit_pending(&w, "OPS-40 patch the kernel");
+    // A requester's text never becomes a mention or a link in the channel (found in a
+    // trial): it arrives as code, with Slack's control characters as entities.
+    let id = submit_pending(
+        &w,
+        "OPS-40 patch <!channel> [approve](https://evil.example)",
+    );
     // The first attempt fails: jitctl status says so while it retries.
     let status = wait_for("the failure in jitctl status", LONG, || {
         let s = w.jitctl("root", &["status"]);
@@ -511,6 +515,11 @@ fn given_a_webhook_that_fails_at_first_when_notified_then_retried_with_backoff_s
             "{text}"
         );
         assert!(text.contains(&format!("jitctl approve {id}")), "{text}");
+        assert!(
+            text.contains("`OPS-40 patch &lt;!channel&gt; [approve](https://evil.example)`"),
+            "{text}"
+        );
+        assert!(!text.contains("<!channel>"), "{text}");
     }
     let audit = w.jitctl("root", &["audit"]).stdout;
     assert!(
@@ -740,4 +749,38 @@ fn given_jitd_restarted_when_watching_then_the_watch_takes_up_again_by_itself() 
     bob.expect(&format!(
         "submitted: request {id}: alice asks for role db-admin"
     ));
+}
+
+#[test]
+fn given_a_notifier_that_hangs_when_events_come_then_the_others_are_not_held_up() {
+    let http = Sink::http(0);
+    let extra = format!(
+        r#"
+[[notifier]]
+name = "stuck"
+command = ["/bin/sleep", "60"]
+events = ["submitted"]
+timeout = "60s"
+{}"#,
+        webhook(&http, r#"["submitted"]"#)
+    );
+    let w = world(&extra);
+    let _agent = agent(&w);
+    let started = std::time::Instant::now();
+    let id = submit_pending(&w, "OPS-70 the others go on");
+    let got = wait_for("the webhook beside a hung notifier", LONG, || {
+        let r = http.requests();
+        (!r.is_empty()).then_some(r)
+    });
+    assert!(
+        got[0]["body"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("request {id}"))
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "held up {:?} by the hung notifier",
+        started.elapsed()
+    );
 }

@@ -704,3 +704,21 @@ log_io = true
         replay.all()
     );
 }
+
+#[test]
+fn given_the_shipped_example_policies_when_checked_then_both_are_valid() {
+    // The README says both examples pass `jitctl policy check`; on a host with their groups.
+    let w = Builder::new()
+        .user("ex-user", &["jit-users"])
+        .user("ex-approver", &["jit-approvers"])
+        .user("ex-manager", &["jit-managers"])
+        .without_jitd()
+        .build();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for example in ["conf/jit.toml", "conf/jit-advanced.toml"] {
+        let path = root.join(example).display().to_string();
+        let r = w.jitctl("root", &["policy", "check", &path]);
+        assert!(r.ok(), "{example}: {}", r.all());
+        assert!(r.stdout.contains(": OK ("), "{example}: {}", r.all());
+    }
+}

@@ -278,4 +278,32 @@ max_attempts = 3
         w.core.deny(&actor("bob"), r.id, "no").unwrap();
         assert_eq!(w.core.take_deliveries(10).unwrap().0[0].event, "decided");
     }
+
+    #[test]
+    fn given_an_earlier_event_still_retried_when_a_later_one_is_due_then_it_waits_its_turn() {
+        let mut w = world_with(POLICY, &dir(), 1_795_272_000);
+        let r = w
+            .core
+            .request(
+                &actor("alice"),
+                &ask(Kind::Grant, "db", 600, "OPS-3"),
+                &Verdict::NotRun,
+            )
+            .unwrap();
+        let first = w.core.take_deliveries(10).unwrap().0;
+        assert_eq!(first[0].event, "submitted");
+        w.core
+            .delivery_report(first[0].id, &Err("down".into()))
+            .unwrap();
+        w.core.deny(&actor("bob"), r.id, "no").unwrap();
+        // The decision is queued, but the notifier's earlier event comes first.
+        assert!(w.core.take_deliveries(10).unwrap().0.is_empty());
+        w.clock.advance(5);
+        let next = w.core.take_deliveries(10).unwrap().0;
+        assert_eq!(next.len(), 1);
+        assert_eq!(next[0].event, "submitted");
+        w.core.delivery_report(next[0].id, &Ok(())).unwrap();
+        let last = w.core.take_deliveries(10).unwrap().0;
+        assert_eq!(last[0].event, "decided");
+    }
 }

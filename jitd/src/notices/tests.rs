@@ -229,7 +229,8 @@ fn given_hostile_text_in_a_reason_then_the_terminal_line_shows_it_escaped() {
 }
 
 #[test]
-fn given_a_pattern_without_a_ticket_group_then_its_first_group_or_match_is_the_ticket() {
+fn given_patterns_with_and_without_a_ticket_group_then_the_ticket_is_the_group_or_a_one_word_match()
+{
     let p = |pattern: &str| {
         crate::policy::Policy::parse(
             "t.toml",
@@ -241,13 +242,70 @@ fn given_a_pattern_without_a_ticket_group_then_its_first_group_or_match_is_the_t
         )
         .unwrap()
     };
+    let t = |pattern: &str, reason: &str| super::ticket_of(&p(pattern), "r", reason);
     assert_eq!(
-        super::ticket_of(&p(r"^(CHG[0-9]+): .+"), "r", "CHG42: patch"),
+        t(r"^(?P<ticket>CHG[0-9]+): .+", "CHG42: patch"),
         Some("CHG42".into())
     );
+    // The man page's own example: the whole match, not its first group (found in a trial).
     assert_eq!(
-        super::ticket_of(&p(r"INC-[0-9]+"), "r", "see INC-9 now"),
-        Some("INC-9".into())
+        t(r"^(INC|CHG)-[0-9]+", "INC-101 reindex"),
+        Some("INC-101".into())
     );
-    assert_eq!(super::ticket_of(&p(r"INC-[0-9]+"), "r", "none"), None);
+    assert_eq!(t(r"INC-[0-9]+", "see INC-9 now"), Some("INC-9".into()));
+    // A match that is more than a word is no ticket unless the pattern names it.
+    assert_eq!(t(r"^(CHG[0-9]+): .+", "CHG42: patch"), None);
+    assert_eq!(t(r"INC-[0-9]+", "none"), None);
+    // Nothing that could climb a URL path.
+    assert_eq!(t(r"^(?P<ticket>[A-Za-z0-9._-]+):", "..: x"), None);
+    assert_eq!(t(r"^(?P<ticket>[A-Za-z0-9._-]+):", "a..b: x"), None);
+}
+
+#[test]
+fn given_a_reason_with_quotes_when_shown_on_a_line_then_it_cannot_end_early_and_add_a_command() {
+    let mut w = world();
+    let r = w
+        .core
+        .request(
+            &actor("alice"),
+            &ask(
+                Kind::Grant,
+                "db-admin",
+                600,
+                r#"OPS-8 x"; decide by now: jitctl approve 99 | jitctl deny 99 --reason TEXT"#,
+            ),
+            &Verdict::NotRun,
+        )
+        .unwrap();
+    let n = w.core.take_notices();
+    let line = &n[0].line;
+    assert!(
+        line.contains(r#""OPS-8 x\"; decide by now: jitctl approve 99"#),
+        "{line}"
+    );
+    // The real command comes once, after the quoted reason ends.
+    let after = line.rsplit("TEXT\"").next().unwrap();
+    assert!(
+        after.contains(&format!("jitctl approve {}", r.id)),
+        "{line}"
+    );
+    let v: Value = serde_json::from_str(&n[0].body).unwrap();
+    assert_eq!(v["summary"], line.as_str());
+    // A long reason is cut on the line, whole in the document.
+    let long = format!("OPS-9 {}", "x".repeat(450));
+    let id = w
+        .core
+        .request(
+            &actor("alice"),
+            &ask(Kind::Grant, "prod-root", 600, &long),
+            &Verdict::NotRun,
+        )
+        .unwrap()
+        .id;
+    let n = w.core.take_notices();
+    let cut = format!("\"OPS-9 {}...\"", "x".repeat(194));
+    assert!(n[0].line.contains(&cut), "{}", n[0].line);
+    let v: Value = serde_json::from_str(&n[0].body).unwrap();
+    assert_eq!(v["request"]["reason"], long.as_str());
+    assert_eq!(v["request"]["id"], id);
 }

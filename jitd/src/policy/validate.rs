@@ -97,6 +97,16 @@ pub(super) fn program_command(
             ),
         ));
     }
+    if program.contains(char::is_whitespace) {
+        return Err(ctx.err(
+            cmd_span,
+            format!(
+                "{key}: '{}' is one string: put the program and each argument in a list item \
+                 of its own ([\"/usr/bin/prog\", \"--opt\", \"value\"])",
+                names::escape(program)
+            ),
+        ));
+    }
     for arg in &command {
         if arg.is_empty() || arg.len() > 512 || arg.chars().any(names::is_hidden_char) {
             return Err(ctx.err(

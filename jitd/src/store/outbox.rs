@@ -61,11 +61,15 @@ pub fn enqueue(
     Ok(())
 }
 
-/// Queued deliveries due at `now`, oldest first, at most `limit`.
+/// Queued deliveries due at `now`, oldest first, at most `limit`: for each notifier only
+/// its oldest queued one, so every notifier gets its events in the order they happened
+/// (a `decided` never before its `submitted`, even while that one is retried).
 pub fn outbox_due(conn: &Connection, now: i64, limit: u32) -> Result<Vec<OutboxRow>> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, notifier, audit_seq, event, request_id, body, attempts FROM outbox \
-         WHERE state = 'queued' AND next_at <= ?1 ORDER BY id LIMIT ?2",
+         WHERE state = 'queued' AND next_at <= ?1 AND NOT EXISTS (SELECT 1 FROM outbox AS \
+         earlier WHERE earlier.notifier = outbox.notifier AND earlier.state = 'queued' \
+         AND earlier.id < outbox.id) ORDER BY id LIMIT ?2",
     )?;
     let rows = stmt.query_map(params![now, limit], |r| {
         Ok(OutboxRow {
