@@ -119,6 +119,9 @@ fn request_info(id: u64, role: &str, state: &str) -> RequestInfo {
         review_comment: String::new(),
         escalation_approvers: vec![],
         escalates_at: 0,
+        commands: Vec::new(),
+        run_as: Vec::new(),
+        groups: Vec::new(),
     }
 }
 

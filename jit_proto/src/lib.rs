@@ -330,6 +330,14 @@ pub struct RequestInfo {
     /// when (Unix seconds); empty and 0 for a role without escalation.
     pub escalation_approvers: Vec<String>,
     pub escalates_at: i64,
+    /// What the grant holds: its sudo rule's commands and whom they run as (empty: no
+    /// rule), and the supplementary groups it gives its holder.
+    #[serde(default)]
+    pub commands: Vec<String>,
+    #[serde(default)]
+    pub run_as: Vec<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
 }
 
 impl RequestInfo {

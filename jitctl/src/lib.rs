@@ -605,7 +605,16 @@ pub fn describe(r: &RequestInfo) -> String {
         ),
         _ => format!("{} {} for {}", r.user, r.role, length(r)),
     };
-    format!("request {}: {what}: {state} ({})", r.id, esc(&r.reason))
+    let groups = if r.groups.is_empty() {
+        String::new()
+    } else {
+        format!(" [groups: {}]", esc(&r.groups.join(", ")))
+    };
+    format!(
+        "request {}: {what}{groups}: {state} ({})",
+        r.id,
+        esc(&r.reason)
+    )
 }
 
 /// How long a grant lasts as things stand: its length from activation to its end now (an
@@ -980,6 +989,30 @@ fn print_roles(roles: &[RoleInfo]) {
     }
 }
 
+/// What a grant holds, one item each: its sudo rule, its groups.
+fn holds(r: &RequestInfo) -> Vec<String> {
+    let mut out = Vec::new();
+    if !r.commands.is_empty() {
+        let who = if r.run_as.is_empty() {
+            "root".to_string()
+        } else {
+            r.run_as.join(", ")
+        };
+        out.push(format!(
+            "sudo rule: ({}) {}",
+            esc(&who),
+            esc(&r.commands.join(", "))
+        ));
+    }
+    if !r.groups.is_empty() {
+        out.push(format!(
+            "groups: {} (a new login or `newgrp` picks them up)",
+            esc(&r.groups.join(", "))
+        ));
+    }
+    out
+}
+
 fn print_detail(r: &RequestInfo) {
     out!("request {}", r.id);
     out!("  user:      {} (uid {})", r.user, r.uid);
@@ -1006,6 +1039,9 @@ fn print_detail(r: &RequestInfo) {
     }
     out!("  reason:    {}", esc(&r.reason));
     out!("  duration:  {}", length(r));
+    for held in holds(r) {
+        out!("  holds:     {held}");
+    }
     if r.approvals_required > 0 {
         out!("  approvers: {}{}", r.approvers.join(", "), escalation(r));
     }

@@ -216,7 +216,7 @@ fn run(args: Args) -> Result<(), String> {
     if !nix::unistd::geteuid().is_root() {
         return Err("jitd must run as root (it owns the sudoers rules it writes)".into());
     }
-    crate::privileges::drop_all()?;
+    crate::privileges::drop_all(policy.roles.iter().any(|r| !r.groups.is_empty()))?;
     crate::store::prepare_state_dir(&args.state_dir).map_err(|e| e.to_string())?;
     // Held until jitd ends: a second jitd on this state directory refuses to start.
     let _lock = StateLock::acquire(&args.state_dir)?;
@@ -233,6 +233,7 @@ fn run(args: Args) -> Result<(), String> {
         Some(mirror),
     );
     core.enable_sealing(&args.state_dir);
+    core.set_group_editor(Box::new(crate::groups::Gpasswd));
     let started = std::time::Instant::now();
     let rep = core
         .reconcile()

@@ -18,6 +18,11 @@ pub trait Directory: Send + Sync {
     fn uid_of(&self, user: &str) -> Result<Option<u32>, String>;
     /// The user name for a uid, if any.
     fn name_of(&self, uid: u32) -> Result<Option<String>, String>;
+    /// The group's gid, if the group exists. A directory that cannot say errs: callers
+    /// refuse.
+    fn gid_of(&self, group: &str) -> Result<Option<u32>, String> {
+        Err(format!("cannot look up the gid of group {group}"))
+    }
 }
 
 /// The system's NSS (`/etc/passwd`, `/etc/group`, or whatever nsswitch.conf says).
@@ -81,6 +86,12 @@ impl Directory for Nss {
             .map(|u| u.map(|u| u.name))
             .map_err(|e| format!("looking up uid {uid}: {e}"))
     }
+
+    fn gid_of(&self, group: &str) -> Result<Option<u32>, String> {
+        Group::from_name(group)
+            .map(|g| g.map(|g| g.gid.as_raw()))
+            .map_err(|e| format!("looking up group {group}: {e}"))
+    }
 }
 
 fn group_by_gid(gid: Gid) -> Result<Option<Group>, String> {
@@ -135,6 +146,18 @@ impl Directory for FakeDirectory {
     }
     fn name_of(&self, uid: u32) -> Result<Option<String>, String> {
         Ok(self.users.iter().find(|u| u.1 == uid).map(|u| u.0.clone()))
+    }
+    /// `root` is gid 0; every other group gets 2000 + its place in the list.
+    fn gid_of(&self, group: &str) -> Result<Option<u32>, String> {
+        if group == "root" {
+            return Ok(Some(0));
+        }
+        Ok(self
+            .groups
+            .iter()
+            .position(|g| g == group)
+            .and_then(|i| u32::try_from(i).ok())
+            .map(|i| 2000 + i))
     }
 }
 
@@ -206,6 +229,9 @@ impl Directory for Memo<'_> {
             Answer::Name(r) => r,
             _ => Err("directory cache confused".into()),
         }
+    }
+    fn gid_of(&self, group: &str) -> Result<Option<u32>, String> {
+        self.dir.gid_of(group)
     }
 }
 

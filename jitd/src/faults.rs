@@ -17,15 +17,21 @@ pub enum Point {
     AfterRename,
     AfterUnlink,
     AfterDirSync,
+    /// A group membership's row committed, before `gpasswd -a` (temporary groups).
+    AfterGroupRow,
+    /// `gpasswd -a` or `-d` done, before what follows it is recorded.
+    AfterGroupEdit,
 }
 
 impl Point {
-    pub const ALL: [Point; 5] = [
+    pub const ALL: [Point; 7] = [
         Point::AfterCommit,
         Point::AfterWrite,
         Point::AfterRename,
         Point::AfterUnlink,
         Point::AfterDirSync,
+        Point::AfterGroupRow,
+        Point::AfterGroupEdit,
     ];
 
     pub fn name(self) -> &'static str {
@@ -35,6 +41,8 @@ impl Point {
             Point::AfterRename => "after-rename",
             Point::AfterUnlink => "after-unlink",
             Point::AfterDirSync => "after-dirsync",
+            Point::AfterGroupRow => "after-group-row",
+            Point::AfterGroupEdit => "after-group-edit",
         }
     }
 }

@@ -155,6 +155,8 @@ pub struct Core {
     host: String,
     /// Events committed since the service last took them ([`Core::take_notices`]).
     fresh: Vec<crate::notices::Notice>,
+    /// Adds and removes group members ([`crate::groups::NoGroups`] until jitd sets one).
+    groups: Box<dyn crate::groups::GroupEditor>,
 }
 
 /// The sudoers rule of a grant; `iolog_dir` is where the policy has sudo record sessions.
@@ -216,6 +218,7 @@ impl Core {
                 .filter(|h| !h.is_empty())
                 .unwrap_or_else(|| "localhost".into()),
             fresh: Vec::new(),
+            groups: Box::new(crate::groups::NoGroups),
         };
         core.reindex();
         core
@@ -350,6 +353,11 @@ impl Core {
         }
     }
 
+    /// How group memberships are edited (jitd: [`crate::groups::Gpasswd`]).
+    pub fn set_group_editor(&mut self, editor: Box<dyn crate::groups::GroupEditor>) {
+        self.groups = editor;
+    }
+
     /// Events committed since the last call, for the watchers and terminals.
     pub fn take_notices(&mut self) -> Vec<crate::notices::Notice> {
         std::mem::take(&mut self.fresh)
@@ -413,6 +421,9 @@ impl Core {
             review_comment: r.review_comment.clone(),
             escalation_approvers: escalation.map(|(list, _)| list).unwrap_or_default(),
             escalates_at,
+            commands: r.commands.iter().map(ToString::to_string).collect(),
+            run_as: r.run_as.iter().map(ToString::to_string).collect(),
+            groups: r.groups.iter().map(ToString::to_string).collect(),
         })
     }
 
@@ -543,6 +554,7 @@ mod decide;
 mod deliveries;
 mod expiry;
 mod in_force;
+mod memberships;
 pub mod sealing;
 mod sessions;
 mod views;

@@ -17,6 +17,7 @@ pub mod fatal;
 pub mod faults;
 pub mod files;
 pub mod grants;
+pub mod groups;
 pub mod hub;
 pub mod instance;
 pub mod model;

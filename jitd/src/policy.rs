@@ -94,6 +94,8 @@ pub struct Role {
     /// A request that needs approval is written to the terminals of the approvers who are
     /// logged in (`write`-style, respecting `mesg n`).
     pub notify_terminals: bool,
+    /// Supplementary groups the grant gives its holder for its time (`gpasswd`).
+    pub groups: Vec<GroupName>,
 }
 
 /// An external command that accepts or refuses a reason (e.g. checks a ticket).

@@ -35,9 +35,24 @@ fn join_tty_group() {
     }
 }
 
-pub fn drop_all() -> Result<(), String> {
+pub fn drop_all(group_edits: bool) -> Result<(), String> {
     join_tty_group();
     let keep: CapsHashSet = KEEP.iter().copied().collect();
+    // For roles with `groups`: gpasswd (a child, run as root) writes /etc/gshadow, owned by
+    // group shadow, which needs CAP_CHOWN. jitd itself never uses it (not effective); it
+    // stays permitted and is passed to children as an ambient capability (no_new_privs
+    // caps what a child may hold at what its parent permits). Only when the policy at start
+    // grants groups, and only if jitd was given it (systemd: the drop-in
+    // jitd.service.d/groups.conf).
+    let chown_kept = group_edits
+        && caps::has_cap(None, CapSet::Bounding, Capability::CAP_CHOWN).unwrap_or(false);
+    if group_edits && !chown_kept {
+        tracing::warn!(
+            "the policy grants groups, but CAP_CHOWN is not in jitd's bounding set: gpasswd \
+             will fail and such grants will be revoked (systemd: install the drop-in \
+             jitd.service.d/groups.conf)"
+        );
+    }
     let held = caps::read(None, CapSet::Permitted).map_err(|e| e.to_string())?;
     if let Some(missing) = keep.iter().find(|c| !held.contains(c)) {
         return Err(format!(
@@ -45,10 +60,10 @@ pub fn drop_all() -> Result<(), String> {
              grant ends (systemd: CapabilityBoundingSet={missing})"
         ));
     }
+    let kept =
+        |cap: &Capability| keep.contains(cap) || (chown_kept && *cap == Capability::CAP_CHOWN);
     for cap in caps::all() {
-        if !keep.contains(&cap)
-            && caps::has_cap(None, CapSet::Bounding, cap).map_err(|e| e.to_string())?
-        {
+        if !kept(&cap) && caps::has_cap(None, CapSet::Bounding, cap).map_err(|e| e.to_string())? {
             caps::drop(None, CapSet::Bounding, cap)
                 .map_err(|e| format!("dropping {cap} from the bounding set: {e}"))?;
         }
@@ -58,11 +73,22 @@ pub fn drop_all() -> Result<(), String> {
         .map_err(|e| format!("clearing inheritable caps: {e}"))?;
     caps::set(None, CapSet::Effective, &keep)
         .map_err(|e| format!("setting effective caps: {e}"))?;
-    caps::set(None, CapSet::Permitted, &keep)
+    let mut permitted = keep.clone();
+    if chown_kept {
+        permitted.insert(Capability::CAP_CHOWN);
+    }
+    caps::set(None, CapSet::Permitted, &permitted)
         .map_err(|e| format!("setting permitted caps: {e}"))?;
+    if chown_kept {
+        let chown: CapsHashSet = [Capability::CAP_CHOWN].into_iter().collect();
+        caps::set(None, CapSet::Inheritable, &chown)
+            .map_err(|e| format!("setting inheritable caps: {e}"))?;
+        caps::raise(None, CapSet::Ambient, Capability::CAP_CHOWN)
+            .map_err(|e| format!("raising CAP_CHOWN for gpasswd: {e}"))?;
+    }
     nix::sys::prctl::set_no_new_privs().map_err(|e| format!("setting no_new_privs: {e}"))?;
     let left = caps::read(None, CapSet::Permitted).map_err(|e| e.to_string())?;
-    if left != keep {
+    if left != permitted {
         return Err(format!("capabilities still held after dropping: {left:?}"));
     }
     Ok(())

@@ -86,7 +86,8 @@ impl Sessions {
         self.by_grant.remove(&grant).unwrap_or_default()
     }
 
-    /// Writes `text` to the terminals of the grant's live sessions once per threshold of
+    /// Writes `text` to the terminals of the grant's live sessions (and the `extra` ones)
+    /// once per threshold of
     /// [`WARN_BEFORE`] that `left` seconds has reached (`length`: the grant's whole length;
     /// a threshold it never exceeded is skipped). Returns how many terminals were written.
     pub fn warn(
@@ -94,11 +95,11 @@ impl Sessions {
         grant: u64,
         left: u64,
         length: u64,
+        extra: impl FnOnce() -> Vec<String>,
         text: impl Fn(u64) -> String,
     ) -> usize {
-        let Some(list) = self.by_grant.get_mut(&grant) else {
-            return 0;
-        };
+        let mut none = Vec::new();
+        let list = self.by_grant.get_mut(&grant).unwrap_or(&mut none);
         list.retain(|s| !exited(&s.fd));
         let warned = self.warned.entry(grant).or_default();
         let Some(&due) = WARN_BEFORE
@@ -121,6 +122,8 @@ impl Sessions {
                 None => descendant_terminals(s.pid),
             })
             .collect();
+        // Terminals of processes the grant's end also ends (those carrying its groups).
+        ttys.extend(extra());
         ttys.sort_unstable();
         ttys.dedup();
         for tty in &ttys {
@@ -202,6 +205,64 @@ fn descendant_terminals(root: i32) -> Vec<String> {
         .filter_map(|p| u32::try_from(p).ok())
         .filter_map(|p| terminal_path(&tty_of(p)))
         .collect()
+}
+
+/// Whether process `pid` runs as `uid` (real or effective) and carries supplementary
+/// group `gid` (`/proc/PID/status`: `Uid:` and `Groups:`).
+fn carries(pid: i32, uid: u32, gid: u32) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return false;
+    };
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|rest| {
+                rest.split_whitespace()
+                    .filter_map(|n| n.parse::<u32>().ok())
+                    .collect::<Vec<u32>>()
+            })
+            .unwrap_or_default()
+    };
+    let uids = field("Uid:");
+    (uids.first() == Some(&uid) || uids.get(1) == Some(&uid)) && field("Groups:").contains(&gid)
+}
+
+/// The processes of `uid` that still carry group `gid` (they keep it after `/etc/group`
+/// changes), as sessions to end: a pidfd is taken first and the process checked again
+/// through it, so a pid reused in between is never signalled.
+pub fn carrying_group(uid: u32, gid: u32) -> Vec<Session> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        if !carries(pid, uid, gid) {
+            continue;
+        }
+        let Ok(fd) = open_pidfd(pid) else {
+            continue;
+        };
+        let Some(start_time) = start_time(pid) else {
+            continue;
+        };
+        if !carries(pid, uid, gid) || exited(&fd) {
+            continue;
+        }
+        let tty = u32::try_from(pid)
+            .ok()
+            .and_then(|p| terminal_path(&tty_of(p)));
+        out.push(Session {
+            pid,
+            start_time,
+            tty,
+            fd,
+        });
+    }
+    out
 }
 
 /// Ends sessions: SIGHUP now; SIGKILL to each and its descendants after [`GRACE`], from a

@@ -88,6 +88,13 @@ CREATE TABLE IF NOT EXISTS sessions (
     tty TEXT NOT NULL,
     PRIMARY KEY (grant_id, pid, start_time)
 );
+CREATE TABLE IF NOT EXISTS memberships (
+    user TEXT NOT NULL,
+    grp TEXT NOT NULL,
+    had_before INTEGER NOT NULL,
+    since INTEGER NOT NULL,
+    PRIMARY KEY (user, grp)
+);
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     notifier TEXT NOT NULL,
@@ -107,7 +114,7 @@ CREATE INDEX IF NOT EXISTS outbox_due ON outbox(state, next_at);
 
 /// Columns added after the first schema, with their definitions: a database created by an
 /// older jitd gets them on open (every one has a default, so old rows stay valid).
-const ADDED_COLUMNS: [(&str, &str, &str); 12] = [
+const ADDED_COLUMNS: [(&str, &str, &str); 13] = [
     ("requests", "kind", "TEXT NOT NULL DEFAULT 'grant'"),
     ("requests", "extends", "INTEGER NOT NULL DEFAULT 0"),
     ("requests", "granted_at", "INTEGER NOT NULL DEFAULT 0"),
@@ -121,6 +128,8 @@ const ADDED_COLUMNS: [(&str, &str, &str); 12] = [
     ("requests", "escalated_at", "INTEGER NOT NULL DEFAULT 0"),
     // The `not_after` an active grant was announced as ending soon for (0: not yet).
     ("requests", "ending_soon_for", "INTEGER NOT NULL DEFAULT 0"),
+    // Supplementary groups the grant gives (the role's `groups`, frozen at submission).
+    ("requests", "groups", "TEXT NOT NULL DEFAULT ''"),
     // Records from before `origin` keep an empty one, which the hash leaves out.
     ("audit", "origin", "TEXT NOT NULL DEFAULT ''"),
 ];
@@ -164,6 +173,8 @@ pub struct RequestRow {
     pub boot_deadline_ms: i64,
     /// When the request was announced as escalated (0: not yet).
     pub escalated_at: i64,
+    /// Supplementary groups the grant gives its holder for its time.
+    pub groups: Vec<crate::names::GroupName>,
     /// The `not_after` the grant was announced as ending soon for (0: not yet).
     pub ending_soon_for: i64,
 }
@@ -192,6 +203,7 @@ pub struct NewRequest {
     pub kind: Kind,
     pub extends: u64,
     pub log_io: bool,
+    pub groups: Vec<crate::names::GroupName>,
 }
 
 /// An audit event before it is chained.
@@ -311,6 +323,7 @@ fn request_from_row(row: &Row<'_>) -> rusqlite::Result<RequestRow> {
         boot_id: row.get("boot_id")?,
         boot_deadline_ms: row.get("boot_deadline_ms")?,
         escalated_at: row.get("escalated_at")?,
+        groups: named_list(row, "groups")?,
         ending_soon_for: row.get("ending_soon_for")?,
     })
 }
@@ -672,7 +685,9 @@ impl Store {
     }
 }
 
+mod memberships;
 mod outbox;
 mod write;
+pub use memberships::*;
 pub use outbox::*;
 pub use write::*;

@@ -205,6 +205,9 @@ pub struct Builder {
     ssh_methods: Option<String>,
     /// pam_jit's `socket=` argument; `None`: the world's own PAM socket.
     pam_socket_arg: Option<String>,
+    /// `/etc` a private writable copy (system tools that replace files there by rename,
+    /// like `gpasswd`, cannot work on bind-mounted files).
+    writable_etc: bool,
 }
 
 /// pam_jit's account line for sshd (`mode=ssh`), the gate for ssh logins.
@@ -226,7 +229,23 @@ impl Builder {
             ssh_auth: None,
             ssh_methods: None,
             pam_socket_arg: None,
+            writable_etc: false,
         }
+    }
+
+    /// A group of this world with no members yet (users name their groups in `user`).
+    pub fn group(mut self, name: &str) -> Self {
+        if !self.groups.iter().any(|g| g == name) {
+            self.groups.push(name.to_string());
+        }
+        self
+    }
+
+    /// `/etc` as a private writable copy with the world's users and groups written into it
+    /// (and `/etc/gshadow` to match), so the system's own tools (`gpasswd`) edit them there.
+    pub fn writable_etc(mut self) -> Self {
+        self.writable_etc = true;
+        self
     }
 
     /// pam_jit's `socket=` argument on every line (`none`: the bus only; a path nobody
@@ -337,6 +356,8 @@ pub struct World {
     pub jitd_env: Vec<(String, String)>,
     /// Extra arguments for jitd (e.g. `--syslog-socket`).
     pub jitd_args: Vec<String>,
+    /// `/etc` is a private copy mounted by this world (see [`Builder::writable_etc`]).
+    writable_etc: bool,
 }
 
 fn write(path: &Path, text: &str, mode: u32) {
@@ -565,8 +586,37 @@ impl World {
         // sudo's login shells (`sudo -i`) use the `sudo-i` service: the same stack.
         write(&pam_d.join("sudo-i"), &pam, 0o644);
 
-        for f in ["passwd", "group", "shadow", "sudoers"] {
-            bind(&d.join(f), &format!("/etc/{f}"));
+        if b.writable_etc {
+            // A copy of /etc with the world's files in it (gshadow made to match the group
+            // file, as gpasswd edits both), mounted over /etc; the binds below go on top.
+            let etc = d.join("etc");
+            let r = run(
+                {
+                    let mut c = Command::new("cp");
+                    c.arg("-a").arg("/etc").arg(&etc);
+                    c
+                },
+                "",
+                Duration::from_secs(60),
+            );
+            assert!(r.ok(), "copying /etc: {}", r.all());
+            for f in ["passwd", "group", "shadow"] {
+                fs::copy(d.join(f), etc.join(f)).unwrap();
+            }
+            let gshadow: String = group
+                .lines()
+                .filter_map(|l| {
+                    let f: Vec<&str> = l.split(':').collect();
+                    (f.len() == 4).then(|| format!("{}:!::{}\n", f[0], f[3]))
+                })
+                .collect();
+            write(&etc.join("gshadow"), &gshadow, 0o640);
+            bind(&etc, "/etc");
+            bind(&d.join("sudoers"), "/etc/sudoers");
+        } else {
+            for f in ["passwd", "group", "shadow", "sudoers"] {
+                bind(&d.join(f), &format!("/etc/{f}"));
+            }
         }
         bind(&sudoers_d, "/etc/sudoers.d");
         bind(&pam_d, "/etc/pam.d");
@@ -599,6 +649,7 @@ impl World {
             policy_path,
             jitd_env: Vec::new(),
             jitd_args: Vec::new(),
+            writable_etc: b.writable_etc,
         };
         if b.start_jitd {
             world.start_jitd();
@@ -1110,6 +1161,9 @@ impl Drop for World {
         // So a later world on the same thread mounts over the real files, not deleted ones.
         for m in MOUNTED.iter().rev() {
             let _ = nix::mount::umount2(*m, nix::mount::MntFlags::MNT_DETACH);
+        }
+        if self.writable_etc {
+            let _ = nix::mount::umount2("/etc", nix::mount::MntFlags::MNT_DETACH);
         }
     }
 }

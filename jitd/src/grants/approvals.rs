@@ -147,6 +147,7 @@ impl Core {
             Some(Activation::Grant { .. }) => {
                 let row = self.get(id)?;
                 self.install_or_revoke(&row)?;
+                self.give_groups_or_revoke(&row)?;
             }
             Some(Activation::Extension { grant, .. }) => {
                 let row = self.get(grant)?;

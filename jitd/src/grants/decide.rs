@@ -86,6 +86,7 @@ impl Core {
             kind,
             extends: 0,
             log_io: role.log_io,
+            groups: role.groups.clone(),
         };
         let (boot_id, boot_deadline) = self.boot_deadline(not_after);
         let id = self.commit(|tx, recs| {
@@ -140,6 +141,7 @@ impl Core {
         let row = self.get(id)?;
         if immediate {
             self.install_or_revoke(&row)?;
+            self.give_groups_or_revoke(&row)?;
         }
         self.get(id)
     }
@@ -234,6 +236,7 @@ impl Core {
             kind: Kind::Extension,
             extends: id,
             log_io: grant.log_io,
+            groups: grant.groups.clone(),
         };
         let (boot_id, boot_deadline) = self.boot_deadline(new_end);
         let ext = self.commit(|tx, recs| {

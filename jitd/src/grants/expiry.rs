@@ -16,6 +16,8 @@ impl Core {
             // A grant whose time is up has no rule, even while the database cannot yet
             // record that it expired.
             .filter(|r| shard_of(r.id) == shard && self.ms_left(r) > 0)
+            // A grant of groups only has no sudo rule.
+            .filter(|r| !r.commands.is_empty())
             .map(|r| rule_of(r, &self.policy.iolog_dir))
             .collect())
     }
@@ -96,6 +98,19 @@ impl Core {
                 let _ = self.fail(e.0);
             }
             self.end_sessions_of(r.id);
+        }
+        // Groups no grant gives any more are taken away (a failure is retried by the timer).
+        let mut users: Vec<&UserName> = ended
+            .iter()
+            .filter(|r| !r.groups.is_empty())
+            .map(|r| &r.user)
+            .collect();
+        users.sort_unstable();
+        users.dedup();
+        for u in users {
+            if let Err(e) = self.sync_groups(u) {
+                tracing::error!("taking groups from {u} (will retry): {e}");
+            }
         }
     }
 
@@ -222,6 +237,14 @@ impl Core {
                 due.push(r);
             } else {
                 next = Some(next.map_or(deadline, |n| n.min(deadline)));
+            }
+        }
+        // Memberships left over by a failed removal: tried again on every pass.
+        if let Ok(users) = self.groups_left_over() {
+            for u in users {
+                if let Err(e) = self.sync_groups(&u) {
+                    tracing::error!("taking groups from {u} (will retry): {e}");
+                }
             }
         }
         // An announcement that cannot be recorded never holds up an expiry.
@@ -417,6 +440,9 @@ impl Core {
                 }
             }
         }
+        // Group memberships brought in line with the grants (a crash at any step of an
+        // edit is finished here).
+        self.sync_all_groups()?;
         let detail = format!(
             "expired={} removed={} restored={} revoked={} sessions={}",
             rep.expired, rep.removed, rep.restored, rep.revoked, rep.sessions

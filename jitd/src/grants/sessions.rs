@@ -171,7 +171,18 @@ impl Core {
         }
         let length = u64::try_from(r.not_after - r.granted_at).unwrap_or(0);
         let (id, role, end) = (r.id, &r.role, r.not_after);
-        let n = self.sessions.warn(id, left, length, |left| {
+        let ending = self.groups_ending_with(r);
+        let extra = || {
+            let mut ttys: Vec<String> = ending
+                .iter()
+                .flat_map(|&(uid, gid)| crate::sessions::carrying_group(uid, gid))
+                .filter_map(|s| s.tty.clone())
+                .collect();
+            ttys.sort_unstable();
+            ttys.dedup();
+            ttys
+        };
+        let n = self.sessions.warn(id, left, length, extra, |left| {
             format!(
                 "\r\n\x07jit: your grant {id} ({role}) ends in {} (at {}); \
                  extend it with: jitctl extend {id} --by 30m --reason TEXT\r\n",

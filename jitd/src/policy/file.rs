@@ -125,6 +125,8 @@ pub(super) struct RawRole {
     pub(super) log_io: bool,
     #[serde(default)]
     pub(super) notify_terminals: bool,
+    #[serde(default)]
+    pub(super) groups: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 fn position(text: &str, offset: usize) -> (usize, usize) {

@@ -528,3 +528,38 @@ fn given_a_reason_pattern_nested_deeper_than_any_ticket_format_then_refused_with
               max_duration = \"1h\"\nreason_pattern = \"^(INC|CHG)-[0-9]{4,8}( .*)?$\"\n";
     assert!(parse(ok).is_ok());
 }
+
+#[test]
+fn given_groups_a_role_may_not_hand_out_when_checked_then_refused_at_their_position() {
+    let d = dir();
+    let role = |groups: &str, commands: &str| {
+        format!(
+            "[[role]]\nname = \"g\"\ncommands = {commands}\nrequesters = [\"alice\"]\n\
+             max_duration = \"1h\"\ngroups = {groups}\n"
+        )
+    };
+    for (groups, needle) in [
+        (r#"["root"]"#, "gives root"),
+        (r#"["sudo"]"#, "gives root"),
+        (r#"["wheel"]"#, "gives root"),
+        (r#"["nosuchgroup"]"#, "unknown group 'nosuchgroup'"),
+        (r#"["webops", "webops"]"#, "named twice"),
+        (r#"[]"#, "groups is empty"),
+        (r#"["Bad Name"]"#, ""),
+    ] {
+        let e = Policy::parse("t.toml", &role(groups, "[]"), &d).unwrap_err();
+        assert_eq!(e.line, 6, "{groups}: {e}");
+        assert!(e.column > 0);
+        assert!(e.message.contains(needle), "{groups}: {e}");
+    }
+    // No commands and no groups: nothing to grant.
+    let e = Policy::parse(
+        "t.toml",
+        "[[role]]\nname = \"g\"\ncommands = []\nrequesters = [\"alice\"]\nmax_duration = \"1h\"\n",
+        &d,
+    )
+    .unwrap_err();
+    assert!(e.message.contains("at least one command"), "{e}");
+    let ok = Policy::parse("t.toml", &role(r#"["webops"]"#, "[]"), &d).unwrap();
+    assert_eq!(ok.roles[0].groups.len(), 1);
+}

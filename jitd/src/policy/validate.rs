@@ -183,7 +183,7 @@ fn validator(
 
 pub(super) fn validate_role(
     ctx: &Ctx<'_>,
-    raw: RawRole,
+    mut raw: RawRole,
     defaults: &Defaults,
     dir: &dyn Directory,
     warnings: &mut Vec<PolicyError>,
@@ -202,7 +202,8 @@ pub(super) fn validate_role(
     } = durations_of(ctx, &raw)?;
 
     let commands_span = raw.commands.span();
-    let commands = commands_of(ctx, raw.commands)?;
+    let groups = groups_of(ctx, raw.groups.take(), dir)?;
+    let commands = commands_of(ctx, raw.commands, !groups.is_empty())?;
 
     let run_as_list = run_as_of(ctx, raw.run_as)?;
     let run_as = run_as_list
@@ -432,6 +433,7 @@ pub(super) fn validate_role(
         escalation_approvers,
         log_io: raw.log_io,
         notify_terminals: raw.notify_terminals,
+        groups,
     })
 }
 
@@ -539,20 +541,76 @@ fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// The role's commands: at least one, each in the grammar.
+/// The role's commands, each in the grammar: at least one, unless the role grants groups
+/// (`groups_only`), where none means "no sudo rule at all".
 fn commands_of(
     ctx: &Ctx<'_>,
     raw: Spanned<Vec<Spanned<String>>>,
+    groups_only: bool,
 ) -> std::result::Result<Vec<Command>, PolicyError> {
     let span = raw.span();
     let mut commands = Vec::new();
     for c in raw.into_inner() {
         commands.push(Command::new(c.get_ref().as_str()).map_err(|e| ctx.err(c.span(), e))?);
     }
-    if commands.is_empty() {
-        return Err(ctx.err(span, "commands must list at least one command"));
+    if commands.is_empty() && !groups_only {
+        return Err(ctx.err(
+            span,
+            "commands must list at least one command (or the role must grant groups)",
+        ));
     }
     Ok(commands)
+}
+
+/// Groups that are root in all but name: membership of any of them is what sudo (or su)
+/// grants to, so a role may not hand it out as a group.
+pub const FORBIDDEN_GROUPS: [&str; 4] = ["root", "sudo", "wheel", "admin"];
+
+/// The role's `groups`: each in the grammar, existing now, not gid 0 and not one of
+/// [`FORBIDDEN_GROUPS`], none twice.
+fn groups_of(
+    ctx: &Ctx<'_>,
+    raw: Option<Spanned<Vec<Spanned<String>>>>,
+    dir: &dyn Directory,
+) -> std::result::Result<Vec<GroupName>, PolicyError> {
+    let Some(raw) = raw else {
+        return Ok(Vec::new());
+    };
+    let span = raw.span();
+    let mut out: Vec<GroupName> = Vec::new();
+    for g in raw.into_inner() {
+        let name = GroupName::new(g.get_ref()).map_err(|e| ctx.err(g.span(), e))?;
+        if FORBIDDEN_GROUPS.contains(&name.as_str()) {
+            return Err(ctx.err(
+                g.span(),
+                format!("groups: '{name}' gives root through sudo or su: grant commands instead"),
+            ));
+        }
+        match dir.gid_of(&name) {
+            Ok(Some(0)) => {
+                return Err(ctx.err(
+                    g.span(),
+                    format!("groups: '{name}' has gid 0, root's group: never granted"),
+                ));
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                return Err(ctx.err(
+                    g.span(),
+                    format!("groups: unknown group '{name}': create it first (groupadd)"),
+                ));
+            }
+            Err(e) => return Err(ctx.err(g.span(), format!("groups: {e}"))),
+        }
+        if out.contains(&name) {
+            return Err(ctx.err(g.span(), format!("groups: '{name}' named twice")));
+        }
+        out.push(name);
+    }
+    if out.is_empty() {
+        return Err(ctx.err(span, "groups is empty: leave it out"));
+    }
+    Ok(out)
 }
 
 /// Whom the role's commands run as: root unless it says, never a user twice.

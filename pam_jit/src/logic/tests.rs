@@ -169,6 +169,9 @@ fn info(id: u64, state: &str) -> RequestInfo {
         review_comment: String::new(),
         escalation_approvers: vec![],
         escalates_at: 0,
+        commands: Vec::new(),
+        run_as: Vec::new(),
+        groups: Vec::new(),
     }
 }
 
