@@ -109,10 +109,6 @@ impl Sessions {
         else {
             return 0;
         };
-        // Reaching the 1-minute mark also settles the 5-minute one (never two at once).
-        warned.extend(WARN_BEFORE.iter().filter(|&&t| t >= due));
-        let msg = text(left);
-        let mut written = 0;
         // A session's own terminal; an ssh login has none when it registers (sshd opens the
         // PAM session before it allocates the pty), so its processes' terminal then.
         let mut ttys: Vec<String> = list
@@ -126,6 +122,15 @@ impl Sessions {
         ttys.extend(extra());
         ttys.sort_unstable();
         ttys.dedup();
+        // No terminal yet (a login still starting, a shell not yet under the group): the
+        // warning waits for one, on a later pass, rather than being spent on nobody.
+        if ttys.is_empty() {
+            return 0;
+        }
+        // Reaching the 1-minute mark also settles the 5-minute one (never two at once).
+        warned.extend(WARN_BEFORE.iter().filter(|&&t| t >= due));
+        let msg = text(left);
+        let mut written = 0;
         for tty in &ttys {
             match write_terminal(tty, &msg) {
                 Ok(()) => written += 1,
