@@ -134,6 +134,20 @@ jitd_pids() {
   done | sort -u
 }
 systemd_up() { [ "$(ps -p 1 -o comm=)" = "systemd" ]; }
+# start_clean LOG COMMAND...: COMMAND in the background, in a session of its own, with an
+# empty environment but PATH, and no file of this shell's open but stdin (/dev/null) and
+# stdout and stderr (LOG).
+start_clean() {
+  local log="$1"
+  shift
+  (
+    for fd in /proc/$BASHPID/fd/*; do
+      fd="${fd##*/}"
+      [ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/null
+    done
+    exec setsid env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin "$@"
+  ) </dev/null >>"$log" 2>&1 &
+}
 bus_answers() {
   dbus-send --system --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus \
     org.freedesktop.DBus.GetId >/dev/null 2>&1
@@ -178,8 +192,8 @@ else
   done
   # jitd writes /run/jitd.pid itself once it owns its bus name, and logs to
   # /var/log/jitd.log (as the bus activation file has it start jitd too).
-  nohup /usr/local/sbin/jitd --pid-file /run/jitd.pid --log-file /var/log/jitd.log \
-    >/dev/null 2>&1 </dev/null &
+  start_clean /dev/null /usr/local/sbin/jitd --pid-file /run/jitd.pid \
+    --log-file /var/log/jitd.log
 fi
 
 # Wait until jitd owns its name (without systemd: and the pid file names it, which jitd
@@ -223,8 +237,9 @@ else
   done
   touch /var/log/jit-notifyd.log
   chmod 0640 /var/log/jit-notifyd.log
-  nohup runuser -u jit-notify -- /usr/local/sbin/jit-notifyd >>/var/log/jit-notifyd.log 2>&1 \
-    </dev/null &
+  # A clean start: no environment or open files of this shell's (see README, "Running jitd
+  # without systemd", for starting it again by hand).
+  start_clean /var/log/jit-notifyd.log runuser -u jit-notify -- /usr/local/sbin/jit-notifyd
 fi
 # PAM last, once jitd serves: real authentication first, then pam_jit. No require_grant:
 # static sudoers rules keep working, so installing this cannot lock admins out (see README,

@@ -101,7 +101,7 @@ if [ -f "$manifest" ]; then
   while IFS= read -r f; do rm -f -- "$f"; done < "$manifest"
   rm -f "$manifest"
   rmdir --ignore-fail-on-non-empty /usr/local/share/jit /usr/local/share/doc/jit/examples \
-    /usr/local/share/doc/jit 2>/dev/null || true
+    /usr/local/share/doc/jit /usr/local/libexec/jit 2>/dev/null || true
 fi
 if [ "$(ps -p 1 -o comm=)" = "systemd" ]; then
   systemctl daemon-reload
@@ -109,7 +109,12 @@ fi
 if [ "$purge" = yes ]; then
   rm -rf /etc/jit /var/lib/jitd
   rm -f /var/log/jitd.log /var/log/jit-notifyd.log
-  if getent passwd jit-notify >/dev/null; then userdel jit-notify; fi
+  if getent passwd jit-notify >/dev/null; then
+    # A notifier program may still run (in a process group of its own): it goes first.
+    pkill -KILL -u jit-notify 2>/dev/null || true
+    for _ in $(seq 1 50); do pgrep -u jit-notify >/dev/null || break; sleep 0.1; done
+    userdel jit-notify || echo "uninstall.sh: could not remove the user jit-notify" >&2
+  fi
   for g in jit-users jit-approvers jit-notify; do
     if getent group "$g" >/dev/null; then groupdel "$g"; fi
   done

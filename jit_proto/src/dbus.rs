@@ -185,8 +185,9 @@ pub trait Notify1 {
     /// when none is. Each is leased to the caller for its timeout and a minute more: one
     /// not reported by then is due again.
     fn take(&self, limit: u32, wait_secs: u32) -> Result<Vec<Delivery>, JitError>;
-    /// How delivery `id` went: `ok`, or why not (`error`, one line).
-    fn done(&self, id: u64, ok: bool, error: &str) -> Result<(), JitError>;
+    /// How delivery `id` went: `ok`, or why not (`error`, one line); `permanent`: no retry
+    /// can change it (given up at once).
+    fn done(&self, id: u64, ok: bool, permanent: bool, error: &str) -> Result<(), JitError>;
 }
 
 /// A notifier-interface proxy that caches no properties.

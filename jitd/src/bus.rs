@@ -667,27 +667,28 @@ impl NotifyInterface {
         &self,
         id: u64,
         ok: bool,
+        permanent: bool,
         error: String,
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<(), JitError> {
         let uid = self.require_agent(conn, &hdr).await?;
-        let result = if ok {
-            Ok(())
-        } else {
-            let line = error.lines().next().unwrap_or("").trim();
-            let mut text = crate::names::escape(line);
-            if text.chars().count() > MAX_REPORT {
-                text = text.chars().take(MAX_REPORT).collect::<String>() + "...";
-            }
-            Err(if text.is_empty() {
-                "failed (no reason given)".to_string()
-            } else {
-                text
-            })
+        // Stored as it came (one line, bounded); whoever shows it escapes it.
+        let mut text: String = error.lines().next().unwrap_or("").trim().to_string();
+        if text.chars().count() > MAX_REPORT {
+            text = text.chars().take(MAX_REPORT).collect::<String>() + "...";
+        }
+        if text.is_empty() {
+            text = "failed (no reason given)".into();
+        }
+        let result = match (ok, permanent) {
+            (true, _) => crate::outbox::Attempt::Delivered,
+            (false, false) => crate::outbox::Attempt::Failed(text),
+            (false, true) => crate::outbox::Attempt::Rejected(text),
         };
+        let who = caller(&self.ids, conn, &hdr).await?;
         blocking(&self.svc, Caller::Bus(uid), move |s| {
-            s.write(|c| c.delivery_report(id, &result))
+            s.write(|c| c.delivery_report(id, &result, &who))
         })
         .await
     }

@@ -157,6 +157,10 @@ pub struct Core {
     fresh: Vec<crate::notices::Notice>,
     /// Adds and removes group members ([`crate::groups::NoGroups`] until jitd sets one).
     groups: Box<dyn crate::groups::GroupEditor>,
+    /// Deliveries handed to the notifier agent and not yet reported on.
+    leased: std::collections::HashSet<u64>,
+    /// When the notifier agent last asked for deliveries (unix seconds; 0: not since start).
+    agent_seen: std::sync::atomic::AtomicI64,
 }
 
 /// The sudoers rule of a grant; `iolog_dir` is where the policy has sudo record sessions.
@@ -219,6 +223,8 @@ impl Core {
                 .unwrap_or_else(|| "localhost".into()),
             fresh: Vec::new(),
             groups: Box::new(crate::groups::NoGroups),
+            leased: std::collections::HashSet::new(),
+            agent_seen: std::sync::atomic::AtomicI64::new(0),
         };
         core.reindex();
         core

@@ -94,13 +94,14 @@ const MAX_TICKET: usize = 64;
 /// The ticket a reason carries, by the role's `reason_pattern`: its group named `ticket`,
 /// else what it matched, if that is one word (`^(INC|CHG)-[0-9]+` gives `INC-42`; a pattern
 /// that matches the whole reason gives none unless it names the group). At most
-/// [`MAX_TICKET`] characters, letters, digits and `-_.:/#` only, never `..`.
+/// [`MAX_TICKET`] characters, a letter or digit first, then letters, digits and `-_.:/#`,
+/// never `..`.
 pub fn ticket_of(policy: &Policy, role: &str, reason: &str) -> Option<String> {
     let pattern = policy.role(role).ok()?.reason_pattern.as_ref()?;
     let caps = pattern.captures(reason)?;
     let t = caps.name("ticket").or_else(|| caps.get(0))?.as_str().trim();
-    let word = !t.is_empty()
-        && t.len() <= MAX_TICKET
+    let word = t.len() <= MAX_TICKET
+        && t.starts_with(|c: char| c.is_ascii_alphanumeric())
         && !t.contains("..")
         && t.chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_.:/#".contains(c));

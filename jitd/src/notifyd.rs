@@ -89,19 +89,24 @@ async fn serve(bus: Option<&str>) -> Result<(), String> {
 
 /// One delivery: the program run, the result reported.
 fn deliver(jitd: &jit_proto::Notify1Proxy<'static>, d: &jit_proto::Delivery) {
+    use crate::outbox::Attempt;
     let result = crate::outbox::attempt(d);
-    if let Err(e) = &result {
+    let (ok, permanent, error) = match &result {
+        Attempt::Delivered => (true, false, String::new()),
+        Attempt::Failed(e) => (false, false, e.clone()),
+        Attempt::Rejected(e) => (false, true, e.clone()),
+    };
+    if !ok {
         eprintln!(
             "jit-notifyd: notifier '{}' failed on {} of request {} (attempt {}): {}",
             d.notifier,
             d.event,
             d.request_id,
             d.attempt,
-            crate::names::escape(e)
+            crate::names::escape(&error)
         );
     }
-    let error = result.as_ref().err().cloned().unwrap_or_default();
-    if let Err(e) = zbus::block_on(jitd.done(d.id, result.is_ok(), &error)) {
+    if let Err(e) = zbus::block_on(jitd.done(d.id, ok, permanent, &error)) {
         eprintln!("jit-notifyd: reporting delivery {} to jitd: {e}", d.id);
     }
 }

@@ -16,6 +16,20 @@ pub const FIRST_RETRY_SECS: i64 = 5;
 /// The longest wait between two attempts.
 pub const MAX_RETRY_SECS: i64 = 3600;
 
+/// Exit status of a notifier program that failed in a way no retry can change (EX_DATAERR
+/// of sysexits.h): the delivery is given up at once.
+pub const EXIT_REJECTED: i32 = 65;
+
+/// How one attempt at a delivery went, as the agent reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    Delivered,
+    /// Failed; tried again after the backoff.
+    Failed(String),
+    /// Failed in a way no retry can change (the program exited [`EXIT_REJECTED`]): given up at once.
+    Rejected(String),
+}
+
 /// Queues each notice for every notifier that wants it (in the caller's transaction).
 pub fn enqueue(
     tx: &rusqlite::Transaction<'_>,
@@ -57,11 +71,11 @@ pub fn retry_after(attempts: u32, max_attempts: u32) -> Option<i64> {
     )
 }
 
-/// Runs one delivery (in the notifier agent): Ok once the program exited 0, or why not
-/// (one line: its status and the last line of its standard error, else of its output: where
-/// a traceback or a usage message says what went wrong).
-pub fn attempt(d: &jit_proto::Delivery) -> std::result::Result<(), String> {
-    use crate::validator::{Run, message_of, run_program};
+/// Runs one delivery (in the notifier agent): delivered once the program exited 0, or why
+/// not (one line: its status and the last line of its standard error, else of its output:
+/// where a traceback or a usage message says what went wrong).
+pub fn attempt(d: &jit_proto::Delivery) -> Attempt {
+    use crate::validator::{Run, run_program};
     let last_line = |out: &[u8]| {
         let text = String::from_utf8_lossy(out);
         let last = text
@@ -69,7 +83,11 @@ pub fn attempt(d: &jit_proto::Delivery) -> std::result::Result<(), String> {
             .rev()
             .find(|l| !l.trim().is_empty())
             .unwrap_or("");
-        message_of(last.as_bytes())
+        let mut line = last.trim().to_string();
+        if line.chars().count() > 200 {
+            line = line.chars().take(200).collect::<String>() + "...";
+        }
+        line
     };
     let env = [
         ("JIT_NOTIFIER", d.notifier.clone()),
@@ -79,7 +97,7 @@ pub fn attempt(d: &jit_proto::Delivery) -> std::result::Result<(), String> {
     ];
     let timeout = std::time::Duration::from_millis(d.timeout_ms);
     match run_program(&d.command, &env, d.body.as_bytes(), timeout) {
-        Run::Exited { code: Some(0), .. } => Ok(()),
+        Run::Exited { code: Some(0), .. } => Attempt::Delivered,
         Run::Exited {
             code,
             stdout,
@@ -93,14 +111,19 @@ pub fn attempt(d: &jit_proto::Delivery) -> std::result::Result<(), String> {
                 || "killed by a signal".to_string(),
                 |c| format!("exit status {c}"),
             );
-            Err(if said.is_empty() {
+            let why = if said.is_empty() {
                 status
             } else {
                 format!("{status}: {said}")
-            })
+            };
+            if code == Some(EXIT_REJECTED) {
+                Attempt::Rejected(why)
+            } else {
+                Attempt::Failed(why)
+            }
         }
-        Run::TimedOut => Err(format!("timed out after {}s", timeout.as_secs_f32())),
-        Run::Failed(e) => Err(e),
+        Run::TimedOut => Attempt::Failed(format!("timed out after {}s", timeout.as_secs_f32())),
+        Run::Failed(e) => Attempt::Failed(e),
     }
 }
 

@@ -19,6 +19,9 @@ use std::time::{Duration, Instant};
 
 /// Most of the validator's output jitd reads (the rest is discarded).
 const MAX_OUTPUT: u64 = 4096;
+/// How long output is still read once the program has exited (its pipes close with it,
+/// unless a descendant escaped the process group and holds them).
+const PIPE_GRACE: Duration = Duration::from_secs(1);
 /// Longest message from the validator passed on to the user.
 const MAX_MESSAGE: usize = 200;
 
@@ -97,14 +100,19 @@ pub fn run_program(
             let _ = stdin.write_all(&input);
         })
     });
-    // Read output on threads so a chatty program cannot block on a full pipe.
+    // Read output on threads so a chatty program cannot block on a full pipe. Each sends
+    // what it read when its pipe closes; a descendant that left the process group (setsid)
+    // may hold a pipe open for ever, so the wait for that is bounded too (the thread then
+    // lingers until the descendant exits, but nobody waits on it).
     let read = |out: Option<Box<dyn Read + Send>>| {
         out.map(|out| {
+            let (tx, rx) = std::sync::mpsc::channel();
             std::thread::spawn(move || {
                 let mut buf = Vec::new();
                 let _ = out.take(MAX_OUTPUT).read_to_end(&mut buf);
-                buf
-            })
+                let _ = tx.send(buf);
+            });
+            rx
         })
     };
     let stdout = read(
@@ -138,12 +146,12 @@ pub fn run_program(
         let _ = child.wait();
         return Run::TimedOut;
     };
-    let joined = |h: Option<std::thread::JoinHandle<Vec<u8>>>| {
-        h.and_then(|r| r.join().ok()).unwrap_or_default()
+    let joined = |h: Option<std::sync::mpsc::Receiver<Vec<u8>>>| {
+        h.and_then(|r| r.recv_timeout(PIPE_GRACE).ok())
+            .unwrap_or_default()
     };
-    if let Some(w) = writer {
-        let _ = w.join();
-    }
+    // The input was small, or the pipe closed with the group: the writer is done or will be.
+    drop(writer);
     Run::Exited {
         code: status.code(),
         stdout: joined(stdout),
@@ -255,6 +263,36 @@ mod tests {
             run(&v, &subject()),
             Verdict::Refused("ticket OPS-12 is closed\\u{1b}[31m".into())
         );
+    }
+
+    #[test]
+    fn given_a_descendant_that_left_the_process_group_holding_the_output_then_the_run_still_ends() {
+        // Found in a user trial: `setsid sleep 300 &` kept the pipes open and the run waited
+        // for it, far past the timeout.
+        let d = tempfile::tempdir().unwrap();
+        let pid_file = d.path().join("escaped");
+        let prog = script(
+            &d,
+            &format!(
+                "setsid /usr/bin/sleep 30 & echo $! > {}; echo started; exit 0",
+                pid_file.display()
+            ),
+        );
+        let t = Instant::now();
+        let out = run_program(&[prog], &[], b"", Duration::from_secs(2));
+        let took = t.elapsed();
+        // The escaped process is this test's to stop.
+        if let Some(pid) = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|p| p.trim().parse::<i32>().ok())
+        {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        assert!(matches!(out, Run::Exited { code: Some(0), .. }), "{out:?}");
+        assert!(took < Duration::from_secs(10), "{took:?}");
     }
 
     #[test]

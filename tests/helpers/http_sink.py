@@ -2,7 +2,7 @@
 """A local HTTP receiver for the notifier tests: listens on 127.0.0.1 (a port of the
 kernel's choosing, written to --port-file once listening), appends each request as one JSON
 line {method, path, headers, body} to --out, and answers 500 to the first --fail requests,
-204 to the rest."""
+404 to paths holding --reject, 204 to the rest."""
 import argparse
 import json
 import os
@@ -12,6 +12,7 @@ ap = argparse.ArgumentParser()
 ap.add_argument("--port-file", required=True)
 ap.add_argument("--out", required=True)
 ap.add_argument("--fail", type=int, default=0)
+ap.add_argument("--reject", default=None, help="answer 404 to paths holding this")
 args = ap.parse_args()
 state = {"failed": 0}
 
@@ -21,11 +22,15 @@ class Handler(BaseHTTPRequestHandler):
         n = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(n).decode(errors="replace")
         fail = state["failed"] < args.fail
+        reject = args.reject is not None and args.reject in self.path
+        answer = 404 if reject else 500 if fail else 204
         with open(args.out, "a", encoding="utf-8") as f:
             f.write(json.dumps({"method": "POST", "path": self.path,
                                 "headers": dict(self.headers), "body": body,
-                                "answered": 500 if fail else 204}) + "\n")
-        if fail:
+                                "answered": answer}) + "\n")
+        if reject:
+            self.send_response(404, "no such ticket")
+        elif fail:
             state["failed"] += 1
             self.send_response(500, "refused by the test")
         else:

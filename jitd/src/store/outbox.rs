@@ -36,6 +36,18 @@ pub struct NotifierHealth {
     pub last_failed_at: i64,
 }
 
+fn outbox_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRow> {
+    Ok(OutboxRow {
+        id: u64_col(r, "id")?,
+        notifier: r.get("notifier")?,
+        audit_seq: u64_col(r, "audit_seq")?,
+        event: r.get("event")?,
+        request_id: u64_col(r, "request_id")?,
+        body: r.get("body")?,
+        attempts: r.get("attempts")?,
+    })
+}
+
 /// Queues `body` (an event document) for `notifier`, due at once.
 pub fn enqueue(
     tx: &Transaction<'_>,
@@ -61,27 +73,19 @@ pub fn enqueue(
     Ok(())
 }
 
-/// Queued deliveries due at `now`, oldest first, at most `limit`: for each notifier only
-/// its oldest queued one, so every notifier gets its events in the order they happened
-/// (a `decided` never before its `submitted`, even while that one is retried).
+/// Queued deliveries due at `now`, oldest first, at most `limit`: for each notifier and
+/// request only the oldest queued one, so a notifier gets each request's events in the
+/// order they happened (a `decided` never before its `submitted`, even while that one is
+/// retried), and one request's failing delivery holds up no other request's.
 pub fn outbox_due(conn: &Connection, now: i64, limit: u32) -> Result<Vec<OutboxRow>> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, notifier, audit_seq, event, request_id, body, attempts FROM outbox \
          WHERE state = 'queued' AND next_at <= ?1 AND NOT EXISTS (SELECT 1 FROM outbox AS \
-         earlier WHERE earlier.notifier = outbox.notifier AND earlier.state = 'queued' \
-         AND earlier.id < outbox.id) ORDER BY id LIMIT ?2",
+         earlier WHERE earlier.notifier = outbox.notifier AND earlier.request_id = \
+         outbox.request_id AND earlier.state = 'queued' AND earlier.id < outbox.id) \
+         ORDER BY id LIMIT ?2",
     )?;
-    let rows = stmt.query_map(params![now, limit], |r| {
-        Ok(OutboxRow {
-            id: u64_col(r, "id")?,
-            notifier: r.get("notifier")?,
-            audit_seq: u64_col(r, "audit_seq")?,
-            event: r.get("event")?,
-            request_id: u64_col(r, "request_id")?,
-            body: r.get("body")?,
-            attempts: r.get("attempts")?,
-        })
-    })?;
+    let rows = stmt.query_map(params![now, limit], outbox_row)?;
     rows.collect::<rusqlite::Result<Vec<_>>>()
         .map_err(Into::into)
 }
@@ -92,17 +96,7 @@ pub fn outbox_get(conn: &Connection, id: u64) -> Result<Option<OutboxRow>> {
         "SELECT id, notifier, audit_seq, event, request_id, body, attempts FROM outbox \
          WHERE state = 'queued' AND id = ?1",
     )?;
-    let mut rows = stmt.query_map(params![to_i64(id)?], |r| {
-        Ok(OutboxRow {
-            id: u64_col(r, "id")?,
-            notifier: r.get("notifier")?,
-            audit_seq: u64_col(r, "audit_seq")?,
-            event: r.get("event")?,
-            request_id: u64_col(r, "request_id")?,
-            body: r.get("body")?,
-            attempts: r.get("attempts")?,
-        })
-    })?;
+    let mut rows = stmt.query_map(params![to_i64(id)?], outbox_row)?;
     Ok(rows.next().transpose()?)
 }
 
@@ -113,19 +107,6 @@ pub fn outbox_lease(tx: &Transaction<'_>, id: u64, until: i64) -> Result<()> {
         params![until, to_i64(id)?],
     )?;
     Ok(())
-}
-
-/// Notifiers with deliveries never tried although due since before `since`: nobody takes
-/// them (the notifier agent is not running). (notifier, how many, the oldest's time.)
-pub fn outbox_untaken(conn: &Connection, since: i64) -> Result<Vec<(String, u32, i64)>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT notifier, count(*), min(created_at) FROM outbox \
-         WHERE state = 'queued' AND attempts = 0 AND created_at < ?1 \
-         GROUP BY notifier ORDER BY notifier",
-    )?;
-    let rows = stmt.query_map(params![since], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-    rows.collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(Into::into)
 }
 
 /// When the next queued delivery is due, if any is queued.
