@@ -60,6 +60,19 @@ fn world(extra: &str) -> World {
         .build()
 }
 
+/// `busctl call` of the notifier interface as `user`: METHOD SIGNATURE ARGS...
+fn notify_call(w: &World, user: &str, call: &[&str]) -> jit_e2e::Run {
+    let mut c = w.as_user(user, Path::new("/usr/bin/busctl"), &[]);
+    c.arg(format!("--address={}", w.bus)).args([
+        "call",
+        "org.jit.Jitd",
+        "/org/jit/Jitd",
+        "org.jit.Jitd.Notify1",
+    ]);
+    c.args(call);
+    jit_e2e::run(c, "", LONG)
+}
+
 /// The notifier agent, as its own user, once it takes deliveries.
 fn agent(w: &World) -> Follower {
     let a = Follower::start(w.as_user(
@@ -697,18 +710,7 @@ events = ["submitted"]
     let w = world(&extra);
     // The bus refuses everyone else, root included; jitd would too (the next test's world).
     for user in ["mallory", "alice", "root"] {
-        let mut c = w.as_user(user, Path::new("/usr/bin/busctl"), &[]);
-        c.arg(format!("--address={}", w.bus)).args([
-            "call",
-            "org.jit.Jitd",
-            "/org/jit/Jitd",
-            "org.jit.Jitd.Notify1",
-            "Take",
-            "uu",
-            "10",
-            "0",
-        ]);
-        let r = jit_e2e::run(c, "", LONG);
+        let r = notify_call(&w, user, &["Take", "uu", "10", "0"]);
         assert!(!r.ok(), "{user} took deliveries: {}", r.all());
     }
     // The agent refuses to run as root.
@@ -744,20 +746,7 @@ fn given_a_lax_bus_policy_when_another_user_takes_deliveries_then_jitd_itself_re
         .bus_policy(jit_e2e::LAX_BUS_POLICY)
         .build();
     for user in ["mallory", "root"] {
-        let mut c = w.as_user(user, Path::new("/usr/bin/busctl"), &[]);
-        c.arg(format!("--address={}", w.bus)).args([
-            "call",
-            "org.jit.Jitd",
-            "/org/jit/Jitd",
-            "org.jit.Jitd.Notify1",
-            "Done",
-            "tbbs",
-            "1",
-            "true",
-            "false",
-            "",
-        ]);
-        let r = jit_e2e::run(c, "", LONG);
+        let r = notify_call(&w, user, &["Done", "tbbs", "1", "true", "false", ""]);
         assert!(!r.ok(), "{user}: {}", r.all());
         assert!(
             r.all().contains("the notifier interface is for jit-notify"),
