@@ -14,6 +14,15 @@ const LEASE_SECS: i64 = 60;
 const AGENT_SILENT_AFTER_SECS: i64 = 90;
 
 impl Core {
+    /// The policy's notifier `name` as it is now (None: no longer in the policy).
+    fn notifier(&self, name: &str) -> Option<crate::policy::Notifier> {
+        self.policy
+            .notifiers
+            .iter()
+            .find(|n| n.name == name)
+            .cloned()
+    }
+
     /// Deliveries due now, at most `limit`, leased to the caller; and when the next queued
     /// one is due. A delivery whose notifier is gone from the policy is given up here.
     pub fn take_deliveries(&mut self, limit: u32) -> Result<(Vec<Delivery>, Option<i64>)> {
@@ -21,13 +30,7 @@ impl Core {
         let due = store::outbox_due(self.store.conn(), now, limit)?;
         let mut out = Vec::new();
         for row in due {
-            let notifier = self
-                .policy
-                .notifiers
-                .iter()
-                .find(|n| n.name == row.notifier)
-                .cloned();
-            let Some(n) = notifier else {
+            let Some(n) = self.notifier(&row.notifier) else {
                 self.delivery_done(
                     &row,
                     None,
@@ -80,12 +83,7 @@ impl Core {
         let row = store::outbox_get(self.store.conn(), id)?
             .ok_or_else(|| Error::NotFound(format!("no delivery {id} in progress")))?;
         self.leased.remove(&id);
-        let notifier = self
-            .policy
-            .notifiers
-            .iter()
-            .find(|n| n.name == row.notifier)
-            .cloned();
+        let notifier = self.notifier(&row.notifier);
         self.delivery_done(&row, notifier.as_ref(), result, who)
     }
 
@@ -212,20 +210,27 @@ max_attempts = 3
         actor("carol")
     }
 
+    /// A world with one request of alice's waiting (its `submitted` event queued).
+    fn requested(reason: &str) -> (super::super::tests::World, crate::store::RequestRow) {
+        let mut w = world_with(POLICY, &dir(), 1_795_272_000);
+        let r = w
+            .core
+            .request(
+                &actor("alice"),
+                &ask(Kind::Grant, "db", 600, reason),
+                &Verdict::NotRun,
+            )
+            .unwrap();
+        (w, r)
+    }
+
     fn failed() -> Attempt {
         Attempt::Failed("answered 500".into())
     }
 
     #[test]
     fn given_a_delivery_when_taken_failed_and_retried_then_leased_backed_off_given_up_and_shown() {
-        let mut w = world_with(POLICY, &dir(), 1_795_272_000);
-        w.core
-            .request(
-                &actor("alice"),
-                &ask(Kind::Grant, "db", 600, "OPS-1"),
-                &Verdict::NotRun,
-            )
-            .unwrap();
+        let (mut w, _) = requested("OPS-1");
         let (got, _) = w.core.take_deliveries(10).unwrap();
         assert_eq!(got.len(), 1);
         let d = &got[0];
@@ -280,15 +285,7 @@ max_attempts = 3
 
     #[test]
     fn given_a_report_on_a_delivery_never_handed_out_then_refused() {
-        let mut w = world_with(POLICY, &dir(), 1_795_272_000);
-        let r = w
-            .core
-            .request(
-                &actor("alice"),
-                &ask(Kind::Grant, "db", 600, "OPS-2"),
-                &Verdict::NotRun,
-            )
-            .unwrap();
+        let (mut w, r) = requested("OPS-2");
         w.core.deny(&actor("bob"), r.id, "no").unwrap();
         // Two queued, none handed out: no report is taken, for either.
         for id in [1, 2] {
@@ -303,15 +300,7 @@ max_attempts = 3
 
     #[test]
     fn given_a_rejection_when_reported_then_given_up_at_once_and_the_next_event_goes() {
-        let mut w = world_with(POLICY, &dir(), 1_795_272_000);
-        let r = w
-            .core
-            .request(
-                &actor("alice"),
-                &ask(Kind::Grant, "db", 600, "OPS-3"),
-                &Verdict::NotRun,
-            )
-            .unwrap();
+        let (mut w, r) = requested("OPS-3");
         let first = w.core.take_deliveries(10).unwrap().0;
         w.core
             .delivery_report(
@@ -329,15 +318,7 @@ max_attempts = 3
 
     #[test]
     fn given_an_earlier_event_still_retried_when_a_later_one_is_due_then_it_waits_its_turn() {
-        let mut w = world_with(POLICY, &dir(), 1_795_272_000);
-        let r = w
-            .core
-            .request(
-                &actor("alice"),
-                &ask(Kind::Grant, "db", 600, "OPS-4"),
-                &Verdict::NotRun,
-            )
-            .unwrap();
+        let (mut w, r) = requested("OPS-4");
         let first = w.core.take_deliveries(10).unwrap().0;
         assert_eq!(first[0].event, "submitted");
         w.core
