@@ -8,8 +8,8 @@ use std::collections::{HashMap, HashSet};
 
 /// How long a notifier may run unless it says otherwise.
 pub const DEFAULT_NOTIFIER_TIMEOUT: Duration = Duration::from_secs(10);
-/// Longest a notifier may be given (jitd never waits on it to decide anything, but one
-/// delivery at a time runs).
+/// Longest a notifier may be given (jitd never waits on it to decide anything, but a
+/// request's next event for that notifier waits for it).
 pub const MAX_NOTIFIER_TIMEOUT: Duration = Duration::from_secs(120);
 /// Attempts at one delivery unless the notifier says otherwise (about 40 minutes of
 /// retries with the backoff of [`crate::outbox`]).
