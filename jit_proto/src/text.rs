@@ -75,6 +75,15 @@ pub fn has_stacked_marks(s: &str) -> bool {
     false
 }
 
+/// At most `max` characters of `s`, with `...` after them when there were more: one bound
+/// for every piece of text shown in a line (a message, a quoted reason, an error).
+pub fn cut(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((at, _)) => format!("{}...", &s[..at]),
+        None => s.to_string(),
+    }
+}
+
 /// The text with every hidden character written as `\u{..}`, and a backslash doubled (so a
 /// typed `\u{1b}` shows as `\\u{1b}` and the escaping cannot be faked, while `C:\temp` stays
 /// readable): always one visible line.
@@ -95,6 +104,15 @@ pub fn escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn given_text_longer_than_the_bound_when_cut_then_cut_on_a_character_with_dots() {
+        assert_eq!(cut("abc", 3), "abc");
+        assert_eq!(cut("abcd", 3), "abc...");
+        assert_eq!(cut("äöüß", 2), "äö...");
+        assert_eq!(cut("", 0), "");
+        assert_eq!(cut("x", 0), "...");
+    }
 
     #[test]
     fn given_invisible_characters_seen_in_the_wild_then_each_is_hidden() {

@@ -600,13 +600,14 @@ const MAX_TAKE: u32 = 64;
 const MAX_REPORT: usize = 500;
 
 impl NotifyInterface {
-    async fn require_agent(&self, conn: &Connection, hdr: &Header<'_>) -> Result<u32, JitError> {
-        let uid = self.ids.uid(conn, hdr).await?;
+    /// The caller, if it is the agent's user.
+    async fn require_agent(&self, conn: &Connection, hdr: &Header<'_>) -> Result<Actor, JitError> {
+        let who = caller(&self.ids, conn, hdr).await?;
         let agent = Nss.uid_of(&self.agent).map_err(JitError::Internal)?;
-        if agent == Some(uid) {
-            return Ok(uid);
+        if agent == Some(who.uid) {
+            return Ok(who);
         }
-        tracing::warn!("uid {uid} called the notifier interface; refused");
+        tracing::warn!("uid {} called the notifier interface; refused", who.uid);
         Err(JitError::NotAuthorized(format!(
             "the notifier interface is for {} (jit-notifyd) only",
             self.agent
@@ -623,8 +624,7 @@ impl NotifyInterface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<Vec<Delivery>, JitError> {
-        let uid = self.require_agent(conn, &hdr).await?;
-        let who = Caller::Bus(uid);
+        let who = Caller::Bus(self.require_agent(conn, &hdr).await?.uid);
         let limit = limit.clamp(1, MAX_TAKE);
         let _slot = self
             .svc
@@ -672,12 +672,9 @@ impl NotifyInterface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<(), JitError> {
-        let uid = self.require_agent(conn, &hdr).await?;
+        let who = self.require_agent(conn, &hdr).await?;
         // Stored as it came (one line, bounded); whoever shows it escapes it.
-        let mut text: String = error.lines().next().unwrap_or("").trim().to_string();
-        if text.chars().count() > MAX_REPORT {
-            text = text.chars().take(MAX_REPORT).collect::<String>() + "...";
-        }
+        let mut text = crate::names::cut(error.lines().next().unwrap_or("").trim(), MAX_REPORT);
         if text.is_empty() {
             text = "failed (no reason given)".into();
         }
@@ -686,8 +683,7 @@ impl NotifyInterface {
             (false, false) => crate::outbox::Attempt::Failed(text),
             (false, true) => crate::outbox::Attempt::Rejected(text),
         };
-        let who = caller(&self.ids, conn, &hdr).await?;
-        blocking(&self.svc, Caller::Bus(uid), move |s| {
+        blocking(&self.svc, Caller::Bus(who.uid), move |s| {
             s.write(|c| c.delivery_report(id, &result, &who))
         })
         .await

@@ -382,7 +382,7 @@ pub fn validate_text(
 pub use jit_proto::text::is_hidden_char;
 
 /// Escapes everything that could disturb a terminal or a log line.
-pub use jit_proto::text::escape;
+pub use jit_proto::text::{cut, escape};
 
 #[cfg(test)]
 mod tests {

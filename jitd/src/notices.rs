@@ -235,10 +235,7 @@ const MAX_QUOTED: usize = 200;
 /// doubled), its own quotes as `\"`, so it can never seem to end early and add a command of
 /// its own; cut at [`MAX_QUOTED`] characters.
 fn quoted(s: &str) -> String {
-    let mut t = escape(s).replace('"', "\\\"");
-    if t.chars().count() > MAX_QUOTED {
-        t = t.chars().take(MAX_QUOTED).collect::<String>() + "...";
-    }
+    let t = crate::names::cut(&escape(s).replace('"', "\\\""), MAX_QUOTED);
     format!("\"{t}\"")
 }
 

@@ -9,7 +9,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-/// Deliveries asked for at once.
+/// Deliveries asked for at once, and the most that run at once.
 const BATCH: u32 = 16;
 /// How long one `Take` may wait for a delivery.
 const WAIT_SECS: u32 = 30;
@@ -66,24 +66,68 @@ async fn serve(bus: Option<&str>) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot reach jitd: {e}"))?;
     // The first look does not wait: it shows at once that jitd lets this user in.
+    let running = std::sync::Arc::new(Running::default());
     let mut wait = 0;
     loop {
+        let free = running.wait_below(BATCH);
         let batch = jitd
-            .take(BATCH, wait)
+            .take(free, wait)
             .await
             .map_err(|e| format!("taking deliveries from jitd: {e}"))?;
         if wait == 0 {
             eprintln!("jit-notifyd: taking deliveries from jitd");
             wait = WAIT_SECS;
         }
-        // jitd hands out each notifier's oldest delivery only, so one thread per delivery
-        // runs the notifiers side by side (a hung one delays only itself) and each in the
-        // order of its events. A report that cannot be made leaves the delivery leased: it
-        // comes back when the lease ends (at least once, never lost).
+        // jitd hands out, per notifier and request, only the oldest delivery, so one thread
+        // per delivery runs notifiers side by side (a hung one delays only itself), each
+        // request's events in order, at most BATCH at once. A report that cannot be made
+        // leaves the delivery leased: it comes back when the lease ends (at least once,
+        // never lost).
         for d in batch {
-            let jitd = jitd.clone();
-            std::thread::spawn(move || deliver(&jitd, &d));
+            let (jitd, running) = (jitd.clone(), running.clone());
+            running.start();
+            std::thread::spawn(move || {
+                deliver(&jitd, &d);
+                running.finish();
+            });
         }
+    }
+}
+
+/// How many deliveries run now.
+#[derive(Default)]
+struct Running {
+    count: std::sync::Mutex<u32>,
+    done: std::sync::Condvar,
+}
+
+impl Running {
+    fn lock(&self) -> std::sync::MutexGuard<'_, u32> {
+        self.count
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn start(&self) {
+        *self.lock() += 1;
+    }
+
+    fn finish(&self) {
+        let mut n = self.lock();
+        *n = n.saturating_sub(1);
+        self.done.notify_all();
+    }
+
+    /// Waits until fewer than `max` run; how many more may start.
+    fn wait_below(&self, max: u32) -> u32 {
+        let mut n = self.lock();
+        while *n >= max {
+            n = self
+                .done
+                .wait(n)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+        max - *n
     }
 }
 

@@ -71,6 +71,9 @@ pub fn retry_after(attempts: u32, max_attempts: u32) -> Option<i64> {
     )
 }
 
+/// Longest error line kept from a notifier program's output.
+const MAX_ERROR: usize = 200;
+
 /// Runs one delivery (in the notifier agent): delivered once the program exited 0, or why
 /// not (one line: its status and the last line of its standard error, else of its output:
 /// where a traceback or a usage message says what went wrong).
@@ -83,11 +86,7 @@ pub fn attempt(d: &jit_proto::Delivery) -> Attempt {
             .rev()
             .find(|l| !l.trim().is_empty())
             .unwrap_or("");
-        let mut line = last.trim().to_string();
-        if line.chars().count() > 200 {
-            line = line.chars().take(200).collect::<String>() + "...";
-        }
-        line
+        crate::names::cut(last.trim(), MAX_ERROR)
     };
     let env = [
         ("JIT_NOTIFIER", d.notifier.clone()),

@@ -38,11 +38,7 @@ pub struct Subject<'a> {
 pub fn message_of(out: &[u8]) -> String {
     let text = String::from_utf8_lossy(out);
     let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
-    let mut m = names::escape(line.trim());
-    if m.chars().count() > MAX_MESSAGE {
-        m = m.chars().take(MAX_MESSAGE).collect::<String>() + "...";
-    }
-    m
+    names::cut(&names::escape(line.trim()), MAX_MESSAGE)
 }
 
 /// How a bounded program run ended.
