@@ -94,7 +94,7 @@ for page in "$dist"/man/man*/*; do
 done
 put 0644 "$dist/completions/bash/jitctl" $share/bash-completion/completions/jitctl
 put 0644 "$dist/completions/zsh/_jitctl" $share/zsh/site-functions/_jitctl
-for ex in conf/jit.toml conf/jit-advanced.toml systemd/jitd-groups.conf; do
+for ex in conf/jit.toml conf/jit-advanced.toml systemd/jitd-groups.conf systemd/jitd-accounts.conf; do
   put 0644 "$ex" "$share/doc/jit/examples/$(basename "$ex")"
 done
 mv "$manifest.new" "$manifest"

@@ -89,6 +89,7 @@ fn role_info(r: &RoleScript) -> RoleInfo {
         max_total_secs: max,
         window: String::new(),
         window_open: true,
+        account: false,
     }
 }
 
@@ -122,6 +123,7 @@ fn request_info(id: u64, role: &str, state: &str) -> RequestInfo {
         commands: Vec::new(),
         run_as: Vec::new(),
         groups: Vec::new(),
+        account: String::new(),
     }
 }
 

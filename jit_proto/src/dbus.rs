@@ -92,6 +92,15 @@ pub trait User1 {
         duration_secs: u64,
         reason: &str,
     ) -> Result<RequestInfo, JitError>;
+    /// A request for a role that grants an account of its own, with the SSH public keys
+    /// (`authorized_keys` lines, no options) the account is made with.
+    fn request_with_keys(
+        &self,
+        role: &str,
+        duration_secs: u64,
+        reason: &str,
+        ssh_keys: &[String],
+    ) -> Result<RequestInfo, JitError>;
     /// An emergency self-grant of a role that allows it; lands in the review queue.
     fn break_glass(
         &self,

@@ -255,6 +255,10 @@ pub struct RoleInfo {
     pub window: String,
     /// Whether the window is open now (always true without a window).
     pub window_open: bool,
+    /// The grant is an ephemeral account of its own, logged into with the requester's SSH
+    /// keys (`jitctl request` sends them).
+    #[serde(default)]
+    pub account: bool,
 }
 
 impl RoleInfo {
@@ -338,6 +342,10 @@ pub struct RequestInfo {
     pub run_as: Vec<String>,
     #[serde(default)]
     pub groups: Vec<String>,
+    /// The grant's ephemeral account, as jitd tells it (`jit-alice-17 (uid ..., home ...)`);
+    /// empty when the grant is not an account.
+    #[serde(default)]
+    pub account: String,
 }
 
 impl RequestInfo {

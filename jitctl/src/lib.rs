@@ -94,6 +94,11 @@ pub enum Cmd {
         /// break-glass and queued for review by the role's approvers.
         #[arg(long, conflicts_with = "wait")]
         break_glass: bool,
+        /// For a role that grants an account: a file of SSH public keys the account gets
+        /// (a .pub file, or authorized_keys lines; repeatable). Default: your own
+        /// ~/.ssh/authorized_keys.
+        #[arg(long = "ssh-key", value_name = "FILE")]
+        ssh_keys: Vec<std::path::PathBuf>,
     },
     /// Ask for more time on your active grant (same approval rule as the role).
     Extend {
@@ -605,11 +610,14 @@ pub fn describe(r: &RequestInfo) -> String {
         ),
         _ => format!("{} {} for {}", r.user, r.role, length(r)),
     };
-    let groups = if r.groups.is_empty() {
+    let mut groups = if r.groups.is_empty() {
         String::new()
     } else {
         format!(" [groups: {}]", esc(&r.groups.join(", ")))
     };
+    if let Some(name) = r.account.split_whitespace().next() {
+        groups.push_str(&format!(" [account: {}]", esc(name)));
+    }
     format!(
         "request {}: {what}{groups}: {state} ({})",
         r.id,
@@ -688,14 +696,20 @@ async fn dispatch(p: &User1Proxy<'_>, cmd: Cmd, json: bool) -> Out {
             reason,
             wait: WaitArgs { wait, timeout },
             break_glass,
+            ssh_keys,
         } => {
             let secs = match duration {
                 Some(d) => duration_arg("--for", &d)?,
                 None => 0,
             };
             let timeout = duration_arg("--timeout", &timeout)?;
+            let account = !ssh_keys.is_empty()
+                || p.roles().await?.iter().any(|r| r.name == role && r.account);
             let mut r = if break_glass {
                 p.break_glass(&role, secs, &reason).await?
+            } else if account {
+                let keys = read_keys(&ssh_keys)?;
+                p.request_with_keys(&role, secs, &reason, &keys).await?
             } else {
                 p.request(&role, secs, &reason).await?
             };
@@ -973,6 +987,12 @@ fn print_roles(roles: &[RoleInfo]) {
             r.summary(),
             if r.ssh { ", admits ssh logins" } else { "" }
         );
+        if r.account {
+            out!(
+                "    an account of its own (jit-{{you}}-{{id}}), logged into over ssh with your \
+                 keys; its rule:"
+            );
+        }
         out!("    runs as {}: {}", r.run_as, r.commands.join(", "));
         if !r.reason_pattern.is_empty() {
             out!("    reason must match {}", r.reason_pattern);
@@ -989,9 +1009,69 @@ fn print_roles(roles: &[RoleInfo]) {
     }
 }
 
-/// What a grant holds, one item each: its sudo rule, its groups.
+/// The SSH public keys of `files` (each a .pub file or authorized_keys lines), or of the
+/// caller's own `~/.ssh/authorized_keys` (from the passwd entry, not `$HOME`). Blank lines
+/// and comments are skipped; so are lines with options (`from=`, `command=`), saying so:
+/// jitd takes only bare keys, and a restricted key must not come back unrestricted.
+fn read_keys(files: &[std::path::PathBuf]) -> Result<Vec<String>, Failure> {
+    let files = if files.is_empty() {
+        let home = nix::unistd::User::from_uid(nix::unistd::getuid())
+            .ok()
+            .flatten()
+            .map(|u| u.dir)
+            .ok_or_else(|| Failure::new(exit::ERROR, "cannot find your home directory"))?;
+        vec![home.join(".ssh/authorized_keys")]
+    } else {
+        files.to_vec()
+    };
+    let mut keys = Vec::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).map_err(|e| {
+            Failure::new(
+                exit::USAGE,
+                format!(
+                    "reading SSH keys from {}: {e} (give a public key with --ssh-key FILE)",
+                    f.display()
+                ),
+            )
+        })?;
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let bare = ["ssh-", "ecdsa-", "sk-"]
+                .iter()
+                .any(|p| line.starts_with(p));
+            if !bare {
+                eprintln!(
+                    "jitctl: {}:{}: skipped: a key with options (give bare keys with --ssh-key)",
+                    f.display(),
+                    n + 1
+                );
+                continue;
+            }
+            keys.push(line.to_string());
+        }
+    }
+    if keys.is_empty() {
+        return Err(Failure::new(
+            exit::USAGE,
+            "no SSH public key found for the account: give one with --ssh-key FILE",
+        ));
+    }
+    Ok(keys)
+}
+
+/// What a grant holds, one item each: its sudo rule, its groups, its account.
 fn holds(r: &RequestInfo) -> Vec<String> {
     let mut out = Vec::new();
+    if !r.account.is_empty() {
+        out.push(format!(
+            "account: {} (log in with ssh as the account; the rule and groups are its)",
+            esc(&r.account)
+        ));
+    }
     if !r.commands.is_empty() {
         let who = if r.run_as.is_empty() {
             "root".to_string()

@@ -152,28 +152,33 @@ impl UserInterface {
         .await
     }
 
-    /// A request made through jitctl (`kind`: an ordinary grant or break-glass).
+    /// A request made through jitctl: `ask` as the caller asked it, its origin (the
+    /// caller's terminal) filled in here.
     async fn submit(
         &self,
         conn: &Connection,
         hdr: &Header<'_>,
-        kind: Kind,
-        role: String,
-        duration_secs: u64,
-        reason: String,
+        mut ask: Ask,
     ) -> Result<RequestInfo, JitError> {
         self.call(conn, hdr, move |s, who| {
-            let ask = Ask {
-                kind,
-                role,
-                duration: duration_secs,
-                reason,
-                origin: Origin::bus(who),
-            };
+            ask.origin = Origin::bus(who);
             let r = s.request(who, &ask)?;
             s.read(|c| c.info(&r))
         })
         .await
+    }
+}
+
+/// A request as a bus caller asks it (the origin is set from the caller).
+fn asked(kind: Kind, role: String, duration: u64, reason: String, ssh_keys: Vec<String>) -> Ask {
+    Ask {
+        kind,
+        role,
+        duration,
+        reason,
+        origin: Origin::default(),
+        ssh_keys,
+        key_fingerprints: Vec::new(),
     }
 }
 
@@ -196,8 +201,31 @@ impl UserInterface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<RequestInfo, JitError> {
-        self.submit(conn, &hdr, Kind::Grant, role, duration_secs, reason)
-            .await
+        self.submit(
+            conn,
+            &hdr,
+            asked(Kind::Grant, role, duration_secs, reason, Vec::new()),
+        )
+        .await
+    }
+
+    /// A request for a role that grants an account, with the SSH public keys the account
+    /// gets (`authorized_keys` lines, at most [`crate::accounts::MAX_KEYS`]).
+    async fn request_with_keys(
+        &self,
+        role: String,
+        duration_secs: u64,
+        reason: String,
+        ssh_keys: Vec<String>,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<RequestInfo, JitError> {
+        self.submit(
+            conn,
+            &hdr,
+            asked(Kind::Grant, role, duration_secs, reason, ssh_keys),
+        )
+        .await
     }
 
     async fn break_glass(
@@ -208,8 +236,12 @@ impl UserInterface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<RequestInfo, JitError> {
-        self.submit(conn, &hdr, Kind::BreakGlass, role, duration_secs, reason)
-            .await
+        self.submit(
+            conn,
+            &hdr,
+            asked(Kind::BreakGlass, role, duration_secs, reason, Vec::new()),
+        )
+        .await
     }
 
     async fn extend(

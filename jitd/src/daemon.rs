@@ -216,7 +216,12 @@ fn run(args: Args) -> Result<(), String> {
     if !nix::unistd::geteuid().is_root() {
         return Err("jitd must run as root (it owns the sudoers rules it writes)".into());
     }
-    crate::privileges::drop_all(policy.roles.iter().any(|r| !r.groups.is_empty()))?;
+    let group_edits = policy
+        .roles
+        .iter()
+        .any(|r| !r.account && !r.groups.is_empty());
+    let accounts = policy.roles.iter().any(|r| r.account);
+    crate::privileges::drop_all(&crate::privileges::tool_caps(group_edits, accounts))?;
     crate::store::prepare_state_dir(&args.state_dir).map_err(|e| e.to_string())?;
     // Held until jitd ends: a second jitd on this state directory refuses to start.
     let _lock = StateLock::acquire(&args.state_dir)?;
@@ -234,6 +239,9 @@ fn run(args: Args) -> Result<(), String> {
     );
     core.enable_sealing(&args.state_dir);
     core.set_group_editor(Box::new(crate::groups::Gpasswd));
+    core.set_account_editor(Box::new(crate::accounts::ShadowTools::new(
+        args.state_dir.join("skel"),
+    )));
     let started = std::time::Instant::now();
     let rep = core
         .reconcile()

@@ -21,10 +21,16 @@ pub enum Point {
     AfterGroupRow,
     /// `gpasswd -a` or `-d` done, before what follows it is recorded.
     AfterGroupEdit,
+    /// An account's row committed, before `groupadd`/`useradd` (ephemeral accounts).
+    AfterAccountRow,
+    /// `useradd` done, before the account is recorded as made.
+    AfterAccountCreate,
+    /// `userdel` done, before the account is recorded as removed.
+    AfterAccountDelete,
 }
 
 impl Point {
-    pub const ALL: [Point; 7] = [
+    pub const ALL: [Point; 10] = [
         Point::AfterCommit,
         Point::AfterWrite,
         Point::AfterRename,
@@ -32,6 +38,9 @@ impl Point {
         Point::AfterDirSync,
         Point::AfterGroupRow,
         Point::AfterGroupEdit,
+        Point::AfterAccountRow,
+        Point::AfterAccountCreate,
+        Point::AfterAccountDelete,
     ];
 
     pub fn name(self) -> &'static str {
@@ -43,6 +52,9 @@ impl Point {
             Point::AfterDirSync => "after-dirsync",
             Point::AfterGroupRow => "after-group-row",
             Point::AfterGroupEdit => "after-group-edit",
+            Point::AfterAccountRow => "after-account-row",
+            Point::AfterAccountCreate => "after-account-create",
+            Point::AfterAccountDelete => "after-account-delete",
         }
     }
 }

@@ -157,6 +157,9 @@ pub struct Core {
     fresh: Vec<crate::notices::Notice>,
     /// Adds and removes group members ([`crate::groups::NoGroups`] until jitd sets one).
     groups: Box<dyn crate::groups::GroupEditor>,
+    /// Makes and removes ephemeral accounts ([`crate::accounts::NoAccounts`] until jitd
+    /// sets one).
+    accounts: Box<dyn crate::accounts::AccountEditor>,
     /// Deliveries handed to the notifier agent and not yet reported on.
     leased: std::collections::HashSet<u64>,
     /// When the notifier agent last asked for deliveries (unix seconds; 0: not since start).
@@ -164,17 +167,19 @@ pub struct Core {
 }
 
 /// The sudoers rule of a grant; `iolog_dir` is where the policy has sudo record sessions.
-fn rule_of(r: &RequestRow, iolog_dir: &str) -> Rule {
-    Rule {
+/// The rule is the holder's: the requester, or the grant's account.
+fn rule_of(r: &RequestRow, iolog_dir: &str) -> Result<Rule> {
+    Ok(Rule {
         grant_id: r.id,
-        user: r.user.clone(),
+        user: UserName::new(r.holder())
+            .map_err(|e| Error::Internal(format!("grant {}: holder: {e}", r.id)))?,
         role: r.role.clone(),
         run_as: r.run_as.clone(),
         commands: r.commands.clone(),
         not_after: r.not_after,
         reauth: r.reauth,
         iolog_dir: r.log_io.then(|| iolog_dir.to_string()),
-    }
+    })
 }
 
 /// The open requests of a user as limits and separation see them (extensions are not
@@ -223,6 +228,7 @@ impl Core {
                 .unwrap_or_else(|| "localhost".into()),
             fresh: Vec::new(),
             groups: Box::new(crate::groups::NoGroups),
+            accounts: Box::new(crate::accounts::NoAccounts),
             leased: std::collections::HashSet::new(),
             agent_seen: std::sync::atomic::AtomicI64::new(0),
         };
@@ -430,12 +436,17 @@ impl Core {
             commands: r.commands.iter().map(ToString::to_string).collect(),
             run_as: r.run_as.iter().map(ToString::to_string).collect(),
             groups: r.groups.iter().map(ToString::to_string).collect(),
+            account: self.account_info(r),
         })
     }
 
     /// Whether `who` may decide on `r` now (approvers, and escalation approvers once the
     /// request has waited long enough).
     pub fn is_approver(&self, r: &RequestRow, who: &Actor) -> Result<bool> {
+        // An ephemeral account decides nothing (see `refuse_accounts`).
+        if crate::accounts::in_range(who.uid) {
+            return Ok(false);
+        }
         match self.policy.role(&r.role) {
             Ok(role) => self.policy.may_approve(
                 role,
@@ -555,6 +566,7 @@ fn to_secs(d: u64) -> i64 {
     i64::try_from(d).unwrap_or(i64::MAX / 4)
 }
 
+mod accounts;
 mod approvals;
 mod decide;
 mod deliveries;

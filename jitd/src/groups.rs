@@ -2,7 +2,7 @@
 //! (`gpasswd`, which takes shadow-utils' locks), never jitd by hand. Behind a trait, so the
 //! core's logic is tested without touching any host's files.
 
-use crate::validator::{Run, message_of, run_program};
+use crate::validator::{Run, message_of};
 use std::time::Duration;
 
 /// How long one `gpasswd` may run.
@@ -52,7 +52,7 @@ impl Gpasswd {
         };
         // Names come from the strict grammar (no leading '-', no separators).
         let cmd = [tool.to_string(), flag.into(), user.into(), group.into()];
-        match run_program(&cmd, &[], b"", TOOL_TIMEOUT) {
+        match crate::privileges::run_tool(&cmd, TOOL_TIMEOUT) {
             Run::Exited { code: Some(0), .. } => Ok(()),
             Run::Exited { code, stderr, .. } => Err(format!(
                 "gpasswd {flag} {user} {group} failed ({}): {}",

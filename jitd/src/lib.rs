@@ -7,6 +7,7 @@
 //! "Architecture" and "Project layout" say where everything else is.
 #![forbid(unsafe_code)]
 
+pub mod accounts;
 pub mod audit;
 pub mod bus;
 pub mod command_paths;

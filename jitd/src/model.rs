@@ -79,6 +79,11 @@ pub struct Ask {
     pub duration: u64,
     pub reason: String,
     pub origin: Origin,
+    /// SSH public keys for a role that grants an account (`authorized_keys` lines; checked
+    /// by [`crate::accounts::check_keys`] before the request reaches the core).
+    pub ssh_keys: Vec<String>,
+    /// Their fingerprints (`SHA256:...`), as `ssh-keygen` gave them, for the audit trail.
+    pub key_fingerprints: Vec<String>,
 }
 
 impl Ask {
@@ -90,6 +95,8 @@ impl Ask {
             duration: by,
             reason: reason.to_string(),
             origin: Origin::bus(who),
+            ssh_keys: Vec::new(),
+            key_fingerprints: Vec::new(),
         }
     }
 }

@@ -124,10 +124,14 @@ pub fn check(svc: &Service, user: &str, ssh: bool) -> Result<GrantCheck, JitErro
     svc.check(&user, ssh).map_err(Into::into)
 }
 
+/// The roles pam_jit may offer at a prompt: not those that grant an account (what they
+/// grant is another login, never the prompting user's sudo or ssh login, and their keys
+/// come with `jitctl request`).
 pub async fn roles(svc: &Arc<Service>, user: String) -> Result<Vec<RoleInfo>, JitError> {
     let who = pam_user(&user, &pam_origin())?;
     blocking(svc, Caller::Pam(user), move |s| {
         s.read(|c| c.roles_for(&who.name))
+            .map(|roles| roles.into_iter().filter(|r| !r.account).collect())
     })
     .await
 }
@@ -141,6 +145,8 @@ pub async fn request(svc: &Arc<Service>, request: PamRequest) -> Result<RequestI
         duration: request.duration_secs,
         reason: request.reason,
         origin,
+        ssh_keys: Vec::new(),
+        key_fingerprints: Vec::new(),
     };
     blocking(svc, Caller::Pam(who.name.to_string()), move |s| {
         let r = s.request(&who, &ask)?;

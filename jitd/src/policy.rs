@@ -94,8 +94,14 @@ pub struct Role {
     /// A request that needs approval is written to the terminals of the approvers who are
     /// logged in (`write`-style, respecting `mesg n`).
     pub notify_terminals: bool,
-    /// Supplementary groups the grant gives its holder for its time (`gpasswd`).
+    /// Supplementary groups the grant gives its holder for its time (`gpasswd`); for a
+    /// role with `account`, the groups the account is made in.
     pub groups: Vec<GroupName>,
+    /// The grant is an ephemeral account of its own (`jit-USER-ID`), made at the grant's
+    /// start and removed at its end; the role's rule and ssh logins are the account's.
+    pub account: bool,
+    /// The account's login shell.
+    pub shell: String,
 }
 
 /// An external command that accepts or refuses a reason (e.g. checks a ticket).
@@ -224,6 +230,7 @@ impl Role {
                 .map(Window::describe)
                 .unwrap_or_default(),
             window_open: true,
+            account: self.account,
         }
     }
 

@@ -35,23 +35,67 @@ fn join_tty_group() {
     }
 }
 
-pub fn drop_all(group_edits: bool) -> Result<(), String> {
+/// The capabilities jitd keeps for the system tools it runs (`gpasswd`, `useradd`,
+/// `userdel`), set once by [`drop_all`]: permitted and inheritable, never effective in jitd,
+/// and raised as ambient capabilities only around a tool's run ([`run_tool`]), so no other
+/// program jitd starts (a reason validator) is given them.
+static TOOL_CAPS: std::sync::OnceLock<Vec<Capability>> = std::sync::OnceLock::new();
+
+/// What the tools need: `gpasswd` gives the new /etc/gshadow its group (CAP_CHOWN);
+/// `useradd -m` copies the skeleton into a home it has already given to the new account and
+/// sets modes on files it no longer owns (CAP_DAC_OVERRIDE, CAP_FOWNER), `userdel -r`
+/// empties that home (CAP_DAC_OVERRIDE). Measured with `setpriv --bounding-set`: without
+/// CAP_FOWNER, useradd exits 0 but leaves `.ssh` out of the home.
+pub fn tool_caps(group_edits: bool, accounts: bool) -> Vec<Capability> {
+    let mut caps = Vec::new();
+    if group_edits || accounts {
+        caps.push(Capability::CAP_CHOWN);
+    }
+    if accounts {
+        caps.extend([Capability::CAP_DAC_OVERRIDE, Capability::CAP_FOWNER]);
+    }
+    caps
+}
+
+/// Runs a system tool with the capabilities [`drop_all`] kept for tools, as ambient
+/// capabilities of this thread for the length of the run (a child started meanwhile from
+/// another thread does not get them).
+pub fn run_tool(command: &[String], timeout: std::time::Duration) -> crate::validator::Run {
+    let caps = TOOL_CAPS.get().map(Vec::as_slice).unwrap_or_default();
+    for cap in caps {
+        if let Err(e) = caps::raise(None, CapSet::Ambient, *cap) {
+            let _ = caps::clear(None, CapSet::Ambient);
+            return crate::validator::Run::Failed(format!("raising {cap} for the tool: {e}"));
+        }
+    }
+    let run = crate::validator::run_program(command, &[], b"", timeout);
+    if let Err(e) = caps::clear(None, CapSet::Ambient) {
+        // A later child could inherit them: jitd stops rather than run on that way.
+        crate::fatal::fatal(&format!("clearing ambient capabilities after a tool: {e}"));
+    }
+    run
+}
+
+/// Drops every capability but [`KEEP`] and, for the tools, `tool` (see [`tool_caps`]).
+pub fn drop_all(tool: &[Capability]) -> Result<(), String> {
     join_tty_group();
     let keep: CapsHashSet = KEEP.iter().copied().collect();
-    // For roles with `groups`: gpasswd (a child, run as root) writes /etc/gshadow, owned by
-    // group shadow, which needs CAP_CHOWN. jitd itself never uses it (not effective); it
-    // stays permitted and is passed to children as an ambient capability (no_new_privs
-    // caps what a child may hold at what its parent permits). Only when the policy at start
-    // grants groups, and only if jitd was given it (systemd: the drop-in
-    // jitd.service.d/groups.conf).
-    let chown_kept = group_edits
-        && caps::has_cap(None, CapSet::Bounding, Capability::CAP_CHOWN).unwrap_or(false);
-    if group_edits && !chown_kept {
-        tracing::warn!(
-            "the policy grants groups, but CAP_CHOWN is not in jitd's bounding set: gpasswd \
-             will fail and such grants will be revoked (systemd: install the drop-in \
-             jitd.service.d/groups.conf)"
-        );
+    // The tools' capabilities stay permitted (no_new_privs caps what a child may hold at
+    // what its parent permits) and inheritable (so they can be raised as ambient for a
+    // tool's run), never effective: jitd itself never uses them. Only those the policy at
+    // start needs, and only if jitd was given them (systemd: the drop-ins
+    // jitd.service.d/groups.conf and accounts.conf).
+    let mut kept_for_tools: Vec<Capability> = Vec::new();
+    for cap in tool {
+        if caps::has_cap(None, CapSet::Bounding, *cap).unwrap_or(false) {
+            kept_for_tools.push(*cap);
+        } else {
+            tracing::warn!(
+                "the policy needs {cap} for gpasswd/useradd/userdel, but it is not in jitd's \
+                 bounding set: grants of groups or accounts will fail and be revoked \
+                 (systemd: install the drop-ins jitd.service.d/groups.conf, accounts.conf)"
+            );
+        }
     }
     let held = caps::read(None, CapSet::Permitted).map_err(|e| e.to_string())?;
     if let Some(missing) = keep.iter().find(|c| !held.contains(c)) {
@@ -60,8 +104,7 @@ pub fn drop_all(group_edits: bool) -> Result<(), String> {
              grant ends (systemd: CapabilityBoundingSet={missing})"
         ));
     }
-    let kept =
-        |cap: &Capability| keep.contains(cap) || (chown_kept && *cap == Capability::CAP_CHOWN);
+    let kept = |cap: &Capability| keep.contains(cap) || kept_for_tools.contains(cap);
     for cap in caps::all() {
         if !kept(&cap) && caps::has_cap(None, CapSet::Bounding, cap).map_err(|e| e.to_string())? {
             caps::drop(None, CapSet::Bounding, cap)
@@ -74,22 +117,17 @@ pub fn drop_all(group_edits: bool) -> Result<(), String> {
     caps::set(None, CapSet::Effective, &keep)
         .map_err(|e| format!("setting effective caps: {e}"))?;
     let mut permitted = keep.clone();
-    if chown_kept {
-        permitted.insert(Capability::CAP_CHOWN);
-    }
+    permitted.extend(kept_for_tools.iter().copied());
     caps::set(None, CapSet::Permitted, &permitted)
         .map_err(|e| format!("setting permitted caps: {e}"))?;
-    if chown_kept {
-        let chown: CapsHashSet = [Capability::CAP_CHOWN].into_iter().collect();
-        caps::set(None, CapSet::Inheritable, &chown)
-            .map_err(|e| format!("setting inheritable caps: {e}"))?;
-        caps::raise(None, CapSet::Ambient, Capability::CAP_CHOWN)
-            .map_err(|e| format!("raising CAP_CHOWN for gpasswd: {e}"))?;
-    }
+    let inheritable: CapsHashSet = kept_for_tools.iter().copied().collect();
+    caps::set(None, CapSet::Inheritable, &inheritable)
+        .map_err(|e| format!("setting inheritable caps: {e}"))?;
     nix::sys::prctl::set_no_new_privs().map_err(|e| format!("setting no_new_privs: {e}"))?;
     let left = caps::read(None, CapSet::Permitted).map_err(|e| e.to_string())?;
     if left != permitted {
         return Err(format!("capabilities still held after dropping: {left:?}"));
     }
+    let _ = TOOL_CAPS.set(kept_for_tools);
     Ok(())
 }

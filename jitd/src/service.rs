@@ -237,6 +237,17 @@ impl Service {
     /// validator is checked beforehand, so a cheap refusal never costs a validator run;
     /// without one, the core's checks are the only ones.
     pub fn request(&self, who: &Actor, ask: &Ask) -> Result<RequestRow> {
+        // Keys are read by ssh-keygen here, outside the lock (a program run per key).
+        let mut checked;
+        let ask = if ask.ssh_keys.is_empty() {
+            ask
+        } else {
+            let keys = crate::accounts::check_keys(&ask.ssh_keys)
+                .map_err(|e| Error::InvalidArgument(format!("SSH keys: {e}")))?;
+            checked = ask.clone();
+            (checked.ssh_keys, checked.key_fingerprints) = keys.into_iter().unzip();
+            &checked
+        };
         let v = self.read(|c| {
             let Some(v) = c.validator_for(&ask.role) else {
                 return Ok(None);

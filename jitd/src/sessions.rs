@@ -234,9 +234,30 @@ fn carries(pid: i32, uid: u32, gid: u32) -> bool {
 }
 
 /// The processes of `uid` that still carry group `gid` (they keep it after `/etc/group`
-/// changes), as sessions to end: a pidfd is taken first and the process checked again
-/// through it, so a pid reused in between is never signalled.
+/// changes), as sessions to end: see [`processes_where`].
 pub fn carrying_group(uid: u32, gid: u32) -> Vec<Session> {
+    processes_where(|pid| carries(pid, uid, gid))
+}
+
+/// Every process running as `uid` (real, effective, saved or filesystem uid): an ephemeral
+/// account's, to end before the account goes.
+pub fn of_uid(uid: u32) -> Vec<Session> {
+    processes_where(|pid| runs_as(pid, uid))
+}
+
+/// Whether any of process `pid`'s uids (`/proc/PID/status` `Uid:`) is `uid`.
+fn runs_as(pid: i32, uid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|status| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .is_some_and(|rest| rest.split_whitespace().any(|n| n.parse() == Ok(uid)))
+    })
+}
+
+/// The processes for which `wanted` holds, as sessions to end: a pidfd is taken first and
+/// the process checked again through it, so a pid reused in between is never signalled.
+fn processes_where(wanted: impl Fn(i32) -> bool) -> Vec<Session> {
     let mut out = Vec::new();
     let Ok(rd) = std::fs::read_dir("/proc") else {
         return out;
@@ -245,7 +266,7 @@ pub fn carrying_group(uid: u32, gid: u32) -> Vec<Session> {
         let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
             continue;
         };
-        if !carries(pid, uid, gid) {
+        if !wanted(pid) {
             continue;
         }
         let Ok(fd) = open_pidfd(pid) else {
@@ -254,7 +275,7 @@ pub fn carrying_group(uid: u32, gid: u32) -> Vec<Session> {
         let Some(start_time) = start_time(pid) else {
             continue;
         };
-        if !carries(pid, uid, gid) || exited(&fd) {
+        if !wanted(pid) || exited(&fd) {
             continue;
         }
         let tty = u32::try_from(pid)

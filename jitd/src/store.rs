@@ -110,11 +110,24 @@ CREATE TABLE IF NOT EXISTS outbox (
     state TEXT NOT NULL DEFAULT 'queued'
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox(state, next_at);
+-- Ephemeral accounts: every one jitd made (or found in its range and removed), kept after
+-- removal so that no uid is ever given twice.
+CREATE TABLE IF NOT EXISTS accounts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_id INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    uid INTEGER NOT NULL UNIQUE,
+    home TEXT NOT NULL DEFAULT '',
+    state TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    removed_at INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS accounts_state ON accounts(state);
 "#;
 
 /// Columns added after the first schema, with their definitions: a database created by an
 /// older jitd gets them on open (every one has a default, so old rows stay valid).
-const ADDED_COLUMNS: [(&str, &str, &str); 13] = [
+const ADDED_COLUMNS: [(&str, &str, &str); 16] = [
     ("requests", "kind", "TEXT NOT NULL DEFAULT 'grant'"),
     ("requests", "extends", "INTEGER NOT NULL DEFAULT 0"),
     ("requests", "granted_at", "INTEGER NOT NULL DEFAULT 0"),
@@ -130,6 +143,11 @@ const ADDED_COLUMNS: [(&str, &str, &str); 13] = [
     ("requests", "ending_soon_for", "INTEGER NOT NULL DEFAULT 0"),
     // Supplementary groups the grant gives (the role's `groups`, frozen at submission).
     ("requests", "groups", "TEXT NOT NULL DEFAULT ''"),
+    // The grant is an ephemeral account of its own (`jit-USER-ID`), with this shell and
+    // these `authorized_keys` lines (the role's `account`, and the keys given with the request).
+    ("requests", "account", "INTEGER NOT NULL DEFAULT 0"),
+    ("requests", "shell", "TEXT NOT NULL DEFAULT ''"),
+    ("requests", "ssh_keys", "TEXT NOT NULL DEFAULT ''"),
     // Records from before `origin` keep an empty one, which the hash leaves out.
     ("audit", "origin", "TEXT NOT NULL DEFAULT ''"),
 ];
@@ -177,6 +195,24 @@ pub struct RequestRow {
     pub groups: Vec<crate::names::GroupName>,
     /// The `not_after` the grant was announced as ending soon for (0: not yet).
     pub ending_soon_for: i64,
+    /// The grant is an ephemeral account of its own ([`RequestRow::holder`]).
+    pub account: bool,
+    /// The account's login shell.
+    pub shell: String,
+    /// The account's `authorized_keys` lines.
+    pub ssh_keys: Vec<String>,
+}
+
+impl RequestRow {
+    /// Who holds the grant's rights: the requester, or for a grant of an account, the
+    /// account (`jit-USER-ID`). The sudoers rule, pam_jit's checks and sessions are its.
+    pub fn holder(&self) -> String {
+        if self.account {
+            crate::accounts::account_name(&self.user, self.id)
+        } else {
+            self.user.to_string()
+        }
+    }
 }
 
 /// A new request before it has an id.
@@ -204,6 +240,9 @@ pub struct NewRequest {
     pub extends: u64,
     pub log_io: bool,
     pub groups: Vec<crate::names::GroupName>,
+    pub account: bool,
+    pub shell: String,
+    pub ssh_keys: Vec<String>,
 }
 
 /// An audit event before it is chained.
@@ -324,6 +363,9 @@ fn request_from_row(row: &Row<'_>) -> rusqlite::Result<RequestRow> {
         boot_deadline_ms: row.get("boot_deadline_ms")?,
         escalated_at: row.get("escalated_at")?,
         groups: named_list(row, "groups")?,
+        account: row.get("account")?,
+        shell: row.get("shell")?,
+        ssh_keys: split_lines(row.get("ssh_keys")?),
         ending_soon_for: row.get("ending_soon_for")?,
     })
 }
@@ -685,9 +727,11 @@ impl Store {
     }
 }
 
+mod accounts;
 mod memberships;
 mod outbox;
 mod write;
+pub use accounts::*;
 pub use memberships::*;
 pub use outbox::*;
 pub use write::*;

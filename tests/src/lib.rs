@@ -208,6 +208,10 @@ pub struct Builder {
     /// `/etc` a private writable copy (system tools that replace files there by rename,
     /// like `gpasswd`, cannot work on bind-mounted files).
     writable_etc: bool,
+    /// `/home` and `/var/log` private and empty (see [`Builder::accounts`]).
+    private_home: bool,
+    /// sshd also reads `~/.ssh/authorized_keys` (the accounts jitd makes).
+    home_keys: bool,
 }
 
 /// pam_jit's account line for sshd (`mode=ssh`), the gate for ssh logins.
@@ -230,7 +234,20 @@ impl Builder {
             ssh_methods: None,
             pam_socket_arg: None,
             writable_etc: false,
+            private_home: false,
+            home_keys: false,
         }
+    }
+
+    /// For ephemeral accounts: a writable `/etc` ([`Builder::writable_etc`]) for
+    /// `useradd`/`userdel`, `/home` and `/var/log` as private empty file systems (homes are
+    /// made there; sshd's lastlog goes there), and sshd reading each account's
+    /// `~/.ssh/authorized_keys` besides the world's keys.
+    pub fn accounts(mut self) -> Self {
+        self.writable_etc = true;
+        self.private_home = true;
+        self.home_keys = true;
+        self
     }
 
     /// A group of this world with no members yet (users name their groups in `user`).
@@ -358,6 +375,8 @@ pub struct World {
     pub jitd_args: Vec<String>,
     /// `/etc` is a private copy mounted by this world (see [`Builder::writable_etc`]).
     writable_etc: bool,
+    private_home: bool,
+    home_keys: bool,
 }
 
 fn write(path: &Path, text: &str, mode: u32) {
@@ -618,6 +637,18 @@ impl World {
                 bind(&d.join(f), &format!("/etc/{f}"));
             }
         }
+        if b.private_home {
+            for dir in ["/home", "/var/log"] {
+                mount(
+                    Some("tmpfs"),
+                    dir,
+                    Some("tmpfs"),
+                    MsFlags::empty(),
+                    Some("mode=0755"),
+                )
+                .unwrap_or_else(|e| panic!("mounting a private {dir}: {e}"));
+            }
+        }
         bind(&sudoers_d, "/etc/sudoers.d");
         bind(&pam_d, "/etc/pam.d");
         bind(&d.join("pam-sudo"), "/etc/pam.d/sudo");
@@ -650,6 +681,8 @@ impl World {
             jitd_env: Vec::new(),
             jitd_args: Vec::new(),
             writable_etc: b.writable_etc,
+            private_home: b.private_home,
+            home_keys: b.home_keys,
         };
         if b.start_jitd {
             world.start_jitd();
@@ -699,7 +732,7 @@ impl World {
                 "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nPidFile {pid}\nUsePAM yes\n\
                  PasswordAuthentication no\nKbdInteractiveAuthentication {kbd}\n\
                  PubkeyAuthentication yes\nAuthenticationMethods {methods}\n\
-                 AuthorizedKeysFile {keys}/%u.pub\nStrictModes no\nPermitRootLogin no\n\
+                 AuthorizedKeysFile {keys}/%u.pub{home_keys}\nStrictModes no\nPermitRootLogin no\n\
                  LogLevel ERROR\n",
                 kbd = if methods.contains("keyboard-interactive") {
                     "yes"
@@ -709,6 +742,11 @@ impl World {
                 hk = d.join("hostkey").display(),
                 pid = d.join("sshd.pid").display(),
                 keys = keys.display(),
+                home_keys = if self.home_keys {
+                    " .ssh/authorized_keys"
+                } else {
+                    ""
+                },
             ),
             0o600,
         );
@@ -748,9 +786,15 @@ impl World {
 
     /// The ssh client command logging in as `user` with their key and running `cmd`.
     pub fn ssh_command(&self, user: &str, cmd: &str) -> Command {
-        let mut c = self.ssh_base(user);
+        self.ssh_as(user, user, cmd)
+    }
+
+    /// The ssh client command logging in as `login` with `key_of`'s key (an ephemeral
+    /// account, with its requester's key) and running `cmd`.
+    pub fn ssh_as(&self, key_of: &str, login: &str, cmd: &str) -> Command {
+        let mut c = self.ssh_base(key_of);
         c.args(["-o", "BatchMode=yes", "-o", "LogLevel=ERROR"])
-            .arg(format!("{user}@127.0.0.1"))
+            .arg(format!("{login}@127.0.0.1"))
             .arg(cmd);
         c
     }
@@ -1164,6 +1208,11 @@ impl Drop for World {
         }
         if self.writable_etc {
             let _ = nix::mount::umount2("/etc", nix::mount::MntFlags::MNT_DETACH);
+        }
+        if self.private_home {
+            for dir in ["/home", "/var/log"] {
+                let _ = nix::mount::umount2(dir, nix::mount::MntFlags::MNT_DETACH);
+            }
         }
     }
 }

@@ -88,7 +88,8 @@ fn given_a_group_role_when_granted_then_a_new_login_has_it_and_at_its_end_the_gr
  {
     let _serial = serial();
     let w = world();
-    // jitd holds CAP_KILL alone; CAP_CHOWN only for its children (gpasswd), never in effect.
+    // jitd holds CAP_KILL alone; CAP_CHOWN only for gpasswd (permitted and inheritable, raised
+    // as ambient only around its run), never in effect.
     let status =
         std::fs::read_to_string(format!("/proc/{}/status", w.jitd_pid().unwrap())).unwrap();
     let caps = |name: &str| {
@@ -101,7 +102,8 @@ fn given_a_group_role_when_granted_then_a_new_login_has_it_and_at_its_end_the_gr
     };
     assert_eq!(caps("CapEff:"), "0000000000000020", "{status}");
     assert_eq!(caps("CapPrm:"), "0000000000000021", "{status}");
-    assert_eq!(caps("CapAmb:"), "0000000000000001", "{status}");
+    assert_eq!(caps("CapInh:"), "0000000000000001", "{status}");
+    assert_eq!(caps("CapAmb:"), "0000000000000000", "{status}");
     assert!(!login_groups(&w, "alice").contains("dockerish"));
     let g = w.submit("alice", "docker", "6s", "OPS-1 build images");
     let id = g["id"].as_u64().unwrap();

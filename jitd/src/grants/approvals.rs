@@ -146,6 +146,7 @@ impl Core {
         match activation {
             Some(Activation::Grant { .. }) => {
                 let row = self.get(id)?;
+                self.give_account_or_revoke(&row)?;
                 self.install_or_revoke(&row)?;
                 self.give_groups_or_revoke(&row)?;
             }

@@ -17,10 +17,12 @@ impl Core {
             ));
         }
         let now = self.now();
+        refuse_accounts(who)?;
         let role = self.policy.role(&ask.role)?.clone();
         let (duration, reason) =
             self.policy
                 .check_request(&role, &who.name, ask, now, self.dir.as_ref())?;
+        let ssh_keys = keys_for(&role, ask)?;
         let open = self.store.open_of_user(&who.name)?;
         if let Some(dup) = open
             .iter()
@@ -79,7 +81,8 @@ impl Core {
             commands: role.commands.clone(),
             run_as: role.run_as_list.clone(),
             reauth: role.reauth,
-            ssh: role.ssh,
+            // An account exists to be logged into.
+            ssh: role.ssh || role.account,
             service: origin.service.clone(),
             tty: origin.tty.clone(),
             rhost: origin.rhost.clone(),
@@ -87,10 +90,29 @@ impl Core {
             extends: 0,
             log_io: role.log_io,
             groups: role.groups.clone(),
+            account: role.account,
+            shell: role.shell.clone(),
+            ssh_keys,
+        };
+        let keys_note = if ask.key_fingerprints.is_empty() {
+            String::new()
+        } else {
+            format!(" keys={}", ask.key_fingerprints.join(","))
         };
         let (boot_id, boot_deadline) = self.boot_deadline(not_after);
         let id = self.commit(|tx, recs| {
             let id = store::insert_request(tx, &new)?;
+            if new.account {
+                let name = crate::accounts::account_name(&new.user, id);
+                if name.len() > crate::accounts::MAX_NAME {
+                    return Err(Error::InvalidArgument(format!(
+                        "role '{}' grants an account, and {name} would be over {} \
+                         characters: ask an admin for a role without an account",
+                        new.role,
+                        crate::accounts::MAX_NAME
+                    )));
+                }
+            }
             if immediate {
                 store::set_boot_deadline(tx, id, &boot_id, boot_deadline)?;
             }
@@ -106,7 +128,8 @@ impl Core {
                     },
                     request_id: id,
                     detail: format!(
-                        "role={} duration={} service={} tty={} rhost={} {note} reason={}",
+                        "role={} duration={} service={} tty={} rhost={} {note}{keys_note} \
+                         reason={}",
                         new.role,
                         format_duration(duration),
                         new.service,
@@ -140,6 +163,7 @@ impl Core {
         })?;
         let row = self.get(id)?;
         if immediate {
+            self.give_account_or_revoke(&row)?;
             self.install_or_revoke(&row)?;
             self.give_groups_or_revoke(&row)?;
         }
@@ -177,6 +201,7 @@ impl Core {
                 format_duration(jit_proto::MAX_DURATION_SECS)
             )));
         }
+        refuse_accounts(who)?;
         let grant = self.own_active_grant(who, id)?;
         let now = self.now();
         let role = self.policy.role(&grant.role)?.clone();
@@ -237,6 +262,10 @@ impl Core {
             extends: id,
             log_io: grant.log_io,
             groups: grant.groups.clone(),
+            // An extension is not a grant: the account stays the grant's.
+            account: false,
+            shell: String::new(),
+            ssh_keys: Vec::new(),
         };
         let (boot_id, boot_deadline) = self.boot_deadline(new_end);
         let ext = self.commit(|tx, recs| {
@@ -495,4 +524,49 @@ impl Core {
             "cancelled by requester",
         )
     }
+}
+
+/// Ephemeral accounts act for nobody: one that could request, extend or decide would let
+/// its requester be their own approver under another name (an account made in an
+/// approvers' group), or hold rights past the grant that made it.
+pub(super) fn refuse_accounts(who: &Actor) -> Result<()> {
+    if crate::accounts::in_range(who.uid) {
+        return Err(Error::NotAuthorized(format!(
+            "{} is an ephemeral account of jit: it cannot request or decide anything; ask \
+             as the user it was made for",
+            who.name
+        )));
+    }
+    Ok(())
+}
+
+/// The keys a request carries: required for a role that grants an account (each checked
+/// again against the grammar), refused for any other.
+fn keys_for(role: &crate::policy::Role, ask: &Ask) -> Result<Vec<String>> {
+    if !role.account {
+        if !ask.ssh_keys.is_empty() {
+            return Err(Error::InvalidArgument(format!(
+                "role '{}' does not grant an account: it takes no SSH keys",
+                role.name
+            )));
+        }
+        return Ok(Vec::new());
+    }
+    if ask.ssh_keys.is_empty() {
+        return Err(Error::InvalidArgument(format!(
+            "role '{}' grants an account of its own: give the SSH public keys to log into \
+             it with (jitctl request reads ~/.ssh/authorized_keys, or --ssh-key FILE)",
+            role.name
+        )));
+    }
+    if ask.ssh_keys.len() > crate::accounts::MAX_KEYS {
+        return Err(Error::InvalidArgument(format!(
+            "at most {} SSH keys",
+            crate::accounts::MAX_KEYS
+        )));
+    }
+    ask.ssh_keys
+        .iter()
+        .map(|k| crate::accounts::parse_key(k).map_err(Error::InvalidArgument))
+        .collect()
 }

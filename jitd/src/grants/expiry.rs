@@ -9,8 +9,7 @@ use crate::sudoers::SudoersError;
 impl Core {
     /// The active grants' rules of one shard, as the database says.
     pub(super) fn shard_rules(&self, shard: u32) -> Result<Vec<Rule>> {
-        Ok(self
-            .store
+        self.store
             .by_state(&[State::Active])?
             .iter()
             // A grant whose time is up has no rule, even while the database cannot yet
@@ -19,7 +18,7 @@ impl Core {
             // A grant of groups only has no sudo rule.
             .filter(|r| !r.commands.is_empty())
             .map(|r| rule_of(r, &self.policy.iolog_dir))
-            .collect())
+            .collect::<Result<Vec<Rule>>>()
     }
 
     /// Rewrites a shard from the database.
@@ -94,15 +93,25 @@ impl Core {
             }
         }
         for r in ended {
-            if let Err(e) = self.rules.clear_timestamps(&r.user) {
+            let cleared = UserName::new(r.holder())
+                .map_err(|e| crate::sudoers::SudoersError(e.to_string()))
+                .and_then(|holder| self.rules.clear_timestamps(&holder));
+            if let Err(e) = cleared {
                 let _ = self.fail(e.0);
             }
             self.end_sessions_of(r.id);
         }
+        // Accounts of grants that ended go (one whose processes are still ending, or whose
+        // removal failed, is finished by the timer).
+        if ended.iter().any(|r| r.account)
+            && let Err(e) = self.sync_accounts()
+        {
+            tracing::error!("removing accounts (will retry): {e}");
+        }
         // Groups no grant gives any more are taken away (a failure is retried by the timer).
         let mut users: Vec<&UserName> = ended
             .iter()
-            .filter(|r| !r.groups.is_empty())
+            .filter(|r| !r.groups.is_empty() && !r.account)
             .map(|r| &r.user)
             .collect();
         users.sort_unstable();
@@ -238,6 +247,12 @@ impl Core {
             } else {
                 next = Some(next.map_or(deadline, |n| n.min(deadline)));
             }
+        }
+        // Accounts whose grant ended and that are not gone yet (processes still ending, a
+        // failed userdel): tried again on every pass, and the next pass is soon.
+        match self.sync_accounts() {
+            Ok(false) => {}
+            Ok(true) | Err(_) => next = Some(next.map_or(now + 1, |n| n.min(now + 1))),
         }
         // Memberships left over by a failed removal: tried again on every pass.
         if let Ok(users) = self.groups_left_over() {
@@ -443,6 +458,8 @@ impl Core {
         // Group memberships brought in line with the grants (a crash at any step of an
         // edit is finished here).
         self.sync_all_groups()?;
+        // Accounts likewise, and any in jitd's range that it did not make.
+        self.reconcile_accounts()?;
         let detail = format!(
             "expired={} removed={} restored={} revoked={} sessions={}",
             rep.expired, rep.removed, rep.restored, rep.revoked, rep.sessions

@@ -59,7 +59,8 @@ pub(super) fn answer<'a>(in_force: impl Iterator<Item = &'a RequestRow>) -> Gran
     }
 }
 
-/// Every active grant by holder, as of the last change.
+/// Every active grant by holder ([`RequestRow::holder`]: the requester, or the grant's
+/// account), as of the last change.
 pub struct InForce {
     by_user: HashMap<String, Vec<RequestRow>>,
     clock: Arc<dyn Clock>,
@@ -137,7 +138,7 @@ impl Core {
         let mut by_user: HashMap<String, Vec<RequestRow>> = HashMap::new();
         for r in self.store.by_state(&[State::Active])? {
             if r.kind != Kind::Extension {
-                by_user.entry(r.user.to_string()).or_default().push(r);
+                by_user.entry(r.holder()).or_default().push(r);
             }
         }
         Ok(InForce {

@@ -18,6 +18,8 @@ impl Core {
             .store
             .open_of_user(user)?
             .iter()
+            // A grant of an account gives its groups to the account, made in them.
+            .filter(|r| !r.account)
             .filter(|r| r.id != except && r.state == State::Active && self.ms_left(r) > 0)
             .flat_map(|r| r.groups.iter().map(ToString::to_string))
             .collect())
@@ -166,7 +168,7 @@ impl Core {
             self.store
                 .by_state(&[State::Active])?
                 .into_iter()
-                .filter(|r| !r.groups.is_empty())
+                .filter(|r| !r.groups.is_empty() && !r.account)
                 .map(|r| r.user.to_string()),
         );
         for u in users {
@@ -200,7 +202,7 @@ impl Core {
     /// (uid, gid) of the groups that grant `r`'s end takes away (no other grant in force
     /// gives them, and the user did not have them before): their processes are warned.
     pub(super) fn groups_ending_with(&self, r: &RequestRow) -> Vec<(u32, u32)> {
-        if r.groups.is_empty() {
+        if r.groups.is_empty() || r.account {
             return Vec::new();
         }
         let (Ok(others), Ok(owned), Ok(Some(uid))) = (

@@ -131,10 +131,15 @@ impl Core {
         if let Some(index) = self.index.get() {
             return Ok(index.of(user, ssh));
         }
-        Ok(self
-            .store
-            .open_of_user(user)?
+        // An account's grant is the one its name says; a user's are theirs but for the
+        // grants of accounts (which are the accounts').
+        let held = match crate::accounts::request_of(user) {
+            Some(id) => self.store.get(id)?.into_iter().collect(),
+            None => self.store.open_of_user(user)?,
+        };
+        Ok(held
             .into_iter()
+            .filter(|r| r.holder() == user)
             .filter(|r| super::in_force::admits(&*self.clock, r, ssh))
             .collect())
     }
@@ -172,10 +177,17 @@ impl Core {
         let length = u64::try_from(r.not_after - r.granted_at).unwrap_or(0);
         let (id, role, end) = (r.id, &r.role, r.not_after);
         let ending = self.groups_ending_with(r);
+        // The terminals of an account's processes, as well as those of its sessions.
+        let account_uid = r
+            .account
+            .then(|| store::account_of(self.store.conn(), r.id).ok().flatten())
+            .flatten()
+            .map(|a| a.uid);
         let extra = || {
             let mut ttys: Vec<String> = ending
                 .iter()
                 .flat_map(|&(uid, gid)| crate::sessions::carrying_group(uid, gid))
+                .chain(account_uid.into_iter().flat_map(crate::sessions::of_uid))
                 .filter_map(|s| s.tty.clone())
                 .collect();
             ttys.sort_unstable();

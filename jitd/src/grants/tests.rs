@@ -216,6 +216,8 @@ pub(crate) fn ask(kind: Kind, role: &str, duration: u64, reason: &str) -> Ask {
         duration,
         reason: reason.into(),
         origin: origin(),
+        ssh_keys: Vec::new(),
+        key_fingerprints: Vec::new(),
     }
 }
 

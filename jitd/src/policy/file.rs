@@ -127,6 +127,10 @@ pub(super) struct RawRole {
     pub(super) notify_terminals: bool,
     #[serde(default)]
     pub(super) groups: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    pub(super) account: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub(super) shell: Option<Spanned<String>>,
 }
 
 fn position(text: &str, offset: usize) -> (usize, usize) {

@@ -161,6 +161,8 @@ fn ask(duration: u64, reason: &str) -> Ask {
         duration,
         reason: reason.into(),
         origin: crate::model::Origin::default(),
+        ssh_keys: Vec::new(),
+        key_fingerprints: Vec::new(),
     }
 }
 
@@ -562,4 +564,57 @@ fn given_groups_a_role_may_not_hand_out_when_checked_then_refused_at_their_posit
     assert!(e.message.contains("at least one command"), "{e}");
     let ok = Policy::parse("t.toml", &role(r#"["webops"]"#, "[]"), &d).unwrap();
     assert_eq!(ok.roles[0].groups.len(), 1);
+}
+
+#[test]
+fn given_account_roles_that_cannot_work_when_checked_then_refused_at_their_position() {
+    let long = "a".repeat(22);
+    let d = dir().user(&long, 1010, &[&long, "sre"]);
+    let role = |extra: &str, requesters: &str| {
+        format!(
+            "[[role]]\nname = \"fix\"\ncommands = []\nrequesters = {requesters}\n\
+             max_duration = \"1h\"\n{extra}\n"
+        )
+    };
+    // jit-USER-NNNNNN over 32 characters for a requester named in the policy.
+    let e = Policy::parse(
+        "t.toml",
+        &role("account = true", &format!("[\"{long}\"]")),
+        &d,
+    )
+    .unwrap_err();
+    assert_eq!((e.line, e.column), (6, 11), "{e}");
+    assert!(e.message.contains("over 32"), "{e}");
+    // Through a group: a warning (membership changes); the request is refused at run time.
+    let p = Policy::parse("t.toml", &role("account = true", "[\"%sre\"]"), &d).unwrap();
+    assert!(
+        p.warnings.iter().any(|w| w.message.contains(&long)),
+        "{:?}",
+        p.warnings
+    );
+    for (extra, needle, line) in [
+        ("account = true\nreauth = true", "no password", 6),
+        (
+            "groups = [\"webops\"]\nshell = \"/bin/sh\"",
+            "shell is for roles with account",
+            7,
+        ),
+        (
+            "account = true\nshell = \"/tmp/sh\"",
+            "must be a program in",
+            7,
+        ),
+        (
+            "account = true\nshell = \"/bin/../tmp/sh\"",
+            "must be a program in",
+            7,
+        ),
+    ] {
+        let e = Policy::parse("t.toml", &role(extra, "[\"alice\"]"), &d).unwrap_err();
+        assert_eq!(e.line, line, "{extra}: {e}");
+        assert!(e.message.contains(needle), "{extra}: {e}");
+    }
+    let ok = Policy::parse("t.toml", &role("account = true", "[\"alice\"]"), &d).unwrap();
+    assert!(ok.roles[0].account);
+    assert_eq!(ok.roles[0].shell, "/bin/bash");
 }

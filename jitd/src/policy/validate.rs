@@ -203,7 +203,10 @@ pub(super) fn validate_role(
 
     let commands_span = raw.commands.span();
     let groups = groups_of(ctx, raw.groups.take(), dir)?;
-    let commands = commands_of(ctx, raw.commands, !groups.is_empty())?;
+    let account_span = raw.account.as_ref().map(Spanned::span);
+    let account = raw.account.as_ref().is_some_and(|a| *a.get_ref());
+    let commands = commands_of(ctx, raw.commands, !groups.is_empty() || account)?;
+    let shell = shell_of(ctx, raw.shell.take(), account)?;
 
     let run_as_list = run_as_of(ctx, raw.run_as)?;
     let run_as = run_as_list
@@ -406,7 +409,7 @@ pub(super) fn validate_role(
     };
     let max_active = bounded(ctx, "max_active", raw.max_active, 1, 10_000)?;
 
-    Ok(Role {
+    let role = Role {
         name,
         description,
         commands,
@@ -434,7 +437,11 @@ pub(super) fn validate_role(
         log_io: raw.log_io,
         notify_terminals: raw.notify_terminals,
         groups,
-    })
+        account,
+        shell,
+    };
+    check_account(ctx, &role, account_span, dir, warnings)?;
+    Ok(role)
 }
 
 /// A role may not run commands as anyone the policy names as a requester or approver: a
@@ -556,7 +563,7 @@ fn commands_of(
     if commands.is_empty() && !groups_only {
         return Err(ctx.err(
             span,
-            "commands must list at least one command (or the role must grant groups)",
+            "commands must list at least one command (or the role must grant groups or an account)",
         ));
     }
     Ok(commands)
@@ -612,6 +619,97 @@ fn groups_of(
     }
     Ok(out)
 }
+
+/// Where a shell may be: what `/etc/shells` lists on Debian, and nothing a user can write.
+const SHELL_DIRS: [&str; 4] = ["/bin/", "/usr/bin/", "/sbin/", "/usr/sbin/"];
+/// The account's shell when the role does not say.
+pub const DEFAULT_SHELL: &str = "/bin/bash";
+
+/// The role's `shell`: only with `account`, an absolute path in a system directory, in
+/// the grammar of commands (no spaces, nothing to escape).
+fn shell_of(
+    ctx: &Ctx<'_>,
+    raw: Option<Spanned<String>>,
+    account: bool,
+) -> std::result::Result<String, PolicyError> {
+    let Some(raw) = raw else {
+        return Ok(if account {
+            DEFAULT_SHELL.into()
+        } else {
+            String::new()
+        });
+    };
+    let shell = raw.get_ref();
+    if !account {
+        return Err(ctx.err(raw.span(), "shell is for roles with account = true"));
+    }
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-".contains(c);
+    if !SHELL_DIRS.iter().any(|d| shell.starts_with(d))
+        || !shell.chars().all(plain)
+        || shell.contains("..")
+    {
+        return Err(ctx.err(
+            raw.span(),
+            format!(
+                "shell '{}' must be a program in {}",
+                crate::names::cut(&crate::names::escape(shell), 60),
+                SHELL_DIRS.join(", ")
+            ),
+        ));
+    }
+    Ok(shell.clone())
+}
+
+/// A role with `account`: the account has no password (so no `reauth`), and its name
+/// (`jit-USER-ID`) must fit [`crate::accounts::MAX_NAME`] for every requester named, with
+/// a request id of up to [`ACCOUNT_ID_DIGITS`] digits; a requester named through a group
+/// is a warning (membership changes). A longer name is refused at request time anyway.
+fn check_account(
+    ctx: &Ctx<'_>,
+    role: &Role,
+    span: Option<std::ops::Range<usize>>,
+    dir: &dyn Directory,
+    warnings: &mut Vec<PolicyError>,
+) -> std::result::Result<(), PolicyError> {
+    let Some(span) = span.filter(|_| role.account) else {
+        return Ok(());
+    };
+    if role.reauth {
+        return Err(ctx.err(
+            span,
+            "account = true with reauth = true: an ephemeral account has no password to ask \
+             for (leave reauth out)",
+        ));
+    }
+    let longest =
+        |user: &str| crate::accounts::account_name(user, 10u64.pow(ACCOUNT_ID_DIGITS) - 1).len();
+    for p in &role.requesters {
+        let (users, named) = match p {
+            Principal::User(u) => (vec![u.to_string()], true),
+            Principal::Group(g) => (dir.group_members(g).unwrap_or_default(), false),
+        };
+        for u in users
+            .iter()
+            .filter(|u| longest(u) > crate::accounts::MAX_NAME)
+        {
+            let msg = format!(
+                "account: requester '{u}' would get an account name of {} characters \
+                 ({}), over {}: shorten the user name or use another role",
+                longest(u),
+                crate::accounts::account_name(u, 10u64.pow(ACCOUNT_ID_DIGITS) - 1),
+                crate::accounts::MAX_NAME
+            );
+            if named {
+                return Err(ctx.err(span.clone(), msg));
+            }
+            warnings.push(ctx.err(span.clone(), msg));
+        }
+    }
+    Ok(())
+}
+
+/// Request ids [`check_account`] makes room for (a million requests).
+const ACCOUNT_ID_DIGITS: u32 = 6;
 
 /// Whom the role's commands run as: root unless it says, never a user twice.
 fn run_as_of(

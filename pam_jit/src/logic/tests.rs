@@ -135,6 +135,7 @@ fn role(name: &str, approvals: u32) -> RoleInfo {
         max_total_secs: 3600,
         window: String::new(),
         window_open: true,
+        account: false,
     }
 }
 
@@ -172,6 +173,7 @@ fn info(id: u64, state: &str) -> RequestInfo {
         commands: Vec::new(),
         run_as: Vec::new(),
         groups: Vec::new(),
+        account: String::new(),
     }
 }
 
