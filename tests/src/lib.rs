@@ -937,6 +937,19 @@ impl World {
         self.jitd.as_ref().map(Child::id)
     }
 
+    /// jitd's capability set `set` (`CapEff`, `CapPrm`, `CapInh`, `CapAmb`) as
+    /// `/proc/PID/status` shows it (16 hex digits).
+    pub fn jitd_caps(&self, set: &str) -> String {
+        let pid = self.jitd_pid().expect("jitd runs");
+        let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{set}:")))
+            .unwrap_or_else(|| panic!("no {set} in {status}"))
+            .trim()
+            .to_string()
+    }
+
     pub fn jitd_log(&self) -> String {
         fs::read_to_string(self.path().join("jitd.log")).unwrap_or_default()
     }

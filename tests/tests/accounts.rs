@@ -119,19 +119,9 @@ fn given_an_account_role_when_granted_then_the_requester_logs_in_with_their_key_
     let w = world();
     // CAP_KILL in effect; CHOWN, DAC_OVERRIDE and FOWNER kept for the tools only (raised as
     // ambient around a tool's run, so a reason validator never gets them).
-    let status =
-        std::fs::read_to_string(format!("/proc/{}/status", w.jitd_pid().unwrap())).unwrap();
-    let caps = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .unwrap()
-            .trim()
-            .to_string()
-    };
-    assert_eq!(caps("CapEff:"), "0000000000000020", "{status}");
-    assert_eq!(caps("CapPrm:"), "000000000000002b", "{status}");
-    assert_eq!(caps("CapAmb:"), "0000000000000000", "{status}");
+    assert_eq!(w.jitd_caps("CapEff"), "0000000000000020");
+    assert_eq!(w.jitd_caps("CapPrm"), "000000000000002b");
+    assert_eq!(w.jitd_caps("CapAmb"), "0000000000000000");
     let r = request(&w, "breakfix", "25s", "OPS-1 fix the disk");
     assert!(r.ok(), "{}\n{}", r.all(), w.jitd_log());
     let id = r.json()["id"].as_u64().unwrap();

@@ -90,20 +90,10 @@ fn given_a_group_role_when_granted_then_a_new_login_has_it_and_at_its_end_the_gr
     let w = world();
     // jitd holds CAP_KILL alone; CAP_CHOWN only for gpasswd (permitted and inheritable, raised
     // as ambient only around its run), never in effect.
-    let status =
-        std::fs::read_to_string(format!("/proc/{}/status", w.jitd_pid().unwrap())).unwrap();
-    let caps = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .unwrap()
-            .trim()
-            .to_string()
-    };
-    assert_eq!(caps("CapEff:"), "0000000000000020", "{status}");
-    assert_eq!(caps("CapPrm:"), "0000000000000021", "{status}");
-    assert_eq!(caps("CapInh:"), "0000000000000001", "{status}");
-    assert_eq!(caps("CapAmb:"), "0000000000000000", "{status}");
+    assert_eq!(w.jitd_caps("CapEff"), "0000000000000020");
+    assert_eq!(w.jitd_caps("CapPrm"), "0000000000000021");
+    assert_eq!(w.jitd_caps("CapInh"), "0000000000000001");
+    assert_eq!(w.jitd_caps("CapAmb"), "0000000000000000");
     assert!(!login_groups(&w, "alice").contains("dockerish"));
     let g = w.submit("alice", "docker", "6s", "OPS-1 build images");
     let id = g["id"].as_u64().unwrap();

@@ -534,12 +534,15 @@ fn given_a_webhook_that_fails_at_first_when_notified_then_retried_with_backoff_s
         );
         assert!(!text.contains("<!channel>"), "{text}");
     }
-    let audit = w.jitctl("root", &["audit"]).stdout;
+    // The agent reports a delivery after the receiver has answered: waited for.
+    let audit = wait_for("the delivery's report", LONG, || {
+        let a = w.jitctl("root", &["audit"]).stdout;
+        a.contains("attempt=3 delivered").then_some(a)
+    });
     assert!(
         audit.contains("attempt=1 failed: exit status 1: the webhook answered 500"),
         "{audit}"
     );
-    assert!(audit.contains("attempt=3 delivered"), "{audit}");
     // Delivered: status is clean again.
     let status = wait_for("a clean status", LONG, || {
         let s = w.jitctl("root", &["status"]);

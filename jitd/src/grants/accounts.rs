@@ -165,7 +165,8 @@ impl Core {
     /// Brings every account jitd answers for in line with its grant: one whose grant is in
     /// force is made (finishing a crash between its row and `useradd`); any other is
     /// removed. Returns whether one is still waiting for its processes to end (the timer
-    /// then comes back soon). A failure is logged and tried again on the next pass.
+    /// then comes back within a second). A failure is logged, shown in `jitctl status`, and
+    /// tried again on the timer's next pass.
     pub(super) fn sync_accounts(&mut self) -> Result<bool> {
         let mut waiting = false;
         for a in store::live_accounts(self.store.conn())? {
@@ -191,10 +192,9 @@ impl Core {
             match self.remove_account(&a, why) {
                 Ok(Removal::Gone) => {}
                 Ok(Removal::Busy) => waiting = true,
-                Err(e) => {
-                    tracing::error!("removing account {} (will retry): {e}", a.name);
-                    waiting = true;
-                }
+                // Not a matter of processes ending: the timer's ordinary passes try again
+                // (no pass each second for an error that may last), and status shows it.
+                Err(e) => tracing::error!("removing account {} (will retry): {e}", a.name),
             }
         }
         Ok(waiting)

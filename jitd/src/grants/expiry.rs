@@ -251,8 +251,9 @@ impl Core {
         // Accounts whose grant ended and that are not gone yet (processes still ending, a
         // failed userdel): tried again on every pass, and the next pass is soon.
         match self.sync_accounts() {
+            Ok(true) => next = Some(next.map_or(now + 1, |n| n.min(now + 1))),
             Ok(false) => {}
-            Ok(true) | Err(_) => next = Some(next.map_or(now + 1, |n| n.min(now + 1))),
+            Err(e) => tracing::error!("ephemeral accounts (will retry): {e}"),
         }
         // Memberships left over by a failed removal: tried again on every pass.
         if let Ok(users) = self.groups_left_over() {
