@@ -87,9 +87,9 @@ fn passwd(name: &str) -> Option<(u32, String, String)> {
         })
 }
 
-/// Every name in /etc/passwd or /etc/group that starts with `jit-`, and every home in
-/// /home: what an account can leave behind.
-fn leftovers() -> Vec<String> {
+/// Lines of the account files naming anything `jit-`, and every home in /home: what an
+/// account can leave behind (the host's own `jit-` names among them: see [`leftovers`]).
+fn traces() -> Vec<String> {
     let mut out = Vec::new();
     for file in ["/etc/passwd", "/etc/group", "/etc/shadow", "/etc/gshadow"] {
         for l in std::fs::read_to_string(file).unwrap().lines() {
@@ -107,6 +107,15 @@ fn leftovers() -> Vec<String> {
     out
 }
 
+/// The [`traces`] that were not there when the world was made (`before`): the host may have
+/// `jit-` names of its own (an installed jit's `jit-users`, say).
+fn leftovers(before: &[String]) -> Vec<String> {
+    traces()
+        .into_iter()
+        .filter(|t| !before.contains(t))
+        .collect()
+}
+
 /// The account of grant `id` (alice's in every test here).
 fn account_of(id: u64) -> String {
     format!("jit-alice-{id}")
@@ -117,6 +126,7 @@ fn given_an_account_role_when_granted_then_the_requester_logs_in_with_their_key_
  {
     let _serial = serial();
     let w = world();
+    let before = traces();
     // CAP_KILL in effect; CHOWN, DAC_OVERRIDE and FOWNER kept for the tools only (raised as
     // ambient around a tool's run, so a reason validator never gets them).
     assert_eq!(w.jitd_caps("CapEff"), "0000000000000020");
@@ -127,7 +137,7 @@ fn given_an_account_role_when_granted_then_the_requester_logs_in_with_their_key_
     let id = r.json()["id"].as_u64().unwrap();
     let name = account_of(id);
     let (uid, home, shell) =
-        passwd(&name).unwrap_or_else(|| panic!("no {name}: {:?}", leftovers()));
+        passwd(&name).unwrap_or_else(|| panic!("no {name}: {:?}", leftovers(&before)));
     assert!((1_900_000_000..=1_900_999_999).contains(&uid), "{uid}");
     assert_eq!(
         (home.as_str(), shell.as_str()),
@@ -183,7 +193,7 @@ fn given_an_account_role_when_granted_then_the_requester_logs_in_with_their_key_
                 .is_ok_and(|s| s.contains(") Z ")),
         "the account's process outlived it"
     );
-    assert!(leftovers().is_empty(), "{:?}", leftovers());
+    assert!(leftovers(&before).is_empty(), "{:?}", leftovers(&before));
     let again = jit_e2e::run(w.ssh_as("alice", &name, "true"), "", LONG);
     assert!(!again.ok(), "{}", again.all());
     let audit = w.audit_actions();
@@ -245,6 +255,7 @@ max_duration = "1h"
 fn given_no_key_or_a_key_with_options_when_requested_then_refused_and_nothing_is_made() {
     let _serial = serial();
     let w = world();
+    let before = traces();
     let bad = w.path().join("bad.pub");
     let blob = std::fs::read_to_string(w.path().join("keys/alice.pub")).unwrap();
     std::fs::write(&bad, format!("command=\"/bin/sh\" {blob}")).unwrap();
@@ -272,7 +283,7 @@ fn given_no_key_or_a_key_with_options_when_requested_then_refused_and_nothing_is
     let r = w.jitctl("alice", &["request", "breakfix", "--reason", "OPS-3"]);
     assert!(!r.ok(), "{}", r.all());
     assert!(r.all().contains("--ssh-key"), "{}", r.all());
-    assert!(leftovers().is_empty(), "{:?}", leftovers());
+    assert!(leftovers(&before).is_empty(), "{:?}", leftovers(&before));
     assert_eq!(
         w.jitctl("root", &["--json", "list", "--all"]).json(),
         serde_json::json!([])
@@ -280,8 +291,10 @@ fn given_no_key_or_a_key_with_options_when_requested_then_refused_and_nothing_is
 }
 
 /// Kills jitd at `point` (the `n`th time) during `act`, restarts it, and returns the world.
-fn crash_at(point: &str, n: u32, act: impl FnOnce(&World)) -> World {
+/// Also returns the [`traces`] from before anything was made.
+fn crash_at(point: &str, n: u32, act: impl FnOnce(&World)) -> (World, Vec<String>) {
     let mut w = world();
+    let before = traces();
     w.stop_jitd(Signal::SIGTERM);
     w.jitd_env = vec![("JITD_CRASH_AT".into(), format!("{point}:{n}"))];
     w.start_jitd();
@@ -290,7 +303,7 @@ fn crash_at(point: &str, n: u32, act: impl FnOnce(&World)) -> World {
     w.stop_jitd(Signal::SIGKILL);
     w.jitd_env.clear();
     w.start_jitd();
-    w
+    (w, before)
 }
 
 #[test]
@@ -298,7 +311,7 @@ fn given_jitd_killed_at_each_step_of_making_an_account_when_restarted_then_it_is
  {
     let _serial = serial();
     for point in ["after-account-row", "after-account-create"] {
-        let w = crash_at(point, 1, |w| {
+        let (w, before) = crash_at(point, 1, |w| {
             let _ = request(w, "breakfix", "10m", "OPS-4");
         });
         let id = w.jitctl("alice", &["--json", "grants"]).json()[0]["id"]
@@ -308,7 +321,7 @@ fn given_jitd_killed_at_each_step_of_making_an_account_when_restarted_then_it_is
         assert!(
             passwd(&name).is_some(),
             "{point}: made at start: {:?}",
-            leftovers()
+            leftovers(&before)
         );
         let inside = jit_e2e::run(w.ssh_as("alice", &name, "id -un"), "", LONG);
         assert_eq!(inside.stdout.trim(), name, "{point}: {}", inside.all());
@@ -317,7 +330,11 @@ fn given_jitd_killed_at_each_step_of_making_an_account_when_restarted_then_it_is
         wait_for("the account to be gone", LONG, || {
             passwd(&name).is_none().then_some(())
         });
-        assert!(leftovers().is_empty(), "{point}: {:?}", leftovers());
+        assert!(
+            leftovers(&before).is_empty(),
+            "{point}: {:?}",
+            leftovers(&before)
+        );
     }
 }
 
@@ -326,14 +343,14 @@ fn given_jitd_killed_between_userdel_and_its_record_when_restarted_then_nothing_
  {
     let _serial = serial();
     let mut id = 0;
-    let w = crash_at("after-account-delete", 1, |w| {
+    let (w, before) = crash_at("after-account-delete", 1, |w| {
         let r = request(w, "breakfix", "10m", "OPS-5");
         assert!(r.ok(), "{}", r.all());
         id = r.json()["id"].as_u64().unwrap();
         let _ = w.jitctl("alice", &["release", &id.to_string()]);
     });
     assert_eq!(w.request(id)["state"], "released");
-    assert!(leftovers().is_empty(), "{:?}", leftovers());
+    assert!(leftovers(&before).is_empty(), "{:?}", leftovers(&before));
     let log = w.jitctl("root", &["audit"]).stdout;
     assert!(
         log.contains(&format!("account=jit-alice-{id} ")) && log.contains("removed with its home"),
