@@ -351,6 +351,9 @@ impl AccountEditor for ShadowTools {
             "*",
             // Not in lastlog/faillog: at uids this high they are sparse files of 500 GB.
             "--no-log-init",
+            // The home is the account's alone (Debian's default is 0755).
+            "--key",
+            "HOME_MODE=0700",
         ]);
         if !groups.is_empty() {
             cmd.extend(args(&["--groups", &groups.join(",")]));

@@ -220,7 +220,12 @@ fn run(args: Args) -> Result<(), String> {
         .roles
         .iter()
         .any(|r| !r.account && !r.groups.is_empty());
-    let accounts = policy.roles.iter().any(|r| r.account);
+    // Accounts that exist already (made under an earlier policy) must still be removable.
+    let accounts = policy.roles.iter().any(|r| r.account)
+        || crate::accounts::AccountEditor::in_range(&crate::accounts::ShadowTools::new(
+            args.state_dir.join("skel"),
+        ))
+        .is_ok_and(|found| !found.is_empty());
     crate::privileges::drop_all(&crate::privileges::tool_caps(group_edits, accounts))?;
     crate::store::prepare_state_dir(&args.state_dir).map_err(|e| e.to_string())?;
     // Held until jitd ends: a second jitd on this state directory refuses to start.

@@ -160,6 +160,10 @@ pub struct Core {
     /// Makes and removes ephemeral accounts ([`crate::accounts::NoAccounts`] until jitd
     /// sets one).
     accounts: Box<dyn crate::accounts::AccountEditor>,
+    /// Accounts whose processes were sent SIGHUP (the first pass of their removal).
+    hung_up: std::collections::HashSet<u32>,
+    /// Per account uid, the processes its removal has ended so far.
+    ended_pids: std::collections::HashMap<u32, Vec<String>>,
     /// Deliveries handed to the notifier agent and not yet reported on.
     leased: std::collections::HashSet<u64>,
     /// When the notifier agent last asked for deliveries (unix seconds; 0: not since start).
@@ -229,6 +233,8 @@ impl Core {
             fresh: Vec::new(),
             groups: Box::new(crate::groups::NoGroups),
             accounts: Box::new(crate::accounts::NoAccounts),
+            hung_up: std::collections::HashSet::new(),
+            ended_pids: std::collections::HashMap::new(),
             leased: std::collections::HashSet::new(),
             agent_seen: std::sync::atomic::AtomicI64::new(0),
         };
@@ -249,8 +255,22 @@ impl Core {
     pub fn replace_policy(&mut self, policy: Policy) -> Result<()> {
         let detail = format!("path={} roles={}", policy.path, policy.roles.len());
         self.record(&Actor::jitd(), "policy-reload", 0, detail)?;
+        let groups = policy
+            .roles
+            .iter()
+            .any(|r| !r.account && !r.groups.is_empty());
+        let accounts = policy.roles.iter().any(|r| r.account);
         self.policy = policy;
         self.last_error.clear();
+        // The tools' capabilities are kept at start only for what the policy then needed.
+        if (groups || accounts) && !crate::privileges::tools_ready(groups, accounts) {
+            let _ = self.fail(
+                "the new policy grants groups or accounts, but jitd started without the \
+                 capabilities their tools need: restart jitd (under systemd, with the \
+                 drop-in groups.conf or accounts.conf)"
+                    .into(),
+            );
+        }
         Ok(())
     }
 

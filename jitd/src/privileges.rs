@@ -57,6 +57,14 @@ pub fn tool_caps(group_edits: bool, accounts: bool) -> Vec<Capability> {
     caps
 }
 
+/// Whether jitd kept, at start, every capability the tools of a policy need.
+pub fn tools_ready(group_edits: bool, accounts: bool) -> bool {
+    let kept = TOOL_CAPS.get().map(Vec::as_slice).unwrap_or_default();
+    tool_caps(group_edits, accounts)
+        .iter()
+        .all(|c| kept.contains(c))
+}
+
 /// Runs a system tool with the capabilities [`drop_all`] kept for tools, as ambient
 /// capabilities of this thread for the length of the run (a child started meanwhile from
 /// another thread does not get them).

@@ -245,6 +245,29 @@ pub fn of_uid(uid: u32) -> Vec<Session> {
     processes_where(|pid| runs_as(pid, uid))
 }
 
+/// How many rounds [`kill_uid`] makes before it says processes are left.
+const KILL_ROUNDS: usize = 64;
+
+/// SIGKILLs every process running as `uid`, round after round until a scan of /proc finds
+/// none (a process that forks, or detaches a child, between a scan and its kill is found
+/// by the next round), at most [`KILL_ROUNDS`] rounds. Returns how many processes the last
+/// round still found (0: none is left), and every pid it signalled.
+pub fn kill_uid(uid: u32) -> (usize, Vec<i32>) {
+    let mut killed = Vec::new();
+    for _ in 0..KILL_ROUNDS {
+        let found = of_uid(uid);
+        if found.is_empty() {
+            return (0, killed);
+        }
+        for s in &found {
+            // ESRCH: it has gone meanwhile, as it should.
+            let _ = pidfd_send_signal(&s.fd, Signal::KILL);
+            killed.push(s.pid);
+        }
+    }
+    (of_uid(uid).len(), killed)
+}
+
 /// Whether any of process `pid`'s uids (`/proc/PID/status` `Uid:`) is `uid`.
 fn runs_as(pid: i32, uid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|status| {

@@ -32,6 +32,10 @@ impl Core {
             if uid > acc::UID_MAX {
                 break;
             }
+            if store::account_uid_recorded(self.store.conn(), uid)? {
+                uid += 1;
+                continue;
+            }
             match self.accounts.id_taken(uid) {
                 Ok(false) => return Ok(uid),
                 Ok(true) => uid += 1,
@@ -126,21 +130,57 @@ impl Core {
         }
     }
 
-    /// Ends account `a`: its processes first, then `userdel`, then the row says removed.
-    /// Busy (processes still running after the signal) is tried again by the timer.
+    /// Ends account `a`: its processes first (SIGHUP on the first pass, so a shell can
+    /// end cleanly; from the next pass, a second later, SIGKILL round after round until no
+    /// process of its uid is left), then `userdel`, then the row says removed. Busy
+    /// (processes left) is tried again by the timer. `userdel`'s own check for running
+    /// processes is not relied on: with jitd's capabilities it does not see them all.
     fn remove_account(&mut self, a: &AccountRow, why: &str) -> Result<Removal> {
-        let running = crate::sessions::of_uid(a.uid);
-        let pids: Vec<String> = running.iter().map(|s| s.pid.to_string()).collect();
-        crate::sessions::end(running);
+        if self.hung_up.insert(a.uid) {
+            let running = crate::sessions::of_uid(a.uid);
+            if !running.is_empty() {
+                self.ended_pids
+                    .entry(a.uid)
+                    .or_default()
+                    .extend(running.iter().map(|s| s.pid.to_string()));
+                crate::sessions::end(running);
+                return Ok(Removal::Busy);
+            }
+        }
+        let (left, killed) = crate::sessions::kill_uid(a.uid);
+        self.ended_pids
+            .entry(a.uid)
+            .or_default()
+            .extend(killed.iter().map(ToString::to_string));
+        if left > 0 {
+            tracing::warn!("{} still has {left} process(es); trying again", a.name);
+            return Ok(Removal::Busy);
+        }
         let removal = self.accounts.remove(&a.name, a.uid, true);
         match removal.map_err(|e| self.account_error(e))? {
             Removal::Busy => return Ok(Removal::Busy),
             Removal::Gone => {}
         }
+        let mut pids = self.ended_pids.remove(&a.uid).unwrap_or_default();
+        pids.sort_unstable_by_key(|p| p.parse::<i32>().unwrap_or(0));
+        pids.dedup();
+        self.hung_up.remove(&a.uid);
+        // Said as it is: a home that is still there is not "removed".
+        let home = if a.home.is_empty() {
+            "no home recorded".to_string()
+        } else if std::path::Path::new(&a.home).exists() {
+            let _ = self.fail(format!(
+                "account {} is gone but its home {} is still there",
+                a.name, a.home
+            ));
+            format!("its home {} LEFT in place", a.home)
+        } else {
+            format!("its home {} removed", a.home)
+        };
         crate::faults::reached(crate::faults::Point::AfterAccountDelete);
         let now = self.now();
         let detail = format!(
-            "account={} uid={} removed with its home ({why}); processes ended: [{}]",
+            "account={} uid={} removed, {home} ({why}); processes ended: [{}]",
             a.name,
             a.uid,
             pids.join(",")
@@ -517,6 +557,29 @@ max_duration = "1h"
             .core
             .request(&actor("alice"), &with_key("fix"), &Verdict::NotRun)
             .unwrap();
-        assert_eq!(a.uid(&format!("jit-alice-{}", r.id)), Some(UID_MIN + 6));
+        assert_eq!(
+            a.uid(&format!("jit-alice-{}", r.id)),
+            Some(UID_MIN),
+            "a planted uid does not move where jitd starts"
+        );
+        a.made.lock().unwrap().clear();
+        w.core.release(&actor("alice"), r.id).unwrap();
+        a.taken.lock().unwrap().clear();
+        let mut uid = UID_MIN + 1;
+        while uid < UID_MIN + 5 {
+            w.core
+                .commit(|tx, _| crate::store::insert_account(tx, 100 + u64::from(uid), "x", uid, 0))
+                .unwrap();
+            uid += 1;
+        }
+        let next = w
+            .core
+            .request(&actor("alice"), &with_key("fix"), &Verdict::NotRun)
+            .unwrap();
+        assert_eq!(
+            a.uid(&format!("jit-alice-{}", next.id)),
+            Some(UID_MIN + 6),
+            "the uid of the account removed as tamper is stepped over"
+        );
     }
 }

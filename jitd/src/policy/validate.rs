@@ -571,7 +571,10 @@ fn commands_of(
 
 /// Groups that are root in all but name: membership of any of them is what sudo (or su)
 /// grants to, so a role may not hand it out as a group.
-pub const FORBIDDEN_GROUPS: [&str; 4] = ["root", "sudo", "wheel", "admin"];
+/// `disk` and `kmem` read and write what root's files are made of; `shadow` reads every
+/// password hash.
+pub const FORBIDDEN_GROUPS: [&str; 7] =
+    ["root", "sudo", "wheel", "admin", "disk", "kmem", "shadow"];
 
 /// The role's `groups`: each in the grammar, existing now, not gid 0 and not one of
 /// [`FORBIDDEN_GROUPS`], none twice.
@@ -590,7 +593,10 @@ fn groups_of(
         if FORBIDDEN_GROUPS.contains(&name.as_str()) {
             return Err(ctx.err(
                 g.span(),
-                format!("groups: '{name}' gives root through sudo or su: grant commands instead"),
+                format!(
+                    "groups: '{name}' gives root (through sudo or su) or root's secrets: grant \
+                     commands instead"
+                ),
             ));
         }
         match dir.gid_of(&name) {

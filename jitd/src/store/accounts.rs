@@ -90,10 +90,26 @@ pub fn account_of(conn: &Connection, id: u64) -> Result<Option<AccountRow>> {
         .optional()?)
 }
 
-/// The uid after every uid jitd ever gave or recorded (the range's first if none).
+/// The uid after every uid jitd ever gave (the range's first if none). Accounts found in
+/// the range and removed do not move it (one planted at the range's top would end it);
+/// their uids are stepped over ([`account_uid_recorded`]).
 pub fn next_account_uid(conn: &Connection, first: u32) -> Result<u32> {
-    let max: Option<u32> = conn.query_row("SELECT max(uid) FROM accounts", [], |r| r.get(0))?;
+    let max: Option<u32> = conn.query_row(
+        "SELECT max(uid) FROM accounts WHERE request_id != 0",
+        [],
+        |r| r.get(0),
+    )?;
     Ok(max.map_or(first, |m| m.saturating_add(1).max(first)))
+}
+
+/// Whether `uid` was ever given or recorded (never given again).
+pub fn account_uid_recorded(conn: &Connection, uid: u32) -> Result<bool> {
+    let n: i64 = conn.query_row(
+        "SELECT count(*) FROM accounts WHERE uid = ?1",
+        params![uid],
+        |r| r.get(0),
+    )?;
+    Ok(n > 0)
 }
 
 /// Records an account about to be made for request `id`.
