@@ -154,6 +154,39 @@ pub enum Removal {
     Busy,
 }
 
+/// Removes the home an account left behind once the account itself is gone (`userdel`
+/// was interrupted, or the account was deleted by hand without it): only a real directory
+/// (not a link), whose last component is the account's name, owned by the account's uid
+/// (a uid nobody else is ever given), removed with `rm --one-file-system` run as a tool
+/// (the home is the account's, 0700). Ok(true): it was there and is gone.
+pub fn remove_left_home(home: &str, name: &str, uid: u32) -> Result<bool, String> {
+    use std::os::unix::fs::MetadataExt;
+    let path = Path::new(home);
+    let plain = home.starts_with('/') && !home.contains("..") && !home.contains("//");
+    if !plain || path.file_name().and_then(|n| n.to_str()) != Some(name) {
+        return Err(format!(
+            "{home} is not a home jitd would have made for {name}"
+        ));
+    }
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(format!("{home}: {e}")),
+    };
+    if !meta.file_type().is_dir() || meta.uid() != uid {
+        return Err(format!(
+            "{home} is not a directory of uid {uid}: left in place"
+        ));
+    }
+    let cmd = args(&["/usr/bin/rm", "-rf", "--one-file-system", "--", home]);
+    match crate::privileges::run_tool(&cmd, TOOL_TIMEOUT) {
+        Run::Exited { code: Some(0), .. } if !path.exists() => Ok(true),
+        Run::Exited { stderr, .. } => Err(format!("rm {home}: {}", message_of(&stderr))),
+        Run::TimedOut => Err(format!("rm {home} timed out")),
+        Run::Failed(e) => Err(e),
+    }
+}
+
 /// An account to make.
 #[derive(Debug, Clone)]
 pub struct NewAccount<'a> {

@@ -95,6 +95,16 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<
     }
 }
 
+/// Held by a test whose worlds act machine-wide (ending every process of a uid, or of a uid
+/// carrying a gid, that every world numbers alike): such tests of one test program run one
+/// at a time.
+pub fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Moves this thread (and every process it starts from now on) into a private mount
 /// namespace, so mounts made here never reach the host.
 pub fn private_mount_namespace() {

@@ -35,15 +35,8 @@ approvals = 1
 max_duration = "1h"
 "#;
 
-/// The accounts of every world get the same uids (each jitd starts at the range's first),
-/// and ending an account ends every process of its uid, machine-wide: one at a time.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
+// The accounts of every world get the same uids (each jitd starts at the range's first),
+// and ending an account ends every process of its uid, machine-wide: one at a time.
 
 fn world() -> World {
     Builder::new()
@@ -139,7 +132,7 @@ fn account_of(id: u64) -> String {
 #[test]
 fn given_an_account_role_when_granted_then_the_requester_logs_in_with_their_key_and_at_the_end_its_processes_and_the_account_go()
  {
-    let _serial = serial();
+    let _serial = jit_e2e::one_at_a_time();
     let w = world();
     let before = traces();
     // CAP_KILL in effect; CHOWN, DAC_OVERRIDE and FOWNER kept for the tools only (raised as
@@ -250,7 +243,7 @@ fn given_an_account_role_when_granted_then_the_requester_logs_in_with_their_key_
 #[test]
 fn given_an_account_made_in_an_approvers_group_when_it_tries_to_approve_or_request_then_it_is_refused()
  {
-    let _serial = serial();
+    let _serial = jit_e2e::one_at_a_time();
     let w = Builder::new()
         .user("alice", &[])
         .user("bob", &["approvers"])
@@ -292,7 +285,7 @@ max_duration = "1h"
 
 #[test]
 fn given_no_key_or_a_key_with_options_when_requested_then_refused_and_nothing_is_made() {
-    let _serial = serial();
+    let _serial = jit_e2e::one_at_a_time();
     let w = world();
     let before = traces();
     let bad = w.path().join("bad.pub");
@@ -348,7 +341,7 @@ fn crash_at(point: &str, n: u32, act: impl FnOnce(&World)) -> (World, Vec<String
 #[test]
 fn given_jitd_killed_at_each_step_of_making_an_account_when_restarted_then_it_is_finished_and_ends_clean()
  {
-    let _serial = serial();
+    let _serial = jit_e2e::one_at_a_time();
     for point in ["after-account-row", "after-account-create"] {
         let (w, before) = crash_at(point, 1, |w| {
             let _ = request(w, "breakfix", "10m", "OPS-4");
@@ -380,7 +373,7 @@ fn given_jitd_killed_at_each_step_of_making_an_account_when_restarted_then_it_is
 #[test]
 fn given_jitd_killed_between_userdel_and_its_record_when_restarted_then_nothing_is_left_and_the_removal_is_recorded()
  {
-    let _serial = serial();
+    let _serial = jit_e2e::one_at_a_time();
     let mut id = 0;
     let (w, before) = crash_at("after-account-delete", 1, |w| {
         let r = request(w, "breakfix", "10m", "OPS-5");
@@ -403,7 +396,7 @@ fn given_jitd_killed_between_userdel_and_its_record_when_restarted_then_nothing_
 #[test]
 fn given_an_approved_account_role_when_approved_then_the_account_is_made_with_the_roles_shell_and_no_rule()
  {
-    let _serial = serial();
+    let _serial = jit_e2e::one_at_a_time();
     let w = world();
     let r = request(&w, "reviewed-fix", "10m", "OPS-6");
     assert!(r.ok(), "{}", r.all());
@@ -425,7 +418,7 @@ fn given_an_approved_account_role_when_approved_then_the_account_is_made_with_th
 #[test]
 fn given_an_account_planted_in_jitds_range_when_jitd_starts_then_it_is_removed_and_recorded_as_tamper()
  {
-    let _serial = serial();
+    let _serial = jit_e2e::one_at_a_time();
     let mut w = world();
     w.stop_jitd(Signal::SIGTERM);
     let made = jit_e2e::run(
@@ -459,4 +452,48 @@ fn given_an_account_planted_in_jitds_range_when_jitd_starts_then_it_is_removed_a
     assert!(r.ok(), "{}", r.all());
     let name = account_of(r.json()["id"].as_u64().unwrap());
     assert_ne!(passwd(&name).unwrap().0, 1_900_000_777);
+}
+
+#[test]
+fn given_an_account_deleted_without_its_home_when_its_grant_ends_then_the_home_left_behind_goes_too()
+ {
+    let _serial = jit_e2e::one_at_a_time();
+    let mut w = world();
+    let before = traces();
+    let r = request(&w, "breakfix", "10m", "OPS-8");
+    assert!(r.ok(), "{}", r.all());
+    let id = r.json()["id"].as_u64().unwrap();
+    let name = account_of(id);
+    let (uid, home, _) = passwd(&name).unwrap();
+    // As an interrupted `userdel --remove` leaves it: the account gone, its home not.
+    w.stop_jitd(Signal::SIGTERM);
+    let del = jit_e2e::run(
+        {
+            let mut c = std::process::Command::new("userdel");
+            c.arg(&name);
+            c
+        },
+        "",
+        LONG,
+    );
+    assert!(del.ok(), "{}", del.all());
+    assert!(Path::new(&home).exists());
+    w.start_jitd();
+    let release = w.jitctl("alice", &["release", &id.to_string()]);
+    assert!(release.ok(), "{}", release.all());
+    wait_for("the home to go", LONG, || {
+        (!Path::new(&home).exists()).then_some(())
+    });
+    let log = w.jitctl("root", &["audit"]).stdout;
+    assert!(
+        log.contains(&format!(
+            "account={name} uid={uid} removed, its home {home} removed (left behind by userdel)"
+        )),
+        "{log}"
+    );
+    assert!(
+        !leftovers(&before).iter().any(|l| l.starts_with("/home/")),
+        "{:?}",
+        leftovers(&before)
+    );
 }

@@ -22,16 +22,9 @@ requesters = ["alice", "bob"]
 max_duration = "1h"
 "#;
 
-/// Worlds number their users and groups alike (alice is the same uid in each), and ending
-/// a group ends the processes of that uid carrying that gid, machine-wide: so these tests
-/// run one at a time, or one world's expiry would end another world's processes.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
+// Worlds number their users and groups alike (alice is the same uid in each), and ending
+// a group ends the processes of that uid carrying that gid, machine-wide: so these tests
+// run one at a time, or one world's expiry would end another world's processes.
 
 fn world() -> World {
     Builder::new()
@@ -86,7 +79,7 @@ fn gone(child: &mut Child) -> bool {
 #[test]
 fn given_a_group_role_when_granted_then_a_new_login_has_it_and_at_its_end_the_group_and_its_processes_go()
  {
-    let _serial = serial();
+    let _serial = jit_e2e::one_at_a_time();
     let w = world();
     // jitd holds CAP_KILL alone; CAP_CHOWN only for gpasswd (permitted and inheritable, raised
     // as ambient only around its run), never in effect.
@@ -127,7 +120,7 @@ fn given_a_group_role_when_granted_then_a_new_login_has_it_and_at_its_end_the_gr
 
 #[test]
 fn given_a_member_before_the_grant_when_it_ends_then_the_membership_and_its_processes_stay() {
-    let _serial = serial();
+    let _serial = jit_e2e::one_at_a_time();
     let w = world();
     let g = w.submit("bob", "docker", "10m", "OPS-2 already in it");
     let id = g["id"].as_u64().unwrap();
@@ -151,7 +144,7 @@ fn given_a_member_before_the_grant_when_it_ends_then_the_membership_and_its_proc
 #[test]
 fn given_jitd_killed_between_the_membership_row_and_the_group_edit_when_restarted_then_the_grant_has_its_group()
  {
-    let _serial = serial();
+    let _serial = jit_e2e::one_at_a_time();
     let mut w = world();
     w.stop_jitd(Signal::SIGTERM);
     w.jitd_env = vec![("JITD_CRASH_AT".into(), "after-group-row:1".into())];
@@ -178,7 +171,7 @@ fn given_jitd_killed_between_the_membership_row_and_the_group_edit_when_restarte
 
 #[test]
 fn given_jitd_killed_between_the_group_edit_and_its_record_when_restarted_then_nothing_is_left() {
-    let _serial = serial();
+    let _serial = jit_e2e::one_at_a_time();
     let mut w = world();
     w.stop_jitd(Signal::SIGTERM);
     // The first edit adds alice, the second (the release) removes her: killed right after.
@@ -207,7 +200,7 @@ fn given_jitd_killed_between_the_group_edit_and_its_record_when_restarted_then_n
 #[test]
 fn given_a_terminal_carrying_the_group_when_the_grant_nears_its_end_then_it_is_warned_and_then_ended()
  {
-    let _serial = serial();
+    let _serial = jit_e2e::one_at_a_time();
     let w = world();
     w.host_like_terminals();
     // 65 s: the one-minute warning is due 5 s in.

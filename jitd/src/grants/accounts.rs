@@ -165,17 +165,22 @@ impl Core {
         pids.sort_unstable_by_key(|p| p.parse::<i32>().unwrap_or(0));
         pids.dedup();
         self.hung_up.remove(&a.uid);
-        // Said as it is: a home that is still there is not "removed".
-        let home = if a.home.is_empty() {
-            "no home recorded".to_string()
-        } else if std::path::Path::new(&a.home).exists() {
-            let _ = self.fail(format!(
-                "account {} is gone but its home {} is still there",
-                a.name, a.home
-            ));
-            format!("its home {} LEFT in place", a.home)
+        // userdel removed the home, unless it was interrupted (or the account was deleted
+        // by hand): what is left of it goes here. Said as it is: a home that is still there
+        // is not "removed".
+        let home_path = if a.home.is_empty() {
+            format!("/home/{}", a.name)
         } else {
-            format!("its home {} removed", a.home)
+            a.home.clone()
+        };
+        let home = match acc::remove_left_home(&home_path, &a.name, a.uid) {
+            Ok(true) => format!("its home {home_path} removed (left behind by userdel)"),
+            Ok(false) if a.home.is_empty() => "no home made".to_string(),
+            Ok(false) => format!("its home {home_path} removed"),
+            Err(e) => {
+                let _ = self.fail(format!("account {} is gone but {e}", a.name));
+                format!("its home {home_path} LEFT in place ({e})")
+            }
         };
         crate::faults::reached(crate::faults::Point::AfterAccountDelete);
         let now = self.now();

@@ -614,6 +614,22 @@ fn given_account_roles_that_cannot_work_when_checked_then_refused_at_their_posit
         assert_eq!(e.line, line, "{extra}: {e}");
         assert!(e.message.contains(needle), "{extra}: {e}");
     }
+    let gone = Policy::parse(
+        "t.toml",
+        &role(
+            "account = true\nshell = \"/usr/bin/no-such-shell\"",
+            "[\"alice\"]",
+        ),
+        &d,
+    )
+    .unwrap();
+    assert!(
+        gone.warnings
+            .iter()
+            .any(|w| w.message.contains("does not exist")),
+        "{:?}",
+        gone.warnings
+    );
     let ok = Policy::parse("t.toml", &role("account = true", "[\"alice\"]"), &d).unwrap();
     assert!(ok.roles[0].account);
     assert_eq!(ok.roles[0].shell, "/bin/bash");

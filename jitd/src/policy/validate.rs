@@ -687,6 +687,17 @@ fn check_account(
              for (leave reauth out)",
         ));
     }
+    // A warning, as for commands: the policy may be written for hosts other than this one.
+    if !std::path::Path::new(&role.shell).is_file() {
+        warnings.push(ctx.err(
+            span.clone(),
+            format!(
+                "account: the shell {} does not exist on this host: logins into the account \
+                 will fail",
+                role.shell
+            ),
+        ));
+    }
     let longest =
         |user: &str| crate::accounts::account_name(user, 10u64.pow(ACCOUNT_ID_DIGITS) - 1).len();
     for p in &role.requesters {
