@@ -286,7 +286,13 @@ pub enum AuditCmd {
 #[derive(Debug, Subcommand)]
 pub enum PolicyCmd {
     /// Validate a policy file (default /etc/jit/jit.toml) with jitd's own parser.
-    Check { file: Option<String> },
+    Check {
+        file: Option<String>,
+        /// Check this fleet policy file instead (hosts and their keys, approvers' SSH keys,
+        /// fleet roles).
+        #[arg(long, value_name = "FILE", conflicts_with = "file")]
+        fleet: Option<String>,
+    },
 }
 
 /// A failure with its exit code, and a stable name for scripts (`--json`).
@@ -414,9 +420,12 @@ pub fn main() -> ExitCode {
 
 pub fn run(cli: Cli) -> Out {
     if let Cmd::Policy {
-        command: PolicyCmd::Check { file },
+        command: PolicyCmd::Check { file, fleet },
     } = &cli.command
     {
+        if let Some(fleet) = fleet {
+            return fleet_check(fleet);
+        }
         return policy_check(file.as_deref(), cli.json);
     }
     if let Cmd::Setup {
@@ -1301,8 +1310,28 @@ fn policy_check(file: Option<&str>, json: bool) -> Out {
     Ok(())
 }
 
+/// `jitd --check-fleet FILE`: the fleet policy through jitd's own parser.
+fn fleet_check(file: &str) -> Out {
+    let out = run_jitd(&["--check-fleet", file])?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        return Err(Failure::new(
+            exit::REFUSED,
+            stderr.trim().trim_start_matches("jitd: ").to_string(),
+        )
+        .named("invalid_policy"));
+    }
+    out!("{}", String::from_utf8_lossy(&out.stdout).trim_end());
+    Ok(())
+}
+
 /// `jitd --check-config --config FILE`, with the jitd beside jitctl or the installed one.
 fn run_check_config(file: &str) -> Result<std::process::Output, Failure> {
+    run_jitd(&["--check-config", "--config", file])
+}
+
+/// jitd (the one beside jitctl, or the installed one) with `args`, for its checks.
+fn run_jitd(args: &[&str]) -> Result<std::process::Output, Failure> {
     let here = std::env::current_exe()
         .ok()
         .and_then(|p| p.parent().map(|d| d.join("jitd")));
@@ -1316,9 +1345,7 @@ fn run_check_config(file: &str) -> Result<std::process::Output, Failure> {
         ));
     };
     std::process::Command::new(&jitd)
-        .arg("--check-config")
-        .arg("--config")
-        .arg(file)
+        .args(args)
         .output()
         .map_err(|e| Failure::new(exit::ERROR, format!("running {}: {e}", jitd.display())))
 }

@@ -69,6 +69,10 @@ pub struct Args {
     /// Validate the policy, print a summary and exit (0 valid, 1 invalid).
     #[arg(long)]
     pub check_config: bool,
+    /// Check a fleet policy file (`fleet.toml`: hosts, their keys and groups, approvers'
+    /// SSH keys, fleet roles) and exit.
+    #[arg(long, value_name = "FILE")]
+    pub check_fleet: Option<PathBuf>,
     /// Write jitd's pid here once it serves (removed when it stops on a signal).
     #[arg(long, value_name = "PATH")]
     pub pid_file: Option<PathBuf>,
@@ -187,6 +191,21 @@ fn verify_audit(state_dir: &std::path::Path) -> Result<(), String> {
 fn run(args: Args) -> Result<(), String> {
     if args.verify_audit {
         return verify_audit(&args.state_dir);
+    }
+    if let Some(file) = &args.check_fleet {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| format!("reading {}: {e}", file.display()))?;
+        let fleet = crate::fleet::policy::FleetPolicy::parse(&text)
+            .map_err(|e| format!("{}: {e}", file.display()))?;
+        println!(
+            "{}: OK ({} hosts, {} fleet roles, {} approvers; digest {})",
+            file.display(),
+            fleet.hosts.len(),
+            fleet.roles.len(),
+            fleet.approvers.len(),
+            fleet.digest
+        );
+        return Ok(());
     }
     let notify = Arc::new(Notifier::from_env());
     let config = args.config.to_string_lossy().into_owned();

@@ -17,6 +17,7 @@ pub mod error;
 pub mod fatal;
 pub mod faults;
 pub mod files;
+pub mod fleet;
 pub mod grants;
 pub mod groups;
 pub mod hub;

@@ -1,0 +1,285 @@
+//! Fleet grants, the part every host decides alone (`fleet.md`): the records a fleet request
+//! is made of (the request, signed by the host that took it; approvals, signed by each
+//! approver's own SSH key; ends), their canonical bytes, and [`verify`], which says whether
+//! this host may enforce a request now and until when. Trust lives in the signatures and in
+//! this host's copy of the fleet policy ([`policy::FleetPolicy`]), never in the transport:
+//! whatever carried the records (etcd, an agent, another host) can delay or drop them, it
+//! cannot make a grant.
+//!
+//! Signatures are SSHSIG (`ssh-keygen -Y sign`, git's commit signing) through RustCrypto's
+//! `ssh-key`, each record kind in a namespace of its own, so no signature of one kind is ever
+//! taken for another.
+//!
+//! Not built yet (issue 22): the agent that carries records through etcd, jitd's interface
+//! for it, applying a verified grant with the sudoers machinery, and jitctl's fleet verbs.
+
+pub mod policy;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use ssh_key::{HashAlg, PrivateKey, PublicKey, SshSig};
+
+/// What a request's host signs.
+pub const REQUEST_NAMESPACE: &str = "jit-request";
+/// What an approver signs.
+pub const APPROVAL_NAMESPACE: &str = "jit-approval";
+/// What ends a grant (release, revoke): a host or an approver signs it.
+pub const END_NAMESPACE: &str = "jit-end";
+
+/// A fleet request, as the host that took it signs it. Ids are the host's name and its own
+/// sequence (`db1-17`), unique across the fleet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetRequest {
+    pub id: String,
+    /// The host that took the request (its key signs it).
+    pub host: String,
+    pub user: String,
+    pub role: String,
+    /// The hosts it is for, by name (host groups expanded when it was made).
+    pub hosts: Vec<String>,
+    pub duration_secs: u64,
+    pub reason: String,
+    pub created_at: i64,
+    /// The fleet policy the request was made under ([`policy::FleetPolicy::digest`]).
+    pub policy_digest: String,
+}
+
+/// An approval: names the exact request it approves by its digest, so it can be neither
+/// replayed onto another request nor kept across a change of this one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Approval {
+    pub request_id: String,
+    pub request_digest: String,
+    pub approver: String,
+    pub approved_at: i64,
+}
+
+/// The end of a request (released by its holder, revoked by an approver).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct End {
+    pub request_id: String,
+    pub request_digest: String,
+    /// A host name or an approver's name: whose key signs it.
+    pub by: String,
+    pub at: i64,
+}
+
+/// A record and its SSHSIG signature (PEM, `-----BEGIN SSH SIGNATURE-----`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Signed<T> {
+    pub record: T,
+    pub signature: String,
+}
+
+/// The bytes a record's signature covers: a tag naming the record kind and its version,
+/// then the record as JSON in its fields' declared order (so one record has one encoding).
+pub trait Canonical: Serialize {
+    const TAG: &'static str;
+    fn canonical(&self) -> Vec<u8> {
+        let mut out = format!("{}\n", Self::TAG).into_bytes();
+        // Serializing these plain structs cannot fail; an empty body would verify nothing.
+        out.extend(serde_json::to_vec(self).unwrap_or_default());
+        out
+    }
+    /// SHA-256 of [`Canonical::canonical`], hex.
+    fn digest(&self) -> String {
+        hex(&Sha256::digest(self.canonical()))
+    }
+}
+
+impl Canonical for FleetRequest {
+    const TAG: &'static str = "jit.fleet.request/1";
+}
+impl Canonical for Approval {
+    const TAG: &'static str = "jit.fleet.approval/1";
+}
+impl Canonical for End {
+    const TAG: &'static str = "jit.fleet.end/1";
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Signs `record` with `key` (a host's key) in `namespace`.
+pub fn sign<T: Canonical>(key: &PrivateKey, namespace: &str, record: &T) -> Result<String, String> {
+    let sig = key
+        .sign(namespace, HashAlg::Sha512, &record.canonical())
+        .map_err(|e| format!("signing: {e}"))?;
+    sig.to_pem(ssh_key::LineEnding::LF)
+        .map_err(|e| format!("encoding a signature: {e}"))
+}
+
+/// Whether `signed` carries a valid signature by one of `keys` in `namespace`.
+fn signed_by<T: Canonical>(signed: &Signed<T>, namespace: &str, keys: &[PublicKey]) -> bool {
+    let Ok(sig) = SshSig::from_pem(&signed.signature) else {
+        return false;
+    };
+    let bytes = signed.record.canonical();
+    keys.iter()
+        .any(|k| k.verify(namespace, &bytes, &sig).is_ok())
+}
+
+/// Why this host will not enforce a fleet request: each is acked and audited as it is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("request {0} comes from host '{1}', which this host's fleet policy does not know")]
+    UnknownHost(String, String),
+    #[error("request {0} is not signed by the key of host '{1}' (forged or altered)")]
+    BadRequestSignature(String, String),
+    #[error("request {0} was made under fleet policy {1}, this host has {2}")]
+    PolicyMismatch(String, String, String),
+    #[error("request {0}: no fleet role '{1}' in this host's policy")]
+    UnknownRole(String, String),
+    #[error("request {0} is not for this host ({1})")]
+    NotForThisHost(String, String),
+    #[error("request {0}: {1} may not request fleet role '{2}'")]
+    NotARequester(String, String, String),
+    #[error("request {0}: {1}")]
+    BadDuration(String, String),
+    #[error("request {0} was ended by {1}")]
+    Ended(String, String),
+    #[error("request {0} has {1} valid approval(s) of {2} needed{3}")]
+    NotApproved(String, usize, u32, String),
+    #[error("request {0}: approved at {1}, but this host's clock says {2} (more than {3} s apart)")]
+    Clock(String, i64, i64, i64),
+    #[error("request {0} ended at {1}")]
+    Expired(String, i64),
+}
+
+/// What this host may enforce: until `not_after`, approved by these approvers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub not_after: i64,
+    pub approvers: Vec<String>,
+}
+
+/// Whether this host (`this_host`) may enforce `req` at `now`, given the approvals and ends
+/// it has seen, judged only by its own fleet policy and the signatures:
+/// - the request is signed by its host's key, under this policy, for a fleet role that
+///   applies to this host, by a user the role lets request it, for no longer than the role
+///   allows;
+/// - no valid end names it;
+/// - enough distinct approvers of the role, never the requester, each signed an approval
+///   of this exact request (its digest) with one of their keys;
+/// - the approval that completed it is within the policy's clock bound of this host's
+///   clock. The grant ends `duration` after that approval: nobody's later record, and no
+///   host's late arrival, lengthens it.
+pub fn verify(
+    fleet: &policy::FleetPolicy,
+    this_host: &str,
+    req: &Signed<FleetRequest>,
+    approvals: &[Signed<Approval>],
+    ends: &[Signed<End>],
+    now: i64,
+) -> Result<Decision, Refused> {
+    let r = &req.record;
+    let id = r.id.clone();
+    let host = fleet
+        .host(&r.host)
+        .ok_or_else(|| Refused::UnknownHost(id.clone(), r.host.clone()))?;
+    if !signed_by(req, REQUEST_NAMESPACE, std::slice::from_ref(&host.key)) {
+        return Err(Refused::BadRequestSignature(id, r.host.clone()));
+    }
+    if r.policy_digest != fleet.digest {
+        return Err(Refused::PolicyMismatch(
+            id,
+            r.policy_digest.clone(),
+            fleet.digest.clone(),
+        ));
+    }
+    let role = fleet
+        .role(&r.role)
+        .ok_or_else(|| Refused::UnknownRole(id.clone(), r.role.clone()))?;
+    if !r.hosts.iter().any(|h| h == this_host) || !fleet.applies(role, this_host) {
+        return Err(Refused::NotForThisHost(id, this_host.to_string()));
+    }
+    if !role.requesters.contains(&r.user) {
+        return Err(Refused::NotARequester(id, r.user.clone(), r.role.clone()));
+    }
+    if r.duration_secs == 0 || r.duration_secs > role.max_duration {
+        return Err(Refused::BadDuration(
+            id,
+            format!(
+                "{} s asked, role '{}' allows at most {} s",
+                r.duration_secs, role.name, role.max_duration
+            ),
+        ));
+    }
+    let digest = r.digest();
+    // Anything that only takes privilege away is taken from any key the policy knows.
+    let enders: Vec<PublicKey> = fleet.all_keys();
+    if let Some(end) = ends.iter().find(|e| {
+        e.record.request_id == r.id
+            && e.record.request_digest == digest
+            && signed_by(*e, END_NAMESPACE, &enders)
+    }) {
+        return Err(Refused::Ended(id, end.record.by.clone()));
+    }
+    // Distinct approvers of the role, never the requester, each with a valid signature of
+    // an approval of this very request; the earliest approval of each counts.
+    let mut valid: Vec<(&str, i64)> = Vec::new();
+    let mut self_approved = false;
+    for a in approvals {
+        let ar = &a.record;
+        if ar.request_id != r.id || ar.request_digest != digest {
+            continue;
+        }
+        if !role.approvers.contains(&ar.approver) {
+            continue;
+        }
+        if !signed_by(a, APPROVAL_NAMESPACE, fleet.approver_keys(&ar.approver)) {
+            continue;
+        }
+        if ar.approver == r.user {
+            self_approved = true;
+            continue;
+        }
+        match valid.iter_mut().find(|(n, _)| *n == ar.approver) {
+            Some(v) => v.1 = v.1.min(ar.approved_at),
+            None => valid.push((&ar.approver, ar.approved_at)),
+        }
+    }
+    valid.sort_by_key(|(_, at)| *at);
+    let need = usize::try_from(role.approvals).unwrap_or(usize::MAX);
+    let Some(&(_, completed)) = valid.get(need.saturating_sub(1)) else {
+        return Err(Refused::NotApproved(
+            id,
+            valid.len(),
+            role.approvals,
+            if self_approved {
+                "; the requester's own approval does not count".into()
+            } else {
+                String::new()
+            },
+        ));
+    };
+    // A self-service fleet role (no approvals) starts when the request was made.
+    let start = if need == 0 { r.created_at } else { completed };
+    // Approved in this host's future: one of the clocks is wrong; never trusted.
+    if start > now.saturating_add(fleet.max_skew) {
+        return Err(Refused::Clock(id, start, now, fleet.max_skew));
+    }
+    if start < r.created_at - fleet.max_skew {
+        return Err(Refused::Clock(id, start, r.created_at, fleet.max_skew));
+    }
+    let not_after = start.saturating_add(i64::try_from(r.duration_secs).unwrap_or(i64::MAX));
+    if not_after <= now {
+        return Err(Refused::Expired(id, not_after));
+    }
+    Ok(Decision {
+        not_after,
+        approvers: valid
+            .iter()
+            .take(need)
+            .map(|(n, _)| (*n).to_string())
+            .collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,261 @@
+//! The fleet policy: a file configuration management puts on every host
+//! (`/etc/jit/fleet.toml`), from which each host decides alone. Its digest goes into every
+//! request, so a host with another version of it says so instead of guessing.
+
+use crate::names::{RoleName, UserName};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use ssh_key::PublicKey;
+
+/// How far apart a host's clock and an approval's time may be by default.
+pub const DEFAULT_MAX_SKEW: i64 = 300;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFleet {
+    #[serde(default)]
+    etcd: RawEtcd,
+    #[serde(default)]
+    max_skew: Option<String>,
+    #[serde(default, rename = "host")]
+    hosts: Vec<RawHost>,
+    #[serde(default, rename = "approver")]
+    approvers: Vec<RawApprover>,
+    #[serde(default, rename = "fleet_role")]
+    roles: Vec<RawRole>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEtcd {
+    #[serde(default)]
+    endpoints: Vec<String>,
+    #[serde(default)]
+    ca: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHost {
+    name: String,
+    key: String,
+    #[serde(default)]
+    groups: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApprover {
+    name: String,
+    keys: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRole {
+    name: String,
+    hosts: Vec<String>,
+    requesters: Vec<String>,
+    #[serde(default)]
+    approvers: Vec<String>,
+    #[serde(default)]
+    approvals: u32,
+    max_duration: String,
+}
+
+/// A host of the fleet: its name, its key (requests it takes are signed with it), its groups.
+#[derive(Debug, Clone)]
+pub struct Host {
+    pub name: String,
+    pub key: PublicKey,
+    pub groups: Vec<String>,
+}
+
+/// A fleet role: for the hosts of these groups.
+#[derive(Debug, Clone)]
+pub struct FleetRole {
+    pub name: String,
+    pub host_groups: Vec<String>,
+    pub requesters: Vec<String>,
+    pub approvers: Vec<String>,
+    pub approvals: u32,
+    pub max_duration: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct FleetPolicy {
+    pub etcd_endpoints: Vec<String>,
+    pub etcd_ca: String,
+    pub max_skew: i64,
+    pub hosts: Vec<Host>,
+    /// Approver name -> their SSH public keys.
+    pub approvers: Vec<(String, Vec<PublicKey>)>,
+    pub roles: Vec<FleetRole>,
+    /// SHA-256 of the file's bytes, hex.
+    pub digest: String,
+}
+
+/// A public key line (`TYPE BASE64 [COMMENT]`), no options.
+fn key(what: &str, line: &str) -> Result<PublicKey, String> {
+    let bare = crate::accounts::parse_key(line).map_err(|e| format!("{what}: {e}"))?;
+    PublicKey::from_openssh(&bare).map_err(|e| format!("{what}: not a public key: {e}"))
+}
+
+/// A host's name as the fleet knows it: a DNS name in lower case (`db1.example.com`).
+fn host_name(name: &str) -> Result<String, String> {
+    let ok = !name.is_empty()
+        && name.len() <= 253
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && !name.starts_with(['-', '.'])
+        && !name.contains("..");
+    ok.then(|| name.to_string()).ok_or_else(|| {
+        format!(
+            "host '{}': a host name is a DNS name in lower case",
+            crate::names::cut(&crate::names::escape(name), 60)
+        )
+    })
+}
+
+fn user(what: &str, name: &str) -> Result<String, String> {
+    UserName::new(name)
+        .map(|u| u.to_string())
+        .map_err(|e| format!("{what}: {e}"))
+}
+
+impl FleetPolicy {
+    /// Parses and checks the fleet policy's text. Every contradiction is an error naming
+    /// what is wrong; nothing of a bad file is used.
+    pub fn parse(text: &str) -> Result<FleetPolicy, String> {
+        let raw: RawFleet = toml::from_str(text).map_err(|e| e.to_string())?;
+        let max_skew = match &raw.max_skew {
+            Some(d) => {
+                i64::try_from(jit_proto::parse_duration(d).map_err(|e| format!("max_skew: {e}"))?)
+                    .map_err(|_| "max_skew is too long".to_string())?
+            }
+            None => DEFAULT_MAX_SKEW,
+        };
+        let mut hosts: Vec<Host> = Vec::new();
+        for h in raw.hosts {
+            let name = host_name(&h.name)?;
+            if hosts.iter().any(|x| x.name == name) {
+                return Err(format!("host '{name}' named twice"));
+            }
+            let k = key(&format!("host '{name}' key"), &h.key)?;
+            if hosts.iter().any(|x| x.key.key_data() == k.key_data()) {
+                return Err(format!("host '{name}' has the key of another host"));
+            }
+            hosts.push(Host {
+                name,
+                key: k,
+                groups: h.groups,
+            });
+        }
+        let mut approvers: Vec<(String, Vec<PublicKey>)> = Vec::new();
+        for a in raw.approvers {
+            let name = user("approver", &a.name)?;
+            if approvers.iter().any(|(n, _)| *n == name) {
+                return Err(format!("approver '{name}' named twice"));
+            }
+            if a.keys.is_empty() {
+                return Err(format!("approver '{name}' has no keys"));
+            }
+            let keys = a
+                .keys
+                .iter()
+                .map(|k| key(&format!("approver '{name}' key"), k))
+                .collect::<Result<Vec<_>, _>>()?;
+            approvers.push((name, keys));
+        }
+        let mut roles: Vec<FleetRole> = Vec::new();
+        for r in raw.roles {
+            let name = RoleName::new(r.name.as_str())
+                .map_err(|e| format!("fleet_role '{}': {e}", r.name))?
+                .to_string();
+            let at = |m: String| format!("fleet_role '{name}': {m}");
+            if roles.iter().any(|x| x.name == name) {
+                return Err(at("named twice".into()));
+            }
+            if r.hosts.is_empty() {
+                return Err(at("hosts must name at least one host group".into()));
+            }
+            for g in &r.hosts {
+                if !hosts.iter().any(|h| h.groups.contains(g)) {
+                    return Err(at(format!("no host is in group '{g}'")));
+                }
+            }
+            if r.requesters.is_empty() {
+                return Err(at("requesters must not be empty".into()));
+            }
+            let requesters = r
+                .requesters
+                .iter()
+                .map(|u| user("requester", u))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(at)?;
+            for a in &r.approvers {
+                if !approvers.iter().any(|(n, _)| n == a) {
+                    return Err(at(format!("approver '{a}' has no [[approver]] with keys")));
+                }
+            }
+            if r.approvals as usize > r.approvers.len() {
+                return Err(at(format!(
+                    "needs {} approvals but names {} approvers",
+                    r.approvals,
+                    r.approvers.len()
+                )));
+            }
+            let max_duration = jit_proto::parse_duration(&r.max_duration)
+                .map_err(|e| at(format!("max_duration: {e}")))?;
+            roles.push(FleetRole {
+                name,
+                host_groups: r.hosts,
+                requesters,
+                approvers: r.approvers,
+                approvals: r.approvals,
+                max_duration,
+            });
+        }
+        Ok(FleetPolicy {
+            etcd_endpoints: raw.etcd.endpoints,
+            etcd_ca: raw.etcd.ca,
+            max_skew,
+            hosts,
+            approvers,
+            roles,
+            digest: super::hex(&Sha256::digest(text.as_bytes())),
+        })
+    }
+
+    pub fn host(&self, name: &str) -> Option<&Host> {
+        self.hosts.iter().find(|h| h.name == name)
+    }
+
+    pub fn role(&self, name: &str) -> Option<&FleetRole> {
+        self.roles.iter().find(|r| r.name == name)
+    }
+
+    /// Whether `role` applies to host `name` (it is in one of the role's host groups).
+    pub fn applies(&self, role: &FleetRole, name: &str) -> bool {
+        self.host(name)
+            .is_some_and(|h| h.groups.iter().any(|g| role.host_groups.contains(g)))
+    }
+
+    pub fn approver_keys(&self, name: &str) -> &[PublicKey] {
+        self.approvers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, k)| k.as_slice())
+            .unwrap_or_default()
+    }
+
+    /// Every key the policy knows (hosts' and approvers'): what may sign an end.
+    pub fn all_keys(&self) -> Vec<PublicKey> {
+        self.hosts
+            .iter()
+            .map(|h| h.key.clone())
+            .chain(self.approvers.iter().flat_map(|(_, k)| k.iter().cloned()))
+            .collect()
+    }
+}
