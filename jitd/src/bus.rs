@@ -634,16 +634,72 @@ const MAX_REPORT: usize = 500;
 impl NotifyInterface {
     /// The caller, if it is the agent's user.
     async fn require_agent(&self, conn: &Connection, hdr: &Header<'_>) -> Result<Actor, JitError> {
-        let who = caller(&self.ids, conn, hdr).await?;
-        let agent = Nss.uid_of(&self.agent).map_err(JitError::Internal)?;
-        if agent == Some(who.uid) {
-            return Ok(who);
+        require_user(
+            &self.ids,
+            conn,
+            hdr,
+            &self.agent,
+            "notifier interface (jit-notifyd)",
+        )
+        .await
+    }
+}
+
+/// The caller, if it runs as `user` (an agent's interface: jitd checks the uid itself,
+/// whatever the bus policy lets through).
+async fn require_user(
+    ids: &Identities,
+    conn: &Connection,
+    hdr: &Header<'_>,
+    user: &str,
+    what: &str,
+) -> Result<Actor, JitError> {
+    let who = caller(ids, conn, hdr).await?;
+    let agent = Nss.uid_of(user).map_err(JitError::Internal)?;
+    if agent == Some(who.uid) {
+        return Ok(who);
+    }
+    tracing::warn!("uid {} called the {what}; refused", who.uid);
+    Err(JitError::NotAuthorized(format!(
+        "the {what} is for {user} only"
+    )))
+}
+
+/// The fleet agent's interface: it offers the fleet records it has seen; jitd verifies and
+/// applies them itself and answers what it did.
+pub struct FleetInterface {
+    pub svc: Arc<Service>,
+    pub ids: Arc<Identities>,
+    /// The user the fleet agent runs as.
+    pub agent: String,
+}
+
+/// Most approvals or ends one offer carries.
+const MAX_OFFER_RECORDS: usize = 64;
+
+#[interface(name = "org.jit.Jitd.Fleet1")]
+impl FleetInterface {
+    /// A fleet request (JSON of a signed request), with the approvals and ends seen for it.
+    /// Returns the acknowledgement (JSON: id, host, outcome, reason, local_id, not_after).
+    async fn offer(
+        &self,
+        request: String,
+        approvals: Vec<String>,
+        ends: Vec<String>,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, JitError> {
+        let who = require_user(&self.ids, conn, &hdr, &self.agent, "fleet interface").await?;
+        if approvals.len() > MAX_OFFER_RECORDS || ends.len() > MAX_OFFER_RECORDS {
+            return Err(JitError::InvalidArgument(format!(
+                "at most {MAX_OFFER_RECORDS} approvals and ends per offer"
+            )));
         }
-        tracing::warn!("uid {} called the notifier interface; refused", who.uid);
-        Err(JitError::NotAuthorized(format!(
-            "the notifier interface is for {} (jit-notifyd) only",
-            self.agent
-        )))
+        blocking(&self.svc, Caller::Bus(who.uid), move |s| {
+            let ack = s.write(|c| c.offer_fleet(&who, &request, &approvals, &ends))?;
+            serde_json::to_string(&ack).map_err(|e| crate::error::Error::Internal(e.to_string()))
+        })
+        .await
     }
 }
 

@@ -95,6 +95,16 @@ pub struct Args {
     /// deliveries to `[[notifier]]` programs.
     #[arg(long, value_name = "USER", default_value = jit_proto::NOTIFIER_USER)]
     pub notifier_user: String,
+    /// The fleet policy (hosts, their keys, approvers' keys, fleet roles): this host takes
+    /// part in the fleet, and its fleet agent may offer it records.
+    #[arg(long, value_name = "FILE")]
+    pub fleet: Option<PathBuf>,
+    /// This host's name in the fleet policy (default: the host name).
+    #[arg(long, value_name = "NAME")]
+    pub fleet_host: Option<String>,
+    /// The user the fleet agent runs as: the only one that may offer fleet records.
+    #[arg(long, value_name = "USER", default_value = "jit-fleet")]
+    pub fleet_agent_user: String,
 }
 
 /// Where the diagnostic log goes: stderr, or `--log-file`.
@@ -262,6 +272,25 @@ fn run(args: Args) -> Result<(), String> {
         Some(mirror),
     );
     core.enable_sealing(&args.state_dir);
+    if let Some(file) = &args.fleet {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| format!("reading the fleet policy {}: {e}", file.display()))?;
+        let policy = crate::fleet::policy::FleetPolicy::parse(&text)
+            .map_err(|e| format!("fleet policy {}: {e}", file.display()))?;
+        let host = match &args.fleet_host {
+            Some(h) => h.clone(),
+            None => std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .map_err(|e| format!("this host's name: {e}"))?,
+        };
+        if policy.host(&host).is_none() {
+            return Err(format!(
+                "fleet policy {}: this host ('{host}') is not one of its hosts",
+                file.display()
+            ));
+        }
+        core.set_fleet(crate::grants::fleet::FleetConfig { policy, host });
+    }
     core.set_group_editor(Box::new(crate::groups::Gpasswd));
     core.set_account_editor(Box::new(crate::accounts::ShadowTools::new(
         args.state_dir.join("skel"),
@@ -299,7 +328,7 @@ fn run(args: Args) -> Result<(), String> {
         .map_err(|e| format!("starting the expiry timer: {e}"))?;
     let served = zbus::block_on(serve(
         svc,
-        args.notifier_user,
+        (args.notifier_user, args.fleet_agent_user),
         args.bus,
         pam_listener,
         &notify,
@@ -387,7 +416,7 @@ fn spawn_signal_thread(
 
 async fn serve(
     svc: Arc<Service>,
-    notifier_user: String,
+    (notifier_user, fleet_user): (String, String),
     bus: Option<String>,
     pam_listener: std::os::unix::net::UnixListener,
     notify: &Notifier,
@@ -418,8 +447,16 @@ async fn serve(
             jit_proto::OBJECT_PATH,
             crate::bus::NotifyInterface {
                 svc: svc.clone(),
-                ids,
+                ids: ids.clone(),
                 agent: notifier_user,
+            },
+        )
+        .serve_at(
+            jit_proto::OBJECT_PATH,
+            crate::bus::FleetInterface {
+                svc: svc.clone(),
+                ids,
+                agent: fleet_user,
             },
         )
         .build()

@@ -9,7 +9,7 @@ use crate::directory::Directory;
 use crate::error::{Error, Refusal, Result};
 pub use crate::model::Origin;
 use crate::model::{Actor, Ask, Kind};
-use crate::names::{Text, UserName};
+use crate::names::{RoleName, Text, UserName};
 use crate::policy::{Held, Policy, Verdict};
 use crate::store::{self, Event, NewRequest, RequestRow, Store, Transition};
 pub use crate::sudoers::Rules;
@@ -160,6 +160,8 @@ pub struct Core {
     /// Makes and removes ephemeral accounts ([`crate::accounts::NoAccounts`] until jitd
     /// sets one).
     accounts: Box<dyn crate::accounts::AccountEditor>,
+    /// This host's fleet, when it is in one (jitd's `--fleet`).
+    fleet: Option<fleet::FleetConfig>,
     /// Accounts whose processes were sent SIGHUP (the first pass of their removal).
     hung_up: std::collections::HashSet<u32>,
     /// Per account uid, the processes its removal has ended so far.
@@ -233,6 +235,7 @@ impl Core {
             fresh: Vec::new(),
             groups: Box::new(crate::groups::NoGroups),
             accounts: Box::new(crate::accounts::NoAccounts),
+            fleet: None,
             hung_up: std::collections::HashSet::new(),
             ended_pids: std::collections::HashMap::new(),
             leased: std::collections::HashSet::new(),
@@ -591,6 +594,7 @@ mod approvals;
 mod decide;
 mod deliveries;
 mod expiry;
+pub mod fleet;
 mod in_force;
 mod memberships;
 pub mod sealing;

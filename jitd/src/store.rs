@@ -123,6 +123,12 @@ CREATE TABLE IF NOT EXISTS accounts (
     removed_at INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS accounts_state ON accounts(state);
+-- Fleet grants applied here: the fleet request's id, and the local request that holds it.
+CREATE TABLE IF NOT EXISTS fleet_grants (
+    fleet_id TEXT PRIMARY KEY,
+    request_id INTEGER NOT NULL,
+    at INTEGER NOT NULL
+);
 "#;
 
 /// Columns added after the first schema, with their definitions: a database created by an
@@ -728,10 +734,12 @@ impl Store {
 }
 
 mod accounts;
+mod fleet;
 mod memberships;
 mod outbox;
 mod write;
 pub use accounts::*;
+pub use fleet::*;
 pub use memberships::*;
 pub use outbox::*;
 pub use write::*;

@@ -39,7 +39,8 @@ fn given_a_fleet_policy_when_checked_then_hosts_roles_and_keys_are_read_and_a_ba
         "[etcd]\nendpoints = [\"https://10.0.0.1:2379\"]\n\n[[host]]\nname = \"db1.example.com\"\n\
          key = \"{db1}\"\ngroups = [\"db\"]\n\n[[approver]]\nname = \"bob\"\nkeys = [\"{bob}\"]\n\n\
          [[fleet_role]]\nname = \"db-admin\"\nhosts = [\"db\"]\nrequesters = [\"alice\"]\n\
-         approvers = [\"bob\"]\napprovals = 1\nmax_duration = \"1h\"\n"
+         approvers = [\"bob\"]\napprovals = 1\nmax_duration = \"1h\"\n\
+         commands = [\"/usr/bin/id\"]\n"
     );
     let file = d.join("fleet.toml");
     std::fs::write(&file, &good).unwrap();
@@ -60,4 +61,202 @@ fn given_a_fleet_policy_when_checked_then_hosts_roles_and_keys_are_read_and_a_ba
     let r = check(&file);
     assert!(!r.ok(), "{}", r.all());
     assert!(r.all().contains("approver 'bob' key"), "{}", r.all());
+}
+
+use jit_e2e::{Builder, World};
+use jitd::fleet::{
+    APPROVAL_NAMESPACE, Approval, Canonical, END_NAMESPACE, End, FleetRequest, REQUEST_NAMESPACE,
+    Signed,
+};
+use nix::sys::signal::Signal;
+
+/// Keys made by ssh-keygen and signatures made by `ssh-keygen -Y sign`, as hosts and
+/// approvers of a real fleet make them.
+struct Signer {
+    dir: tempfile::TempDir,
+}
+
+impl Signer {
+    fn sign<T: Canonical + Clone>(&self, key: &str, namespace: &str, record: &T) -> Signed<T> {
+        let msg = self.dir.path().join(format!(
+            "msg-{}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        std::fs::write(&msg, record.canonical()).unwrap();
+        let mut c = Command::new("ssh-keygen");
+        c.args(["-Y", "sign", "-n", namespace, "-f"])
+            .arg(self.dir.path().join(key))
+            .arg(&msg);
+        let r = run(c, "", Duration::from_secs(30));
+        assert!(r.ok(), "{}", r.all());
+        let mut sig = msg.into_os_string();
+        sig.push(".sig");
+        Signed {
+            record: record.clone(),
+            signature: std::fs::read_to_string(sig).unwrap(),
+        }
+    }
+}
+
+/// A world that is host `db1` of a fleet of db1 and db2 (approver bob), its fleet agent
+/// running as `jit-fleet`.
+fn fleet_world() -> (World, Signer, FleetRequest) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (db1, db2, bob) = (keygen(d, "db1"), keygen(d, "db2"), keygen(d, "bob"));
+    keygen(d, "mallory");
+    let text = format!(
+        "[[host]]\nname = \"db1\"\nkey = \"{db1}\"\ngroups = [\"db\"]\n\
+         [[host]]\nname = \"db2\"\nkey = \"{db2}\"\ngroups = [\"db\"]\n\
+         [[approver]]\nname = \"bob\"\nkeys = [\"{bob}\"]\n\
+         [[fleet_role]]\nname = \"db-admin\"\nhosts = [\"db\"]\nrequesters = [\"alice\"]\n\
+         approvers = [\"bob\"]\napprovals = 1\nmax_duration = \"1h\"\n\
+         commands = [\"/usr/bin/id\"]\n"
+    );
+    let digest = jitd::fleet::policy::FleetPolicy::parse(&text)
+        .unwrap()
+        .digest;
+    let mut w = Builder::new()
+        .user("alice", &[])
+        .user("mallory", &[])
+        .user("jit-fleet", &[])
+        .policy(
+            "[[role]]\nname = \"local\"\ncommands = [\"/usr/bin/true\"]\nrequesters = [\"alice\"]\n\
+             max_duration = \"1h\"\n",
+        )
+        .build();
+    let file = w.path().join("fleet.toml");
+    std::fs::write(&file, text).unwrap();
+    w.stop_jitd(Signal::SIGTERM);
+    w.jitd_args = vec![
+        "--fleet".into(),
+        file.to_str().unwrap().into(),
+        "--fleet-host".into(),
+        "db1".into(),
+    ];
+    w.start_jitd();
+    let now = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    )
+    .unwrap();
+    let req = FleetRequest {
+        id: "db2-7".into(),
+        host: "db2".into(),
+        user: "alice".into(),
+        role: "db-admin".into(),
+        hosts: vec!["db1".into(), "db2".into()],
+        duration_secs: 600,
+        reason: "INC-9 replica lag".into(),
+        created_at: now - 5,
+        policy_digest: digest,
+    };
+    (w, Signer { dir }, req)
+}
+
+/// `Offer` on jitd's fleet interface, called as `user` through busctl; the ack as JSON.
+fn offer(
+    w: &World,
+    user: &str,
+    req: &Signed<FleetRequest>,
+    approvals: &[Signed<Approval>],
+    ends: &[Signed<End>],
+) -> jit_e2e::Run {
+    let mut args: Vec<String> = vec![
+        format!("--address={}", w.bus),
+        "--json=short".into(),
+        "call".into(),
+        "org.jit.Jitd".into(),
+        "/org/jit/Jitd".into(),
+        "org.jit.Jitd.Fleet1".into(),
+        "Offer".into(),
+        "sasas".into(),
+        serde_json::to_string(req).unwrap(),
+        approvals.len().to_string(),
+    ];
+    args.extend(approvals.iter().map(|a| serde_json::to_string(a).unwrap()));
+    args.push(ends.len().to_string());
+    args.extend(ends.iter().map(|e| serde_json::to_string(e).unwrap()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run(
+        w.as_user(user, std::path::Path::new("/usr/bin/busctl"), &args),
+        "",
+        Duration::from_secs(30),
+    )
+}
+
+fn ack(r: &jit_e2e::Run) -> serde_json::Value {
+    assert!(r.ok(), "{}", r.all());
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    serde_json::from_str(v["data"][0].as_str().unwrap()).unwrap()
+}
+
+#[test]
+fn given_a_fleet_request_approved_by_bob_when_the_agent_offers_it_then_this_host_verifies_applies_and_ends_it()
+ {
+    let (w, s, req) = fleet_world();
+    let signed = s.sign("db2", REQUEST_NAMESPACE, &req);
+    let approval = Approval {
+        request_id: req.id.clone(),
+        request_digest: req.digest(),
+        approver: "bob".into(),
+        approved_at: req.created_at + 2,
+    };
+    // Nobody but the agent may offer.
+    let denied = offer(&w, "mallory", &signed, &[], &[]);
+    assert!(!denied.ok(), "{}", denied.all());
+    // Forged approval (mallory's key as bob's): refused, acked and audited; no rule.
+    let forged = s.sign("mallory", APPROVAL_NAMESPACE, &approval);
+    let a = ack(&offer(&w, "jit-fleet", &signed, &[forged], &[]));
+    assert_eq!(a["outcome"], "refused", "{a}");
+    assert!(w.sudoers_files().is_empty());
+    let no = w.sudo_n("alice", &["/usr/bin/id", "-u"]);
+    assert!(!no.ok(), "{}", no.all());
+    // bob's own signature: applied, once; real sudo works, with the fleet's end as NOTAFTER.
+    let good = s.sign("bob", APPROVAL_NAMESPACE, &approval);
+    let a = ack(&offer(
+        &w,
+        "jit-fleet",
+        &signed,
+        std::slice::from_ref(&good),
+        &[],
+    ));
+    assert_eq!(a["outcome"], "applied", "{a}");
+    assert_eq!(a["not_after"], req.created_at + 2 + 600);
+    let again = ack(&offer(
+        &w,
+        "jit-fleet",
+        &signed,
+        std::slice::from_ref(&good),
+        &[],
+    ));
+    assert_eq!(again["outcome"], "unchanged", "{again}");
+    let yes = w.sudo_n("alice", &["/usr/bin/id", "-u"]);
+    assert!(yes.ok(), "{}\n{}", yes.all(), w.jitd_log());
+    assert_eq!(yes.stdout.trim(), "0");
+    let local = a["local_id"].as_u64().unwrap();
+    let shown = w.request(local);
+    assert_eq!(shown["service"], "fleet", "{shown}");
+    assert_eq!(shown["approved_by"], serde_json::json!([]), "{shown}");
+    // Ended by bob: revoked here, the rule gone.
+    let end = End {
+        request_id: req.id.clone(),
+        request_digest: req.digest(),
+        by: "bob".into(),
+        at: req.created_at + 10,
+    };
+    let ended = s.sign("bob", END_NAMESPACE, &end);
+    let a = ack(&offer(&w, "jit-fleet", &signed, &[good], &[ended]));
+    assert_eq!(a["outcome"], "ended", "{a}");
+    assert!(w.sudoers_files().is_empty(), "{:?}", w.sudoers_files());
+    assert_eq!(w.request(local)["state"], "revoked");
+    let audit = w.audit_actions();
+    for action in ["fleet-refuse", "fleet-grant", "revoke"] {
+        assert!(audit.contains(&action.to_string()), "{action}: {audit:?}");
+    }
 }

@@ -61,6 +61,9 @@ struct RawRole {
     #[serde(default)]
     approvals: u32,
     max_duration: String,
+    commands: Vec<String>,
+    #[serde(default)]
+    run_as: Vec<String>,
 }
 
 /// A host of the fleet: its name, its key (requests it takes are signed with it), its groups.
@@ -80,6 +83,9 @@ pub struct FleetRole {
     pub approvers: Vec<String>,
     pub approvals: u32,
     pub max_duration: u64,
+    /// The sudoers rule a verified grant writes on each host it applies to.
+    pub commands: Vec<crate::names::Command>,
+    pub run_as: Vec<UserName>,
 }
 
 #[derive(Debug, Clone)]
@@ -208,6 +214,22 @@ impl FleetPolicy {
             }
             let max_duration = jit_proto::parse_duration(&r.max_duration)
                 .map_err(|e| at(format!("max_duration: {e}")))?;
+            if r.commands.is_empty() {
+                return Err(at("commands must list at least one command".into()));
+            }
+            let commands = r
+                .commands
+                .iter()
+                .map(|c| crate::names::Command::new(c.as_str()).map_err(|e| at(e.to_string())))
+                .collect::<Result<Vec<_>, _>>()?;
+            let run_as = if r.run_as.is_empty() {
+                vec![UserName::root()]
+            } else {
+                r.run_as
+                    .iter()
+                    .map(|u| UserName::new(u.as_str()).map_err(|e| at(format!("run_as: {e}"))))
+                    .collect::<Result<Vec<_>, _>>()?
+            };
             roles.push(FleetRole {
                 name,
                 host_groups: r.hosts,
@@ -215,6 +237,8 @@ impl FleetPolicy {
                 approvers: r.approvers,
                 approvals: r.approvals,
                 max_duration,
+                commands,
+                run_as,
             });
         }
         Ok(FleetPolicy {

@@ -121,6 +121,7 @@ requesters = ["alice", "bob"]
 approvers = ["bob", "carol"]
 approvals = 1
 max_duration = "1h"
+commands = ["/usr/bin/id"]
 "#
     );
     Fleet {
@@ -373,7 +374,7 @@ fn given_bad_fleet_policies_when_parsed_then_refused_saying_what() {
     let role = |extra: &str| {
         format!(
             "[[fleet_role]]\nname = \"r\"\nhosts = [\"db\"]\nrequesters = [\"alice\"]\n\
-             max_duration = \"1h\"\n{extra}\n"
+             max_duration = \"1h\"\ncommands = [\"/usr/bin/id\"]\n{extra}\n"
         )
     };
     for (text, needle) in [
