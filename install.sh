@@ -30,7 +30,8 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 need=()
-for pkg in sudo dbus libpam0g-dev pkg-config; do
+# protobuf-compiler: the fleet agent's etcd client is generated from etcd's .proto files.
+for pkg in sudo dbus libpam0g-dev pkg-config protobuf-compiler; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

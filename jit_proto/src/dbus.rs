@@ -222,3 +222,28 @@ pub async fn user1(conn: &zbus::Connection) -> zbus::Result<User1Proxy<'static>>
         .build()
         .await
 }
+
+/// The fleet agent's interface (only the agent's uid may call it).
+#[proxy(
+    interface = "org.jit.Jitd.Fleet1",
+    default_service = "org.jit.Jitd",
+    default_path = "/org/jit/Jitd"
+)]
+pub trait Fleet1 {
+    /// A fleet request (JSON of a signed request) with the approvals and ends seen for it;
+    /// jitd verifies them itself and answers what it did (JSON acknowledgement).
+    fn offer(
+        &self,
+        request: &str,
+        approvals: &[String],
+        ends: &[String],
+    ) -> Result<String, JitError>;
+}
+
+/// A fleet-interface proxy that caches no properties.
+pub async fn fleet1(conn: &zbus::Connection) -> zbus::Result<Fleet1Proxy<'static>> {
+    Fleet1Proxy::builder(conn)
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await
+}

@@ -260,3 +260,302 @@ fn given_a_fleet_request_approved_by_bob_when_the_agent_offers_it_then_this_host
         assert!(audit.contains(&action.to_string()), "{action}: {audit:?}");
     }
 }
+
+/// A real etcd member on free loopback ports, stopped (by its pid) when dropped.
+struct Etcd {
+    child: Option<std::process::Child>,
+    endpoint: String,
+    _dir: tempfile::TempDir,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Etcd {
+    fn start() -> Etcd {
+        let dir = tempfile::tempdir().unwrap();
+        let (client, peer) = (free_port(), free_port());
+        let endpoint = format!("http://127.0.0.1:{client}");
+        let peer_url = format!("http://127.0.0.1:{peer}");
+        let child = Command::new("etcd")
+            .args(["--name", "m1", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .args([
+                "--listen-client-urls",
+                &endpoint,
+                "--advertise-client-urls",
+                &endpoint,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer_url,
+                "--initial-advertise-peer-urls",
+                &peer_url,
+            ])
+            .args([
+                "--initial-cluster",
+                &format!("m1={peer_url}"),
+                "--log-level",
+                "error",
+            ])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("etcd.log")).unwrap())
+            .spawn()
+            .expect("etcd (package etcd-server)");
+        let e = Etcd {
+            child: Some(child),
+            endpoint,
+            _dir: dir,
+        };
+        jit_e2e::wait_for("etcd to serve", Duration::from_secs(30), || {
+            e.ctl(&["endpoint", "health"]).ok().then_some(())
+        });
+        e
+    }
+
+    fn ctl(&self, args: &[&str]) -> jit_e2e::Run {
+        let mut c = Command::new("etcdctl");
+        c.env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={}", self.endpoint))
+            .args(args);
+        run(c, "", Duration::from_secs(30))
+    }
+
+    fn put<T: serde::Serialize>(&self, key: &str, value: &T) {
+        let r = self.ctl(&["put", key, &serde_json::to_string(value).unwrap()]);
+        assert!(r.ok(), "{}", r.all());
+    }
+
+    /// The ack of `host` for request `id`, once it has `outcome`.
+    fn wait_ack(&self, host: &str, id: &str, outcome: &str) -> serde_json::Value {
+        jit_e2e::wait_for(
+            &format!("{host}'s ack '{outcome}' of {id}"),
+            Duration::from_secs(60),
+            || {
+                let r = self.ctl(&[
+                    "get",
+                    "--print-value-only",
+                    &format!("/jit/v1/ack/{host}/{id}"),
+                ]);
+                let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).ok()?;
+                (v["outcome"] == outcome).then_some(v)
+            },
+        )
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(i32::try_from(c.id()).unwrap()),
+                Signal::SIGTERM,
+            );
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// What the test asks of a host (each lives on a thread of its own, in its own world).
+enum Ask {
+    /// Whether alice's `sudo -n /usr/bin/id -u` works there now.
+    Sudo(std::sync::mpsc::Sender<bool>),
+    Stop,
+}
+
+/// A host on its thread: asked through `tx`; stopped and joined when dropped (so its world
+/// is taken down, every process of it stopped by pid, before the test ends, even on a
+/// failed assertion).
+struct Host {
+    tx: std::sync::mpsc::Sender<Ask>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.tx.send(Ask::Stop);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Host `name`: a world whose jitd is `name` in the fleet, and the fleet agent as jit-fleet.
+fn host(name: &'static str, fleet: String) -> Host {
+    let (tx, rx) = std::sync::mpsc::channel::<Ask>();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        let mut w = Builder::new()
+            .user("alice", &[])
+            .user("jit-fleet", &[])
+            .policy(
+                "[[role]]\nname = \"local\"\ncommands = [\"/usr/bin/true\"]\n\
+                 requesters = [\"alice\"]\nmax_duration = \"1h\"\n",
+            )
+            .build();
+        let file = w.path().join("fleet.toml");
+        std::fs::write(&file, fleet).unwrap();
+        w.stop_jitd(Signal::SIGTERM);
+        w.jitd_args = vec![
+            "--fleet".into(),
+            file.to_str().unwrap().into(),
+            "--fleet-host".into(),
+            name.into(),
+        ];
+        w.start_jitd();
+        let mut agent = w
+            .as_user(
+                "jit-fleet",
+                &bin("jit-fleetd"),
+                &[
+                    "--fleet",
+                    file.to_str().unwrap(),
+                    "--host",
+                    name,
+                    "--bus",
+                    &w.bus,
+                ],
+            )
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(w.path().join("agent.log")).unwrap())
+            .spawn()
+            .unwrap();
+        ready_tx.send(()).unwrap();
+        for ask in rx {
+            match ask {
+                Ask::Sudo(reply) => {
+                    let r = w.sudo_n("alice", &["/usr/bin/id", "-u"]);
+                    let _ = reply.send(r.ok() && r.stdout.trim() == "0");
+                }
+                Ask::Stop => break,
+            }
+        }
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(i32::try_from(agent.id()).unwrap()),
+            Signal::SIGTERM,
+        );
+        let _ = agent.wait();
+    });
+    ready_rx.recv_timeout(Duration::from_secs(120)).unwrap();
+    Host {
+        tx,
+        thread: Some(thread),
+    }
+}
+
+fn sudo_works(h: &Host) -> bool {
+    let (tx, rx) = std::sync::mpsc::channel();
+    h.tx.send(Ask::Sudo(tx)).unwrap();
+    rx.recv_timeout(Duration::from_secs(60)).unwrap()
+}
+
+#[test]
+fn given_a_fleet_on_etcd_when_a_request_is_approved_once_then_every_named_host_enforces_it_and_an_end_or_its_time_ends_it_everywhere_even_with_etcd_down()
+ {
+    let mut etcd = Etcd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (db1, db2, bob) = (keygen(d, "db1"), keygen(d, "db2"), keygen(d, "bob"));
+    keygen(d, "mallory");
+    let fleet = format!(
+        "[etcd]\nendpoints = [\"{}\"]\n\n\
+         [[host]]\nname = \"db1\"\nkey = \"{db1}\"\ngroups = [\"db\"]\n\
+         [[host]]\nname = \"db2\"\nkey = \"{db2}\"\ngroups = [\"db\"]\n\
+         [[approver]]\nname = \"bob\"\nkeys = [\"{bob}\"]\n\
+         [[fleet_role]]\nname = \"db-admin\"\nhosts = [\"db\"]\nrequesters = [\"alice\"]\n\
+         approvers = [\"bob\"]\napprovals = 1\nmax_duration = \"1h\"\n\
+         commands = [\"/usr/bin/id\"]\n",
+        etcd.endpoint
+    );
+    let digest = jitd::fleet::policy::FleetPolicy::parse(&fleet)
+        .unwrap()
+        .digest;
+    let s = Signer { dir };
+    let hosts = [host("db1", fleet.clone()), host("db2", fleet)];
+    let now = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    )
+    .unwrap();
+    let request = |id: &str, secs: u64| FleetRequest {
+        id: id.into(),
+        host: "db2".into(),
+        user: "alice".into(),
+        role: "db-admin".into(),
+        hosts: vec!["db1".into(), "db2".into()],
+        duration_secs: secs,
+        reason: "INC-10 failover".into(),
+        created_at: now,
+        policy_digest: digest.clone(),
+    };
+    let approve = |r: &FleetRequest, key: &str| {
+        s.sign(
+            key,
+            APPROVAL_NAMESPACE,
+            &Approval {
+                request_id: r.id.clone(),
+                request_digest: r.digest(),
+                approver: "bob".into(),
+                approved_at: now + 1,
+            },
+        )
+    };
+    // Asked once (signed by db2), approved once (bob, through etcd): both hosts enforce it.
+    let r = request("db2-1", 600);
+    etcd.put("/jit/v1/req/db2-1", &s.sign("db2", REQUEST_NAMESPACE, &r));
+    // A forged approval first: each host acks the refusal, nothing is granted.
+    etcd.put("/jit/v1/appr/db2-1/bob", &approve(&r, "mallory"));
+    for h in ["db1", "db2"] {
+        etcd.wait_ack(h, "db2-1", "refused");
+    }
+    assert!(hosts.iter().all(|h| !sudo_works(h)));
+    etcd.put("/jit/v1/appr/db2-1/bob", &approve(&r, "bob"));
+    for h in ["db1", "db2"] {
+        let ack = etcd.wait_ack(h, "db2-1", "applied");
+        assert_eq!(ack["not_after"], now + 1 + 600, "{ack}");
+    }
+    assert!(hosts.iter().all(sudo_works));
+    // Revoked once: it ends everywhere.
+    let end = End {
+        request_id: r.id.clone(),
+        request_digest: r.digest(),
+        by: "bob".into(),
+        at: now + 2,
+    };
+    etcd.put("/jit/v1/end/db2-1/bob", &s.sign("bob", END_NAMESPACE, &end));
+    for h in ["db1", "db2"] {
+        etcd.wait_ack(h, "db2-1", "ended");
+    }
+    assert!(hosts.iter().all(|h| !sudo_works(h)));
+    // A short grant, then all of etcd gone: it still ends on time on every host.
+    let short = request("db2-2", 12);
+    etcd.put(
+        "/jit/v1/req/db2-2",
+        &s.sign("db2", REQUEST_NAMESPACE, &short),
+    );
+    etcd.put("/jit/v1/appr/db2-2/bob", &approve(&short, "bob"));
+    for h in ["db1", "db2"] {
+        etcd.wait_ack(h, "db2-2", "applied");
+    }
+    assert!(hosts.iter().all(sudo_works));
+    etcd.stop();
+    jit_e2e::wait_for(
+        "the grant to end on every host",
+        Duration::from_secs(60),
+        || hosts.iter().all(|h| !sudo_works(h)).then_some(()),
+    );
+    drop(hosts);
+}

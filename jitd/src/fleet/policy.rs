@@ -30,8 +30,14 @@ struct RawFleet {
 struct RawEtcd {
     #[serde(default)]
     endpoints: Vec<String>,
+    /// The CA of etcd's certificates, and this host's client certificate and key: read by
+    /// the fleet agent (jit-fleetd), not by jitd.
     #[serde(default)]
     ca: String,
+    #[serde(default)]
+    cert: String,
+    #[serde(default)]
+    key: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -91,7 +97,10 @@ pub struct FleetRole {
 #[derive(Debug, Clone)]
 pub struct FleetPolicy {
     pub etcd_endpoints: Vec<String>,
+    /// etcd's CA, and this host's client certificate and key (the agent reads them).
     pub etcd_ca: String,
+    pub etcd_cert: String,
+    pub etcd_key: String,
     pub max_skew: i64,
     pub hosts: Vec<Host>,
     /// Approver name -> their SSH public keys.
@@ -142,6 +151,9 @@ impl FleetPolicy {
             }
             None => DEFAULT_MAX_SKEW,
         };
+        if raw.etcd.cert.is_empty() != raw.etcd.key.is_empty() {
+            return Err("[etcd] cert and key go together".into());
+        }
         let mut hosts: Vec<Host> = Vec::new();
         for h in raw.hosts {
             let name = host_name(&h.name)?;
@@ -244,6 +256,8 @@ impl FleetPolicy {
         Ok(FleetPolicy {
             etcd_endpoints: raw.etcd.endpoints,
             etcd_ca: raw.etcd.ca,
+            etcd_cert: raw.etcd.cert,
+            etcd_key: raw.etcd.key,
             max_skew,
             hosts,
             approvers,
