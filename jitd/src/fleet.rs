@@ -10,8 +10,9 @@
 //! `ssh-key`, each record kind in a namespace of its own, so no signature of one kind is ever
 //! taken for another.
 //!
-//! Not built yet (issue 22): the agent that carries records through etcd, jitd's interface
-//! for it, applying a verified grant with the sudoers machinery, and jitctl's fleet verbs.
+//! What a host does with a verified record is in [`crate::grants`] (`Fleet1.Offer`); the
+//! agent that carries records through etcd is `jit_fleetd`. Not built yet (issue 22):
+//! jitctl's fleet verbs (requests signed by jitd's host key, approvals through ssh-agent).
 
 pub mod policy;
 

@@ -457,14 +457,30 @@ impl World {
 
         // Users and groups: the host's, minus anything that could collide with the world's
         // (an admin may have created `alice` or `jit-approvers`), plus the world's.
+        // And the host's accounts in jitd's own uid range (a jit installed on this host made
+        // them): a world's jitd would take them for planted ones.
+        let (host_passwd, host_group) = (
+            fs::read_to_string("/etc/passwd").unwrap(),
+            fs::read_to_string("/etc/group").unwrap(),
+        );
+        let in_jit_range: Vec<String> = host_passwd
+            .lines()
+            .chain(host_group.lines())
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                let id: u32 = f.get(2)?.parse().ok()?;
+                jitd::accounts::in_range(id).then(|| f[0].to_string())
+            })
+            .collect();
         let names: Vec<&str> = b
             .users
             .iter()
             .map(|(n, _)| n.as_str())
             .chain(b.groups.iter().map(String::as_str))
+            .chain(in_jit_range.iter().map(String::as_str))
             .collect();
-        let mut passwd = without_world_entries(&fs::read_to_string("/etc/passwd").unwrap(), &names);
-        let mut group = without_world_entries(&fs::read_to_string("/etc/group").unwrap(), &names);
+        let mut passwd = without_world_entries(&host_passwd, &names);
+        let mut group = without_world_entries(&host_group, &names);
         let mut shadow = without_world_entries(&fs::read_to_string("/etc/shadow").unwrap(), &names);
         let hash = password_hash();
         let mut members: Vec<(String, Vec<String>)> =

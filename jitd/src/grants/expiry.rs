@@ -345,7 +345,15 @@ impl Core {
         let mut revoke: Vec<(u64, String)> = Vec::new();
         let mut anchor: Vec<(RequestRow, i64, String, i64)> = Vec::new();
         for r in stale {
+            // A fleet grant was judged by the fleet policy (and its approvals) when it was
+            // applied: the local policy does not know fleet roles.
+            let fleet_role = (r.service == "fleet")
+                .then_some(self.fleet.as_ref())
+                .flatten()
+                .and_then(|f| f.policy.role(&r.role))
+                .is_some_and(|role| role.requesters.iter().any(|u| *u == r.user));
             let allowed = match self.policy.requestable(&r.user, self.dir.as_ref()) {
+                _ if fleet_role => Ok(()),
                 Ok(roles) if roles.iter().any(|role| role.name == r.role) => Ok(()),
                 Ok(_) => Err(format!(
                     "after a reboot: {} may no longer hold role '{}'",
