@@ -124,6 +124,7 @@ fn request_info(id: u64, role: &str, state: &str) -> RequestInfo {
         run_as: Vec::new(),
         groups: Vec::new(),
         account: String::new(),
+        ssh_keys: Vec::new(),
     }
 }
 

@@ -346,6 +346,10 @@ pub struct RequestInfo {
     /// empty when the grant is not an account.
     #[serde(default)]
     pub account: String,
+    /// The SSH keys the account is made with, as approvers judge them: each key's
+    /// fingerprint and comment (`SHA256:... alice@laptop`).
+    #[serde(default)]
+    pub ssh_keys: Vec<String>,
 }
 
 impl RequestInfo {

@@ -1080,6 +1080,9 @@ fn holds(r: &RequestInfo) -> Vec<String> {
             "account: {} (log in with ssh as the account; the rule and groups are its)",
             esc(&r.account)
         ));
+        for k in &r.ssh_keys {
+            out.push(format!("account key: {}", esc(k)));
+        }
     }
     if !r.commands.is_empty() {
         let who = if r.run_as.is_empty() {

@@ -187,6 +187,44 @@ pub fn remove_left_home(home: &str, name: &str, uid: u32) -> Result<bool, String
     }
 }
 
+/// Where anyone may leave files: an account's files there go with it.
+const SHARED_TEMP: [&str; 3] = ["/tmp", "/var/tmp", "/dev/shm"];
+
+/// Deletes every file and directory of `uid` under the shared temporary directories (one
+/// file system each, links never followed): what an account leaves there would outlive it,
+/// and a setgid copy of a program in one of the role's groups would keep that group for
+/// anyone. Run as a tool (`find`, which needs CAP_FOWNER in sticky directories). Returns how
+/// many it deleted, or what went wrong (a directory of the account holding others' files
+/// stays).
+pub fn sweep_temp(uid: u32) -> Result<usize, String> {
+    let dirs: Vec<&str> = SHARED_TEMP
+        .into_iter()
+        .filter(|d| Path::new(d).is_dir())
+        .collect();
+    if dirs.is_empty() {
+        return Ok(0);
+    }
+    let mut cmd = vec!["/usr/bin/find".to_string()];
+    cmd.extend(dirs.iter().map(ToString::to_string));
+    cmd.extend(args(&[
+        "-xdev",
+        "-uid",
+        &uid.to_string(),
+        "-print",
+        "-delete",
+    ]));
+    match crate::privileges::run_tool(&cmd, TOOL_TIMEOUT) {
+        Run::Exited {
+            code: Some(0),
+            stdout,
+            ..
+        } => Ok(String::from_utf8_lossy(&stdout).lines().count()),
+        Run::Exited { stderr, .. } => Err(format!("find: {}", message_of(&stderr))),
+        Run::TimedOut => Err("find in the temporary directories timed out".into()),
+        Run::Failed(e) => Err(e),
+    }
+}
+
 /// An account to make.
 #[derive(Debug, Clone)]
 pub struct NewAccount<'a> {

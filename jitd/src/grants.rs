@@ -460,6 +460,15 @@ impl Core {
             run_as: r.run_as.iter().map(ToString::to_string).collect(),
             groups: r.groups.iter().map(ToString::to_string).collect(),
             account: self.account_info(r),
+            ssh_keys: r
+                .key_fingerprints
+                .iter()
+                .zip(r.ssh_keys.iter().chain(std::iter::repeat(&String::new())))
+                .map(|(fp, line)| match line.splitn(3, ' ').nth(2) {
+                    Some(comment) => format!("{fp} {comment}"),
+                    None => fp.clone(),
+                })
+                .collect(),
         })
     }
 

@@ -133,7 +133,7 @@ CREATE TABLE IF NOT EXISTS fleet_grants (
 
 /// Columns added after the first schema, with their definitions: a database created by an
 /// older jitd gets them on open (every one has a default, so old rows stay valid).
-const ADDED_COLUMNS: [(&str, &str, &str); 16] = [
+const ADDED_COLUMNS: [(&str, &str, &str); 17] = [
     ("requests", "kind", "TEXT NOT NULL DEFAULT 'grant'"),
     ("requests", "extends", "INTEGER NOT NULL DEFAULT 0"),
     ("requests", "granted_at", "INTEGER NOT NULL DEFAULT 0"),
@@ -154,6 +154,8 @@ const ADDED_COLUMNS: [(&str, &str, &str); 16] = [
     ("requests", "account", "INTEGER NOT NULL DEFAULT 0"),
     ("requests", "shell", "TEXT NOT NULL DEFAULT ''"),
     ("requests", "ssh_keys", "TEXT NOT NULL DEFAULT ''"),
+    // Their fingerprints (`SHA256:...`), as ssh-keygen gave them: what approvers are shown.
+    ("requests", "key_fingerprints", "TEXT NOT NULL DEFAULT ''"),
     // Records from before `origin` keep an empty one, which the hash leaves out.
     ("audit", "origin", "TEXT NOT NULL DEFAULT ''"),
 ];
@@ -207,6 +209,8 @@ pub struct RequestRow {
     pub shell: String,
     /// The account's `authorized_keys` lines.
     pub ssh_keys: Vec<String>,
+    /// Their fingerprints, in the same order.
+    pub key_fingerprints: Vec<String>,
 }
 
 impl RequestRow {
@@ -249,6 +253,7 @@ pub struct NewRequest {
     pub account: bool,
     pub shell: String,
     pub ssh_keys: Vec<String>,
+    pub key_fingerprints: Vec<String>,
 }
 
 /// An audit event before it is chained.
@@ -372,6 +377,7 @@ fn request_from_row(row: &Row<'_>) -> rusqlite::Result<RequestRow> {
         account: row.get("account")?,
         shell: row.get("shell")?,
         ssh_keys: split_lines(row.get("ssh_keys")?),
+        key_fingerprints: split_lines(row.get("key_fingerprints")?),
         ending_soon_for: row.get("ending_soon_for")?,
     })
 }

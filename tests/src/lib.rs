@@ -399,6 +399,39 @@ fn bind(src: &Path, dst: &str) {
         .unwrap_or_else(|e| panic!("bind-mounting {} on {dst}: {e}", src.display()));
 }
 
+/// The names of the accounts and groups in `passwd` and `group` text whose id is in jitd's
+/// own uid range (what a jit installed on the host made).
+pub fn jit_range_names(passwd: &str, group: &str) -> Vec<String> {
+    passwd
+        .lines()
+        .chain(group.lines())
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            let id: u32 = f.get(2)?.parse().ok()?;
+            jitd::accounts::in_range(id).then(|| f[0].to_string())
+        })
+        .collect()
+}
+
+/// Takes the host's accounts in jitd's range out of the account files of an `/etc` copy
+/// mounted at /etc (see [`jit_range_names`]).
+pub fn drop_jit_range_accounts() {
+    let names = jit_range_names(
+        &fs::read_to_string("/etc/passwd").unwrap(),
+        &fs::read_to_string("/etc/group").unwrap(),
+    );
+    if names.is_empty() {
+        return;
+    }
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    for f in ["/etc/passwd", "/etc/group", "/etc/shadow", "/etc/gshadow"] {
+        let Ok(text) = fs::read_to_string(f) else {
+            continue;
+        };
+        fs::write(f, without_world_entries(&text, &names)).unwrap();
+    }
+}
+
 /// The lines of a copy of `/etc/passwd`, `/etc/group` or `/etc/shadow` without the
 /// entries that could collide with the world's: those named like a world user or group,
 /// those whose uid or gid is in the world's range, and world users in host groups' member
@@ -463,15 +496,7 @@ impl World {
             fs::read_to_string("/etc/passwd").unwrap(),
             fs::read_to_string("/etc/group").unwrap(),
         );
-        let in_jit_range: Vec<String> = host_passwd
-            .lines()
-            .chain(host_group.lines())
-            .filter_map(|l| {
-                let f: Vec<&str> = l.split(':').collect();
-                let id: u32 = f.get(2)?.parse().ok()?;
-                jitd::accounts::in_range(id).then(|| f[0].to_string())
-            })
-            .collect();
+        let in_jit_range = jit_range_names(&host_passwd, &host_group);
         let names: Vec<&str> = b
             .users
             .iter()

@@ -189,6 +189,21 @@ fn given_an_account_role_when_granted_then_the_requester_logs_in_with_their_key_
     assert!(left.ok(), "{}", left.all());
     let pid: i32 = left.stdout.trim().parse().unwrap();
     assert!(Path::new(&format!("/proc/{pid}")).exists());
+    // A setgid copy of a program in the role's group, left where anyone can run it: it
+    // would keep the group for everyone after the grant.
+    let kept = jit_e2e::run(
+        w.ssh_as(
+            "alice",
+            &name,
+            "f=$(mktemp /tmp/keep.XXXXXX) && cp /usr/bin/id $f && chgrp dockerish $f && \
+             chmod 2755 $f && echo $f",
+        ),
+        "",
+        LONG,
+    );
+    assert!(kept.ok(), "{}", kept.all());
+    let setgid = kept.stdout.trim().to_string();
+    assert!(Path::new(&setgid).exists());
     // And a chain that ignores SIGHUP and keeps detaching new children (a snapshot of the
     // account's processes, killed later, misses the ones born in between).
     let chain = jit_e2e::run(
@@ -219,6 +234,10 @@ fn given_an_account_role_when_granted_then_the_requester_logs_in_with_their_key_
     );
     assert!(leftovers(&before).is_empty(), "{:?}", leftovers(&before));
     assert_eq!(running_as(uid), 0, "processes of the account outlived it");
+    assert!(
+        !Path::new(&setgid).exists(),
+        "{setgid} outlived the account"
+    );
     let again = jit_e2e::run(w.ssh_as("alice", &name, "true"), "", LONG);
     assert!(!again.ok(), "{}", again.all());
     let audit = w.audit_actions();
@@ -403,6 +422,13 @@ fn given_an_approved_account_role_when_approved_then_the_account_is_made_with_th
     let id = r.json()["id"].as_u64().unwrap();
     let name = account_of(id);
     assert!(passwd(&name).is_none(), "made before the approval");
+    // The approver sees which keys will open the account before approving it.
+    let shown = w.jitctl("bob", &["show", &id.to_string()]);
+    assert!(
+        shown.stdout.contains("account key: SHA256:"),
+        "{}",
+        shown.all()
+    );
     let ok = w.jitctl("bob", &["approve", &id.to_string()]);
     assert!(ok.ok(), "{}", ok.all());
     let (_, _, shell) = passwd(&name).unwrap();

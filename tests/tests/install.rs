@@ -116,6 +116,9 @@ fn given_fresh_host_when_install_then_jitd_runs_with_example_policy_and_uninstal
                 sed -i '/# added by jitctl setup pam$/d' \"$f\"; done",
     );
     assert!(r.ok(), "{}", r.all());
+    // Nor the ephemeral accounts of such a jit (the installed jitd would remove them as
+    // planted, and end their processes).
+    jit_e2e::drop_jit_range_accounts();
     // A copy of the package database (install.sh asks it what is installed and may install
     // packages). Never a bind of the host's own directory into `tmp`: removing `tmp` at the
     // end of the test would then empty the host's /var/lib/dpkg.

@@ -156,6 +156,15 @@ impl Core {
             tracing::warn!("{} still has {left} process(es); trying again", a.name);
             return Ok(Removal::Busy);
         }
+        // Its files in /tmp, /var/tmp and /dev/shm go too (none can be made now: no process
+        // of the uid is left).
+        let swept = match acc::sweep_temp(a.uid) {
+            Ok(n) => format!("{n} file(s) of it in /tmp, /var/tmp, /dev/shm removed"),
+            Err(e) => {
+                let _ = self.fail(format!("account {}: its temporary files: {e}", a.name));
+                format!("its temporary files NOT all removed ({e})")
+            }
+        };
         let removal = self.accounts.remove(&a.name, a.uid, true);
         match removal.map_err(|e| self.account_error(e))? {
             Removal::Busy => return Ok(Removal::Busy),
@@ -185,7 +194,7 @@ impl Core {
         crate::faults::reached(crate::faults::Point::AfterAccountDelete);
         let now = self.now();
         let detail = format!(
-            "account={} uid={} removed, {home} ({why}); processes ended: [{}]",
+            "account={} uid={} removed, {home}, {swept} ({why}); processes ended: [{}]",
             a.name,
             a.uid,
             pids.join(",")

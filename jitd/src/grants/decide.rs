@@ -93,6 +93,7 @@ impl Core {
             account: role.account,
             shell: role.shell.clone(),
             ssh_keys,
+            key_fingerprints: ask.key_fingerprints.clone(),
         };
         let keys_note = if ask.key_fingerprints.is_empty() {
             String::new()
@@ -266,6 +267,7 @@ impl Core {
             account: false,
             shell: String::new(),
             ssh_keys: Vec::new(),
+            key_fingerprints: Vec::new(),
         };
         let (boot_id, boot_deadline) = self.boot_deadline(new_end);
         let ext = self.commit(|tx, recs| {

@@ -171,6 +171,7 @@ impl Core {
             account: false,
             shell: String::new(),
             ssh_keys: Vec::new(),
+            key_fingerprints: Vec::new(),
         };
         let (boot_id, boot_deadline) = self.boot_deadline(d.not_after);
         let detail = format!(

@@ -40,9 +40,9 @@ pub fn insert_request(tx: &Transaction<'_>, r: &NewRequest) -> Result<u64> {
         "INSERT INTO requests (user, uid, role, reason, duration_secs, state, created_at, \
          updated_at, not_after, pending_until, approvals_required, approvers, commands, run_as, \
          reauth, ssh, service, tty, rhost, kind, extends, log_io, granted_at, groups, account, \
-         shell, ssh_keys) \
+         shell, ssh_keys, key_fingerprints) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
-         ?18, ?19, ?20, ?21, CASE WHEN ?6 = 'active' THEN ?7 ELSE 0 END, ?22, ?23, ?24, ?25)",
+         ?18, ?19, ?20, ?21, CASE WHEN ?6 = 'active' THEN ?7 ELSE 0 END, ?22, ?23, ?24, ?25, ?26)",
         params![
             r.user.as_str(),
             r.uid,
@@ -69,6 +69,7 @@ pub fn insert_request(tx: &Transaction<'_>, r: &NewRequest) -> Result<u64> {
             r.account,
             r.shell,
             r.ssh_keys.join("\n"),
+            r.key_fingerprints.join("\n"),
         ],
     )?;
     u64::try_from(tx.last_insert_rowid()).map_err(|_| Error::Internal("negative request id".into()))

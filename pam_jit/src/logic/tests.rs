@@ -174,6 +174,7 @@ fn info(id: u64, state: &str) -> RequestInfo {
         run_as: Vec::new(),
         groups: Vec::new(),
         account: String::new(),
+        ssh_keys: Vec::new(),
     }
 }
 
