@@ -639,7 +639,7 @@ impl NotifyInterface {
             conn,
             hdr,
             &self.agent,
-            "notifier interface (jit-notifyd)",
+            ("notifier interface", "jit-notifyd"),
         )
         .await
     }
@@ -652,7 +652,7 @@ async fn require_user(
     conn: &Connection,
     hdr: &Header<'_>,
     user: &str,
-    what: &str,
+    (what, program): (&str, &str),
 ) -> Result<Actor, JitError> {
     let who = caller(ids, conn, hdr).await?;
     let agent = Nss.uid_of(user).map_err(JitError::Internal)?;
@@ -661,7 +661,7 @@ async fn require_user(
     }
     tracing::warn!("uid {} called the {what}; refused", who.uid);
     Err(JitError::NotAuthorized(format!(
-        "the {what} is for {user} only"
+        "the {what} is for {user} ({program}) only"
     )))
 }
 
@@ -689,7 +689,14 @@ impl FleetInterface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<String, JitError> {
-        let who = require_user(&self.ids, conn, &hdr, &self.agent, "fleet interface").await?;
+        let who = require_user(
+            &self.ids,
+            conn,
+            &hdr,
+            &self.agent,
+            ("fleet interface", "jit-fleetd"),
+        )
+        .await?;
         if approvals.len() > MAX_OFFER_RECORDS || ends.len() > MAX_OFFER_RECORDS {
             return Err(JitError::InvalidArgument(format!(
                 "at most {MAX_OFFER_RECORDS} approvals and ends per offer"
