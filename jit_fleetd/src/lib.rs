@@ -26,6 +26,8 @@ use std::time::Duration;
 pub const PREFIX: &str = "/jit/v1/";
 /// Most approvals or ends offered with one request (jitd refuses more).
 const MAX_RECORDS: usize = 64;
+/// How long a watch may be silent before the agent asks whether it still lives.
+const IDLE: Duration = Duration::from_secs(5);
 /// Longest wait between attempts to reach etcd again.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -165,10 +167,35 @@ impl Jitd {
 }
 
 /// One connection to etcd: list, offer, then watch until something breaks.
-async fn session(cfg: &Config, jitd: &Jitd) -> Result<(), String> {
-    let mut client = Client::connect(&cfg.etcd.endpoints, Some(cfg.options()?))
-        .await
-        .map_err(|e| format!("connecting to etcd: {e}"))?;
+/// A client of one live member, trying them in turn from `start`. One member per session
+/// (rather than one channel over all of them, which keeps sending some requests to a member
+/// that has gone): when it goes, the session fails and the next one takes another.
+async fn connect(cfg: &Config, start: usize) -> Result<(Client, usize), String> {
+    let n = cfg.etcd.endpoints.len();
+    let mut last = String::new();
+    for k in 0..n {
+        let i = (start + k) % n;
+        let ep = &cfg.etcd.endpoints[i];
+        let attempt = async {
+            let mut c = Client::connect([ep.as_str()], Some(cfg.options()?))
+                .await
+                .map_err(|e| format!("{ep}: {e}"))?;
+            c.status().await.map_err(|e| format!("{ep}: {e}"))?;
+            Ok::<Client, String>(c)
+        };
+        match tokio::time::timeout(Duration::from_secs(5), attempt).await {
+            Ok(Ok(c)) => return Ok((c, i)),
+            Ok(Err(e)) => last = e,
+            Err(_) => last = format!("{ep}: no answer in 5 s"),
+        }
+    }
+    Err(format!("no etcd member answers (last: {last})"))
+}
+
+async fn session(cfg: &Config, jitd: &Jitd, member: &mut usize) -> Result<(), String> {
+    let (mut client, live) = connect(cfg, *member).await?;
+    *member = live;
+    tracing::info!("connected to etcd at {}", cfg.etcd.endpoints[live]);
     let listed = client
         .get(
             PREFIX,
@@ -201,7 +228,32 @@ async fn session(cfg: &Config, jitd: &Jitd) -> Result<(), String> {
         )
         .await
         .map_err(|e| format!("watching {PREFIX}: {e}"))?;
-    while let Some(resp) = stream.message().await.map_err(|e| format!("watch: {e}"))? {
+    // A watch on a member that died can hang without an error: when nothing came for
+    // IDLE, ask etcd for progress (answered on the same stream while it lives); no answer
+    // in another IDLE, and the agent connects again.
+    let mut asked = false;
+    loop {
+        let resp = match tokio::time::timeout(IDLE, stream.message()).await {
+            Ok(got) => match got.map_err(|e| format!("watch: {e}"))? {
+                Some(resp) => resp,
+                None => break,
+            },
+            Err(_) if !asked => {
+                stream
+                    .request_progress()
+                    .await
+                    .map_err(|e| format!("watch progress: {e}"))?;
+                asked = true;
+                continue;
+            }
+            Err(_) => {
+                return Err(format!(
+                    "the watch has not answered for {} s; connecting again",
+                    2 * IDLE.as_secs()
+                ));
+            }
+        };
+        asked = false;
         if resp.canceled() {
             return Err(format!(
                 "the watch was cancelled (compacted at {}: {}); listing again",
@@ -290,13 +342,21 @@ async fn handle(
 /// Runs the agent for ever: a session, and after any failure another one, with backoff.
 pub async fn serve(cfg: Config) -> Result<(), String> {
     let mut backoff = Duration::from_millis(200);
+    let mut member = 0;
     loop {
+        let started = std::time::Instant::now();
         let outcome = match Jitd::connect(cfg.bus.as_deref()).await {
-            Ok(j) => session(&cfg, &j).await,
+            Ok(j) => session(&cfg, &j, &mut member).await,
             Err(e) => Err(e),
         };
         if let Err(e) = outcome {
             tracing::warn!("{e}; trying again in {} ms", backoff.as_millis());
+            // The next session starts with the next member.
+            member += 1;
+        }
+        // A session that lasted was a good one: the next failure starts the backoff again.
+        if started.elapsed() > 4 * MAX_BACKOFF {
+            backoff = Duration::from_millis(200);
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(MAX_BACKOFF);

@@ -261,10 +261,11 @@ fn given_a_fleet_request_approved_by_bob_when_the_agent_offers_it_then_this_host
     }
 }
 
-/// A real etcd member on free loopback ports, stopped (by its pid) when dropped.
+/// A real etcd cluster of `n` members on free loopback ports, each stopped (by its pid)
+/// when dropped.
 struct Etcd {
-    child: Option<std::process::Child>,
-    endpoint: String,
+    members: Vec<Option<std::process::Child>>,
+    endpoints: Vec<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -277,52 +278,69 @@ fn free_port() -> u16 {
 }
 
 impl Etcd {
-    fn start() -> Etcd {
+    fn start(n: usize) -> Etcd {
         let dir = tempfile::tempdir().unwrap();
-        let (client, peer) = (free_port(), free_port());
-        let endpoint = format!("http://127.0.0.1:{client}");
-        let peer_url = format!("http://127.0.0.1:{peer}");
-        let child = Command::new("etcd")
-            .args(["--name", "m1", "--data-dir"])
-            .arg(dir.path().join("data"))
-            .args([
-                "--listen-client-urls",
-                &endpoint,
-                "--advertise-client-urls",
-                &endpoint,
-            ])
-            .args([
-                "--listen-peer-urls",
-                &peer_url,
-                "--initial-advertise-peer-urls",
-                &peer_url,
-            ])
-            .args([
-                "--initial-cluster",
-                &format!("m1={peer_url}"),
-                "--log-level",
-                "error",
-            ])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("etcd.log")).unwrap())
-            .spawn()
-            .expect("etcd (package etcd-server)");
+        let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
+        let peer = |p: u16| format!("http://127.0.0.1:{p}");
+        let cluster: Vec<String> = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (_, p))| format!("m{i}={}", peer(*p)))
+            .collect();
+        let mut members = Vec::new();
+        let mut endpoints = Vec::new();
+        for (i, (client, p)) in ports.iter().enumerate() {
+            let endpoint = format!("http://127.0.0.1:{client}");
+            let child = Command::new("etcd")
+                .args(["--name", &format!("m{i}"), "--data-dir"])
+                .arg(dir.path().join(format!("data{i}")))
+                .args(["--listen-client-urls", &endpoint])
+                .args(["--advertise-client-urls", &endpoint])
+                .args(["--listen-peer-urls", &peer(*p)])
+                .args(["--initial-advertise-peer-urls", &peer(*p)])
+                .args(["--initial-cluster", &cluster.join(",")])
+                .args(["--log-level", "error"])
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::fs::File::create(dir.path().join(format!("etcd{i}.log"))).unwrap())
+                .spawn()
+                .expect("etcd (package etcd-server)");
+            members.push(Some(child));
+            endpoints.push(endpoint);
+        }
         let e = Etcd {
-            child: Some(child),
-            endpoint,
+            members,
+            endpoints,
             _dir: dir,
         };
-        jit_e2e::wait_for("etcd to serve", Duration::from_secs(30), || {
-            e.ctl(&["endpoint", "health"]).ok().then_some(())
+        jit_e2e::wait_for("etcd to serve", Duration::from_secs(60), || {
+            e.ctl(&["endpoint", "health", "--cluster"])
+                .ok()
+                .then_some(())
         });
         e
     }
 
+    /// The endpoints as a TOML list's items.
+    fn toml(&self) -> String {
+        self.endpoints
+            .iter()
+            .map(|e| format!("\"{e}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     fn ctl(&self, args: &[&str]) -> jit_e2e::Run {
+        let live: Vec<&str> = self
+            .members
+            .iter()
+            .zip(&self.endpoints)
+            .filter(|(m, _)| m.is_some())
+            .map(|(_, e)| e.as_str())
+            .collect();
         let mut c = Command::new("etcdctl");
         c.env("ETCDCTL_API", "3")
-            .arg(format!("--endpoints={}", self.endpoint))
+            .arg(format!("--endpoints={}", live.join(",")))
             .args(args);
         run(c, "", Duration::from_secs(30))
     }
@@ -349,13 +367,20 @@ impl Etcd {
         )
     }
 
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
+    /// Stops member `i`.
+    fn stop_member(&mut self, i: usize) {
+        if let Some(mut c) = self.members[i].take() {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(i32::try_from(c.id()).unwrap()),
                 Signal::SIGTERM,
             );
             let _ = c.wait();
+        }
+    }
+
+    fn stop(&mut self) {
+        for i in 0..self.members.len() {
+            self.stop_member(i);
         }
     }
 }
@@ -370,6 +395,9 @@ impl Drop for Etcd {
 enum Ask {
     /// Whether alice's `sudo -n /usr/bin/id -u` works there now.
     Sudo(std::sync::mpsc::Sender<bool>),
+    /// Stops (false) or starts (true) the host's fleet agent: the host cut off from the
+    /// fleet, and back. Answered once done.
+    Agent(bool, std::sync::mpsc::Sender<()>),
     Stop,
 }
 
@@ -413,8 +441,8 @@ fn host(name: &'static str, fleet: String) -> Host {
             name.into(),
         ];
         w.start_jitd();
-        let mut agent = w
-            .as_user(
+        let start = || {
+            w.as_user(
                 "jit-fleet",
                 &bin("jit-fleetd"),
                 &[
@@ -428,9 +456,26 @@ fn host(name: &'static str, fleet: String) -> Host {
             )
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(w.path().join("agent.log")).unwrap())
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(w.path().join("agent.log"))
+                    .unwrap(),
+            )
             .spawn()
-            .unwrap();
+            .unwrap()
+        };
+        let stop = |agent: Option<std::process::Child>| {
+            if let Some(mut a) = agent {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(i32::try_from(a.id()).unwrap()),
+                    Signal::SIGTERM,
+                );
+                let _ = a.wait();
+            }
+        };
+        let mut agent = Some(start());
         ready_tx.send(()).unwrap();
         for ask in rx {
             match ask {
@@ -438,14 +483,17 @@ fn host(name: &'static str, fleet: String) -> Host {
                     let r = w.sudo_n("alice", &["/usr/bin/id", "-u"]);
                     let _ = reply.send(r.ok() && r.stdout.trim() == "0");
                 }
+                Ask::Agent(on, done) => {
+                    stop(agent.take());
+                    if on {
+                        agent = Some(start());
+                    }
+                    let _ = done.send(());
+                }
                 Ask::Stop => break,
             }
         }
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(i32::try_from(agent.id()).unwrap()),
-            Signal::SIGTERM,
-        );
-        let _ = agent.wait();
+        stop(agent.take());
     });
     ready_rx.recv_timeout(Duration::from_secs(120)).unwrap();
     Host {
@@ -460,29 +508,35 @@ fn sudo_works(h: &Host) -> bool {
     rx.recv_timeout(Duration::from_secs(60)).unwrap()
 }
 
-#[test]
-fn given_a_fleet_on_etcd_when_a_request_is_approved_once_then_every_named_host_enforces_it_and_an_end_or_its_time_ends_it_everywhere_even_with_etcd_down()
- {
-    let mut etcd = Etcd::start();
+/// A fleet on a real etcd cluster: hosts db1 and db2 (each a world, jitd and agent),
+/// approver bob, and keys made by ssh-keygen. Hosts go down before etcd.
+struct Rig {
+    hosts: Vec<Host>,
+    etcd: Etcd,
+    s: Signer,
+    digest: String,
+    now: i64,
+}
+
+fn rig(members: usize) -> Rig {
+    let etcd = Etcd::start(members);
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let (db1, db2, bob) = (keygen(d, "db1"), keygen(d, "db2"), keygen(d, "bob"));
     keygen(d, "mallory");
     let fleet = format!(
-        "[etcd]\nendpoints = [\"{}\"]\n\n\
+        "[etcd]\nendpoints = [{}]\n\n\
          [[host]]\nname = \"db1\"\nkey = \"{db1}\"\ngroups = [\"db\"]\n\
          [[host]]\nname = \"db2\"\nkey = \"{db2}\"\ngroups = [\"db\"]\n\
          [[approver]]\nname = \"bob\"\nkeys = [\"{bob}\"]\n\
          [[fleet_role]]\nname = \"db-admin\"\nhosts = [\"db\"]\nrequesters = [\"alice\"]\n\
          approvers = [\"bob\"]\napprovals = 1\nmax_duration = \"1h\"\n\
          commands = [\"/usr/bin/id\"]\n",
-        etcd.endpoint
+        etcd.toml()
     );
     let digest = jitd::fleet::policy::FleetPolicy::parse(&fleet)
         .unwrap()
         .digest;
-    let s = Signer { dir };
-    let hosts = [host("db1", fleet.clone()), host("db2", fleet)];
     let now = i64::try_from(
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -490,72 +544,145 @@ fn given_a_fleet_on_etcd_when_a_request_is_approved_once_then_every_named_host_e
             .as_secs(),
     )
     .unwrap();
-    let request = |id: &str, secs: u64| FleetRequest {
-        id: id.into(),
-        host: "db2".into(),
-        user: "alice".into(),
-        role: "db-admin".into(),
-        hosts: vec!["db1".into(), "db2".into()],
-        duration_secs: secs,
-        reason: "INC-10 failover".into(),
-        created_at: now,
-        policy_digest: digest.clone(),
-    };
-    let approve = |r: &FleetRequest, key: &str| {
-        s.sign(
+    Rig {
+        hosts: vec![host("db1", fleet.clone()), host("db2", fleet)],
+        etcd,
+        s: Signer { dir },
+        digest,
+        now,
+    }
+}
+
+impl Rig {
+    /// Request `id` of alice for both hosts, taken by db2.
+    fn request(&self, id: &str, secs: u64) -> FleetRequest {
+        FleetRequest {
+            id: id.into(),
+            host: "db2".into(),
+            user: "alice".into(),
+            role: "db-admin".into(),
+            hosts: vec!["db1".into(), "db2".into()],
+            duration_secs: secs,
+            reason: "INC-10 failover".into(),
+            created_at: self.now,
+            policy_digest: self.digest.clone(),
+        }
+    }
+
+    /// bob's approval of `r`, signed with `key`'s key.
+    fn approval(&self, r: &FleetRequest, key: &str) -> Signed<Approval> {
+        self.s.sign(
             key,
             APPROVAL_NAMESPACE,
             &Approval {
                 request_id: r.id.clone(),
                 request_digest: r.digest(),
                 approver: "bob".into(),
-                approved_at: now + 1,
+                approved_at: self.now + 1,
             },
         )
-    };
+    }
+
+    /// `r` into etcd, signed by db2.
+    fn put_request(&self, r: &FleetRequest) {
+        self.etcd.put(
+            &format!("/jit/v1/req/{}", r.id),
+            &self.s.sign("db2", REQUEST_NAMESPACE, r),
+        );
+    }
+
+    fn put_approval(&self, r: &FleetRequest, key: &str) {
+        self.etcd.put(
+            &format!("/jit/v1/appr/{}/bob", r.id),
+            &self.approval(r, key),
+        );
+    }
+
+    fn agent(&self, host: usize, on: bool) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.hosts[host].tx.send(Ask::Agent(on, tx)).unwrap();
+        rx.recv_timeout(Duration::from_secs(60)).unwrap();
+    }
+}
+
+#[test]
+fn given_a_fleet_on_etcd_when_a_request_is_approved_once_then_every_named_host_enforces_it_and_an_end_or_its_time_ends_it_everywhere_even_with_etcd_down()
+ {
+    let mut f = rig(1);
     // Asked once (signed by db2), approved once (bob, through etcd): both hosts enforce it.
-    let r = request("db2-1", 600);
-    etcd.put("/jit/v1/req/db2-1", &s.sign("db2", REQUEST_NAMESPACE, &r));
+    let r = f.request("db2-1", 600);
+    f.put_request(&r);
     // A forged approval first: each host acks the refusal, nothing is granted.
-    etcd.put("/jit/v1/appr/db2-1/bob", &approve(&r, "mallory"));
+    f.put_approval(&r, "mallory");
     for h in ["db1", "db2"] {
-        etcd.wait_ack(h, "db2-1", "refused");
+        f.etcd.wait_ack(h, "db2-1", "refused");
     }
-    assert!(hosts.iter().all(|h| !sudo_works(h)));
-    etcd.put("/jit/v1/appr/db2-1/bob", &approve(&r, "bob"));
+    assert!(f.hosts.iter().all(|h| !sudo_works(h)));
+    f.put_approval(&r, "bob");
     for h in ["db1", "db2"] {
-        let ack = etcd.wait_ack(h, "db2-1", "applied");
-        assert_eq!(ack["not_after"], now + 1 + 600, "{ack}");
+        let ack = f.etcd.wait_ack(h, "db2-1", "applied");
+        assert_eq!(ack["not_after"], f.now + 1 + 600, "{ack}");
     }
-    assert!(hosts.iter().all(sudo_works));
+    assert!(f.hosts.iter().all(sudo_works));
     // Revoked once: it ends everywhere.
     let end = End {
         request_id: r.id.clone(),
         request_digest: r.digest(),
         by: "bob".into(),
-        at: now + 2,
+        at: f.now + 2,
     };
-    etcd.put("/jit/v1/end/db2-1/bob", &s.sign("bob", END_NAMESPACE, &end));
-    for h in ["db1", "db2"] {
-        etcd.wait_ack(h, "db2-1", "ended");
-    }
-    assert!(hosts.iter().all(|h| !sudo_works(h)));
-    // A short grant, then all of etcd gone: it still ends on time on every host.
-    let short = request("db2-2", 12);
-    etcd.put(
-        "/jit/v1/req/db2-2",
-        &s.sign("db2", REQUEST_NAMESPACE, &short),
+    f.etcd.put(
+        "/jit/v1/end/db2-1/bob",
+        &f.s.sign("bob", END_NAMESPACE, &end),
     );
-    etcd.put("/jit/v1/appr/db2-2/bob", &approve(&short, "bob"));
     for h in ["db1", "db2"] {
-        etcd.wait_ack(h, "db2-2", "applied");
+        f.etcd.wait_ack(h, "db2-1", "ended");
     }
-    assert!(hosts.iter().all(sudo_works));
-    etcd.stop();
+    assert!(f.hosts.iter().all(|h| !sudo_works(h)));
+    // A short grant, then all of etcd gone: it still ends on time on every host.
+    let short = f.request("db2-2", 12);
+    f.put_request(&short);
+    f.put_approval(&short, "bob");
+    for h in ["db1", "db2"] {
+        f.etcd.wait_ack(h, "db2-2", "applied");
+    }
+    assert!(f.hosts.iter().all(sudo_works));
+    f.etcd.stop();
     jit_e2e::wait_for(
         "the grant to end on every host",
         Duration::from_secs(60),
-        || hosts.iter().all(|h| !sudo_works(h)).then_some(()),
+        || f.hosts.iter().all(|h| !sudo_works(h)).then_some(()),
     );
-    drop(hosts);
+}
+
+#[test]
+fn given_a_host_cut_off_while_a_grant_was_approved_and_etcd_compacted_and_a_member_down_when_it_comes_back_then_it_applies_it_no_longer_than_the_others()
+ {
+    let mut f = rig(3);
+    // db1's agent is down (the host cut off from the fleet) when the grant is approved.
+    f.agent(0, false);
+    let r = f.request("db2-3", 600);
+    f.put_request(&r);
+    f.put_approval(&r, "bob");
+    let at_db2 = f.etcd.wait_ack("db2", "db2-3", "applied");
+    assert!(!sudo_works(&f.hosts[0]), "db1 never heard of it");
+    // Meanwhile etcd compacts its history past anything db1 saw, and a member goes down.
+    let rev = f.etcd.ctl(&["get", "/jit/v1/req/db2-3", "-w", "json"]);
+    let rev: serde_json::Value = serde_json::from_str(rev.stdout.trim()).unwrap();
+    let rev = rev["header"]["revision"].as_i64().unwrap().to_string();
+    let compacted = f.etcd.ctl(&["compact", &rev]);
+    assert!(compacted.ok(), "{}", compacted.all());
+    f.etcd.stop_member(0);
+    // Back: db1 lists again and applies it, ending when db2's ends (never later).
+    f.agent(0, true);
+    let at_db1 = f.etcd.wait_ack("db1", "db2-3", "applied");
+    assert_eq!(at_db1["not_after"], at_db2["not_after"]);
+    assert!(sudo_works(&f.hosts[0]));
+    // With one member of three down, new records still reach both hosts.
+    let next = f.request("db2-4", 600);
+    f.put_request(&next);
+    f.put_approval(&next, "bob");
+    for h in ["db1", "db2"] {
+        f.etcd.wait_ack(h, "db2-4", "applied");
+    }
 }
