@@ -247,25 +247,31 @@ pub fn verify(
     }
     valid.sort_by_key(|(_, at)| *at);
     let need = usize::try_from(role.approvals).unwrap_or(usize::MAX);
-    let Some(&(_, completed)) = valid.get(need.saturating_sub(1)) else {
-        return Err(Refused::NotApproved(
-            id,
-            valid.len(),
-            role.approvals,
-            if self_approved {
-                "; the requester's own approval does not count".into()
-            } else {
-                String::new()
-            },
-        ));
+    // A self-service fleet role (no approvals) starts when the request was made; any other
+    // when the approval that completed it was given.
+    let start = match need.checked_sub(1) {
+        None => r.created_at,
+        Some(last) => match valid.get(last) {
+            Some(&(_, completed)) => completed,
+            None => {
+                return Err(Refused::NotApproved(
+                    id,
+                    valid.len(),
+                    role.approvals,
+                    if self_approved {
+                        "; the requester's own approval does not count".into()
+                    } else {
+                        String::new()
+                    },
+                ));
+            }
+        },
     };
-    // A self-service fleet role (no approvals) starts when the request was made.
-    let start = if need == 0 { r.created_at } else { completed };
     // Approved in this host's future: one of the clocks is wrong; never trusted.
     if start > now.saturating_add(fleet.max_skew) {
         return Err(Refused::Clock(id, start, now, fleet.max_skew));
     }
-    if start < r.created_at - fleet.max_skew {
+    if start < r.created_at.saturating_sub(fleet.max_skew) {
         return Err(Refused::Clock(id, start, r.created_at, fleet.max_skew));
     }
     let not_after = start.saturating_add(i64::try_from(r.duration_secs).unwrap_or(i64::MAX));

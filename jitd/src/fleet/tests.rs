@@ -122,6 +122,13 @@ approvers = ["bob", "carol"]
 approvals = 1
 max_duration = "1h"
 commands = ["/usr/bin/id"]
+
+[[fleet_role]]
+name = "db-read"
+hosts = ["db"]
+requesters = ["alice"]
+max_duration = "10m"
+commands = ["/usr/bin/id"]
 "#
     );
     Fleet {
@@ -414,4 +421,33 @@ fn given_bad_fleet_policies_when_parsed_then_refused_saying_what() {
         let e = FleetPolicy::parse(&text).unwrap_err();
         assert!(e.contains(needle), "{needle}: {e}");
     }
+}
+
+#[test]
+fn given_a_self_service_fleet_role_when_verified_then_it_needs_no_approval_and_ends_from_the_request()
+ {
+    let f = fleet();
+    let mut r = f.request("alice", &["db1"]);
+    r.role = "db-read".into();
+    r.duration_secs = 600;
+    let d = verify(&f.policy, "db1", &f.signed(r.clone()), &[], &[], NOW).unwrap();
+    assert_eq!(d.not_after, NOW - 60 + 600);
+    assert!(d.approvers.is_empty());
+    // Longer than the role allows: refused; made in this host's future: refused.
+    r.duration_secs = 601;
+    assert!(matches!(
+        verify(&f.policy, "db1", &f.signed(r.clone()), &[], &[], NOW),
+        Err(Refused::BadDuration(..))
+    ));
+    r.duration_secs = 60;
+    r.created_at = i64::MAX;
+    assert!(matches!(
+        verify(&f.policy, "db1", &f.signed(r.clone()), &[], &[], NOW),
+        Err(Refused::Clock(..))
+    ));
+    r.created_at = i64::MIN;
+    assert!(matches!(
+        verify(&f.policy, "db1", &f.signed(r), &[], &[], NOW),
+        Err(Refused::Expired(..))
+    ));
 }
