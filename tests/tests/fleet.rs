@@ -243,6 +243,21 @@ fn given_a_fleet_request_approved_by_bob_when_the_agent_offers_it_then_this_host
     let shown = w.request(local);
     assert_eq!(shown["service"], "fleet", "{shown}");
     assert_eq!(shown["approved_by"], serde_json::json!([]), "{shown}");
+    // Revoked on this host by root: offered again, it is never applied again.
+    let revoke = w.jitctl(
+        "root",
+        &["revoke", &local.to_string(), "--reason", "local call"],
+    );
+    assert!(revoke.ok(), "{}", revoke.all());
+    let again = ack(&offer(
+        &w,
+        "jit-fleet",
+        &signed,
+        std::slice::from_ref(&good),
+        &[],
+    ));
+    assert_eq!(again["outcome"], "ended", "{again}");
+    assert!(!w.sudo_n("alice", &["/usr/bin/id", "-u"]).ok());
     // Ended by bob: revoked here, the rule gone.
     let end = End {
         request_id: req.id.clone(),

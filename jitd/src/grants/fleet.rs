@@ -77,7 +77,15 @@ impl Core {
         };
         match (verdict, local) {
             (Ok(d), None) => self.apply_fleet(who, &req.record, &d, &host, now),
-            (Ok(d), Some(id)) => Ok(ack("unchanged", "applied already".into(), id, d.not_after)),
+            // Applied here before: said as it stands here (revoked on this host by root, or
+            // expired, it is never applied again).
+            (Ok(_), Some(id)) => {
+                let row = self.get(id)?;
+                Ok(match row.state {
+                    State::Active => ack("unchanged", "applied already".into(), id, row.not_after),
+                    other => ack("ended", other.as_str().into(), id, row.not_after),
+                })
+            }
             (Err(e), Some(id)) => {
                 let row = self.get(id)?;
                 if row.state != State::Active {
