@@ -23,6 +23,17 @@ fn keygen(dir: &std::path::Path, name: &str) -> String {
         .to_string()
 }
 
+/// Seconds since the epoch, by this machine's clock (what every host of the test has).
+fn unix_now() -> i64 {
+    i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    )
+    .unwrap()
+}
+
 fn check(file: &std::path::Path) -> jit_e2e::Run {
     let mut c = Command::new(bin("jitctl"));
     c.args(["policy", "check", "--fleet"]).arg(file);
@@ -138,13 +149,7 @@ fn fleet_world() -> (World, Signer, FleetRequest) {
         "db1".into(),
     ];
     w.start_jitd();
-    let now = i64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs(),
-    )
-    .unwrap();
+    let now = unix_now();
     let req = FleetRequest {
         id: "db2-7".into(),
         host: "db2".into(),
@@ -552,13 +557,7 @@ fn rig(members: usize) -> Rig {
     let digest = jitd::fleet::policy::FleetPolicy::parse(&fleet)
         .unwrap()
         .digest;
-    let now = i64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs(),
-    )
-    .unwrap();
+    let now = unix_now();
     Rig {
         hosts: vec![host("db1", fleet.clone()), host("db2", fleet)],
         etcd,
