@@ -26,6 +26,8 @@ use std::time::Duration;
 pub const PREFIX: &str = "/jit/v1/";
 /// Most approvals or ends offered with one request (jitd refuses more).
 const MAX_RECORDS: usize = 64;
+/// The largest record the agent passes on (a signed request is well under 4 KiB).
+const MAX_VALUE: usize = 64 * 1024;
 /// How long a watch may be silent before the agent asks whether it still lives.
 const IDLE: Duration = Duration::from_secs(5);
 /// Longest wait between attempts to reach etcd again.
@@ -215,7 +217,7 @@ async fn session(cfg: &Config, jitd: &Jitd, member: &mut usize) -> Result<(), St
     );
     let mut acked: HashMap<String, String> = HashMap::new();
     for id in ids {
-        handle(&mut client, cfg, jitd, &id, &mut acked).await?;
+        offer_one(&mut client, cfg, jitd, &id, &mut acked).await;
     }
     let mut stream = client
         .watch(
@@ -268,7 +270,7 @@ async fn session(cfg: &Config, jitd: &Jitd, member: &mut usize) -> Result<(), St
             .filter_map(|kv| kv.key_str().ok().and_then(request_id_of))
             .collect();
         for id in ids {
-            handle(&mut client, cfg, jitd, &id, &mut acked).await?;
+            offer_one(&mut client, cfg, jitd, &id, &mut acked).await;
         }
     }
     Err("the watch ended".into())
@@ -276,16 +278,48 @@ async fn session(cfg: &Config, jitd: &Jitd, member: &mut usize) -> Result<(), St
 
 /// Values of every key under `prefix`, at most [`MAX_RECORDS`].
 async fn values(client: &mut Client, prefix: &str) -> Result<Vec<String>, String> {
-    let got = client
-        .get(prefix, Some(GetOptions::new().with_prefix()))
+    // Keys first, then each value alone: one huge value cannot make the whole read fail.
+    let keys = client
+        .get(
+            prefix,
+            Some(
+                GetOptions::new()
+                    .with_prefix()
+                    .with_keys_only()
+                    .with_limit(i64::try_from(MAX_RECORDS).unwrap_or(64)),
+            ),
+        )
         .await
-        .map_err(|e| format!("reading {prefix}: {e}"))?;
-    Ok(got
-        .kvs()
-        .iter()
-        .filter_map(|kv| kv.value_str().ok().map(str::to_string))
-        .take(MAX_RECORDS)
-        .collect())
+        .map_err(|e| format!("listing {prefix}: {e}"))?;
+    let mut out = Vec::new();
+    for kv in keys.kvs() {
+        let key = kv.key().to_vec();
+        let got = client
+            .get(key, None)
+            .await
+            .map_err(|e| format!("reading under {prefix}: {e}"))?;
+        out.extend(
+            got.kvs()
+                .iter()
+                .filter(|kv| kv.value().len() <= MAX_VALUE)
+                .filter_map(|kv| kv.value_str().ok().map(str::to_string)),
+        );
+    }
+    Ok(out)
+}
+
+/// [`handle`], with a failure of one request kept to that request (logged): a record
+/// nobody signed must not stop the others from being offered.
+async fn offer_one(
+    client: &mut Client,
+    cfg: &Config,
+    jitd: &Jitd,
+    id: &str,
+    acked: &mut HashMap<String, String>,
+) {
+    if let Err(e) = handle(client, cfg, jitd, id, acked).await {
+        tracing::warn!("request {id}: {e}");
+    }
 }
 
 /// Offers request `id` (if it names this host) with its approvals and ends to jitd, and
@@ -304,6 +338,7 @@ async fn handle(
     let Some(request) = got
         .kvs()
         .first()
+        .filter(|kv| kv.value().len() <= MAX_VALUE)
         .and_then(|kv| kv.value_str().ok())
         .map(str::to_string)
     else {

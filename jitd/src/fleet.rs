@@ -274,6 +274,9 @@ pub fn verify(
     if start < r.created_at.saturating_sub(fleet.max_skew) {
         return Err(Refused::Clock(id, start, r.created_at, fleet.max_skew));
     }
+    // Approved a little in this host's future (within the bound): it starts now, so it
+    // never lasts longer than was asked.
+    let start = start.min(now);
     let not_after = start.saturating_add(i64::try_from(r.duration_secs).unwrap_or(i64::MAX));
     if not_after <= now {
         return Err(Refused::Expired(id, not_after));

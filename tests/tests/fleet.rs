@@ -592,7 +592,7 @@ impl Rig {
                 request_id: r.id.clone(),
                 request_digest: r.digest(),
                 approver: "bob".into(),
-                approved_at: self.now + 1,
+                approved_at: self.now - 1,
             },
         )
     }
@@ -635,9 +635,16 @@ fn given_a_fleet_on_etcd_when_a_request_is_approved_once_then_every_named_host_e
     f.put_approval(&r, "bob");
     for h in ["db1", "db2"] {
         let ack = f.etcd.wait_ack(h, "db2-1", "applied");
-        assert_eq!(ack["not_after"], f.now + 1 + 600, "{ack}");
+        assert_eq!(ack["not_after"], f.now - 1 + 600, "{ack}");
     }
     assert!(f.hosts.iter().all(sudo_works));
+    // Junk anyone could write to etcd (an unreadable end before the real one, a request too
+    // big to acknowledge that sorts first) does not keep the real end from landing.
+    let junk = f.etcd.ctl(&["put", "/jit/v1/end/db2-1/00", "not json"]);
+    assert!(junk.ok(), "{}", junk.all());
+    let poison =
+        serde_json::json!({"record": {"id": "A".repeat(100_000), "hosts": ["db1", "db2"]}});
+    f.etcd.put("/jit/v1/req/0poison", &poison);
     // Revoked once: it ends everywhere.
     let end = End {
         request_id: r.id.clone(),

@@ -184,6 +184,21 @@ impl FleetPolicy {
                 .iter()
                 .map(|k| key(&format!("approver '{name}' key"), k))
                 .collect::<Result<Vec<_>, _>>()?;
+            // One key, one principal: a key two approvers share would count twice, and a
+            // host's key as an approver's would let the host approve what it signed.
+            let taken = |k: &PublicKey| {
+                hosts.iter().any(|h| h.key.key_data() == k.key_data())
+                    || approvers
+                        .iter()
+                        .flat_map(|(_, ks)| ks.iter())
+                        .chain(keys.iter().take_while(|x| !std::ptr::eq(*x, k)))
+                        .any(|x| x.key_data() == k.key_data())
+            };
+            if keys.iter().any(taken) {
+                return Err(format!(
+                    "approver '{name}' has a key that another approver or a host has (or one key twice)"
+                ));
+            }
             approvers.push((name, keys));
         }
         let mut roles: Vec<FleetRole> = Vec::new();

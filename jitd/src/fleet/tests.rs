@@ -343,6 +343,11 @@ fn given_unknown_hosts_other_policies_ends_and_clocks_when_verified_then_each_re
     )
     .unwrap_err();
     assert!(matches!(e, Refused::Ended(..)), "{e}");
+    // Approved a little in this host's future (within the bound): it starts now, never
+    // lasting longer than asked.
+    let soon = f.approval(&r, "carol", "carol", NOW + 200);
+    let d = verify(&f.policy, "db1", &req, &[soon], &[], NOW).unwrap();
+    assert_eq!(d.not_after, NOW + 1800);
     // Approved in this host's future beyond the bound; or long enough ago that it ended.
     let future = f.approval(&r, "carol", "carol", NOW + 301);
     let e = verify(&f.policy, "db1", &req, &[future], &[], NOW).unwrap_err();
@@ -417,6 +422,19 @@ fn given_bad_fleet_policies_when_parsed_then_refused_saying_what() {
             "no host is in group 'web'",
         ),
         ("surprise = 1\n".to_string(), "surprise"),
+        (
+            format!(
+                "{}[[approver]]\nname = \"bob\"\nkeys = [\"{k}\"]\n",
+                host("db1", &k)
+            ),
+            "another approver or a host",
+        ),
+        (
+            format!(
+                "[[approver]]\nname = \"bob\"\nkeys = [\"{k}\"]\n[[approver]]\nname = \"bob2\"\nkeys = [\"{k}\"]\n"
+            ),
+            "another approver or a host",
+        ),
     ] {
         let e = FleetPolicy::parse(&text).unwrap_err();
         assert!(e.contains(needle), "{needle}: {e}");

@@ -55,20 +55,22 @@ impl Core {
         };
         let host = fleet.host.clone();
         let req: Signed<FleetRequest> = parse("request", request)?;
+        // Approvals and ends that cannot be read are left out, not a reason to refuse the
+        // offer: anyone who can write to etcd could otherwise keep a real end from landing.
         let approvals: Vec<Signed<Approval>> = approvals
             .iter()
-            .map(|a| parse("approval", a))
-            .collect::<Result<_>>()?;
-        let ends: Vec<Signed<End>> = ends
-            .iter()
-            .map(|e| parse("end", e))
-            .collect::<Result<_>>()?;
+            .filter_map(|a| parse("approval", a).ok())
+            .collect();
+        let ends: Vec<Signed<End>> = ends.iter().filter_map(|e| parse("end", e).ok()).collect();
         let now = self.now();
         let verdict = crate::fleet::verify(&fleet.policy, &host, &req, &approvals, &ends, now);
         let r = &req.record;
         let local = store::fleet_grant(self.store.conn(), &r.id)?;
+        // What an unverified record says is bounded and escaped wherever it is repeated
+        // (acks, the audit trail): it may be anyone's junk.
+        let said = |s: &str| crate::names::cut(&crate::names::escape(s), 128);
         let ack = |outcome, reason: String, local_id, not_after| Ack {
-            id: r.id.clone(),
+            id: said(&r.id),
             host: host.clone(),
             outcome,
             reason,
@@ -94,12 +96,12 @@ impl Core {
                 // Time runs out by itself; anything else that no longer verifies (an end,
                 // a changed policy) ends it now: fail closed.
                 if matches!(e, Refused::Expired(..)) {
-                    return Ok(ack("unchanged", e.to_string(), id, row.not_after));
+                    return Ok(ack("unchanged", said(&e.to_string()), id, row.not_after));
                 }
-                let why = format!("fleet request {}: {e}", r.id);
+                let why = format!("fleet request {}: {}", said(&r.id), said(&e.to_string()));
                 self.revoke_as_jitd(&[id], &why)?;
                 self.remove_rules_of(&[row]);
-                Ok(ack("ended", e.to_string(), id, 0))
+                Ok(ack("ended", said(&e.to_string()), id, 0))
             }
             (Err(e), None) => {
                 self.record(
@@ -107,11 +109,15 @@ impl Core {
                     "fleet-refuse",
                     0,
                     format!(
-                        "fleet={} from host={} user={} role={}: {e}",
-                        r.id, r.host, r.user, r.role
+                        "fleet={} from host={} user={} role={}: {}",
+                        said(&r.id),
+                        said(&r.host),
+                        said(&r.user),
+                        said(&r.role),
+                        said(&e.to_string())
                     ),
                 )?;
-                Ok(ack("refused", e.to_string(), 0, 0))
+                Ok(ack("refused", said(&e.to_string()), 0, 0))
             }
         }
     }
