@@ -81,6 +81,32 @@ use jitd::fleet::{
 };
 use nix::sys::signal::Signal;
 
+/// A world that is host `name` of the fleet `fleet` (its policy file, returned), with users
+/// alice, `jit-fleet` (the agent's) and `others`; its jitd started with `--fleet`.
+fn fleet_host(name: &str, fleet: &str, others: &[&str]) -> (World, std::path::PathBuf) {
+    let mut b = Builder::new().user("alice", &[]).user("jit-fleet", &[]);
+    for u in others {
+        b = b.user(u, &[]);
+    }
+    let mut w = b
+        .policy(
+            "[[role]]\nname = \"local\"\ncommands = [\"/usr/bin/true\"]\n\
+             requesters = [\"alice\"]\nmax_duration = \"1h\"\n",
+        )
+        .build();
+    let file = w.path().join("fleet.toml");
+    std::fs::write(&file, fleet).unwrap();
+    w.stop_jitd(Signal::SIGTERM);
+    w.jitd_args = vec![
+        "--fleet".into(),
+        file.to_str().unwrap().into(),
+        "--fleet-host".into(),
+        name.into(),
+    ];
+    w.start_jitd();
+    (w, file)
+}
+
 /// Keys made by ssh-keygen and signatures made by `ssh-keygen -Y sign`, as hosts and
 /// approvers of a real fleet make them.
 struct Signer {
@@ -130,25 +156,7 @@ fn fleet_world() -> (World, Signer, FleetRequest) {
     let digest = jitd::fleet::policy::FleetPolicy::parse(&text)
         .unwrap()
         .digest;
-    let mut w = Builder::new()
-        .user("alice", &[])
-        .user("mallory", &[])
-        .user("jit-fleet", &[])
-        .policy(
-            "[[role]]\nname = \"local\"\ncommands = [\"/usr/bin/true\"]\nrequesters = [\"alice\"]\n\
-             max_duration = \"1h\"\n",
-        )
-        .build();
-    let file = w.path().join("fleet.toml");
-    std::fs::write(&file, text).unwrap();
-    w.stop_jitd(Signal::SIGTERM);
-    w.jitd_args = vec![
-        "--fleet".into(),
-        file.to_str().unwrap().into(),
-        "--fleet-host".into(),
-        "db1".into(),
-    ];
-    w.start_jitd();
+    let (w, _) = fleet_host("db1", &text, &["mallory"]);
     let now = unix_now();
     let req = FleetRequest {
         id: "db2-7".into(),
@@ -443,24 +451,7 @@ fn host(name: &'static str, fleet: String) -> Host {
     let (tx, rx) = std::sync::mpsc::channel::<Ask>();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let thread = std::thread::spawn(move || {
-        let mut w = Builder::new()
-            .user("alice", &[])
-            .user("jit-fleet", &[])
-            .policy(
-                "[[role]]\nname = \"local\"\ncommands = [\"/usr/bin/true\"]\n\
-                 requesters = [\"alice\"]\nmax_duration = \"1h\"\n",
-            )
-            .build();
-        let file = w.path().join("fleet.toml");
-        std::fs::write(&file, fleet).unwrap();
-        w.stop_jitd(Signal::SIGTERM);
-        w.jitd_args = vec![
-            "--fleet".into(),
-            file.to_str().unwrap().into(),
-            "--fleet-host".into(),
-            name.into(),
-        ];
-        w.start_jitd();
+        let (w, file) = fleet_host(name, &fleet, &[]);
         let start = || {
             w.as_user(
                 "jit-fleet",
