@@ -5,8 +5,12 @@
 //! and the agent writes that acknowledgement back to etcd. A compromised agent, or etcd,
 //! can delay or drop records; it cannot grant.
 //!
-//! Keys (prefix [`PREFIX`]): `req/ID` (the request, signed by its host), `appr/ID/APPROVER`,
-//! `end/ID/BY`, `ack/HOST/ID` (what each host did).
+//! Keys (prefix `/jit/v1/`): each host writes under its own name only (etcd RBAC), `HOST/req/ID`
+//! (a request made there, signed by its key), `HOST/appr/ID/APPROVER` (an approval given
+//! there, signed by the approver's key), `HOST/end/ID`, `HOST/ack/ID` (what the host did with
+//! request ID), `HOST/alive` (its heartbeat, on a lease). Beside the watch, the agent
+//! publishes what jitd made on this host (`Fleet1.Take`) and tells jitd everything etcd holds
+//! (`Fleet1.Sync`: what `jitctl list --fleet` shows, and proof the agent is in touch).
 //!
 //! On every (re)connection the agent lists the prefix and offers everything that concerns
 //! this host (jitd answers `unchanged` for what it applied already), then watches from the
@@ -16,14 +20,15 @@
 #![forbid(unsafe_code)]
 
 use clap::Parser;
-use etcd_client::{Client, ConnectOptions, GetOptions, TlsOptions, WatchOptions};
+use etcd_client::{
+    Client, ConnectOptions, EventType, GetOptions, PutOptions, TlsOptions, WatchOptions,
+};
+use jit_proto::fleet::{Key, PREFIX};
 use serde::Deserialize;
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Where fleet records live in etcd.
-pub const PREFIX: &str = "/jit/v1/";
 /// Most approvals or ends offered with one request (jitd refuses more).
 const MAX_RECORDS: usize = 64;
 /// The largest record the agent passes on (a signed request is well under 4 KiB).
@@ -122,20 +127,6 @@ impl Config {
     }
 }
 
-/// The request id a key is about (`req/ID`, `appr/ID/..`, `end/ID/..`); None for acks,
-/// heartbeats and anything else.
-pub fn request_id_of(key: &str) -> Option<String> {
-    let rest = key.strip_prefix(PREFIX)?;
-    let (kind, rest) = rest.split_once('/')?;
-    let id = match kind {
-        "req" => rest,
-        "appr" | "end" => rest.split_once('/')?.0,
-        _ => return None,
-    };
-    let plain = |c: char| c.is_ascii_alphanumeric() || "-_.:".contains(c);
-    (!id.is_empty() && id.len() <= 128 && id.chars().all(plain)).then(|| id.to_string())
-}
-
 /// Whether a request record (JSON) names `host` among its hosts. Only a filter, so other
 /// hosts' requests are not acked here: jitd checks it again, with the signature.
 fn names_host(request: &str, host: &str) -> bool {
@@ -147,6 +138,7 @@ fn names_host(request: &str, host: &str) -> bool {
 }
 
 /// jitd's fleet interface (zbus runs its own I/O thread; its futures are awaited here).
+#[derive(Clone)]
 struct Jitd {
     proxy: jit_proto::Fleet1Proxy<'static>,
 }
@@ -166,9 +158,121 @@ impl Jitd {
             .map_err(|e| format!("jitd's fleet interface: {e}"))?;
         Ok(Jitd { proxy })
     }
+
+    /// Tells jitd what etcd holds (in slices the bus takes).
+    async fn sync(
+        &self,
+        revision: i64,
+        reset: bool,
+        changes: &[(String, String)],
+    ) -> Result<(), String> {
+        let mut first = reset;
+        if changes.is_empty() {
+            return self.sync_one(revision, first, &[]).await;
+        }
+        for chunk in changes.chunks(SYNC_CHUNK) {
+            self.sync_one(revision, first, chunk).await?;
+            first = false;
+        }
+        Ok(())
+    }
+
+    async fn sync_one(
+        &self,
+        revision: i64,
+        reset: bool,
+        changes: &[(String, String)],
+    ) -> Result<(), String> {
+        self.proxy
+            .sync(revision, reset, changes)
+            .await
+            .map_err(|e| format!("jitd (sync): {e}"))
+    }
 }
 
-/// One connection to etcd: list, offer, then watch until something breaks.
+/// Records per `Sync` call.
+const SYNC_CHUNK: usize = 512;
+/// Keys per page when listing.
+const PAGE: i64 = 1000;
+/// A heartbeat's lease: `HOST/alive` goes this long after the agent stops renewing it.
+const ALIVE_TTL: i64 = 30;
+
+/// Which keys of etcd each fleet request has (from the listing, kept up by the watch).
+#[derive(Default)]
+struct Index {
+    by_id: HashMap<String, BTreeSet<String>>,
+}
+
+impl Index {
+    /// Takes a key in; the request to offer again because of it (acks change nothing a
+    /// host decides).
+    fn put(&mut self, key: &str) -> Option<String> {
+        let k = Key::parse(key)?;
+        let id = k.request_id()?.to_string();
+        self.by_id
+            .entry(id.clone())
+            .or_default()
+            .insert(key.to_string());
+        (!matches!(k, Key::Ack { .. })).then_some(id)
+    }
+
+    fn has(&self, id: &str, key: &str) -> bool {
+        self.by_id.get(id).is_some_and(|keys| keys.contains(key))
+    }
+
+    fn delete(&mut self, key: &str) -> Option<String> {
+        let id = Key::parse(key)?.request_id()?.to_string();
+        if let Some(keys) = self.by_id.get_mut(&id) {
+            keys.remove(key);
+            if keys.is_empty() {
+                self.by_id.remove(&id);
+            }
+        }
+        Some(id)
+    }
+
+    /// Request `id`'s own key (under the prefix of the host whose id it is), its approvals'
+    /// and ends' keys: at most [`PER_WRITER`] of each from any one host, so no host can
+    /// crowd out the others' records.
+    fn records(&self, id: &str) -> (Option<String>, Vec<String>, Vec<String>) {
+        let (mut req, mut appr, mut ends) = (None, Vec::new(), Vec::new());
+        let mut per_writer: HashMap<String, usize> = HashMap::new();
+        for key in self.by_id.get(id).into_iter().flatten() {
+            let Some(k) = Key::parse(key) else { continue };
+            let n = per_writer.entry(k.host().to_string()).or_default();
+            match &k {
+                Key::Request { host, id } if id_of_host(id, host) => req = Some(key.clone()),
+                Key::Approval { .. } if *n < PER_WRITER && appr.len() < MAX_RECORDS => {
+                    *n += 1;
+                    appr.push(key.clone());
+                }
+                Key::End { .. } if ends.len() < MAX_RECORDS => ends.push(key.clone()),
+                _ => {}
+            }
+        }
+        (req, appr, ends)
+    }
+}
+
+/// Most approvals taken from one host's prefix for one request.
+const PER_WRITER: usize = 8;
+
+/// Whether id `id` is one host `host` may give (`HOST-...`).
+fn id_of_host(id: &str, host: &str) -> bool {
+    id.strip_prefix(host)
+        .and_then(|r| r.strip_prefix('-'))
+        .is_some_and(|n| !n.is_empty())
+}
+
+/// The end of the key range that starts with `prefix`.
+fn prefix_end(prefix: &str) -> Vec<u8> {
+    let mut end = prefix.as_bytes().to_vec();
+    if let Some(last) = end.last_mut() {
+        *last += 1;
+    }
+    end
+}
+
 /// A client of one live member, trying them in turn from `start`. One member per session
 /// (rather than one channel over all of them, which keeps sending some requests to a member
 /// that has gone): when it goes, the session fails and the next one takes another.
@@ -194,30 +298,77 @@ async fn connect(cfg: &Config, start: usize) -> Result<(Client, usize), String> 
     Err(format!("no etcd member answers (last: {last})"))
 }
 
+/// Everything under [`PREFIX`] at one revision, page by page: (key, value) pairs (values
+/// over [`MAX_VALUE`] left out) and the revision.
+async fn list(client: &mut Client) -> Result<(Vec<(String, String)>, i64), String> {
+    let end = prefix_end(PREFIX);
+    let mut out = Vec::new();
+    let mut from = PREFIX.as_bytes().to_vec();
+    let mut revision = 0;
+    loop {
+        let mut opts = GetOptions::new().with_range(end.clone()).with_limit(PAGE);
+        if revision > 0 {
+            opts = opts.with_revision(revision);
+        }
+        let got = client
+            .get(from.clone(), Some(opts))
+            .await
+            .map_err(|e| format!("listing {PREFIX}: {e}"))?;
+        if revision == 0 {
+            revision = got.header().map_or(0, |h| h.revision());
+        }
+        for kv in got.kvs() {
+            if let (Ok(k), Ok(v)) = (kv.key_str(), kv.value_str())
+                && v.len() <= MAX_VALUE
+            {
+                out.push((k.to_string(), v.to_string()));
+            }
+        }
+        match (got.more(), got.kvs().last()) {
+            (true, Some(last)) => {
+                from = last.key().to_vec();
+                from.push(0);
+            }
+            _ => return Ok((out, revision)),
+        }
+    }
+}
+
+/// One connection to etcd: list, tell jitd, offer, then watch until something breaks;
+/// beside it, the publisher puts what jitd made here and keeps this host's heartbeat.
 async fn session(cfg: &Config, jitd: &Jitd, member: &mut usize) -> Result<(), String> {
     let (mut client, live) = connect(cfg, *member).await?;
     *member = live;
     tracing::info!("connected to etcd at {}", cfg.etcd.endpoints[live]);
-    let listed = client
-        .get(
-            PREFIX,
-            Some(GetOptions::new().with_prefix().with_keys_only()),
-        )
-        .await
-        .map_err(|e| format!("listing {PREFIX}: {e}"))?;
-    let revision = listed.header().map_or(0, |h| h.revision());
-    let ids: BTreeSet<String> = listed
-        .kvs()
-        .iter()
-        .filter_map(|kv| kv.key_str().ok().and_then(request_id_of))
-        .collect();
+    let (listed, revision) = list(&mut client).await?;
+    let mut index = Index::default();
+    let mut ids = BTreeSet::new();
+    for (k, _) in &listed {
+        ids.extend(index.put(k));
+    }
+    jitd.sync(revision, true, &listed).await?;
+    drop(listed);
     tracing::info!(
         "listed {} fleet request(s) at revision {revision}; watching",
         ids.len()
     );
+    let publisher = tokio::spawn(publish(client.clone(), cfg.clone(), jitd.clone()));
+    let outcome = watch(&mut client, cfg, jitd, index, ids, revision).await;
+    publisher.abort();
+    outcome
+}
+
+async fn watch(
+    client: &mut Client,
+    cfg: &Config,
+    jitd: &Jitd,
+    mut index: Index,
+    ids: BTreeSet<String>,
+    revision: i64,
+) -> Result<(), String> {
     let mut acked: HashMap<String, String> = HashMap::new();
     for id in ids {
-        offer_one(&mut client, cfg, jitd, &id, &mut acked).await;
+        offer_one(client, cfg, jitd, &index, &id, &mut acked).await;
     }
     let mut stream = client
         .watch(
@@ -225,7 +376,8 @@ async fn session(cfg: &Config, jitd: &Jitd, member: &mut usize) -> Result<(), St
             Some(
                 WatchOptions::new()
                     .with_prefix()
-                    .with_start_revision(revision + 1),
+                    .with_start_revision(revision + 1)
+                    .with_progress_notify(),
             ),
         )
         .await
@@ -263,49 +415,129 @@ async fn session(cfg: &Config, jitd: &Jitd, member: &mut usize) -> Result<(), St
                 resp.cancel_reason()
             ));
         }
-        let ids: BTreeSet<String> = resp
-            .events()
-            .iter()
-            .filter_map(|ev| ev.kv())
-            .filter_map(|kv| kv.key_str().ok().and_then(request_id_of))
-            .collect();
+        let at = resp.header().map_or(0, |h| h.revision());
+        let mut changes = Vec::new();
+        let mut ids = BTreeSet::new();
+        for ev in resp.events() {
+            let Some(kv) = ev.kv() else { continue };
+            let Ok(key) = kv.key_str() else { continue };
+            match ev.event_type() {
+                EventType::Put => {
+                    ids.extend(index.put(key));
+                    if let Ok(v) = kv.value_str()
+                        && v.len() <= MAX_VALUE
+                    {
+                        changes.push((key.to_string(), v.to_string()));
+                    }
+                }
+                EventType::Delete => {
+                    ids.extend(index.delete(key));
+                    changes.push((key.to_string(), String::new()));
+                }
+            }
+        }
+        // Even with no change, a reply says the agent is in touch at `at`.
+        jitd.sync(at, false, &changes).await?;
         for id in ids {
-            offer_one(&mut client, cfg, jitd, &id, &mut acked).await;
+            offer_one(client, cfg, jitd, &index, &id, &mut acked).await;
         }
     }
     Err("the watch ended".into())
 }
 
-/// Values of every key under `prefix`, at most [`MAX_RECORDS`].
-async fn values(client: &mut Client, prefix: &str) -> Result<Vec<String>, String> {
-    // Keys first, then each value alone: one huge value cannot make the whole read fail.
-    let keys = client
-        .get(
-            prefix,
-            Some(
-                GetOptions::new()
-                    .with_prefix()
-                    .with_keys_only()
-                    .with_limit(i64::try_from(MAX_RECORDS).unwrap_or(64)),
-            ),
+/// Puts what jitd made on this host (requests, approvals, ends) into etcd, and keeps this
+/// host's heartbeat (`HOST/alive`, on a lease). Only keys under this host's own prefix
+/// are put: etcd refuses the others anyway.
+async fn publish(mut client: Client, cfg: Config, jitd: Jitd) {
+    let own = format!("{PREFIX}{}/", cfg.host);
+    let mut keeper = None;
+    loop {
+        if keeper.is_none() {
+            keeper = alive(&mut client, &cfg).await;
+        }
+        if let Some((k, answers)) = keeper.as_mut() {
+            // Renewed, and the answer read (unread answers would fill the stream): a lease
+            // that is gone (ttl 0) is made again.
+            let renewed = k.keep_alive().await.is_ok()
+                && matches!(
+                    tokio::time::timeout(Duration::from_secs(5), answers.message()).await,
+                    Ok(Ok(Some(r))) if r.ttl() > 0
+                );
+            if !renewed {
+                keeper = None;
+            }
+        }
+        let got = match jitd.proxy.take(10).await {
+            Ok(got) => got,
+            Err(e) => {
+                tracing::warn!("jitd (take): {e}");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let mut done = Vec::new();
+        for (key, value) in got {
+            if !key.starts_with(&own) || Key::parse(&key).is_none() {
+                tracing::warn!("jitd gave a record for another prefix ({key}); left out");
+                done.push((key, value));
+                continue;
+            }
+            match client.put(key.as_str(), value.as_str(), None).await {
+                Ok(_) => {
+                    tracing::info!("published {key}");
+                    done.push((key, value));
+                }
+                Err(e) => {
+                    tracing::warn!("publishing {key}: {e}");
+                    break;
+                }
+            }
+        }
+        if !done.is_empty()
+            && let Err(e) = jitd.proxy.published(&done).await
+        {
+            tracing::warn!("jitd (published): {e}");
+        }
+    }
+}
+
+/// This host's heartbeat: `HOST/alive` on a lease of [`ALIVE_TTL`] (renewed by the
+/// publisher; gone when the agent is).
+async fn alive(
+    client: &mut Client,
+    cfg: &Config,
+) -> Option<(etcd_client::LeaseKeeper, etcd_client::LeaseKeepAliveStream)> {
+    let lease = client.lease_grant(ALIVE_TTL, None).await.ok()?.id();
+    let key = Key::Alive {
+        host: cfg.host.clone(),
+    }
+    .path();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    client
+        .put(
+            key,
+            format!("{{\"since\":{now}}}"),
+            Some(PutOptions::new().with_lease(lease)),
         )
         .await
-        .map_err(|e| format!("listing {prefix}: {e}"))?;
-    let mut out = Vec::new();
-    for kv in keys.kvs() {
-        let key = kv.key().to_vec();
-        let got = client
-            .get(key, None)
-            .await
-            .map_err(|e| format!("reading under {prefix}: {e}"))?;
-        out.extend(
-            got.kvs()
-                .iter()
-                .filter(|kv| kv.value().len() <= MAX_VALUE)
-                .filter_map(|kv| kv.value_str().ok().map(str::to_string)),
-        );
-    }
-    Ok(out)
+        .ok()?;
+    client.lease_keep_alive(lease).await.ok()
+}
+
+/// The value at `key`, if it is there and not over [`MAX_VALUE`].
+async fn value(client: &mut Client, key: &str) -> Result<Option<String>, String> {
+    let got = client
+        .get(key, None)
+        .await
+        .map_err(|e| format!("reading {key}: {e}"))?;
+    Ok(got
+        .kvs()
+        .first()
+        .filter(|kv| kv.value().len() <= MAX_VALUE)
+        .and_then(|kv| kv.value_str().ok())
+        .map(str::to_string))
 }
 
 /// [`handle`], with a failure of one request kept to that request (logged): a record
@@ -314,10 +546,11 @@ async fn offer_one(
     client: &mut Client,
     cfg: &Config,
     jitd: &Jitd,
+    index: &Index,
     id: &str,
     acked: &mut HashMap<String, String>,
 ) {
-    if let Err(e) = handle(client, cfg, jitd, id, acked).await {
+    if let Err(e) = handle(client, cfg, jitd, index, id, acked).await {
         tracing::warn!("request {id}: {e}");
     }
 }
@@ -328,27 +561,28 @@ async fn handle(
     client: &mut Client,
     cfg: &Config,
     jitd: &Jitd,
+    index: &Index,
     id: &str,
     acked: &mut HashMap<String, String>,
 ) -> Result<(), String> {
-    let got = client
-        .get(format!("{PREFIX}req/{id}"), None)
-        .await
-        .map_err(|e| format!("reading request {id}: {e}"))?;
-    let Some(request) = got
-        .kvs()
-        .first()
-        .filter(|kv| kv.value().len() <= MAX_VALUE)
-        .and_then(|kv| kv.value_str().ok())
-        .map(str::to_string)
-    else {
+    let (req_key, appr_keys, end_keys) = index.records(id);
+    let Some(req_key) = req_key else {
+        return Ok(());
+    };
+    let Some(request) = value(client, &req_key).await? else {
         return Ok(());
     };
     if !names_host(&request, &cfg.host) {
         return Ok(());
     }
-    let approvals = values(client, &format!("{PREFIX}appr/{id}/")).await?;
-    let ends = values(client, &format!("{PREFIX}end/{id}/")).await?;
+    let mut approvals = Vec::new();
+    for k in &appr_keys {
+        approvals.extend(value(client, k).await?);
+    }
+    let mut ends = Vec::new();
+    for k in &end_keys {
+        ends.extend(value(client, k).await?);
+    }
     let answer = jitd.proxy.offer(&request, &approvals, &ends).await;
     let ack = match answer {
         Ok(ack) => ack,
@@ -362,11 +596,20 @@ async fn handle(
         .to_string(),
         Err(e) => return Err(format!("jitd: {e}")),
     };
-    if acked.get(id) == Some(&ack) {
+    let key = Key::Ack {
+        host: cfg.host.clone(),
+        id: id.to_string(),
+    }
+    .path();
+    // What was said stands: nothing new is written for "unchanged" when this host's ack
+    // is there already (every reconnection offers everything again).
+    let unchanged =
+        serde_json::from_str::<jit_proto::fleet::Ack>(&ack).is_ok_and(|a| a.outcome == "unchanged");
+    if acked.get(id) == Some(&ack) || (unchanged && index.has(id, &key)) {
         return Ok(());
     }
     client
-        .put(format!("{PREFIX}ack/{}/{id}", cfg.host), ack.clone(), None)
+        .put(key, ack.clone(), None)
         .await
         .map_err(|e| format!("writing the ack of {id}: {e}"))?;
     tracing::info!("request {id}: {ack}");
@@ -442,28 +685,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn given_keys_then_the_request_they_are_about_comes_out_and_nothing_else() {
-        assert_eq!(request_id_of("/jit/v1/req/db2-7").as_deref(), Some("db2-7"));
-        assert_eq!(
-            request_id_of("/jit/v1/appr/db2-7/bob").as_deref(),
-            Some("db2-7")
-        );
-        assert_eq!(
-            request_id_of("/jit/v1/end/db2-7/db1").as_deref(),
-            Some("db2-7")
-        );
-        for k in [
-            "/jit/v1/ack/db1/db2-7",
-            "/jit/v1/hosts/db1",
-            "/jit/v1/req/",
-            "/jit/v1/appr/db2-7",
-            "/jit/v2/req/x",
-            "/jit/v1/req/a b",
-        ] {
-            assert_eq!(request_id_of(k), None, "{k}");
+    fn given_keys_then_each_request_gets_its_own_record_and_no_host_crowds_out_the_others() {
+        let mut ix = Index::default();
+        assert_eq!(ix.put("/jit/v1/db2/req/db2-7f").as_deref(), Some("db2-7f"));
+        // Another host's copy of db2's request is not the request.
+        ix.put("/jit/v1/db1/req/db2-7f");
+        for i in 0..20 {
+            ix.put(&format!("/jit/v1/evil/appr/db2-7f/a{i:02}"));
         }
+        ix.put("/jit/v1/db3/appr/db2-7f/bob");
+        ix.put("/jit/v1/db3/end/db2-7f");
+        // An ack is kept (so it is not written again) but offers nothing.
+        assert_eq!(ix.put("/jit/v1/db1/ack/db2-7f"), None);
+        assert!(ix.has("db2-7f", "/jit/v1/db1/ack/db2-7f"));
+        assert_eq!(ix.put("/jit/v1/db1/alive"), None);
+        let (req, appr, ends) = ix.records("db2-7f");
+        assert_eq!(req.as_deref(), Some("/jit/v1/db2/req/db2-7f"));
+        assert_eq!(appr.len(), PER_WRITER + 1);
+        assert!(appr.contains(&"/jit/v1/db3/appr/db2-7f/bob".to_string()));
+        assert_eq!(ends, vec!["/jit/v1/db3/end/db2-7f".to_string()]);
+        ix.delete("/jit/v1/db2/req/db2-7f");
+        assert_eq!(ix.records("db2-7f").0, None);
         assert!(names_host(r#"{"record":{"hosts":["db1","db2"]}}"#, "db1"));
         assert!(!names_host(r#"{"record":{"hosts":["db2"]}}"#, "db1"));
         assert!(!names_host("not json", "db1"));
+        assert_eq!(prefix_end("/jit/v1/"), b"/jit/v10".to_vec());
     }
 }

@@ -118,6 +118,17 @@ pub trait User1 {
     fn list(&self, pending_only: bool, all: bool) -> Result<Vec<RequestInfo>, JitError>;
     fn show(&self, id: u64) -> Result<RequestInfo, JitError>;
     fn approve(&self, id: u64, comment: &str) -> Result<RequestInfo, JitError>;
+    fn fleet_request(
+        &self,
+        role: &str,
+        hosts: &[String],
+        duration_secs: u64,
+        reason: &str,
+    ) -> Result<String, JitError>;
+    fn fleet_list(&self) -> Result<String, JitError>;
+    fn fleet_show(&self, id: &str) -> Result<String, JitError>;
+    fn fleet_approve(&self, id: &str, approval: &str) -> Result<(), JitError>;
+    fn fleet_end(&self, id: &str, reason: &str) -> Result<(), JitError>;
     fn deny(&self, id: u64, reason: &str) -> Result<RequestInfo, JitError>;
     fn revoke(&self, id: u64, reason: &str) -> Result<RequestInfo, JitError>;
     /// id 0: the caller's only active grant.
@@ -238,6 +249,18 @@ pub trait Fleet1 {
         approvals: &[String],
         ends: &[String],
     ) -> Result<String, JitError>;
+    /// What the agent saw in etcd at `revision` (key, value; value "" for a deletion);
+    /// `reset` when it listed everything again.
+    fn sync(
+        &self,
+        revision: i64,
+        reset: bool,
+        changes: &[(String, String)],
+    ) -> Result<(), JitError>;
+    /// Records made on this host for the agent to put into etcd.
+    fn take(&self, wait_secs: u32) -> Result<Vec<(String, String)>, JitError>;
+    /// Records the agent has put into etcd.
+    fn published(&self, done: &[(String, String)]) -> Result<(), JitError>;
 }
 
 /// A fleet-interface proxy that caches no properties.

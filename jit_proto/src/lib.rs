@@ -15,6 +15,7 @@ use zbus::Type;
 #[cfg(feature = "dbus")]
 mod dbus;
 mod error;
+pub mod fleet;
 pub mod text;
 pub mod wire;
 

@@ -34,6 +34,8 @@ pub fn quit_on_closed_pipe(e: &std::io::Error) {
 }
 
 /// Exit codes, as documented in the README.
+mod fleet;
+
 pub mod exit {
     pub const OK: u8 = 0;
     pub const ERROR: u8 = 1;
@@ -99,6 +101,10 @@ pub enum Cmd {
         /// ~/.ssh/authorized_keys.
         #[arg(long = "ssh-key", value_name = "FILE")]
         ssh_keys: Vec<std::path::PathBuf>,
+        /// A fleet role, on these hosts or host groups of the fleet policy (comma-separated
+        /// or repeated): one request, approved once, enforced by every host named.
+        #[arg(long, value_name = "HOSTS", value_delimiter = ',', conflicts_with_all = ["wait", "break_glass", "ssh_keys"])]
+        hosts: Vec<String>,
     },
     /// Ask for more time on your active grant (same approval rule as the role).
     Extend {
@@ -122,9 +128,13 @@ pub enum Cmd {
         /// Also ended requests (latest 500).
         #[arg(long)]
         all: bool,
+        /// Fleet requests (the ones you made or may approve; root: all) with every host's
+        /// answer.
+        #[arg(long, conflicts_with_all = ["pending", "all"])]
+        fleet: bool,
     },
-    /// One request in full.
-    Show { id: u64 },
+    /// One request in full (a number, or a fleet request's id).
+    Show { id: String },
     /// Wait for the decision on a pending request (yours, or one you may approve): exit 0
     /// once it is active, 4 if it is still pending after --timeout, 3 if it ended otherwise.
     Wait {
@@ -137,9 +147,10 @@ pub enum Cmd {
     /// (requests you may see). Used by the bash and zsh completions.
     #[command(hide = true)]
     Complete { what: String },
-    /// Approve someone else's pending request.
+    /// Approve someone else's pending request (a fleet request: signed with your SSH key
+    /// through ssh-agent, on any host).
     Approve {
-        id: u64,
+        id: String,
         #[arg(long, default_value = "")]
         comment: String,
     },
@@ -149,14 +160,14 @@ pub enum Cmd {
         #[arg(long)]
         reason: String,
     },
-    /// End an active grant early (approvers, root).
+    /// End an active grant early (approvers, root); a fleet request ends on every host.
     Revoke {
-        id: u64,
+        id: String,
         #[arg(long)]
         reason: String,
     },
     /// Give up your own active grant (your only one if no ID is given).
-    Release { id: Option<u64> },
+    Release { id: Option<String> },
     /// Withdraw your own pending request.
     Cancel { id: u64 },
     /// Your active grants.
@@ -706,11 +717,15 @@ async fn dispatch(p: &User1Proxy<'_>, cmd: Cmd, json: bool) -> Out {
             wait: WaitArgs { wait, timeout },
             break_glass,
             ssh_keys,
+            hosts,
         } => {
             let secs = match duration {
                 Some(d) => duration_arg("--for", &d)?,
                 None => 0,
             };
+            if !hosts.is_empty() {
+                return fleet::request(p, &role, &hosts, secs, &reason, json).await;
+            }
             let timeout = duration_arg("--timeout", &timeout)?;
             let account = !ssh_keys.is_empty()
                 || p.roles().await?.iter().any(|r| r.name == role && r.account);
@@ -772,7 +787,8 @@ async fn dispatch(p: &User1Proxy<'_>, cmd: Cmd, json: bool) -> Out {
             ack: Some(ReviewCmd::Ack { id, comment }),
             ..
         }) => one(p.acknowledge(id, &comment).await?, json),
-        Cmd::List { pending, all } => {
+        Cmd::List { fleet: true, .. } => fleet::list(p, json).await,
+        Cmd::List { pending, all, .. } => {
             print_requests(&p.list(pending, all).await?, json, "no requests")
         }
         Cmd::Wait { id, timeout } => {
@@ -802,6 +818,10 @@ async fn dispatch(p: &User1Proxy<'_>, cmd: Cmd, json: bool) -> Out {
             Ok(())
         }
         Cmd::Show { id } => {
+            let id = match fleet::Target::parse(&id)? {
+                fleet::Target::Local(n) => n,
+                fleet::Target::Fleet(f) => return fleet::show(p, &f, json).await,
+            };
             let r = p.show(id).await?;
             if json {
                 return print_json(&request_json(&r));
@@ -809,10 +829,20 @@ async fn dispatch(p: &User1Proxy<'_>, cmd: Cmd, json: bool) -> Out {
             print_detail(&r);
             Ok(())
         }
-        Cmd::Approve { id, comment } => one(p.approve(id, &comment).await?, json),
+        Cmd::Approve { id, comment } => match fleet::Target::parse(&id)? {
+            fleet::Target::Local(n) => one(p.approve(n, &comment).await?, json),
+            fleet::Target::Fleet(f) => fleet::approve(p, &f, json).await,
+        },
         Cmd::Deny { id, reason } => one(p.deny(id, &reason).await?, json),
-        Cmd::Revoke { id, reason } => one(p.revoke(id, &reason).await?, json),
-        Cmd::Release { id } => one(p.release(id.unwrap_or(0)).await?, json),
+        Cmd::Revoke { id, reason } => match fleet::Target::parse(&id)? {
+            fleet::Target::Local(n) => one(p.revoke(n, &reason).await?, json),
+            fleet::Target::Fleet(f) => fleet::end(p, &f, &reason, json).await,
+        },
+        Cmd::Release { id } => match id.as_deref().map(fleet::Target::parse).transpose()? {
+            None => one(p.release(0).await?, json),
+            Some(fleet::Target::Local(n)) => one(p.release(n).await?, json),
+            Some(fleet::Target::Fleet(f)) => fleet::end(p, &f, "", json).await,
+        },
         Cmd::Cancel { id } => one(p.cancel(id).await?, json),
         Cmd::Grants => print_requests(&p.grants().await?, json, "no active grants"),
         Cmd::Watch => watch(p, json).await,

@@ -303,6 +303,82 @@ impl UserInterface {
             .await
     }
 
+    /// A fleet request: fleet role `role` on `hosts` (host names or host groups); returns
+    /// its id.
+    async fn fleet_request(
+        &self,
+        role: String,
+        hosts: Vec<String>,
+        duration_secs: u64,
+        reason: String,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, JitError> {
+        if hosts.len() > 1024 {
+            return Err(JitError::InvalidArgument("at most 1024 hosts".into()));
+        }
+        self.call(conn, &hdr, move |s, who| {
+            s.write(|c| c.fleet_request(who, &role, &hosts, duration_secs, &reason))
+        })
+        .await
+    }
+
+    /// The fleet requests the caller may see, with every host's ack (JSON).
+    async fn fleet_list(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, JitError> {
+        self.call(conn, &hdr, move |s, who| {
+            let list = s.read(|c| c.fleet_list(who))?;
+            serde_json::to_string(&list).map_err(|e| Error::Internal(e.to_string()))
+        })
+        .await
+    }
+
+    /// Fleet request `id` (JSON), if the caller may see it.
+    async fn fleet_show(
+        &self,
+        id: String,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, JitError> {
+        self.call(conn, &hdr, move |s, who| {
+            let v = s.read(|c| c.fleet_show(who, &id))?;
+            serde_json::to_string(&v).map_err(|e| Error::Internal(e.to_string()))
+        })
+        .await
+    }
+
+    /// The caller's approval of fleet request `id` (JSON of a signed approval).
+    async fn fleet_approve(
+        &self,
+        id: String,
+        approval: String,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<(), JitError> {
+        self.call(conn, &hdr, move |s, who| {
+            s.write(|c| c.fleet_approve(who, &id, &approval))
+        })
+        .await
+    }
+
+    /// Ends fleet request `id` everywhere (release by its requester, revoke by an approver
+    /// or root).
+    async fn fleet_end(
+        &self,
+        id: String,
+        reason: String,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<(), JitError> {
+        self.call(conn, &hdr, move |s, who| {
+            s.write(|c| c.fleet_end(who, &id, &reason))
+        })
+        .await
+    }
+
     async fn approve(
         &self,
         id: u64,
@@ -689,14 +765,7 @@ impl FleetInterface {
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<String, JitError> {
-        let who = require_user(
-            &self.ids,
-            conn,
-            &hdr,
-            &self.agent,
-            ("fleet interface", "jit-fleetd"),
-        )
-        .await?;
+        let who = self.require_agent(conn, &hdr).await?;
         if approvals.len() > MAX_OFFER_RECORDS || ends.len() > MAX_OFFER_RECORDS {
             return Err(JitError::InvalidArgument(format!(
                 "at most {MAX_OFFER_RECORDS} approvals and ends per offer"
@@ -708,7 +777,89 @@ impl FleetInterface {
         })
         .await
     }
+
+    /// What the agent saw in etcd at `revision`: records put (key, value) or deleted (key,
+    /// ""); `reset` when it listed everything again. Also says the agent is in touch.
+    async fn sync(
+        &self,
+        revision: i64,
+        reset: bool,
+        changes: Vec<(String, String)>,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<(), JitError> {
+        let who = self.require_agent(conn, &hdr).await?;
+        if changes.len() > MAX_SYNC {
+            return Err(JitError::InvalidArgument(format!(
+                "at most {MAX_SYNC} records per sync"
+            )));
+        }
+        blocking(&self.svc, Caller::Bus(who.uid), move |s| {
+            s.write(|c| c.fleet_sync(revision, reset, changes))
+        })
+        .await
+    }
+
+    /// Records made on this host for the agent to put into etcd (key, value), waiting up
+    /// to `wait_secs` for one.
+    async fn take(
+        &self,
+        wait_secs: u32,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<Vec<(String, String)>, JitError> {
+        let who = Caller::Bus(self.require_agent(conn, &hdr).await?.uid);
+        let _slot = self
+            .svc
+            .quotas()
+            .enter(&who, crate::service::Budget::Wait)?;
+        let runtime = zruntime::SharedRuntime::current()
+            .map_err(|e| JitError::Internal(format!("no runtime to wait on: {e}")))?;
+        let deadline = std::time::Instant::now()
+            + std::time::Duration::from_secs(u64::from(wait_secs.min(MAX_TAKE_WAIT_SECS)));
+        loop {
+            let changed = self.svc.listen();
+            let got = blocking(&self.svc, who.clone(), move |s| {
+                s.read(|c| c.fleet_take(MAX_TAKE))
+            })
+            .await?;
+            if !got.is_empty() || std::time::Instant::now() >= deadline {
+                return Ok(got);
+            }
+            let _ = runtime.timeout_at(deadline, changed).await;
+        }
+    }
+
+    /// Records the agent has put into etcd (as `take` gave them).
+    async fn published(
+        &self,
+        done: Vec<(String, String)>,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<(), JitError> {
+        let who = self.require_agent(conn, &hdr).await?;
+        blocking(&self.svc, Caller::Bus(who.uid), move |s| {
+            s.write(|c| c.fleet_published(done))
+        })
+        .await
+    }
 }
+
+impl FleetInterface {
+    async fn require_agent(&self, conn: &Connection, hdr: &Header<'_>) -> Result<Actor, JitError> {
+        require_user(
+            &self.ids,
+            conn,
+            hdr,
+            &self.agent,
+            ("fleet interface", "jit-fleetd"),
+        )
+        .await
+    }
+}
+
+/// Most records one `Sync` carries.
+const MAX_SYNC: usize = 1024;
 
 #[interface(name = "org.jit.Jitd.Notify1")]
 impl NotifyInterface {

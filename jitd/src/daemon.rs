@@ -102,9 +102,24 @@ pub struct Args {
     /// This host's name in the fleet policy (default: the host name).
     #[arg(long, value_name = "NAME")]
     pub fleet_host: Option<String>,
+    /// This host's fleet key (signs the fleet requests and ends made here; its public half,
+    /// `PATH.pub`, is what the fleet policy lists for this host). Default:
+    /// `STATE_DIR/fleet_host_key`, made at first need.
+    #[arg(long, value_name = "PATH")]
+    pub fleet_key: Option<PathBuf>,
+    /// Make this host's fleet key if there is none, print its public half and exit.
+    #[arg(long)]
+    pub fleet_keygen: bool,
     /// The user the fleet agent runs as: the only one that may offer fleet records.
     #[arg(long, value_name = "USER", default_value = "jit-fleet")]
     pub fleet_agent_user: String,
+}
+
+/// Where this host's fleet key is.
+fn fleet_key_path(args: &Args) -> PathBuf {
+    args.fleet_key
+        .clone()
+        .unwrap_or_else(|| args.state_dir.join("fleet_host_key"))
 }
 
 /// Where the diagnostic log goes: stderr, or `--log-file`.
@@ -202,6 +217,19 @@ fn run(args: Args) -> Result<(), String> {
     if args.verify_audit {
         return verify_audit(&args.state_dir);
     }
+    if args.fleet_keygen {
+        let host = args.fleet_host.clone().unwrap_or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_default()
+        });
+        let made = std::fs::create_dir_all(&args.state_dir)
+            .map_err(|e| format!("{}: {e}", args.state_dir.display()))
+            .and_then(|()| crate::fleet::host_key(&fleet_key_path(&args), &host))
+            .and_then(|k| k.public_key().to_openssh().map_err(|e| e.to_string()));
+        println!("{}", made?);
+        return Ok(());
+    }
     if let Some(file) = &args.check_fleet {
         let text = std::fs::read_to_string(file)
             .map_err(|e| format!("reading {}: {e}", file.display()))?;
@@ -289,7 +317,8 @@ fn run(args: Args) -> Result<(), String> {
                 file.display()
             ));
         }
-        core.set_fleet(crate::grants::fleet::FleetConfig { policy, host });
+        let key = crate::fleet::host_key(&fleet_key_path(&args), &host);
+        core.set_fleet(crate::grants::fleet::FleetConfig::new(policy, host, key));
     }
     core.set_group_editor(Box::new(crate::groups::Gpasswd));
     core.set_account_editor(Box::new(crate::accounts::ShadowTools::new(

@@ -11,99 +11,60 @@
 //! taken for another.
 //!
 //! What a host does with a verified record is in [`crate::grants`] (`Fleet1.Offer`); the
-//! agent that carries records through etcd is `jit_fleetd`. Not built yet (issue 22):
-//! jitctl's fleet verbs (requests signed by jitd's host key, approvals through ssh-agent).
+//! agent that carries records through etcd is `jit_fleetd`; what users do (request, approve,
+//! end, list) is in [`crate::grants`] too.
 
 pub mod policy;
 
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use ssh_key::{HashAlg, PrivateKey, PublicKey, SshSig};
 
-/// What a request's host signs.
-pub const REQUEST_NAMESPACE: &str = "jit-request";
-/// What an approver signs.
-pub const APPROVAL_NAMESPACE: &str = "jit-approval";
-/// What ends a grant (release, revoke): a host or an approver signs it.
-pub const END_NAMESPACE: &str = "jit-end";
-
-/// A fleet request, as the host that took it signs it. Ids are the host's name and its own
-/// sequence (`db1-17`), unique across the fleet.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FleetRequest {
-    pub id: String,
-    /// The host that took the request (its key signs it).
-    pub host: String,
-    pub user: String,
-    pub role: String,
-    /// The hosts it is for, by name (host groups expanded when it was made).
-    pub hosts: Vec<String>,
-    pub duration_secs: u64,
-    pub reason: String,
-    pub created_at: i64,
-    /// The fleet policy the request was made under ([`policy::FleetPolicy::digest`]).
-    pub policy_digest: String,
-}
-
-/// An approval: names the exact request it approves by its digest, so it can be neither
-/// replayed onto another request nor kept across a change of this one.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Approval {
-    pub request_id: String,
-    pub request_digest: String,
-    pub approver: String,
-    pub approved_at: i64,
-}
-
-/// The end of a request (released by its holder, revoked by an approver).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct End {
-    pub request_id: String,
-    pub request_digest: String,
-    /// A host name or an approver's name: whose key signs it.
-    pub by: String,
-    pub at: i64,
-}
-
-/// A record and its SSHSIG signature (PEM, `-----BEGIN SSH SIGNATURE-----`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Signed<T> {
-    pub record: T,
-    pub signature: String,
-}
-
-/// The bytes a record's signature covers: a tag naming the record kind and its version,
-/// then the record as JSON in its fields' declared order (so one record has one encoding).
-pub trait Canonical: Serialize {
-    const TAG: &'static str;
-    fn canonical(&self) -> Vec<u8> {
-        let mut out = format!("{}\n", Self::TAG).into_bytes();
-        // Serializing these plain structs cannot fail; an empty body would verify nothing.
-        out.extend(serde_json::to_vec(self).unwrap_or_default());
-        out
+pub use jit_proto::fleet::{
+    APPROVAL_NAMESPACE, Approval, Canonical, END_NAMESPACE, End, FleetRequest, REQUEST_NAMESPACE,
+    Signed, hex,
+};
+/// This host's fleet key at `path` (OpenSSH format), made (Ed25519, from the kernel's
+/// random source) if there is none yet, with its public half beside it (`PATH.pub`: what
+/// the fleet policy lists for this host).
+pub fn host_key(path: &std::path::Path, host: &str) -> Result<PrivateKey, String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let shown = path.display();
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            return PrivateKey::from_openssh(text.as_bytes())
+                .map_err(|e| format!("fleet host key {shown}: {e}"));
+        }
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(format!("fleet host key {shown}: {e}"));
+        }
+        Err(_) => {}
     }
-    /// SHA-256 of [`Canonical::canonical`], hex.
-    fn digest(&self) -> String {
-        hex(&Sha256::digest(self.canonical()))
-    }
-}
-
-impl Canonical for FleetRequest {
-    const TAG: &'static str = "jit.fleet.request/1";
-}
-impl Canonical for Approval {
-    const TAG: &'static str = "jit.fleet.approval/1";
-}
-impl Canonical for End {
-    const TAG: &'static str = "jit.fleet.end/1";
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| format!("random bytes for a host key: {e}"))?;
+    let mut key = PrivateKey::from(ssh_key::private::Ed25519Keypair::from_seed(&seed));
+    seed.fill(0);
+    key.set_comment(format!("jitd@{host}"));
+    let text = key
+        .to_openssh(ssh_key::LineEnding::LF)
+        .map_err(|e| format!("encoding a host key: {e}"))?;
+    let public = key
+        .public_key()
+        .to_openssh()
+        .map_err(|e| format!("encoding a host key: {e}"))?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("writing the fleet host key {shown}: {e}"))?;
+    f.write_all(text.as_bytes())
+        .and_then(|()| f.sync_all())
+        .map_err(|e| format!("writing the fleet host key {shown}: {e}"))?;
+    let mut pub_path = path.as_os_str().to_owned();
+    pub_path.push(".pub");
+    std::fs::write(&pub_path, format!("{public}\n"))
+        .map_err(|e| format!("writing {}: {e}", std::path::Path::new(&pub_path).display()))?;
+    Ok(key)
 }
 
 /// Signs `record` with `key` (a host's key) in `namespace`.
@@ -123,6 +84,52 @@ fn signed_by<T: Canonical>(signed: &Signed<T>, namespace: &str, keys: &[PublicKe
     let bytes = signed.record.canonical();
     keys.iter()
         .any(|k| k.verify(namespace, &bytes, &sig).is_ok())
+}
+
+/// Whether request id `id` is one host `host` may give (`HOST-...`): each host writes only
+/// its own ids, so no host can take another's.
+pub fn id_of_host(id: &str, host: &str) -> bool {
+    id.strip_prefix(host)
+        .and_then(|rest| rest.strip_prefix('-'))
+        .is_some_and(|n| !n.is_empty())
+}
+
+/// Whether `req` is signed by the key of the host it names, and its id is that host's.
+pub fn request_signed(fleet: &policy::FleetPolicy, req: &Signed<FleetRequest>) -> bool {
+    fleet.host(&req.record.host).is_some_and(|h| {
+        signed_by(req, REQUEST_NAMESPACE, std::slice::from_ref(&h.key))
+            && id_of_host(&req.record.id, &req.record.host)
+    })
+}
+
+/// Whether `a` is a valid approval of request `r` (whose digest is `digest`) by one of
+/// `role`'s approvers, signed with one of that approver's keys. (Whether the approver is
+/// the requester is the caller's to judge.)
+pub fn approval_valid(
+    fleet: &policy::FleetPolicy,
+    role: &policy::FleetRole,
+    r: &FleetRequest,
+    digest: &str,
+    a: &Signed<Approval>,
+) -> bool {
+    let ar = &a.record;
+    ar.request_id == r.id
+        && ar.request_digest == digest
+        && role.approvers.contains(&ar.approver)
+        && signed_by(a, APPROVAL_NAMESPACE, fleet.approver_keys(&ar.approver))
+}
+
+/// Whether `e` validly ends request `r`: anything that only takes privilege away is taken
+/// from any key the policy knows.
+pub fn end_valid(
+    fleet: &policy::FleetPolicy,
+    r: &FleetRequest,
+    digest: &str,
+    e: &Signed<End>,
+) -> bool {
+    e.record.request_id == r.id
+        && e.record.request_digest == digest
+        && signed_by(e, END_NAMESPACE, &fleet.all_keys())
 }
 
 /// Why this host will not enforce a fleet request: each is acked and audited as it is.
@@ -183,7 +190,9 @@ pub fn verify(
     let host = fleet
         .host(&r.host)
         .ok_or_else(|| Refused::UnknownHost(id.clone(), r.host.clone()))?;
-    if !signed_by(req, REQUEST_NAMESPACE, std::slice::from_ref(&host.key)) {
+    if !signed_by(req, REQUEST_NAMESPACE, std::slice::from_ref(&host.key))
+        || !id_of_host(&r.id, &r.host)
+    {
         return Err(Refused::BadRequestSignature(id, r.host.clone()));
     }
     if r.policy_digest != fleet.digest {
@@ -212,13 +221,7 @@ pub fn verify(
         ));
     }
     let digest = r.digest();
-    // Anything that only takes privilege away is taken from any key the policy knows.
-    let enders: Vec<PublicKey> = fleet.all_keys();
-    if let Some(end) = ends.iter().find(|e| {
-        e.record.request_id == r.id
-            && e.record.request_digest == digest
-            && signed_by(*e, END_NAMESPACE, &enders)
-    }) {
+    if let Some(end) = ends.iter().find(|e| end_valid(fleet, r, &digest, e)) {
         return Err(Refused::Ended(id, end.record.by.clone()));
     }
     // Distinct approvers of the role, never the requester, each with a valid signature of
@@ -227,13 +230,7 @@ pub fn verify(
     let mut self_approved = false;
     for a in approvals {
         let ar = &a.record;
-        if ar.request_id != r.id || ar.request_digest != digest {
-            continue;
-        }
-        if !role.approvers.contains(&ar.approver) {
-            continue;
-        }
-        if !signed_by(a, APPROVAL_NAMESPACE, fleet.approver_keys(&ar.approver)) {
+        if !approval_valid(fleet, role, r, &digest, a) {
             continue;
         }
         if ar.approver == r.user {

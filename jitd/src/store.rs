@@ -129,6 +129,13 @@ CREATE TABLE IF NOT EXISTS fleet_grants (
     request_id INTEGER NOT NULL,
     at INTEGER NOT NULL
 );
+-- Fleet records made here (requests, approvals, ends) waiting for the fleet agent to put
+-- them into etcd; kept across restarts, removed once the agent says they are there.
+CREATE TABLE IF NOT EXISTS fleet_outbox (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    at INTEGER NOT NULL
+);
 "#;
 
 /// Columns added after the first schema, with their definitions: a database created by an

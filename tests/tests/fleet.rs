@@ -1,6 +1,8 @@
-//! The fleet policy through the real binaries: `jitctl policy check --fleet` runs jitd's own
-//! parser on a file with keys made by the real ssh-keygen. (What a host does with verified
-//! fleet records is tested in jitd's `fleet` module; the etcd agent is not built yet.)
+//! Fleets through the real binaries: the fleet policy checked by jitctl; jitd's fleet
+//! interface offered records signed by the real ssh-keygen; hosts (worlds with jitd and the
+//! agent) on a real etcd cluster, records put by hand (as a compromised writer could) and
+//! made by the users' own jitctl (`request --hosts`, `approve` through a real ssh-agent,
+//! `list --fleet`, `release`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -83,7 +85,12 @@ use nix::sys::signal::Signal;
 
 /// A world that is host `name` of the fleet `fleet` (its policy file, returned), with users
 /// alice, `jit-fleet` (the agent's) and `others`; its jitd started with `--fleet`.
-fn fleet_host(name: &str, fleet: &str, others: &[&str]) -> (World, std::path::PathBuf) {
+fn fleet_host(
+    name: &str,
+    fleet: &str,
+    others: &[&str],
+    key: Option<&std::path::Path>,
+) -> (World, std::path::PathBuf) {
     let mut b = Builder::new().user("alice", &[]).user("jit-fleet", &[]);
     for u in others {
         b = b.user(u, &[]);
@@ -103,6 +110,10 @@ fn fleet_host(name: &str, fleet: &str, others: &[&str]) -> (World, std::path::Pa
         "--fleet-host".into(),
         name.into(),
     ];
+    if let Some(k) = key {
+        w.jitd_args
+            .extend(["--fleet-key".into(), k.to_str().unwrap().into()]);
+    }
     w.start_jitd();
     (w, file)
 }
@@ -156,7 +167,7 @@ fn fleet_world() -> (World, Signer, FleetRequest) {
     let digest = jitd::fleet::policy::FleetPolicy::parse(&text)
         .unwrap()
         .digest;
-    let (w, _) = fleet_host("db1", &text, &["mallory"]);
+    let (w, _) = fleet_host("db1", &text, &["mallory"], Some(&d.join("db1")));
     let now = unix_now();
     let req = FleetRequest {
         id: "db2-7".into(),
@@ -387,7 +398,7 @@ impl Etcd {
                 let r = self.ctl(&[
                     "get",
                     "--print-value-only",
-                    &format!("/jit/v1/ack/{host}/{id}"),
+                    &format!("/jit/v1/{host}/ack/{id}"),
                 ]);
                 let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).ok()?;
                 (v["outcome"] == outcome).then_some(v)
@@ -426,7 +437,58 @@ enum Ask {
     /// Stops (false) or starts (true) the host's fleet agent: the host cut off from the
     /// fleet, and back. Answered once done.
     Agent(bool, std::sync::mpsc::Sender<()>),
+    /// jitctl ARGS as `user`, with a real ssh-agent holding `key` (a private key file)
+    /// when there is one.
+    Jitctl {
+        user: String,
+        args: Vec<String>,
+        key: Option<std::path::PathBuf>,
+        reply: std::sync::mpsc::Sender<jit_e2e::Run>,
+    },
     Stop,
+}
+
+/// jitctl ARGS as `user` in `w`; with `key`, under a real ssh-agent of the user's own that
+/// holds a copy of it (the agent is started for this run and stopped after it).
+fn jitctl_with_agent(
+    w: &World,
+    user: &str,
+    args: &[String],
+    key: Option<&std::path::Path>,
+) -> jit_e2e::Run {
+    let mut all = vec!["--bus".to_string(), w.bus.clone()];
+    all.extend(args.iter().cloned());
+    let Some(key) = key else {
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        return run(
+            w.as_user(user, &bin("jitctl"), &all),
+            "",
+            Duration::from_secs(60),
+        );
+    };
+    let dir = w.path().join(format!("keys-{user}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let copy = dir.join("id");
+    std::fs::copy(key, &copy).unwrap();
+    let uid = nix::unistd::Uid::from_raw(w.uid_of(user));
+    for p in [&dir, &copy] {
+        nix::unistd::chown(p.as_path(), Some(uid), None).unwrap();
+    }
+    std::fs::set_permissions(&copy, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let script = "eval \"$(ssh-agent -s)\" >/dev/null && ssh-add -q \"$0\" 2>/dev/null && \"$@\"; rc=$?; ssh-agent -k >/dev/null; exit $rc";
+    let jitctl = bin("jitctl");
+    let mut sh: Vec<&str> = vec![
+        "-c",
+        script,
+        copy.to_str().unwrap(),
+        jitctl.to_str().unwrap(),
+    ];
+    sh.extend(all.iter().map(String::as_str));
+    run(
+        w.as_user(user, std::path::Path::new("/bin/sh"), &sh),
+        "",
+        Duration::from_secs(60),
+    )
 }
 
 /// A host on its thread: asked through `tx`; stopped and joined when dropped (so its world
@@ -447,11 +509,11 @@ impl Drop for Host {
 }
 
 /// Host `name`: a world whose jitd is `name` in the fleet, and the fleet agent as jit-fleet.
-fn host(name: &'static str, fleet: String) -> Host {
+fn host(name: &'static str, fleet: String, key: std::path::PathBuf) -> Host {
     let (tx, rx) = std::sync::mpsc::channel::<Ask>();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let thread = std::thread::spawn(move || {
-        let (w, file) = fleet_host(name, &fleet, &[]);
+        let (w, file) = fleet_host(name, &fleet, &["bob", "mallory"], Some(&key));
         let start = || {
             w.as_user(
                 "jit-fleet",
@@ -494,6 +556,14 @@ fn host(name: &'static str, fleet: String) -> Host {
                     let r = w.sudo_n("alice", &["/usr/bin/id", "-u"]);
                     let _ = reply.send(r.ok() && r.stdout.trim() == "0");
                 }
+                Ask::Jitctl {
+                    user,
+                    args,
+                    key,
+                    reply,
+                } => {
+                    let _ = reply.send(jitctl_with_agent(&w, &user, &args, key.as_deref()));
+                }
                 Ask::Agent(on, done) => {
                     stop(agent.take());
                     if on {
@@ -505,6 +575,12 @@ fn host(name: &'static str, fleet: String) -> Host {
             }
         }
         stop(agent.take());
+        // Shown with a failed test's output (captured otherwise).
+        eprintln!(
+            "--- {name}: agent log\n{}--- {name}: jitd log\n{}",
+            std::fs::read_to_string(w.path().join("agent.log")).unwrap_or_default(),
+            w.jitd_log()
+        );
     });
     ready_rx.recv_timeout(Duration::from_secs(120)).unwrap();
     Host {
@@ -550,7 +626,10 @@ fn rig(members: usize) -> Rig {
         .digest;
     let now = unix_now();
     Rig {
-        hosts: vec![host("db1", fleet.clone()), host("db2", fleet)],
+        hosts: vec![
+            host("db1", fleet.clone(), d.join("db1")),
+            host("db2", fleet, d.join("db2")),
+        ],
         etcd,
         s: Signer { dir },
         digest,
@@ -591,16 +670,32 @@ impl Rig {
     /// `r` into etcd, signed by db2.
     fn put_request(&self, r: &FleetRequest) {
         self.etcd.put(
-            &format!("/jit/v1/req/{}", r.id),
+            &format!("/jit/v1/db2/req/{}", r.id),
             &self.s.sign("db2", REQUEST_NAMESPACE, r),
         );
     }
 
     fn put_approval(&self, r: &FleetRequest, key: &str) {
         self.etcd.put(
-            &format!("/jit/v1/appr/{}/bob", r.id),
+            &format!("/jit/v1/db1/appr/{}/bob", r.id),
             &self.approval(r, key),
         );
+    }
+
+    /// jitctl ARGS as `user` on host `host`, with a real ssh-agent holding the key named
+    /// `key` (made by [`keygen`]) when given.
+    fn jitctl(&self, host: usize, user: &str, args: &[&str], key: Option<&str>) -> jit_e2e::Run {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.hosts[host]
+            .tx
+            .send(Ask::Jitctl {
+                user: user.into(),
+                args: args.iter().map(|a| (*a).to_string()).collect(),
+                key: key.map(|k| self.s.dir.path().join(k)),
+                reply: tx,
+            })
+            .unwrap();
+        rx.recv_timeout(Duration::from_secs(120)).unwrap()
     }
 
     fn agent(&self, host: usize, on: bool) {
@@ -631,11 +726,11 @@ fn given_a_fleet_on_etcd_when_a_request_is_approved_once_then_every_named_host_e
     assert!(f.hosts.iter().all(sudo_works));
     // Junk anyone could write to etcd (an unreadable end before the real one, a request too
     // big to acknowledge that sorts first) does not keep the real end from landing.
-    let junk = f.etcd.ctl(&["put", "/jit/v1/end/db2-1/00", "not json"]);
+    let junk = f.etcd.ctl(&["put", "/jit/v1/db1/end/db2-1", "not json"]);
     assert!(junk.ok(), "{}", junk.all());
     let poison =
         serde_json::json!({"record": {"id": "A".repeat(100_000), "hosts": ["db1", "db2"]}});
-    f.etcd.put("/jit/v1/req/0poison", &poison);
+    f.etcd.put("/jit/v1/db2/req/db2-0poison", &poison);
     // Revoked once: it ends everywhere.
     let end = End {
         request_id: r.id.clone(),
@@ -644,7 +739,7 @@ fn given_a_fleet_on_etcd_when_a_request_is_approved_once_then_every_named_host_e
         at: f.now + 2,
     };
     f.etcd.put(
-        "/jit/v1/end/db2-1/bob",
+        "/jit/v1/db2/end/db2-1",
         &f.s.sign("bob", END_NAMESPACE, &end),
     );
     for h in ["db1", "db2"] {
@@ -679,7 +774,7 @@ fn given_a_host_cut_off_while_a_grant_was_approved_and_etcd_compacted_and_a_memb
     let at_db2 = f.etcd.wait_ack("db2", "db2-3", "applied");
     assert!(!sudo_works(&f.hosts[0]), "db1 never heard of it");
     // Meanwhile etcd compacts its history past anything db1 saw, and a member goes down.
-    let rev = f.etcd.ctl(&["get", "/jit/v1/req/db2-3", "-w", "json"]);
+    let rev = f.etcd.ctl(&["get", "/jit/v1/db2/req/db2-3", "-w", "json"]);
     let rev: serde_json::Value = serde_json::from_str(rev.stdout.trim()).unwrap();
     let rev = rev["header"]["revision"].as_i64().unwrap().to_string();
     let compacted = f.etcd.ctl(&["compact", &rev]);
@@ -697,4 +792,127 @@ fn given_a_host_cut_off_while_a_grant_was_approved_and_etcd_compacted_and_a_memb
     for h in ["db1", "db2"] {
         f.etcd.wait_ack(h, "db2-4", "applied");
     }
+}
+
+#[test]
+fn given_users_of_a_fleet_when_alice_requests_with_jitctl_and_bob_approves_on_another_host_through_ssh_agent_then_every_host_enforces_it_until_she_releases_it()
+ {
+    let mut f = rig(1);
+    let ask = [
+        "request",
+        "db-admin",
+        "--hosts",
+        "db",
+        "--for",
+        "10m",
+        "--reason",
+        "INC-11 disk full",
+    ];
+    // The agents reach etcd a moment after they start: until then jitd says so.
+    let made = jit_e2e::wait_for("alice's fleet request", Duration::from_secs(60), || {
+        let r = f.jitctl(0, "alice", &ask, None);
+        r.ok().then_some(r)
+    });
+    let id = made
+        .stdout
+        .strip_prefix("fleet request ")
+        .and_then(|s| s.split(':').next())
+        .unwrap()
+        .to_string();
+    assert!(id.starts_with("db1-"), "{}", made.all());
+    assert!(
+        made.stdout.contains("published to the fleet"),
+        "{}",
+        made.all()
+    );
+    // No agent, a key the policy does not list for bob, alice approving her own: each a
+    // clear error, and nothing granted anywhere.
+    let r = f.jitctl(1, "bob", &["approve", &id], None);
+    assert!(
+        !r.ok() && r.stderr.contains("SSH_AUTH_SOCK is not set"),
+        "{}",
+        r.all()
+    );
+    let r = f.jitctl(1, "bob", &["approve", &id], Some("mallory"));
+    assert!(
+        !r.ok() && r.stderr.contains("none of the keys in your ssh-agent"),
+        "{}",
+        r.all()
+    );
+    let r = f.jitctl(0, "alice", &["approve", &id], Some("bob"));
+    assert!(
+        !r.ok() && r.stderr.contains("not an approver"),
+        "{}",
+        r.all()
+    );
+    let r = f.jitctl(0, "mallory", &["approve", &id], Some("mallory"));
+    assert!(!r.ok(), "{}", r.all());
+    assert!(f.hosts.iter().all(|h| !sudo_works(h)));
+    // bob approves on db2, signing with his key through his ssh-agent: both hosts enforce.
+    let r = f.jitctl(1, "bob", &["approve", &id], Some("bob"));
+    assert!(r.ok(), "{}", r.all());
+    let mut until = Vec::new();
+    for h in ["db1", "db2"] {
+        until.push(f.etcd.wait_ack(h, &id, "applied")["not_after"].clone());
+    }
+    assert_eq!(until[0], until[1]);
+    assert!(f.hosts.iter().all(sudo_works));
+    // alice sees every host's answer, on the host where she asked.
+    let listed = jit_e2e::wait_for("both acks in alice's view", Duration::from_secs(60), || {
+        let r = f.jitctl(0, "alice", &["--json", "list", "--fleet"], None);
+        let v: serde_json::Value = serde_json::from_str(&r.stdout).ok()?;
+        (v[0]["acks"].as_array()?.len() == 2).then_some(v)
+    });
+    assert_eq!(listed[0]["approved_by"], serde_json::json!(["bob"]));
+    let shown = f.jitctl(0, "alice", &["show", &id], None);
+    assert!(shown.ok(), "{}", shown.all());
+    for h in ["db1", "db2"] {
+        assert!(
+            shown
+                .stdout
+                .lines()
+                .any(|l| l.trim().starts_with(h) && l.contains("applied")),
+            "{}",
+            shown.all()
+        );
+    }
+    // mallory sees nothing of it, as for a request that does not exist.
+    let r = f.jitctl(0, "mallory", &["show", &id], None);
+    assert!(
+        !r.ok() && r.stderr.contains("no fleet request"),
+        "{}",
+        r.all()
+    );
+    let r = f.jitctl(0, "mallory", &["revoke", &id, "--reason", "x"], None);
+    assert!(!r.ok(), "{}", r.all());
+    // Released on db1: it ends on both.
+    let r = f.jitctl(0, "alice", &["release", &id], None);
+    assert!(r.ok(), "{}", r.all());
+    for h in ["db1", "db2"] {
+        f.etcd.wait_ack(h, &id, "ended");
+    }
+    assert!(f.hosts.iter().all(|h| !sudo_works(h)));
+    let audit = f.jitctl(0, "root", &["audit"], None);
+    for action in ["fleet-request", "fleet-grant", "fleet-end"] {
+        assert!(audit.stdout.contains(action), "{action}: {}", audit.all());
+    }
+    let audit = f.jitctl(1, "root", &["audit"], None);
+    assert!(audit.stdout.contains("fleet-approve"), "{}", audit.all());
+    // etcd gone: a new request fails, saying why, and nothing is granted here by mistake.
+    f.etcd.stop();
+    let refused = jit_e2e::wait_for(
+        "a request to fail clearly",
+        Duration::from_secs(120),
+        || {
+            let r = f.jitctl(0, "alice", &ask, None);
+            (!r.ok()).then_some(r)
+        },
+    );
+    assert!(
+        refused.stderr.contains("has not reached etcd")
+            || refused.stderr.contains("not yet in etcd"),
+        "{}",
+        refused.all()
+    );
+    assert!(f.hosts.iter().all(|h| !sudo_works(h)));
 }

@@ -5,28 +5,82 @@
 //! it. Every offer gets an acknowledgement saying what this host did and why, for the
 //! agent to publish.
 
+use super::decide::refuse_accounts;
 use super::*;
-use crate::fleet::{Approval, End, FleetRequest, Refused, Signed};
-use serde::Serialize;
+use crate::fleet::{Approval, Canonical, End, FleetRequest, Refused, Signed};
 
-/// What this host did with an offer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Ack {
-    /// The fleet request's id (empty when the offer could not be read).
-    pub id: String,
-    pub host: String,
-    /// `applied`, `unchanged`, `ended`, `refused`.
-    pub outcome: &'static str,
-    pub reason: String,
-    /// The local request holding it (0: none).
-    pub local_id: u64,
-    pub not_after: i64,
-}
+pub use jit_proto::fleet::Ack;
+use jit_proto::fleet::{FleetView, Key};
+use std::collections::BTreeMap;
 
-/// This host's fleet: its policy and the name it has in it.
+/// Most bytes of etcd's records jitd keeps in view (requests, approvals, ends, acks).
+const MAX_SEEN_BYTES: usize = 64 << 20;
+/// Largest record taken from the agent (a signed request is well under 4 KiB).
+const MAX_RECORD: usize = 64 << 10;
+/// How long the agent may be silent before this host stops taking fleet requests (it
+/// would queue them with nobody to publish them).
+pub const AGENT_QUIET_SECS: i64 = 30;
+
+/// This host's fleet: its policy, its name in it, its key, and what the agent has shown
+/// it of etcd.
 pub struct FleetConfig {
     pub policy: crate::fleet::policy::FleetPolicy,
     pub host: String,
+    /// Signs the requests and ends made here; an error says why there is none (requests
+    /// and ends are then refused here; enforcing what others sign goes on).
+    pub key: std::result::Result<ssh_key::PrivateKey, String>,
+    seen: Seen,
+}
+
+/// Etcd's fleet records as the agent last showed them, by key; not kept across restarts
+/// (the agent lists again when it connects).
+#[derive(Default)]
+struct Seen {
+    kv: BTreeMap<String, String>,
+    bytes: usize,
+    /// When the agent last showed it was in touch with etcd (unix seconds; 0: never since
+    /// jitd started), and at which revision.
+    last_sync: i64,
+    revision: i64,
+}
+
+impl FleetConfig {
+    pub fn new(
+        policy: crate::fleet::policy::FleetPolicy,
+        host: String,
+        key: std::result::Result<ssh_key::PrivateKey, String>,
+    ) -> FleetConfig {
+        // A key the policy does not list for this host signs requests nobody accepts.
+        let key = key.and_then(|k| match policy.host(&host) {
+            Some(h) if h.key.key_data() == k.public_key().key_data() => Ok(k),
+            _ => Err(format!(
+                "this host's fleet key ({}) is not the one the fleet policy lists for '{host}'",
+                k.public_key().fingerprint(ssh_key::HashAlg::Sha256)
+            )),
+        });
+        FleetConfig {
+            policy,
+            host,
+            key,
+            seen: Seen::default(),
+        }
+    }
+}
+
+/// One fleet request's records, gathered from etcd's view and this host's outbox.
+#[derive(Default)]
+struct Gathered {
+    request: Option<Signed<FleetRequest>>,
+    approvals: Vec<Signed<Approval>>,
+    ends: Vec<Signed<End>>,
+    acks: Vec<Ack>,
+    published: bool,
+}
+
+/// What an unverified record says, bounded and escaped wherever it is repeated (acks, the
+/// audit trail, errors): it may be anyone's junk.
+fn said(s: &str) -> String {
+    crate::names::cut(&crate::names::escape(s), 128)
 }
 
 fn parse<T: serde::de::DeserializeOwned>(what: &str, json: &str) -> Result<T> {
@@ -36,7 +90,480 @@ fn parse<T: serde::de::DeserializeOwned>(what: &str, json: &str) -> Result<T> {
 impl Core {
     /// Makes this host a member of a fleet (jitd's `--fleet`).
     pub fn set_fleet(&mut self, fleet: FleetConfig) {
+        if let Err(e) = &fleet.key {
+            tracing::warn!(
+                "fleet: {e}; this host can enforce fleet grants but not make requests or ends"
+            );
+        }
         self.fleet = Some(fleet);
+    }
+
+    fn fleet_ref(&self) -> Result<&FleetConfig> {
+        self.fleet.as_ref().ok_or_else(|| {
+            Error::WrongState("this host is not in a fleet (jitd has no --fleet policy)".into())
+        })
+    }
+
+    /// What the agent saw in etcd: records put (a value) or deleted (empty), at `revision`;
+    /// `reset` when it listed everything again (the view starts over).
+    pub fn fleet_sync(
+        &mut self,
+        revision: i64,
+        reset: bool,
+        changes: Vec<(String, String)>,
+    ) -> Result<()> {
+        let now = self.now();
+        let Some(fleet) = self.fleet.as_mut() else {
+            return Err(Error::WrongState("this host is not in a fleet".into()));
+        };
+        let seen = &mut fleet.seen;
+        if reset {
+            seen.kv.clear();
+            seen.bytes = 0;
+        }
+        let mut dropped = 0usize;
+        for (key, value) in changes {
+            let Some(k) = Key::parse(&key) else { continue };
+            if matches!(k, Key::Alive { .. }) {
+                continue;
+            }
+            if let Some(old) = seen.kv.remove(&key) {
+                seen.bytes -= key.len() + old.len();
+            }
+            if value.is_empty() {
+                continue;
+            }
+            if value.len() > MAX_RECORD || seen.bytes + key.len() + value.len() > MAX_SEEN_BYTES {
+                dropped += 1;
+                continue;
+            }
+            seen.bytes += key.len() + value.len();
+            seen.kv.insert(key, value);
+        }
+        if dropped > 0 {
+            tracing::warn!(
+                "fleet: {dropped} record(s) from etcd left out of view (too big, or the view is full)"
+            );
+        }
+        seen.last_sync = now;
+        seen.revision = revision;
+        Ok(())
+    }
+
+    /// Up to `limit` records waiting for the agent to put into etcd.
+    pub fn fleet_take(&self, limit: u32) -> Result<Vec<(String, String)>> {
+        self.fleet_ref()?;
+        store::fleet_outbox(self.store.conn(), limit)
+    }
+
+    /// Records the agent has put into etcd.
+    pub fn fleet_published(&mut self, done: Vec<(String, String)>) -> Result<()> {
+        self.fleet_ref()?;
+        self.commit_as(super::Requests::Untouched, |tx, _| {
+            for (k, v) in &done {
+                store::fleet_published(tx, k, v)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// When the agent was last in touch with etcd (unix seconds; 0: not since jitd
+    /// started), and at which revision.
+    pub fn fleet_contact(&self) -> Option<(i64, i64)> {
+        self.fleet
+            .as_ref()
+            .map(|f| (f.seen.last_sync, f.seen.revision))
+    }
+
+    /// Every fleet request in view (etcd's, and this host's own not yet published), by id.
+    fn gather(&self) -> Result<BTreeMap<String, Gathered>> {
+        let fleet = self.fleet_ref()?;
+        let mut out: BTreeMap<String, Gathered> = BTreeMap::new();
+        let mut take = |key: &str, value: &str, published: bool| {
+            let Some(k) = Key::parse(key) else { return };
+            let Some(id) = k.request_id() else { return };
+            let g = out.entry(id.to_string()).or_default();
+            match &k {
+                Key::Request { host, id } => {
+                    if !crate::fleet::id_of_host(id, host) {
+                        return;
+                    }
+                    if let Ok(r) = serde_json::from_str::<Signed<FleetRequest>>(value)
+                        && r.record.id == *id
+                        && r.record.host == *host
+                        && g.request.is_none()
+                    {
+                        g.request = Some(r);
+                        g.published = published;
+                    }
+                }
+                Key::Approval { .. } => g.approvals.extend(serde_json::from_str(value).ok()),
+                Key::End { .. } => g.ends.extend(serde_json::from_str(value).ok()),
+                Key::Ack { host, .. } => {
+                    if let Ok(mut a) = serde_json::from_str::<Ack>(value) {
+                        // Whose ack it is, is where it was written, not what it says.
+                        a.host = host.clone();
+                        g.acks.push(a);
+                    }
+                }
+                Key::Alive { .. } => {}
+            }
+        };
+        for (k, v) in &fleet.seen.kv {
+            take(k, v, true);
+        }
+        for (k, v) in store::fleet_outbox(self.store.conn(), u32::MAX)? {
+            take(&k, &v, false);
+        }
+        out.retain(|_, g| g.request.is_some());
+        Ok(out)
+    }
+
+    /// A gathered request as `who` may see it (None: not theirs to see).
+    fn view(&self, who: &Actor, g: Gathered) -> Option<FleetView> {
+        let fleet = self.fleet.as_ref()?;
+        let req = g.request?;
+        let r = &req.record;
+        let role = fleet.policy.role(&r.role);
+        let approver = role.is_some_and(|role| role.approvers.contains(&who.name.to_string()));
+        if who.uid != 0 && r.user != who.name.as_str() && !approver {
+            return None;
+        }
+        let digest = r.digest();
+        let signed = crate::fleet::request_signed(&fleet.policy, &req);
+        let mut approved_by: Vec<String> = match role {
+            Some(role) => g
+                .approvals
+                .iter()
+                .filter(|a| crate::fleet::approval_valid(&fleet.policy, role, r, &digest, a))
+                .filter(|a| a.record.approver != r.user)
+                .map(|a| a.record.approver.clone())
+                .collect(),
+            None => Vec::new(),
+        };
+        approved_by.sort();
+        approved_by.dedup();
+        let ended_by = g
+            .ends
+            .iter()
+            .filter(|e| crate::fleet::end_valid(&fleet.policy, r, &digest, e))
+            .map(|e| e.record.by.clone())
+            .collect();
+        let your_keys = if approver && r.user != who.name.as_str() {
+            fleet
+                .policy
+                .approver_keys(who.name.as_str())
+                .iter()
+                .filter_map(|k| k.to_openssh().ok())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut acks = g.acks;
+        acks.sort_by(|a, b| a.host.cmp(&b.host));
+        Some(FleetView {
+            approvals_required: role.map_or(0, |r| r.approvals),
+            request: req,
+            digest,
+            signed,
+            approved_by,
+            ended_by,
+            acks,
+            published: g.published,
+            your_keys,
+        })
+    }
+
+    /// The fleet requests `who` may see (theirs, those they may approve; all for root),
+    /// newest first.
+    pub fn fleet_list(&self, who: &Actor) -> Result<Vec<FleetView>> {
+        let mut out: Vec<FleetView> = self
+            .gather()?
+            .into_values()
+            .filter_map(|g| self.view(who, g))
+            .collect();
+        out.sort_by(|a, b| {
+            b.request
+                .record
+                .created_at
+                .cmp(&a.request.record.created_at)
+                .then_with(|| a.request.record.id.cmp(&b.request.record.id))
+        });
+        Ok(out)
+    }
+
+    /// Fleet request `id`, if `who` may see it (one they may not gets the answer one that
+    /// does not exist gets).
+    pub fn fleet_show(&self, who: &Actor, id: &str) -> Result<FleetView> {
+        self.gather()?
+            .remove(id)
+            .and_then(|g| self.view(who, g))
+            .ok_or_else(|| {
+                Error::NotFound(format!("no fleet request {} seen on this host", said(id)))
+            })
+    }
+
+    /// `who` asks for fleet role `role` on `hosts` (host names or host groups), for
+    /// `duration_secs`, because `reason`: checked here by the fleet policy as every host
+    /// will check it, signed with this host's key, and queued for the agent. Returns the
+    /// request's id.
+    pub fn fleet_request(
+        &mut self,
+        who: &Actor,
+        role: &str,
+        hosts: &[String],
+        duration_secs: u64,
+        reason: &str,
+    ) -> Result<String> {
+        refuse_accounts(who)?;
+        let now = self.now();
+        let reason = crate::names::validate_text("reason", reason, self.policy.reason_max)
+            .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        let fleet = self.fleet_ref()?;
+        let key = fleet
+            .key
+            .as_ref()
+            .map_err(|e| Error::WrongState(format!("this host cannot sign fleet requests: {e}")))?;
+        let policy = &fleet.policy;
+        let r = policy
+            .role(role)
+            .ok_or_else(|| Error::NotFound(format!("no fleet role '{}'", said(role))))?;
+        if !r.requesters.contains(&who.name.to_string()) {
+            return Err(Error::NotAuthorized(format!(
+                "{} may not request fleet role '{role}'",
+                who.name
+            )));
+        }
+        if duration_secs == 0 || duration_secs > r.max_duration {
+            return Err(Error::InvalidArgument(format!(
+                "fleet role '{role}' allows 1 s to {} s; {duration_secs} s asked",
+                r.max_duration
+            )));
+        }
+        let mut names: Vec<String> = Vec::new();
+        for h in hosts {
+            let group: Vec<&str> = policy
+                .hosts
+                .iter()
+                .filter(|x| x.groups.iter().any(|g| g == h))
+                .map(|x| x.name.as_str())
+                .collect();
+            if policy.host(h).is_some() {
+                names.push(h.clone());
+            } else if !group.is_empty() {
+                names.extend(group.iter().map(|s| s.to_string()));
+            } else {
+                return Err(Error::InvalidArgument(format!(
+                    "'{}' is neither a host nor a host group of the fleet policy",
+                    said(h)
+                )));
+            }
+        }
+        names.sort();
+        names.dedup();
+        if names.is_empty() {
+            return Err(Error::InvalidArgument(
+                "name at least one host or host group (--hosts)".into(),
+            ));
+        }
+        let outside: Vec<&str> = names
+            .iter()
+            .filter(|h| !policy.applies(r, h))
+            .map(String::as_str)
+            .collect();
+        if !outside.is_empty() {
+            return Err(Error::InvalidArgument(format!(
+                "fleet role '{role}' does not apply to {} (its host groups: {})",
+                outside.join(", "),
+                r.host_groups.join(", ")
+            )));
+        }
+        // Queued with nobody to publish it, a request would wait unseen: say so now.
+        let last = fleet.seen.last_sync;
+        if last == 0 || now - last > AGENT_QUIET_SECS {
+            return Err(Error::WrongState(if last == 0 {
+                "the fleet agent (jit-fleetd) has not reached etcd since jitd started: fleet requests cannot be sent now (local roles still work)".into()
+            } else {
+                format!(
+                    "the fleet agent (jit-fleetd) has not reached etcd for {} s: fleet requests cannot be sent now (local roles still work)",
+                    now - last
+                )
+            }));
+        }
+        let mut nonce = [0u8; 5];
+        getrandom::fill(&mut nonce).map_err(|e| Error::Internal(format!("random id: {e}")))?;
+        let record = FleetRequest {
+            id: format!("{}-{}", fleet.host, crate::fleet::hex(&nonce)),
+            host: fleet.host.clone(),
+            user: who.name.to_string(),
+            role: role.to_string(),
+            hosts: names,
+            duration_secs,
+            reason,
+            created_at: now,
+            policy_digest: policy.digest.clone(),
+        };
+        let signature = crate::fleet::sign(key, crate::fleet::REQUEST_NAMESPACE, &record)
+            .map_err(Error::Internal)?;
+        let id = record.id.clone();
+        let key = Key::Request {
+            host: record.host.clone(),
+            id: id.clone(),
+        }
+        .path();
+        let detail = format!(
+            "fleet={id} role={} hosts=[{}] duration={}s reason={}",
+            record.role,
+            record.hosts.join(","),
+            record.duration_secs,
+            record.reason
+        );
+        let value = serde_json::to_string(&Signed { record, signature })
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        self.record_with(who, "fleet-request", 0, detail, |tx| {
+            store::put_fleet_outbox(tx, &key, &value, now)
+        })?;
+        Ok(id)
+    }
+
+    /// `who`'s approval of fleet request `id` (JSON of a signed approval, made by jitctl
+    /// with `who`'s key through ssh-agent): checked as every host will check it, and
+    /// queued for the agent.
+    pub fn fleet_approve(&mut self, who: &Actor, id: &str, approval: &str) -> Result<()> {
+        refuse_accounts(who)?;
+        let now = self.now();
+        let view = self.fleet_show(who, id)?;
+        let fleet = self.fleet_ref()?;
+        let a: Signed<Approval> = parse("approval", approval)?;
+        let r = &view.request.record;
+        if !view.signed {
+            return Err(Error::WrongState(format!(
+                "fleet request {id} is not signed by its host's key: it cannot be approved"
+            )));
+        }
+        let role = fleet
+            .policy
+            .role(&r.role)
+            .ok_or_else(|| Error::NotFound(format!("no fleet role '{}'", said(&r.role))))?;
+        if a.record.approver != who.name.as_str() {
+            return Err(Error::NotAuthorized(format!(
+                "the approval is {}'s, and you are {}",
+                said(&a.record.approver),
+                who.name
+            )));
+        }
+        if r.user == who.name.as_str() {
+            return Err(Error::NotAuthorized(
+                "nobody approves their own request".into(),
+            ));
+        }
+        if !role.approvers.contains(&who.name.to_string()) {
+            return Err(Error::NotAuthorized(format!(
+                "{} is not an approver of fleet role '{}'",
+                who.name, r.role
+            )));
+        }
+        if !view.ended_by.is_empty() {
+            return Err(Error::WrongState(format!("fleet request {id} was ended")));
+        }
+        if !crate::fleet::approval_valid(&fleet.policy, role, r, &view.digest, &a) {
+            return Err(Error::InvalidArgument(format!(
+                "the approval does not verify: it must name request {id} with digest {} and be signed (namespace {}) by a key the fleet policy lists for {}",
+                view.digest,
+                crate::fleet::APPROVAL_NAMESPACE,
+                who.name
+            )));
+        }
+        if (a.record.approved_at - now).abs() > fleet.policy.max_skew {
+            return Err(Error::InvalidArgument(format!(
+                "the approval is dated {}, this host's clock says {now}",
+                a.record.approved_at
+            )));
+        }
+        let key = Key::Approval {
+            host: fleet.host.clone(),
+            id: id.to_string(),
+            approver: who.name.to_string(),
+        }
+        .path();
+        let value = serde_json::to_string(&a).map_err(|e| Error::Internal(e.to_string()))?;
+        let detail = format!("fleet={id} user={} role={} approved", r.user, r.role);
+        self.record_with(who, "fleet-approve", 0, detail, |tx| {
+            store::put_fleet_outbox(tx, &key, &value, now)
+        })
+    }
+
+    /// Ends fleet request `id` everywhere: its requester releases it, an approver of its
+    /// role or root revokes it. The end is signed with this host's key and queued for the
+    /// agent; a grant of it held here ends now.
+    pub fn fleet_end(&mut self, who: &Actor, id: &str, reason: &str) -> Result<()> {
+        refuse_accounts(who)?;
+        let now = self.now();
+        let view = self.fleet_show(who, id)?;
+        let reason = if reason.is_empty() {
+            String::new()
+        } else {
+            crate::names::validate_text("reason", reason, self.policy.reason_max)
+                .map_err(|e| Error::InvalidArgument(e.to_string()))?
+        };
+        let fleet = self.fleet_ref()?;
+        let r = view.request.record.clone();
+        let approver = fleet
+            .policy
+            .role(&r.role)
+            .is_some_and(|role| role.approvers.contains(&who.name.to_string()));
+        if who.uid != 0 && r.user != who.name.as_str() && !approver {
+            return Err(Error::NotAuthorized(format!(
+                "only {} (release), an approver of '{}' or root (revoke) may end fleet request {id}",
+                r.user, r.role
+            )));
+        }
+        let key = fleet
+            .key
+            .as_ref()
+            .map_err(|e| Error::WrongState(format!("this host cannot sign an end: {e}")))?;
+        let end = End {
+            request_id: id.to_string(),
+            request_digest: view.digest.clone(),
+            by: format!("{}@{}", who.name, fleet.host),
+            at: now,
+        };
+        let signature =
+            crate::fleet::sign(key, crate::fleet::END_NAMESPACE, &end).map_err(Error::Internal)?;
+        let path = Key::End {
+            host: fleet.host.clone(),
+            id: id.to_string(),
+        }
+        .path();
+        let value = serde_json::to_string(&Signed {
+            record: end,
+            signature,
+        })
+        .map_err(|e| Error::Internal(e.to_string()))?;
+        let action = if r.user == who.name.as_str() {
+            "release"
+        } else {
+            "revoke"
+        };
+        let detail = format!(
+            "fleet={id} user={} role={} {action} reason={reason}",
+            r.user, r.role
+        );
+        self.record_with(who, "fleet-end", 0, detail, |tx| {
+            store::put_fleet_outbox(tx, &path, &value, now)
+        })?;
+        // Held here: it ends now, not when the end comes back through etcd.
+        if let Some(local) = store::fleet_grant(self.store.conn(), id)? {
+            let row = self.get(local)?;
+            if row.state == State::Active {
+                self.revoke_as_jitd(
+                    &[local],
+                    &format!("fleet request {id}: {action} by {}", who.name),
+                )?;
+                self.remove_rules_of(&[row]);
+            }
+        }
+        Ok(())
     }
 
     /// An offer of the fleet agent (`who`): the request, the approvals and the ends it has
@@ -66,13 +593,10 @@ impl Core {
         let verdict = crate::fleet::verify(&fleet.policy, &host, &req, &approvals, &ends, now);
         let r = &req.record;
         let local = store::fleet_grant(self.store.conn(), &r.id)?;
-        // What an unverified record says is bounded and escaped wherever it is repeated
-        // (acks, the audit trail): it may be anyone's junk.
-        let said = |s: &str| crate::names::cut(&crate::names::escape(s), 128);
         let ack = |outcome, reason: String, local_id, not_after| Ack {
             id: said(&r.id),
             host: host.clone(),
-            outcome,
+            outcome: String::from(outcome),
             reason,
             local_id,
             not_after,
@@ -134,7 +658,7 @@ impl Core {
         let refuse = |reason: String| Ack {
             id: r.id.clone(),
             host: host.to_string(),
-            outcome: "refused",
+            outcome: "refused".into(),
             reason,
             local_id: 0,
             not_after: 0,
@@ -219,7 +743,7 @@ impl Core {
         Ok(Ack {
             id: r.id.clone(),
             host: host.to_string(),
-            outcome: "applied",
+            outcome: "applied".into(),
             reason: String::new(),
             local_id: id,
             not_after: d.not_after,

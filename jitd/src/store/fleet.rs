@@ -1,5 +1,6 @@
 //! Fleet grants applied on this host: which local request holds each fleet request, so an
-//! offer seen again changes nothing and an end finds what to revoke.
+//! offer seen again changes nothing and an end finds what to revoke; and the outbox of
+//! records made here for the fleet agent to publish.
 
 use crate::error::Result;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
@@ -21,6 +22,42 @@ pub fn insert_fleet_grant(tx: &Transaction<'_>, fleet_id: &str, id: u64, now: i6
     tx.execute(
         "INSERT INTO fleet_grants (fleet_id, request_id, at) VALUES (?1, ?2, ?3)",
         params![fleet_id, super::to_i64(id)?, now],
+    )?;
+    Ok(())
+}
+
+/// Queues a record for the fleet agent to put at `key`.
+pub fn put_fleet_outbox(tx: &Transaction<'_>, key: &str, value: &str, now: i64) -> Result<()> {
+    tx.execute(
+        "INSERT OR REPLACE INTO fleet_outbox (key, value, at) VALUES (?1, ?2, ?3)",
+        params![key, value, now],
+    )?;
+    Ok(())
+}
+
+/// The oldest `limit` records waiting to be published.
+pub fn fleet_outbox(conn: &Connection, limit: u32) -> Result<Vec<(String, String)>> {
+    let mut st = conn.prepare("SELECT key, value FROM fleet_outbox ORDER BY at, key LIMIT ?1")?;
+    let rows = st.query_map(params![limit], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The record waiting at `key`, if any.
+pub fn fleet_outbox_value(conn: &Connection, key: &str) -> Result<Option<String>> {
+    Ok(conn
+        .query_row(
+            "SELECT value FROM fleet_outbox WHERE key = ?1",
+            params![key],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+/// Forgets a published record (only if it is still the value published).
+pub fn fleet_published(tx: &Transaction<'_>, key: &str, value: &str) -> Result<()> {
+    tx.execute(
+        "DELETE FROM fleet_outbox WHERE key = ?1 AND value = ?2",
+        params![key, value],
     )?;
     Ok(())
 }
