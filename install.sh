@@ -9,7 +9,11 @@
 #   - man pages jitd(8) jitctl(1) pam_jit(8) jit.toml(5) under /usr/local/share/man,
 #     bash and zsh completions, examples in /usr/local/share/doc/jit/examples
 #   - /etc/jit/jit.toml (the example policy; an existing one is never overwritten)
-#   - system groups jit-users (may request) and jit-approvers (may approve), if missing
+#   - system groups jit-users (may request) and jit-approvers (may approve), if missing;
+#     system users jit-notify and jit-fleet (the notifier and fleet agents)
+#   - /usr/local/sbin/jit-fleetd and jit-fleet-init (conf/fleet-init.sh),
+#     /etc/systemd/system/jit-fleetd.service; this host's fleet key in /var/lib/jitd (the
+#     agent is started only where /etc/jit/fleet.toml exists)
 #   - /etc/dbus-1/system.d/org.jit.Jitd.conf (bus policy),
 #     /usr/local/share/dbus-1/system-services/org.jit.Jitd.service (bus activation)
 #   - /etc/systemd/system/jitd.service (the hardened unit)
@@ -84,6 +88,11 @@ put 0644 "$dist/jitd.service" /etc/systemd/system/jitd.service
 sed 's|/usr/sbin/jit-notifyd|/usr/local/sbin/jit-notifyd|g' systemd/jit-notifyd.service \
   > "$dist/jit-notifyd.service"
 put 0644 "$dist/jit-notifyd.service" /etc/systemd/system/jit-notifyd.service
+put 0755 "$bindir/jit-fleetd" /usr/local/sbin/jit-fleetd
+sed 's|/usr/sbin/jit-fleetd|/usr/local/sbin/jit-fleetd|g' systemd/jit-fleetd.service \
+  > "$dist/jit-fleetd.service"
+put 0644 "$dist/jit-fleetd.service" /etc/systemd/system/jit-fleetd.service
+put 0755 conf/fleet-init.sh /usr/local/sbin/jit-fleet-init
 # The pages name the Debian package's paths; here they are under /usr/local and /etc.
 sed -i -e 's|/usr/share/doc/jit-access/examples|/usr/local/share/doc/jit/examples|g' \
   -e 's|/usr/share/dbus-1/system.d/org.jit.Jitd.conf|/etc/dbus-1/system.d/org.jit.Jitd.conf|g' \
@@ -106,6 +115,9 @@ done
 # The notifier agent's user: runs [[notifier]] programs, never root.
 getent passwd jit-notify >/dev/null || useradd --system --user-group --no-create-home \
   --home-dir /nonexistent --shell /usr/sbin/nologin jit-notify
+# The fleet agent's user: talks to etcd, never root (used only where /etc/jit/fleet.toml is).
+getent passwd jit-fleet >/dev/null || useradd --system --user-group --no-create-home \
+  --home-dir /nonexistent --shell /usr/sbin/nologin jit-fleet
 if [ ! -e /etc/jit/jit.toml ]; then
   install -m 0644 conf/jit.toml /etc/jit/jit.toml
   echo "install.sh: example policy installed as /etc/jit/jit.toml"
@@ -115,6 +127,8 @@ fi
 /usr/local/sbin/jitd --check-config --config /etc/jit/jit.toml
 
 install -d -m 0700 /var/lib/jitd
+# This host's fleet key (made once, kept): what the fleet policy lists for this host.
+fleet_key="$(/usr/local/sbin/jitd --fleet-keygen)"
 
 # The pid of whatever owns org.jit.Jitd on the system bus (empty if nothing does).
 bus_owner() {
@@ -242,10 +256,37 @@ else
   # without systemd", for starting it again by hand).
   start_clean /var/log/jit-notifyd.log runuser -u jit-notify -- /usr/local/sbin/jit-notifyd
 fi
+# The fleet agent, where this host is in a fleet (/etc/jit/fleet.toml, named by
+# [settings] fleet in jit.toml): exactly one.
+fleetd_pids() {
+  for pid in $(pgrep -x jit-fleetd 2>/dev/null || true); do
+    [ "$(readlink /proc/"$pid"/ns/mnt 2>/dev/null)" = "$(readlink /proc/self/ns/mnt)" ] || continue
+    case "$(readlink /proc/"$pid"/exe 2>/dev/null || true)" in
+      /usr/local/sbin/jit-fleetd|"/usr/local/sbin/jit-fleetd (deleted)") echo "$pid" ;;
+    esac
+  done
+}
+if [ -e /etc/jit/fleet.toml ]; then
+  if systemd_up; then
+    systemctl enable jit-fleetd.service
+    systemctl restart jit-fleetd.service
+  else
+    for pid in $(fleetd_pids); do kill "$pid" 2>/dev/null || true; done
+    for pid in $(fleetd_pids); do
+      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    done
+    touch /var/log/jit-fleetd.log
+    chmod 0640 /var/log/jit-fleetd.log
+    start_clean /var/log/jit-fleetd.log runuser -u jit-fleet -- /usr/local/sbin/jit-fleetd \
+      --fleet /etc/jit/fleet.toml
+  fi
+fi
 # PAM last, once jitd serves: real authentication first, then pam_jit. No require_grant:
 # static sudoers rules keep working, so installing this cannot lock admins out (see README,
 # "zero standing privilege").
 /usr/local/bin/jitctl setup pam --enable
 /usr/local/bin/jitctl status
 echo "install.sh: done. Add users to jit-users (request) and jit-approvers (approve)."
+echo "install.sh: this host's fleet key (list it in a fleet policy to join a fleet; see"
+echo "  README, Fleets): $fleet_key"
 echo "install.sh: man jitctl, man jit.toml; undo everything with ./uninstall.sh"

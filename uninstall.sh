@@ -83,10 +83,13 @@ fi
 if [ "$(ps -p 1 -o comm=)" = "systemd" ] && [ -f /etc/systemd/system/jit-notifyd.service ]; then
   systemctl disable --now jit-notifyd.service || true
 fi
-for pid in $(pgrep -x jit-notifyd 2>/dev/null || true); do
+if [ "$(ps -p 1 -o comm=)" = "systemd" ] && [ -f /etc/systemd/system/jit-fleetd.service ]; then
+  systemctl disable --now jit-fleetd.service || true
+fi
+for pid in $(pgrep -x jit-notifyd 2>/dev/null || true) $(pgrep -x jit-fleetd 2>/dev/null || true); do
   [ "$(readlink /proc/"$pid"/ns/mnt 2>/dev/null)" = "$(readlink /proc/self/ns/mnt)" ] || continue
   case "$(readlink /proc/"$pid"/exe 2>/dev/null || true)" in
-    /usr/local/sbin/jit-notifyd|"/usr/local/sbin/jit-notifyd (deleted)")
+    /usr/local/sbin/jit-notifyd|"/usr/local/sbin/jit-notifyd (deleted)"|/usr/local/sbin/jit-fleetd|"/usr/local/sbin/jit-fleetd (deleted)")
       kill "$pid" 2>/dev/null || true
       for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
       kill -KILL "$pid" 2>/dev/null || true ;;
@@ -108,14 +111,19 @@ if [ "$(ps -p 1 -o comm=)" = "systemd" ]; then
 fi
 if [ "$purge" = yes ]; then
   rm -rf /etc/jit /var/lib/jitd
-  rm -f /var/log/jitd.log /var/log/jit-notifyd.log
+  rm -f /var/log/jitd.log /var/log/jit-notifyd.log /var/log/jit-fleetd.log
   if getent passwd jit-notify >/dev/null; then
     # A notifier program may still run (in a process group of its own): it goes first.
     pkill -KILL -u jit-notify 2>/dev/null || true
     for _ in $(seq 1 50); do pgrep -u jit-notify >/dev/null || break; sleep 0.1; done
     userdel jit-notify || echo "uninstall.sh: could not remove the user jit-notify" >&2
   fi
-  for g in jit-users jit-approvers jit-notify; do
+  if getent passwd jit-fleet >/dev/null; then
+    pkill -KILL -u jit-fleet 2>/dev/null || true
+    for _ in $(seq 1 50); do pgrep -u jit-fleet >/dev/null || break; sleep 0.1; done
+    userdel jit-fleet || echo "uninstall.sh: could not remove the user jit-fleet" >&2
+  fi
+  for g in jit-users jit-approvers jit-notify jit-fleet; do
     if getent group "$g" >/dev/null; then groupdel "$g"; fi
   done
 fi

@@ -300,7 +300,11 @@ fn run(args: Args) -> Result<(), String> {
         Some(mirror),
     );
     core.enable_sealing(&args.state_dir);
-    if let Some(file) = &args.fleet {
+    let fleet_file = args
+        .fleet
+        .clone()
+        .or_else(|| core.policy().fleet.clone().map(PathBuf::from));
+    if let Some(file) = &fleet_file {
         let text = std::fs::read_to_string(file)
             .map_err(|e| format!("reading the fleet policy {}: {e}", file.display()))?;
         let policy = crate::fleet::policy::FleetPolicy::parse(&text)

@@ -132,6 +132,9 @@ pub struct Policy {
     pub max_pending_per_user: u32,
     /// Where sudo records sessions of roles with `log_io` (one directory per user below).
     pub iolog_dir: String,
+    /// The fleet policy file this host takes part under (`[settings] fleet`; jitd's
+    /// `--fleet` wins), read when jitd starts.
+    pub fleet: Option<String>,
     pub separations: Vec<Separation>,
     /// Programs told of events (`[[notifier]]`).
     pub notifiers: Vec<Notifier>,

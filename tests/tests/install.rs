@@ -164,7 +164,9 @@ fn given_fresh_host_when_install_then_jitd_runs_with_example_policy_and_uninstal
         let a = sh(AGENTS_HERE).stdout;
         (a.lines().count() == 1).then_some(a)
     });
-    let verify_agent = sh("systemd-analyze verify /etc/systemd/system/jit-notifyd.service");
+    let verify_agent = sh(
+        "systemd-analyze verify /etc/systemd/system/jit-notifyd.service /etc/systemd/system/jit-fleetd.service",
+    );
     let bus = pid_in("/run/dbus/pid");
     let stop = |jitd: Option<Pid>, bus: Option<Pid>| {
         for p in [jitd, bus].into_iter().flatten() {
@@ -352,6 +354,9 @@ fn given_fresh_host_when_install_then_jitd_runs_with_example_policy_and_uninstal
         "/usr/local/sbin/jit-notifyd".to_string(),
         "/usr/local/libexec/jit/jit-notify-mail".to_string(),
         "/etc/systemd/system/jit-notifyd.service".to_string(),
+        "/usr/local/sbin/jit-fleetd".to_string(),
+        "/usr/local/sbin/jit-fleet-init".to_string(),
+        "/etc/systemd/system/jit-fleetd.service".to_string(),
         "/usr/local/bin/jitctl".to_string(),
         format!("{secdir}/pam_jit.so"),
         "/etc/dbus-1/system.d/org.jit.Jitd.conf".to_string(),

@@ -41,6 +41,7 @@ pub(super) struct RawSettings {
     max_pending_per_user: Option<Spanned<i64>>,
     iolog_dir: Option<Spanned<String>>,
     ending_soon: Option<Spanned<String>>,
+    fleet: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -190,6 +191,7 @@ impl Policy {
             max_pending_per_user: None,
             iolog_dir: None,
             ending_soon: None,
+            fleet: None,
         });
         let reason_max = bounded(
             &ctx,
@@ -230,6 +232,17 @@ impl Policy {
             100,
         )?
         .unwrap_or(DEFAULT_MAX_PENDING_PER_USER);
+        // The fleet policy this host takes part under (read at jitd's start).
+        let fleet = match settings.fleet {
+            Some(f) if !f.get_ref().starts_with('/') || f.get_ref().contains('\0') => {
+                return Err(ctx.err(
+                    f.span(),
+                    "[settings] fleet must be an absolute path (the fleet policy, e.g. /etc/jit/fleet.toml)".to_string(),
+                ));
+            }
+            Some(f) => Some(f.into_inner()),
+            None => None,
+        };
         let iolog_dir = match settings.iolog_dir {
             Some(d) => {
                 names::validate_dir_path("[settings] iolog_dir", d.get_ref())
@@ -321,6 +334,7 @@ impl Policy {
             max_active_per_user,
             max_pending_per_user,
             iolog_dir,
+            fleet,
             separations,
             warnings,
             by_name,
