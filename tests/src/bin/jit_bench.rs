@@ -1140,6 +1140,310 @@ fn policy_scale(rep: &mut Report, sizes: &[usize], runs: usize) {
     }
 }
 
+/// Processes started for the fleet benchmark, each stopped by its pid when dropped.
+struct Procs(Vec<std::process::Child>);
+
+impl Drop for Procs {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ =
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), Signal::SIGTERM);
+        }
+        for c in &mut self.0 {
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Whether host directory `hd`'s sudoers directory holds a rule for alice.
+fn alice_rule_in(sudoers: &Path) -> bool {
+    std::fs::read_dir(sudoers).is_ok_and(|entries| {
+        entries.flatten().any(|e| {
+            std::fs::read_to_string(e.path())
+                .is_ok_and(|t| t.lines().any(|l| l.starts_with("alice ")))
+        })
+    })
+}
+
+/// Polls every host's sudoers directory until each shows `want` (a rule for alice or none),
+/// from `t0`; the time each host got there, in ms.
+fn fan_out(dirs: &[std::path::PathBuf], want: bool, t0: Instant) -> Vec<f64> {
+    let mut at: Vec<Option<f64>> = vec![None; dirs.len()];
+    let deadline = t0 + Duration::from_secs(120);
+    while at.iter().any(Option::is_none) {
+        assert!(Instant::now() < deadline, "hosts never got there: {at:?}");
+        for (i, d) in dirs.iter().enumerate() {
+            if at[i].is_none() && alice_rule_in(d) == want {
+                at[i] = Some(t0.elapsed().as_secs_f64() * 1000.0);
+            }
+        }
+    }
+    at.into_iter().flatten().collect()
+}
+
+fn pct(v: &[f64], q: f64) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v[((v.len() - 1) as f64 * q).round() as usize]
+}
+
+/// 7. A fleet of `hosts` hosts on a 3-member etcd: each host its own bus, jitd (with its
+///    host key, state and sudoers directory) and agent (as jit-fleet), in one private mount
+///    namespace. Per round a request signed by h0 names every host; then bob's approval
+///    (the time runs from there to alice's rule in every host's sudoers directory), then an
+///    end (to the rule gone everywhere).
+fn fleet_scale(rep: &mut Report, hosts: usize, rounds: usize) {
+    use jitd::fleet::{
+        APPROVAL_NAMESPACE, Approval, Canonical, END_NAMESPACE, End, FleetRequest,
+        REQUEST_NAMESPACE, Signed,
+    };
+    let w = Builder::new()
+        .user("alice", &[])
+        .user("bob", &[])
+        .user("jit-fleet", &[])
+        .policy("[[role]]\nname = \"local\"\ncommands = [\"/usr/bin/true\"]\nrequesters = [\"alice\"]\nmax_duration = \"1h\"\n")
+        .build();
+    let d = w.path().to_path_buf();
+    let etcd = jit_e2e::fleet::Etcd::start(3);
+    let bob_pub = jit_e2e::fleet::keygen(&d, "bob");
+    let mut keys = Vec::new();
+    let mut dirs = Vec::new();
+    let mut sudoers_dirs = Vec::new();
+    for i in 0..hosts {
+        let hd = d.join(format!("h{i}"));
+        std::fs::create_dir_all(hd.join("sudoers")).unwrap();
+        let mut c = Command::new(bin("jitd"));
+        c.args([
+            "--fleet-keygen",
+            "--fleet-host",
+            &format!("h{i}"),
+            "--state-dir",
+        ])
+        .arg(hd.join("state"));
+        let r = run(c, "", Duration::from_secs(30));
+        assert!(r.ok(), "{}", r.all());
+        keys.push(r.stdout.trim().to_string());
+        sudoers_dirs.push(hd.join("sudoers"));
+        dirs.push(hd);
+    }
+    let mut fleet = format!("[etcd]\nendpoints = [{}]\n\n", etcd.toml());
+    for (i, k) in keys.iter().enumerate() {
+        let _ = write!(
+            fleet,
+            "[[host]]\nname = \"h{i}\"\nkey = \"{k}\"\ngroups = [\"all\"]\n"
+        );
+    }
+    let _ = write!(
+        fleet,
+        "[[approver]]\nname = \"bob\"\nkeys = [\"{bob_pub}\"]\n\
+         [[fleet_role]]\nname = \"db-admin\"\nhosts = [\"all\"]\nrequesters = [\"alice\"]\n\
+         approvers = [\"bob\"]\napprovals = 1\nmax_duration = \"1h\"\ncommands = [\"/usr/bin/id\"]\n"
+    );
+    let fleet_file = d.join("fleet.toml");
+    std::fs::write(&fleet_file, &fleet).unwrap();
+    let digest = jitd::fleet::policy::FleetPolicy::parse(&fleet)
+        .unwrap()
+        .digest;
+    let conf = std::fs::read_to_string(d.join("bus.conf")).unwrap();
+    let mut procs = Procs(Vec::new());
+    let mut pids: Vec<(u32, u32)> = Vec::new();
+    let started = Instant::now();
+    for (i, hd) in dirs.iter().enumerate() {
+        let sock = hd.join("bus.sock");
+        let addr = format!("unix:path={}", sock.display());
+        std::fs::write(hd.join("bus.conf"), conf.replace(&w.bus, &addr)).unwrap();
+        procs.0.push(
+            Command::new("dbus-daemon")
+                .arg(format!("--config-file={}", hd.join("bus.conf").display()))
+                .arg("--nofork")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        wait_for("a host's bus", Duration::from_secs(30), || {
+            sock.exists().then_some(())
+        });
+        let log = std::fs::File::create(hd.join("jitd.log")).unwrap();
+        let jitd = Command::new(bin("jitd"))
+            .arg("--config")
+            .arg(&w.policy_path)
+            .arg("--state-dir")
+            .arg(hd.join("state"))
+            .arg("--sudoers-dir")
+            .arg(hd.join("sudoers"))
+            .args(["--bus", &addr, "--pam-socket"])
+            .arg(hd.join("pam.sock"))
+            .arg("--fleet")
+            .arg(&fleet_file)
+            .args(["--fleet-host", &format!("h{i}")])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let jitd_pid = jitd.id();
+        procs.0.push(jitd);
+        let agent_log = std::fs::File::create(hd.join("agent.log")).unwrap();
+        let agent = w
+            .as_user(
+                "jit-fleet",
+                &bin("jit-fleetd"),
+                &[
+                    "--fleet",
+                    fleet_file.to_str().unwrap(),
+                    "--host",
+                    &format!("h{i}"),
+                    "--bus",
+                    &addr,
+                ],
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(agent_log)
+            .spawn()
+            .unwrap();
+        pids.push((jitd_pid, agent.id()));
+        procs.0.push(agent);
+    }
+    // Every agent in touch with its jitd and etcd: its heartbeat is there.
+    wait_for("every host's heartbeat", Duration::from_secs(600), || {
+        let r = etcd.ctl(&["get", "--prefix", "--keys-only", "/jit/v1/"]);
+        (r.stdout.lines().filter(|l| l.ends_with("/alive")).count() == hosts).then_some(())
+    });
+    let up = started.elapsed();
+    let h0 = jitd::fleet::host_key(&dirs[0].join("state/fleet_host_key"), "h0").unwrap();
+    let bob = jitd::fleet::host_key(&d.join("bob"), "bob").unwrap();
+    let now = || {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+    };
+    let names: Vec<String> = (0..hosts).map(|i| format!("h{i}")).collect();
+    let (mut grant_ms, mut end_ms, mut grant_last, mut end_last, mut put_ms) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let r = FleetRequest {
+            id: format!("h0-bench{round}"),
+            host: "h0".into(),
+            user: "alice".into(),
+            role: "db-admin".into(),
+            hosts: names.clone(),
+            duration_secs: 600,
+            reason: format!("BENCH-7 round {round}"),
+            created_at: now(),
+            policy_digest: digest.clone(),
+        };
+        let req = Signed {
+            signature: jitd::fleet::sign(&h0, REQUEST_NAMESPACE, &r).unwrap(),
+            record: r.clone(),
+        };
+        etcd.put(&format!("/jit/v1/h0/req/{}", r.id), &req);
+        // Every host has seen it (and refused it: no approval yet) before the clock starts.
+        wait_for("every host's refusal", Duration::from_secs(120), || {
+            let got = etcd.ctl(&["get", "--prefix", "--keys-only", "/jit/v1/"]);
+            let acks = got
+                .stdout
+                .lines()
+                .filter(|l| l.ends_with(&format!("/ack/{}", r.id)))
+                .count();
+            (acks == hosts).then_some(())
+        });
+        let appr = Approval {
+            request_id: r.id.clone(),
+            request_digest: r.digest(),
+            approver: "bob".into(),
+            approved_at: now(),
+        };
+        let appr = Signed {
+            signature: jitd::fleet::sign(&bob, APPROVAL_NAMESPACE, &appr).unwrap(),
+            record: appr,
+        };
+        let t0 = Instant::now();
+        etcd.put(&format!("/jit/v1/h1/appr/{}/bob", r.id), &appr);
+        put_ms.push(t0.elapsed().as_secs_f64() * 1000.0);
+        let got = fan_out(&sudoers_dirs, true, t0);
+        grant_last.push(pct(&got, 1.0));
+        grant_ms.extend(got);
+        let end = End {
+            request_id: r.id.clone(),
+            request_digest: r.digest(),
+            by: "bob@h0".into(),
+            at: now(),
+        };
+        let end = Signed {
+            signature: jitd::fleet::sign(&h0, END_NAMESPACE, &end).unwrap(),
+            record: end,
+        };
+        let t1 = Instant::now();
+        etcd.put(&format!("/jit/v1/h0/end/{}", r.id), &end);
+        let got = fan_out(&sudoers_dirs, false, t1);
+        end_last.push(pct(&got, 1.0));
+        end_ms.extend(got);
+    }
+    // Memory per host, once every round is done.
+    let (jitd_kb, agent_kb): (Vec<f64>, Vec<f64>) = pids
+        .iter()
+        .map(|(j, a)| (rss_kb(*j) as f64, rss_kb(*a) as f64))
+        .unzip();
+    // What etcd holds per grant (heartbeats left out).
+    let all = etcd.ctl(&["get", "--prefix", "/jit/v1/"]);
+    let lines: Vec<&str> = all.stdout.lines().collect();
+    let (mut keys_n, mut bytes) = (0usize, 0usize);
+    for kv in lines.chunks(2) {
+        if kv[0].ends_with("/alive") {
+            continue;
+        }
+        keys_n += 1;
+        bytes += kv.iter().map(|l| l.len()).sum::<usize>();
+    }
+    drop(procs);
+    let fmt = |v: &[f64]| {
+        format!(
+            "p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms (n={})",
+            pct(v, 0.5),
+            pct(v, 0.99),
+            pct(v, 1.0),
+            v.len()
+        )
+    };
+    rep.line(&format!(
+        "\n### 7. A fleet: {hosts} hosts (jitd + agent + bus each) on a 3-member etcd, {rounds} grants\n"
+    ));
+    rep.line(&format!(
+        "- all {hosts} hosts up and in touch with etcd {:.1} s after the first started",
+        up.as_secs_f64()
+    ));
+    rep.line(&format!(
+        "- **approval → alice's rule in a host's sudoers directory**, per host: {}; to the last host of each grant: {}",
+        fmt(&grant_ms),
+        fmt(&grant_last)
+    ));
+    rep.line(&format!(
+        "- **end → rule gone**, per host: {}; to the last host of each grant: {} (target: under 1 s to every connected host)",
+        fmt(&end_ms),
+        fmt(&end_last)
+    ));
+    rep.line(&format!(
+        "- (both include the `etcdctl put` that writes the record, itself {:.0} ms at the median)",
+        pct(&put_ms, 0.5)
+    ));
+    rep.line(&format!(
+        "- memory per host (RSS): jitd median {:.1} MB (max {:.1}), agent median {:.1} MB (max {:.1})",
+        pct(&jitd_kb, 0.5) / 1024.0,
+        pct(&jitd_kb, 1.0) / 1024.0,
+        pct(&agent_kb, 0.5) / 1024.0,
+        pct(&agent_kb, 1.0) / 1024.0
+    ));
+    rep.line(&format!(
+        "- etcd per grant: {:.0} keys, {:.1} KiB (request, approval, end, one ack per host)",
+        keys_n as f64 / rounds as f64,
+        bytes as f64 / rounds as f64 / 1024.0
+    ));
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let (n, grants, sizes): (usize, usize, &[usize]) = if quick {
@@ -1172,6 +1476,14 @@ fn main() {
         watch_latency(&w, &mut rep, n.min(100));
         return;
     }
+    if std::env::args().any(|a| a == "--fleet-only") {
+        let hosts = std::env::var("JIT_BENCH_HOSTS")
+            .ok()
+            .and_then(|h| h.parse().ok())
+            .unwrap_or(if quick { 10 } else { 100 });
+        fleet_scale(&mut rep, hosts, if quick { 3 } else { 10 });
+        return;
+    }
     if std::env::args().any(|a| a == "--policy-only") {
         policy_scale(&mut rep, &[2_000, 20_000, 200_000], 3);
         return;
@@ -1198,6 +1510,11 @@ fn main() {
     } else {
         policy_scale(&mut rep, &[2_000, 20_000, 200_000], 3);
     }
+    fleet_scale(
+        &mut rep,
+        if quick { 10 } else { 100 },
+        if quick { 3 } else { 10 },
+    );
     let out = std::env::var("JIT_BENCH_OUT").unwrap_or_else(|_| "bench/results.part.md".into());
     let mut text = String::new();
     let _ = write!(text, "{}", rep.md);
