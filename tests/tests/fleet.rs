@@ -463,7 +463,7 @@ fn rig(members: usize) -> Rig {
          [[approver]]\nname = \"bob\"\nkeys = [\"{bob}\"]\n\
          [[fleet_role]]\nname = \"db-admin\"\nhosts = [\"db\"]\nrequesters = [\"alice\"]\n\
          approvers = [\"bob\"]\napprovals = 1\nmax_duration = \"1h\"\n\
-         commands = [\"/usr/bin/id\"]\n",
+         commands = [\"/usr/bin/id\"]\nfleet_stale_after = \"30s\"\n",
         etcd.toml()
     );
     let digest = jitd::fleet::policy::FleetPolicy::parse(&fleet)
@@ -760,4 +760,34 @@ fn given_users_of_a_fleet_when_alice_requests_with_jitctl_and_bob_approves_on_an
         refused.all()
     );
     assert!(f.hosts.iter().all(|h| !sudo_works(h)));
+}
+
+#[test]
+fn given_fleet_stale_after_when_a_host_loses_etcd_then_it_suspends_the_grant_until_it_catches_up_and_the_others_keep_it()
+ {
+    let f = rig(1);
+    let r = f.request("db2-5", 1800);
+    f.put_request(&r);
+    f.put_approval(&r, "bob");
+    let mut until = Vec::new();
+    for h in ["db1", "db2"] {
+        until.push(f.etcd.wait_ack(h, "db2-5", "applied")["not_after"].clone());
+    }
+    assert!(f.hosts.iter().all(sudo_works));
+    // db1 cut off: after fleet_stale_after (30 s) without news from etcd it suspends the
+    // grant (a revocation it cannot hear of waits no longer); db2 keeps it.
+    f.agent(0, false);
+    jit_e2e::wait_for("db1 to suspend the grant", Duration::from_secs(120), || {
+        (!sudo_works(&f.hosts[0])).then_some(())
+    });
+    assert!(sudo_works(&f.hosts[1]));
+    // Back in touch: in force again on db1, to the same end.
+    f.agent(0, true);
+    jit_e2e::wait_for(
+        "db1 to take the grant up again",
+        Duration::from_secs(120),
+        || sudo_works(&f.hosts[0]).then_some(()),
+    );
+    let ack = f.etcd.wait_ack("db1", "db2-5", "applied");
+    assert_eq!(ack["not_after"], until[0]);
 }

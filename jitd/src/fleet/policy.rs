@@ -70,6 +70,8 @@ struct RawRole {
     commands: Vec<String>,
     #[serde(default)]
     run_as: Vec<String>,
+    #[serde(default)]
+    fleet_stale_after: Option<String>,
 }
 
 /// A host of the fleet: its name, its key (requests it takes are signed with it), its groups.
@@ -92,6 +94,9 @@ pub struct FleetRole {
     /// The sudoers rule a verified grant writes on each host it applies to.
     pub commands: Vec<crate::names::Command>,
     pub run_as: Vec<UserName>,
+    /// A host whose view of etcd has made no progress for this long suspends this role's
+    /// fleet grants until it catches up (seconds; None: it keeps them to NOTAFTER).
+    pub stale_after: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -257,7 +262,20 @@ impl FleetPolicy {
                     .map(|u| UserName::new(u.as_str()).map_err(|e| at(format!("run_as: {e}"))))
                     .collect::<Result<Vec<_>, _>>()?
             };
+            let stale_after = match &r.fleet_stale_after {
+                Some(t) => {
+                    let secs = jit_proto::parse_duration(t)
+                        .map_err(|e| at(format!("fleet_stale_after: {e}")))?;
+                    // The agent shows progress every 5 to 10 s while etcd answers.
+                    if secs < 30 {
+                        return Err(at("fleet_stale_after must be at least 30s".into()));
+                    }
+                    Some(secs)
+                }
+                None => None,
+            };
             roles.push(FleetRole {
+                stale_after,
                 name,
                 host_groups: r.hosts,
                 requesters,

@@ -424,6 +424,14 @@ fn given_bad_fleet_policies_when_parsed_then_refused_saying_what() {
         ("surprise = 1\n".to_string(), "surprise"),
         (
             format!(
+                "{}{}fleet_stale_after = \"10s\"\n",
+                host("db1", &k),
+                role("")
+            ),
+            "fleet_stale_after must be at least 30s",
+        ),
+        (
+            format!(
                 "{}[[approver]]\nname = \"bob\"\nkeys = [\"{k}\"]\n",
                 host("db1", &k)
             ),

@@ -207,8 +207,15 @@ impl Core {
     /// request is still open.
     pub fn expire_due(&mut self) -> Result<Option<i64>> {
         let now = self.now();
+        // Fleet grants of a host whose view of etcd has stalled (`fleet_stale_after`).
+        let mut next: Option<i64> = match self.suspend_stale_fleet(now) {
+            Ok(at) => at,
+            Err(e) => {
+                tracing::error!("fleet_stale_after (will retry): {e}");
+                Some(now + 1)
+            }
+        };
         let open = self.store.by_state(&[State::Pending, State::Active])?;
-        let mut next: Option<i64> = None;
         let mut due = Vec::new();
         let active: std::collections::HashSet<u64> = open
             .iter()

@@ -21,6 +21,9 @@ const MAX_RECORD: usize = 64 << 10;
 /// would queue them with nobody to publish them).
 pub const AGENT_QUIET_SECS: i64 = 30;
 
+/// How a fleet grant suspended by `fleet_stale_after` is marked (its revocation's reason).
+const SUSPENDED: &str = "suspended: ";
+
 /// This host's fleet: its policy, its name in it, its key, and what the agent has shown
 /// it of etcd.
 pub struct FleetConfig {
@@ -165,6 +168,66 @@ impl Core {
             }
             Ok(())
         })
+    }
+
+    /// Whether the agent has been in touch with etcd lately (within the shortest
+    /// `fleet_stale_after` of the policy, or [`AGENT_QUIET_SECS`]).
+    fn fleet_fresh(&self, now: i64) -> bool {
+        self.fleet.as_ref().is_some_and(|f| {
+            let bound = f
+                .policy
+                .roles
+                .iter()
+                .filter_map(|r| r.stale_after)
+                .min()
+                .map_or(AGENT_QUIET_SECS, |s| i64::try_from(s).unwrap_or(i64::MAX));
+            f.seen.last_sync > 0 && now - f.seen.last_sync <= bound
+        })
+    }
+
+    /// `fleet_stale_after`: the fleet grants of each role that has it are suspended (their
+    /// rule removed, marked so) on a host whose view of etcd has made no progress for that
+    /// long (since jitd started, if never): a revocation it cannot hear of then waits no
+    /// longer than that. They come back, to the same end, when the agent offers them again
+    /// after catching up. Returns when to look again.
+    pub(super) fn suspend_stale_fleet(&mut self, now: i64) -> Result<Option<i64>> {
+        let Some(fleet) = &self.fleet else {
+            return Ok(None);
+        };
+        let since = fleet.seen.last_sync.max(self.started_at);
+        let roles: Vec<(String, i64)> = fleet
+            .policy
+            .roles
+            .iter()
+            .filter_map(|r| Some((r.name.clone(), i64::try_from(r.stale_after?).ok()?)))
+            .collect();
+        if roles.is_empty() {
+            return Ok(None);
+        }
+        let active = self.store.by_state(&[State::Active])?;
+        let mut next = None;
+        let mut stale = Vec::new();
+        for r in active.into_iter().filter(|r| r.service == "fleet") {
+            let Some((_, after)) = roles.iter().find(|(n, _)| *n == r.role.as_str()) else {
+                continue;
+            };
+            if now - since >= *after {
+                stale.push(r);
+            } else {
+                let at = since + after;
+                next = Some(next.map_or(at, |n: i64| n.min(at)));
+            }
+        }
+        if !stale.is_empty() {
+            let ids: Vec<u64> = stale.iter().map(|r| r.id).collect();
+            let why = format!(
+                "{SUSPENDED}no progress from etcd for {} s (fleet_stale_after); back when this host catches up",
+                now - since
+            );
+            self.revoke_as_jitd(&ids, &why)?;
+            self.remove_rules_of(&stale);
+        }
+        Ok(next)
     }
 
     /// When the agent was last in touch with etcd (unix seconds; 0: not since jitd
@@ -605,12 +668,22 @@ impl Core {
             (Ok(d), None) => self.apply_fleet(who, &req.record, &d, &host, now),
             // Applied here before: said as it stands here (revoked on this host by root, or
             // expired, it is never applied again).
-            (Ok(_), Some(id)) => {
+            (Ok(d), Some(id)) => {
                 let row = self.get(id)?;
-                Ok(match row.state {
-                    State::Active => ack("unchanged", "applied already".into(), id, row.not_after),
-                    other => ack("ended", other.as_str().into(), id, row.not_after),
-                })
+                match row.state {
+                    State::Active => Ok(ack(
+                        "unchanged",
+                        "applied already".into(),
+                        id,
+                        row.not_after,
+                    )),
+                    // Suspended while this host's view of etcd had stalled, and it still
+                    // verifies now that it has caught up: in force again, to the same end.
+                    _ if row.decision_reason.starts_with(SUSPENDED) && self.fleet_fresh(now) => {
+                        self.apply_fleet(who, &req.record, &d, &host, now)
+                    }
+                    other => Ok(ack("ended", other.as_str().into(), id, row.not_after)),
+                }
             }
             (Err(e), Some(id)) => {
                 let row = self.get(id)?;

@@ -17,10 +17,11 @@ pub fn fleet_grant(conn: &Connection, fleet_id: &str) -> Result<Option<u64>> {
     Ok(id.and_then(|i| u64::try_from(i).ok()))
 }
 
-/// Records that fleet request `fleet_id` is held here by local request `id`.
+/// Records that fleet request `fleet_id` is held here by local request `id` (a grant
+/// applied again after a suspension replaces the one before).
 pub fn insert_fleet_grant(tx: &Transaction<'_>, fleet_id: &str, id: u64, now: i64) -> Result<()> {
     tx.execute(
-        "INSERT INTO fleet_grants (fleet_id, request_id, at) VALUES (?1, ?2, ?3)",
+        "INSERT OR REPLACE INTO fleet_grants (fleet_id, request_id, at) VALUES (?1, ?2, ?3)",
         params![fleet_id, super::to_i64(id)?, now],
     )?;
     Ok(())
