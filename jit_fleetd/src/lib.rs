@@ -183,10 +183,15 @@ impl Jitd {
         reset: bool,
         changes: &[(String, String)],
     ) -> Result<(), String> {
-        self.proxy
+        let relist = self
+            .proxy
             .sync(revision, reset, changes)
             .await
-            .map_err(|e| format!("jitd (sync): {e}"))
+            .map_err(|e| format!("jitd (sync): {e}"))?;
+        if relist {
+            return Err("jitd has restarted: listing everything again".into());
+        }
+        Ok(())
     }
 }
 

@@ -250,13 +250,14 @@ pub trait Fleet1 {
         ends: &[String],
     ) -> Result<String, JitError>;
     /// What the agent saw in etcd at `revision` (key, value; value "" for a deletion);
-    /// `reset` when it listed everything again.
+    /// `reset` when it listed everything again. True: jitd needs a full listing (it
+    /// restarted).
     fn sync(
         &self,
         revision: i64,
         reset: bool,
         changes: &[(String, String)],
-    ) -> Result<(), JitError>;
+    ) -> Result<bool, JitError>;
     /// Records made on this host for the agent to put into etcd.
     fn take(&self, wait_secs: u32) -> Result<Vec<(String, String)>, JitError>;
     /// Records the agent has put into etcd.

@@ -780,6 +780,7 @@ impl FleetInterface {
 
     /// What the agent saw in etcd at `revision`: records put (key, value) or deleted (key,
     /// ""); `reset` when it listed everything again. Also says the agent is in touch.
+    /// Answers true when jitd needs everything listed again (it restarted).
     async fn sync(
         &self,
         revision: i64,
@@ -787,7 +788,7 @@ impl FleetInterface {
         changes: Vec<(String, String)>,
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &Connection,
-    ) -> Result<(), JitError> {
+    ) -> Result<bool, JitError> {
         let who = self.require_agent(conn, &hdr).await?;
         if changes.len() > MAX_SYNC {
             return Err(JitError::InvalidArgument(format!(

@@ -290,6 +290,8 @@ enum Ask {
         key: Option<std::path::PathBuf>,
         reply: std::sync::mpsc::Sender<jit_e2e::Run>,
     },
+    /// Restarts the host's jitd (its agent keeps running). Answered once it serves.
+    RestartJitd(std::sync::mpsc::Sender<()>),
     Stop,
 }
 
@@ -358,8 +360,8 @@ fn host(name: &'static str, fleet: String, key: std::path::PathBuf) -> Host {
     let (tx, rx) = std::sync::mpsc::channel::<Ask>();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let thread = std::thread::spawn(move || {
-        let (w, file) = fleet_host(name, &fleet, &["bob", "mallory"], Some(&key));
-        let start = || {
+        let (mut w, file) = fleet_host(name, &fleet, &["bob", "mallory"], Some(&key));
+        let start = |w: &World| {
             w.as_user(
                 "jit-fleet",
                 &bin("jit-fleetd"),
@@ -393,7 +395,7 @@ fn host(name: &'static str, fleet: String, key: std::path::PathBuf) -> Host {
                 let _ = a.wait();
             }
         };
-        let mut agent = Some(start());
+        let mut agent = Some(start(&w));
         ready_tx.send(()).unwrap();
         for ask in rx {
             match ask {
@@ -409,10 +411,15 @@ fn host(name: &'static str, fleet: String, key: std::path::PathBuf) -> Host {
                 } => {
                     let _ = reply.send(jitctl_with_agent(&w, &user, &args, key.as_deref()));
                 }
+                Ask::RestartJitd(done) => {
+                    w.stop_jitd(Signal::SIGTERM);
+                    w.start_jitd();
+                    let _ = done.send(());
+                }
                 Ask::Agent(on, done) => {
                     stop(agent.take());
                     if on {
-                        agent = Some(start());
+                        agent = Some(start(&w));
                     }
                     let _ = done.send(());
                 }
@@ -702,6 +709,26 @@ fn given_users_of_a_fleet_when_alice_requests_with_jitctl_and_bob_approves_on_an
     }
     assert_eq!(until[0], until[1]);
     assert!(f.hosts.iter().all(sudo_works));
+    // Its terms are the fleet's: no local extension.
+    let local = f.etcd.wait_ack("db1", &id, "applied")["local_id"].to_string();
+    let r = f.jitctl(
+        0,
+        "alice",
+        &["extend", &local, "--by", "30m", "--reason", "INC-11"],
+        None,
+    );
+    assert!(!r.ok() && r.stderr.contains("fleet grant"), "{}", r.all());
+    // bob cannot approve twice (a later time would start it later on a host still to apply it).
+    let r = f.jitctl(1, "bob", &["approve", &id], Some("bob"));
+    assert!(
+        !r.ok() && r.stderr.contains("approved fleet request"),
+        "{}",
+        r.all()
+    );
+    // db1's jitd restarts under its running agent: its view of etcd comes back.
+    let (tx, rx) = std::sync::mpsc::channel();
+    f.hosts[0].tx.send(Ask::RestartJitd(tx)).unwrap();
+    rx.recv_timeout(Duration::from_secs(60)).unwrap();
     // alice sees every host's answer, on the host where she asked.
     let listed = jit_e2e::wait_for("both acks in alice's view", Duration::from_secs(60), || {
         let r = f.jitctl(0, "alice", &["--json", "list", "--fleet"], None);

@@ -204,6 +204,13 @@ impl Core {
         }
         refuse_accounts(who)?;
         let grant = self.own_active_grant(who, id)?;
+        // A fleet grant's terms are the fleet's (its approvers, its max_duration): a local
+        // role of the same name must not lengthen it.
+        if grant.service == "fleet" {
+            return Err(Error::WrongState(format!(
+                "request {id} is a fleet grant: it cannot be extended here; ask for it again with jitctl request --hosts"
+            )));
+        }
         let now = self.now();
         let role = self.policy.role(&grant.role)?.clone();
         let (_, reason) = self.policy.check_request(

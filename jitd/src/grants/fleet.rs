@@ -33,6 +33,24 @@ pub struct FleetConfig {
     /// and ends are then refused here; enforcing what others sign goes on).
     pub key: std::result::Result<ssh_key::PrivateKey, String>,
     seen: Seen,
+    /// Refusals audited already (request id, digest, reason), bounded.
+    refused: Bounded,
+}
+
+/// A set that forgets everything when it is full (what it guards is only repetition).
+#[derive(Default)]
+struct Bounded(std::collections::HashSet<String>);
+
+impl Bounded {
+    const MAX: usize = 10_000;
+
+    /// Whether `item` is new (and now remembered).
+    fn insert(&mut self, item: String) -> bool {
+        if self.0.len() >= Self::MAX {
+            self.0.clear();
+        }
+        self.0.insert(item)
+    }
 }
 
 /// Etcd's fleet records as the agent last showed them, by key; not kept across restarts
@@ -45,6 +63,9 @@ struct Seen {
     /// jitd started), and at which revision.
     last_sync: i64,
     revision: i64,
+    /// Whether the agent has listed everything for this jitd (a jitd that restarted has
+    /// an empty view until it does).
+    listed: bool,
 }
 
 impl FleetConfig {
@@ -66,6 +87,7 @@ impl FleetConfig {
             host,
             key,
             seen: Seen::default(),
+            refused: Bounded::default(),
         }
     }
 }
@@ -114,7 +136,7 @@ impl Core {
         revision: i64,
         reset: bool,
         changes: Vec<(String, String)>,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let now = self.now();
         let Some(fleet) = self.fleet.as_mut() else {
             return Err(Error::WrongState("this host is not in a fleet".into()));
@@ -123,6 +145,12 @@ impl Core {
         if reset {
             seen.kv.clear();
             seen.bytes = 0;
+            seen.listed = true;
+        }
+        // A view that was never listed (this jitd restarted under a running agent) is not
+        // kept up piecemeal: the agent is asked to list everything again.
+        if !seen.listed {
+            return Ok(true);
         }
         let mut dropped = 0usize;
         for (key, value) in changes {
@@ -150,7 +178,7 @@ impl Core {
         }
         seen.last_sync = now;
         seen.revision = revision;
-        Ok(())
+        Ok(false)
     }
 
     /// Up to `limit` records waiting for the agent to put into etcd.
@@ -529,6 +557,21 @@ impl Core {
         if !view.ended_by.is_empty() {
             return Err(Error::WrongState(format!("fleet request {id} was ended")));
         }
+        // Approved again, a later time would start the grant later on hosts that have not
+        // applied it yet.
+        if view.approved_by.iter().any(|a| a == who.name.as_str()) {
+            return Err(Error::WrongState(format!(
+                "you have approved fleet request {id} already"
+            )));
+        }
+        if r.created_at
+            .saturating_add(i64::try_from(r.duration_secs).unwrap_or(i64::MAX))
+            <= now
+        {
+            return Err(Error::WrongState(format!(
+                "fleet request {id} is older than its duration: nothing to approve"
+            )));
+        }
         if !crate::fleet::approval_valid(&fleet.policy, role, r, &view.digest, &a) {
             return Err(Error::InvalidArgument(format!(
                 "the approval does not verify: it must name request {id} with digest {} and be signed (namespace {}) by a key the fleet policy lists for {}",
@@ -701,6 +744,13 @@ impl Core {
                 Ok(ack("ended", said(&e.to_string()), id, 0))
             }
             (Err(e), None) => {
+                // Each refusal is audited once per request and reason: offered again (every
+                // reconnection, or by anyone who can write to etcd) it adds nothing.
+                let seen = format!("{}\n{}\n{e}", r.id, r.digest());
+                let fresh = self.fleet.as_mut().is_some_and(|f| f.refused.insert(seen));
+                if !fresh {
+                    return Ok(ack("refused", said(&e.to_string()), 0, 0));
+                }
                 self.record(
                     who,
                     "fleet-refuse",
