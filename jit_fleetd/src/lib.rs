@@ -23,7 +23,7 @@ use clap::Parser;
 use etcd_client::{
     Client, ConnectOptions, EventType, GetOptions, PutOptions, TlsOptions, WatchOptions,
 };
-use jit_proto::fleet::{Key, PREFIX};
+use jit_proto::fleet::{Key, PREFIX, id_of_host};
 use serde::Deserialize;
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -261,13 +261,6 @@ impl Index {
 
 /// Most approvals taken from one host's prefix for one request.
 const PER_WRITER: usize = 8;
-
-/// Whether id `id` is one host `host` may give (`HOST-...`).
-fn id_of_host(id: &str, host: &str) -> bool {
-    id.strip_prefix(host)
-        .and_then(|r| r.strip_prefix('-'))
-        .is_some_and(|n| !n.is_empty())
-}
 
 /// The end of the key range that starts with `prefix`.
 fn prefix_end(prefix: &str) -> Vec<u8> {

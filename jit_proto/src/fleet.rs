@@ -137,7 +137,9 @@ pub enum Key {
     },
 }
 
-fn plain(s: &str) -> bool {
+/// Whether `s` may be one part of a key (a host, an id, an approver): what request ids,
+/// host names and user names are made of, bounded.
+pub fn plain(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 253
         && s.chars()
@@ -200,6 +202,14 @@ impl Key {
             Key::Alive { host } => format!("{PREFIX}{host}/alive"),
         }
     }
+}
+
+/// Whether request id `id` is one host `host` may give (`HOST-...`): each host writes only
+/// its own ids, so no host can take another's.
+pub fn id_of_host(id: &str, host: &str) -> bool {
+    id.strip_prefix(host)
+        .and_then(|rest| rest.strip_prefix('-'))
+        .is_some_and(|n| !n.is_empty())
 }
 
 /// A fleet request as one host sees it (`jitctl list --fleet`, `show ID`): the signed

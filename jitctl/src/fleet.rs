@@ -20,8 +20,7 @@ impl Target {
         if let Ok(n) = id.parse::<u64>() {
             return Ok(Target::Local(n));
         }
-        let plain = |c: char| c.is_ascii_alphanumeric() || "-_.:".contains(c);
-        if !id.is_empty() && id.len() <= 253 && id.chars().all(plain) {
+        if jit_proto::fleet::plain(id) {
             return Ok(Target::Fleet(id.to_string()));
         }
         Err(Failure::new(

@@ -20,7 +20,7 @@ use ssh_key::{HashAlg, PrivateKey, PublicKey, SshSig};
 
 pub use jit_proto::fleet::{
     APPROVAL_NAMESPACE, Approval, Canonical, END_NAMESPACE, End, FleetRequest, REQUEST_NAMESPACE,
-    Signed, hex,
+    Signed, hex, id_of_host,
 };
 /// This host's fleet key at `path` (OpenSSH format), made (Ed25519, from the kernel's
 /// random source) if there is none yet, with its public half beside it (`PATH.pub`: what
@@ -84,14 +84,6 @@ fn signed_by<T: Canonical>(signed: &Signed<T>, namespace: &str, keys: &[PublicKe
     let bytes = signed.record.canonical();
     keys.iter()
         .any(|k| k.verify(namespace, &bytes, &sig).is_ok())
-}
-
-/// Whether request id `id` is one host `host` may give (`HOST-...`): each host writes only
-/// its own ids, so no host can take another's.
-pub fn id_of_host(id: &str, host: &str) -> bool {
-    id.strip_prefix(host)
-        .and_then(|rest| rest.strip_prefix('-'))
-        .is_some_and(|n| !n.is_empty())
 }
 
 /// Whether `req` is signed by the key of the host it names, and its id is that host's.
