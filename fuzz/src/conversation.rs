@@ -11,7 +11,9 @@
 //!   bidi or other hidden character in it.
 
 use arbitrary::{Arbitrary, Unstructured};
-use jit_proto::{GrantCheck, PamOrigin, PamRequest, RequestInfo, RoleInfo, SessionOpen};
+use jit_proto::{
+    FleetAnswer, GrantCheck, PamOrigin, PamRequest, RequestInfo, RoleInfo, SessionOpen,
+};
 use pam_jit::args::{Config, Mode, parse};
 use pam_jit::logic::{self, Error, Host, Jitd, Mark, Pam, Phase, Verdict, decide, is_gate};
 use std::cell::RefCell;
@@ -48,6 +50,8 @@ struct JitdScript {
     waits: Vec<u8>,
     reasons_refused_with: Option<char>,
     session_grant: u64,
+    /// Fleet roles for this host (the state of a fleet request is the request's).
+    fleet_roles: Vec<RoleScript>,
 }
 
 #[derive(Arbitrary, Debug, Clone)]
@@ -135,6 +139,8 @@ struct FakeJitd {
     waits: RefCell<VecDeque<u8>>,
     calls: RefCell<u32>,
     requests: RefCell<Vec<PamRequest>>,
+    fleet_roles: Vec<RoleInfo>,
+    fleet_requests: RefCell<Vec<PamRequest>>,
     /// The role of each request it knows (made, or pending from before).
     roles_of: RefCell<Vec<(u64, String)>>,
     /// Whether it ever said a grant is active: any grant (what admits sudo), and one whose
@@ -246,6 +252,31 @@ impl Jitd for FakeJitd {
     fn open_session(&self, _s: &SessionOpen) -> Result<u64, Error> {
         self.fail()?;
         Ok(self.s.session_grant)
+    }
+    fn fleet_roles(&self, _user: &str) -> Result<Vec<RoleInfo>, Error> {
+        self.fail()?;
+        Ok(self.fleet_roles.clone())
+    }
+    fn fleet_request(&self, req: &PamRequest) -> Result<FleetAnswer, Error> {
+        self.fail()?;
+        self.fleet_requests.borrow_mut().push(req.clone());
+        let state = STATES[usize::from(self.s.request_state) % STATES.len()];
+        Ok(FleetAnswer {
+            id: "db1-\u{1b}[2J".into(),
+            request: self.said(request_info(0, &req.role, state)),
+        })
+    }
+    fn fleet_wait(&self, _user: &str, id: &str, _secs: u32) -> Result<FleetAnswer, Error> {
+        self.fail()?;
+        let state = self
+            .waits
+            .borrow_mut()
+            .pop_front()
+            .map_or("denied", |w| STATES[usize::from(w) % STATES.len()]);
+        Ok(FleetAnswer {
+            id: id.into(),
+            request: self.said(request_info(0, "db-admin", state)),
+        })
     }
 }
 
@@ -378,8 +409,16 @@ pub fn fuzz(data: &[u8]) {
             roles.push(r);
         }
     }
+    let mut fleet_roles: Vec<RoleInfo> = Vec::new();
+    for r in s.jitd.fleet_roles.iter().take(4).map(role_info) {
+        if !fleet_roles.iter().any(|o| o.name == r.name) {
+            fleet_roles.push(r);
+        }
+    }
     let jitd = FakeJitd {
         roles: roles.clone(),
+        fleet_roles,
+        fleet_requests: RefCell::new(Vec::new()),
         waits: RefCell::new(s.jitd.waits.iter().copied().take(16).collect()),
         s: s.jitd.clone(),
         calls: RefCell::new(0),
@@ -482,11 +521,27 @@ pub fn fuzz(data: &[u8]) {
 
 fn check_requests(pam: &FakePam, jitd: &FakeJitd, roles: &[RoleInfo], s: &Script) {
     let requests = jitd.requests.borrow();
+    let fleet = jitd.fleet_requests.borrow();
     assert!(
-        requests.len() <= 1,
+        requests.len() + fleet.len() <= 1,
         "{} requests in one transaction",
-        requests.len()
+        requests.len() + fleet.len()
     );
+    if let Some(f) = fleet.first() {
+        assert!(!s.ssh, "an ssh login made a fleet request");
+        let role = jitd
+            .fleet_roles
+            .iter()
+            .find(|r| r.name == f.role)
+            .unwrap_or_else(|| panic!("requested fleet role {} was not offered", f.role));
+        assert!(f.duration_secs > 0 && f.duration_secs <= role.max_duration_secs);
+        assert!(!f.reason.is_empty() && f.reason == f.reason.trim());
+        assert!(
+            !f.reason.chars().any(jit_proto::text::is_hidden_char),
+            "a fleet reason with a hidden character was submitted"
+        );
+        assert!(pam.typed.iter().any(|t| t.trim() == f.reason));
+    }
     // A pending request waited for, then three questions of at most three tries each, then
     // the wait at an ssh login (a prompt per poll).
     assert!(

@@ -197,6 +197,8 @@ impl Jitd {
 
 /// Records per `Sync` call.
 const SYNC_CHUNK: usize = 512;
+/// Most watch replies taken together into one `Sync`.
+const MAX_BATCH: usize = 256;
 /// Keys per page when listing.
 const PAGE: i64 = 1000;
 /// A heartbeat's lease: `HOST/alive` goes this long after the agent stops renewing it.
@@ -406,31 +408,47 @@ async fn watch(
             }
         };
         asked = false;
-        if resp.canceled() {
-            return Err(format!(
-                "the watch was cancelled (compacted at {}: {}); listing again",
-                resp.compact_revision(),
-                resp.cancel_reason()
-            ));
+        // What else has arrived already, taken with it: one Sync (and one offer per
+        // request) for a burst, not one per event. A hundred hosts acking one grant are a
+        // hundred events on every host.
+        let mut batch = vec![resp];
+        while batch.len() < MAX_BATCH {
+            match tokio::time::timeout(Duration::ZERO, stream.message()).await {
+                Ok(got) => match got.map_err(|e| format!("watch: {e}"))? {
+                    Some(more) => batch.push(more),
+                    None => break,
+                },
+                Err(_) => break,
+            }
         }
-        let at = resp.header().map_or(0, |h| h.revision());
+        let mut at = 0;
         let mut changes = Vec::new();
         let mut ids = BTreeSet::new();
-        for ev in resp.events() {
-            let Some(kv) = ev.kv() else { continue };
-            let Ok(key) = kv.key_str() else { continue };
-            match ev.event_type() {
-                EventType::Put => {
-                    ids.extend(index.put(key));
-                    if let Ok(v) = kv.value_str()
-                        && v.len() <= MAX_VALUE
-                    {
-                        changes.push((key.to_string(), v.to_string()));
+        for resp in &batch {
+            if resp.canceled() {
+                return Err(format!(
+                    "the watch was cancelled (compacted at {}: {}); listing again",
+                    resp.compact_revision(),
+                    resp.cancel_reason()
+                ));
+            }
+            at = at.max(resp.header().map_or(0, |h| h.revision()));
+            for ev in resp.events() {
+                let Some(kv) = ev.kv() else { continue };
+                let Ok(key) = kv.key_str() else { continue };
+                match ev.event_type() {
+                    EventType::Put => {
+                        ids.extend(index.put(key));
+                        if let Ok(v) = kv.value_str()
+                            && v.len() <= MAX_VALUE
+                        {
+                            changes.push((key.to_string(), v.to_string()));
+                        }
                     }
-                }
-                EventType::Delete => {
-                    ids.extend(index.delete(key));
-                    changes.push((key.to_string(), String::new()));
+                    EventType::Delete => {
+                        ids.extend(index.delete(key));
+                        changes.push((key.to_string(), String::new()));
+                    }
                 }
             }
         }

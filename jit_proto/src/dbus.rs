@@ -3,8 +3,8 @@
 
 use crate::JitError;
 use crate::{
-    AuditRecord, AuditVerify, Delivery, GrantCheck, PamRequest, RequestInfo, RoleInfo, SessionOpen,
-    StatusInfo,
+    AuditRecord, AuditVerify, Delivery, FleetAnswer, GrantCheck, PamRequest, RequestInfo, RoleInfo,
+    SessionOpen, StatusInfo,
 };
 use zbus::proxy;
 
@@ -192,6 +192,14 @@ pub trait Pam1 {
     /// that grant. Returns the grant id, 0 when the user holds none that could have.
     /// Sessions that have ended are forgotten by jitd on its own: there is no close call.
     fn open_session(&self, session: &SessionOpen) -> Result<u64, JitError>;
+    /// The fleet roles `user` may request for this host (empty when it is in no fleet).
+    fn fleet_roles(&self, user: &str) -> Result<Vec<RoleInfo>, JitError>;
+    /// A fleet request for this host alone (`request.role` a fleet role), signed and queued
+    /// for the fleet agent as `jitctl request ROLE --hosts THIS-HOST` makes it.
+    fn fleet_request(&self, request: &PamRequest) -> Result<FleetAnswer, JitError>;
+    /// Waits up to `timeout_secs` (bounded as `wait` is) while fleet request `id` of `user` is
+    /// pending on this host, and answers how it stands.
+    fn fleet_wait(&self, user: &str, id: &str, timeout_secs: u32) -> Result<FleetAnswer, JitError>;
 }
 
 /// The notifier agent's interface: callable by its user only.

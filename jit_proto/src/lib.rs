@@ -359,6 +359,16 @@ impl RequestInfo {
     }
 }
 
+/// A fleet request made at a PAM prompt, as this host sees it: its fleet id, and its state
+/// here as a request (`pending` until this host applies it; then the local grant that holds
+/// it, whose `id` is the local one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "dbus", derive(Type))]
+pub struct FleetAnswer {
+    pub id: String,
+    pub request: RequestInfo,
+}
+
 /// Answer to "does this user hold an active grant?"
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "dbus", derive(Type))]

@@ -9,7 +9,7 @@
 //! "parameters":{"message":"..."}}`. One call at a time on a connection, each answered before
 //! the next is read. Everything here is std and serde only: pam_jit links no bus code for it.
 
-use crate::{GrantCheck, JitError, PamRequest, RequestInfo, RoleInfo, SessionOpen};
+use crate::{FleetAnswer, GrantCheck, JitError, PamRequest, RequestInfo, RoleInfo, SessionOpen};
 use serde::{Deserialize, Serialize};
 
 /// Where jitd serves the PAM operations, and where pam_jit looks first.
@@ -41,6 +41,16 @@ pub enum PamCall {
     CheckReason { role: String, reason: String },
     #[serde(rename = "org.jit.Jitd.Pam1.OpenSession")]
     OpenSession { session: SessionOpen },
+    #[serde(rename = "org.jit.Jitd.Pam1.FleetRoles")]
+    FleetRoles { user: String },
+    #[serde(rename = "org.jit.Jitd.Pam1.FleetRequest")]
+    FleetRequest { request: PamRequest },
+    #[serde(rename = "org.jit.Jitd.Pam1.FleetWait")]
+    FleetWait {
+        user: String,
+        id: String,
+        timeout_secs: u32,
+    },
 }
 
 /// What a [`PamCall`] answers, one kind per call.
@@ -57,6 +67,8 @@ pub enum PamAnswer {
     ReasonOk {},
     /// The grant a session was bound to (0: none could have authorised it).
     Session(u64),
+    /// A fleet request made at the prompt: submitted, or as it stands after a wait.
+    Fleet(Box<FleetAnswer>),
 }
 
 impl PamCall {
@@ -70,6 +82,9 @@ impl PamCall {
             PamCall::Pending { .. } => "Pending",
             PamCall::CheckReason { .. } => "CheckReason",
             PamCall::OpenSession { .. } => "OpenSession",
+            PamCall::FleetRoles { .. } => "FleetRoles",
+            PamCall::FleetRequest { .. } => "FleetRequest",
+            PamCall::FleetWait { .. } => "FleetWait",
         }
     }
 
@@ -78,7 +93,14 @@ impl PamCall {
         matches!(
             (self, a),
             (PamCall::Check { .. }, PamAnswer::Check(_))
-                | (PamCall::Roles { .. }, PamAnswer::Roles(_))
+                | (
+                    PamCall::Roles { .. } | PamCall::FleetRoles { .. },
+                    PamAnswer::Roles(_)
+                )
+                | (
+                    PamCall::FleetRequest { .. } | PamCall::FleetWait { .. },
+                    PamAnswer::Fleet(_)
+                )
                 | (
                     PamCall::Request { .. } | PamCall::Wait { .. },
                     PamAnswer::Request(_)

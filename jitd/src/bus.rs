@@ -10,8 +10,8 @@ use crate::pam_ops;
 use crate::service::{Caller, Service, blocking, wait_while_pending};
 use crate::store::RequestRow;
 use jit_proto::{
-    AuditRecord, AuditVerify, Delivery, GrantCheck, JitError, PamRequest, RequestInfo, RoleInfo,
-    SessionOpen, StatusInfo,
+    AuditRecord, AuditVerify, Delivery, FleetAnswer, GrantCheck, JitError, PamRequest, RequestInfo,
+    RoleInfo, SessionOpen, StatusInfo,
 };
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -689,6 +689,38 @@ impl PamInterface {
     ) -> Result<RequestInfo, JitError> {
         require_root(&self.ids, conn, &hdr).await?;
         pam_ops::wait(&self.svc, user, id, timeout_secs).await
+    }
+
+    async fn fleet_roles(
+        &self,
+        user: String,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<Vec<RoleInfo>, JitError> {
+        require_root(&self.ids, conn, &hdr).await?;
+        pam_ops::fleet_roles(&self.svc, user).await
+    }
+
+    async fn fleet_request(
+        &self,
+        request: PamRequest,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<FleetAnswer, JitError> {
+        require_root(&self.ids, conn, &hdr).await?;
+        pam_ops::fleet_request(&self.svc, request).await
+    }
+
+    async fn fleet_wait(
+        &self,
+        user: String,
+        id: String,
+        timeout_secs: u32,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<FleetAnswer, JitError> {
+        require_root(&self.ids, conn, &hdr).await?;
+        pam_ops::fleet_wait(&self.svc, user, id, timeout_secs).await
     }
 }
 

@@ -8,9 +8,12 @@ use crate::directory::{Directory, Nss};
 use crate::grants::SessionSpec;
 use crate::model::{Actor, Ask, Kind, Origin};
 use crate::names::{self, UserName};
-use crate::service::{Caller, Service, blocking, wait_while_pending};
+use crate::service::{Caller, Service, blocking, wait_while, wait_while_pending};
 use jit_proto::wire::{PamAnswer, PamCall};
-use jit_proto::{GrantCheck, JitError, PamOrigin, PamRequest, RequestInfo, RoleInfo, SessionOpen};
+use jit_proto::{
+    FleetAnswer, GrantCheck, JitError, PamOrigin, PamRequest, RequestInfo, RoleInfo, SessionOpen,
+    State,
+};
 use std::sync::Arc;
 
 /// The PAM user as an actor: the name must fit the grammar and exist in NSS. The origin is
@@ -89,6 +92,15 @@ pub async fn answer(svc: &Arc<Service>, call: PamCall) -> Result<PamAnswer, JitE
             PamAnswer::ReasonOk {}
         }
         PamCall::OpenSession { session } => PamAnswer::Session(open_session(svc, session)?),
+        PamCall::FleetRoles { user } => PamAnswer::Roles(fleet_roles(svc, user).await?),
+        PamCall::FleetRequest { request } => {
+            PamAnswer::Fleet(Box::new(fleet_request(svc, request).await?))
+        }
+        PamCall::FleetWait {
+            user,
+            id,
+            timeout_secs,
+        } => PamAnswer::Fleet(Box::new(fleet_wait(svc, user, id, timeout_secs).await?)),
     })
 }
 
@@ -181,4 +193,52 @@ pub async fn wait(
     })
     .await?;
     blocking(svc, key, move |s| s.read(|c| c.info(&row))).await
+}
+
+/// The fleet roles the PAM user may request for this host (none outside a fleet).
+pub async fn fleet_roles(svc: &Arc<Service>, user: String) -> Result<Vec<RoleInfo>, JitError> {
+    let who = pam_user(&user, &pam_origin())?;
+    blocking(svc, Caller::Pam(user), move |s| {
+        s.read(|c| Ok(c.fleet_roles_for(&who.name)))
+    })
+    .await
+}
+
+/// A fleet request for this host alone, made at the prompt: signed and queued for the
+/// fleet agent, as `jitctl request ROLE --hosts THIS-HOST` makes it.
+pub async fn fleet_request(
+    svc: &Arc<Service>,
+    request: PamRequest,
+) -> Result<FleetAnswer, JitError> {
+    let origin = pam_origin_of(&request.origin)?;
+    let who = pam_user(&request.user, &origin)?;
+    blocking(svc, Caller::Pam(who.name.to_string()), move |s| {
+        let id = s.write(|c| {
+            c.fleet_request_here(&who, &request.role, request.duration_secs, &request.reason)
+        })?;
+        let request = s.read(|c| c.fleet_status(&who, &id))?;
+        Ok(FleetAnswer { id, request })
+    })
+    .await
+}
+
+/// Waits while the PAM user's fleet request `id` is pending on this host.
+pub async fn fleet_wait(
+    svc: &Arc<Service>,
+    user: String,
+    id: String,
+    timeout_secs: u32,
+) -> Result<FleetAnswer, JitError> {
+    let who = pam_user(&user, &pam_origin())?;
+    let fleet_id = id.clone();
+    let request = wait_while(
+        svc,
+        Caller::Pam(user),
+        timeout_secs,
+        move |c| c.fleet_status(&who, &fleet_id),
+        |r| r.state() == Some(State::Pending),
+        |_| {},
+    )
+    .await?;
+    Ok(FleetAnswer { id, request })
 }

@@ -367,8 +367,41 @@ pub async fn wait_while_pending(
     timeout_secs: u32,
     check: impl Fn(&Core) -> std::result::Result<RequestRow, Error> + Send + Sync + 'static,
 ) -> std::result::Result<RequestRow, JitError> {
-    let _slot = svc.quotas().enter(&who, Budget::Wait)?;
+    let hub = svc.hub().clone();
     let mut waiting_guard = None;
+    let caller = &who.clone();
+    wait_while(
+        svc,
+        who,
+        timeout_secs,
+        check,
+        |row| row.state == State::Pending,
+        |row| {
+            // The requester waits at a prompt: the decision reaches it there, not on their
+            // terminal as well. (Only the requester's own wait counts.)
+            let requester = match caller {
+                Caller::Bus(uid) => row.uid == *uid,
+                Caller::Pam(user) => row.user.as_str() == user,
+            };
+            if waiting_guard.is_none() && requester && row.id == id {
+                waiting_guard = Some(hub.waiting_on(id));
+            }
+        },
+    )
+    .await
+}
+
+/// Waits while `pending` holds of what `check` returns, up to `timeout_secs` (at most
+/// [`MAX_WAIT_SECS`]), as [`wait_while_pending`] does; `seen` is shown each answer.
+pub async fn wait_while<T: Send + 'static>(
+    svc: &Arc<Service>,
+    who: Caller,
+    timeout_secs: u32,
+    check: impl Fn(&Core) -> std::result::Result<T, Error> + Send + Sync + 'static,
+    pending: impl Fn(&T) -> bool,
+    mut seen: impl FnMut(&T),
+) -> std::result::Result<T, JitError> {
+    let _slot = svc.quotas().enter(&who, Budget::Wait)?;
     let runtime = zruntime::SharedRuntime::current()
         .map_err(|e| JitError::Internal(format!("no runtime to wait on: {e}")))?;
     let deadline = Instant::now() + Duration::from_secs(u64::from(timeout_secs.min(MAX_WAIT_SECS)));
@@ -376,18 +409,10 @@ pub async fn wait_while_pending(
     loop {
         let changed = svc.listen();
         let c = check.clone();
-        let row = blocking(svc, who.clone(), move |s| s.read(|core| c(core))).await?;
-        // The requester waits at a prompt: the decision reaches it there, not on their
-        // terminal as well. (Only the requester's own wait counts.)
-        let requester = match &who {
-            Caller::Bus(uid) => row.uid == *uid,
-            Caller::Pam(user) => row.user.as_str() == user,
-        };
-        if waiting_guard.is_none() && requester && row.id == id {
-            waiting_guard = Some(svc.hub().waiting_on(id));
-        }
-        if row.state != State::Pending || Instant::now() >= deadline {
-            return Ok(row);
+        let now = blocking(svc, who.clone(), move |s| s.read(|core| c(core))).await?;
+        seen(&now);
+        if !pending(&now) || Instant::now() >= deadline {
+            return Ok(now);
         }
         // Woken by the next change, or at the deadline for one more look.
         let _ = runtime.timeout_at(deadline, changed).await;

@@ -6,7 +6,9 @@ use crate::bus::BusClient;
 use crate::logic::{Error, Jitd};
 use crate::socket::{Failure, SocketClient};
 use jit_proto::wire::{PamAnswer, PamCall};
-use jit_proto::{GrantCheck, JitError, PamRequest, RequestInfo, RoleInfo, SessionOpen};
+use jit_proto::{
+    FleetAnswer, GrantCheck, JitError, PamRequest, RequestInfo, RoleInfo, SessionOpen,
+};
 use std::time::Duration;
 
 /// jitd's answer as the logic sees it: a refusal says why; anything else (jitd failed, the
@@ -116,6 +118,34 @@ impl Jitd for Channel {
         let call = PamCall::OpenSession { session: s.clone() };
         match self.call(call, Duration::ZERO)? {
             PamAnswer::Session(g) => Ok(g),
+            _ => Err(mismatch()),
+        }
+    }
+
+    fn fleet_roles(&self, user: &str) -> Result<Vec<RoleInfo>, Error> {
+        let call = PamCall::FleetRoles { user: user.into() };
+        match self.call(call, Duration::ZERO)? {
+            PamAnswer::Roles(r) => Ok(r),
+            _ => Err(mismatch()),
+        }
+    }
+
+    fn fleet_request(&self, r: &PamRequest) -> Result<FleetAnswer, Error> {
+        let call = PamCall::FleetRequest { request: r.clone() };
+        match self.call(call, Duration::ZERO)? {
+            PamAnswer::Fleet(f) => Ok(*f),
+            _ => Err(mismatch()),
+        }
+    }
+
+    fn fleet_wait(&self, user: &str, id: &str, secs: u32) -> Result<FleetAnswer, Error> {
+        let call = PamCall::FleetWait {
+            user: user.into(),
+            id: id.into(),
+            timeout_secs: secs,
+        };
+        match self.call(call, Duration::from_secs(u64::from(secs)))? {
+            PamAnswer::Fleet(f) => Ok(*f),
             _ => Err(mismatch()),
         }
     }

@@ -3,8 +3,8 @@
 
 use crate::args::{Config, Mode};
 use jit_proto::{
-    GrantCheck, PamOrigin, PamRequest, RequestInfo, RoleInfo, SessionOpen, State, format_duration,
-    parse_duration,
+    FleetAnswer, GrantCheck, PamOrigin, PamRequest, RequestInfo, RoleInfo, SessionOpen, State,
+    format_duration, parse_duration,
 };
 use std::time::{Duration, Instant};
 
@@ -74,6 +74,12 @@ pub trait Jitd {
     /// Whether `reason` would do for `role` (Refused says why).
     fn check_reason(&self, role: &str, reason: &str) -> Result<(), Error>;
     fn open_session(&self, s: &SessionOpen) -> Result<u64, Error>;
+    /// The fleet roles the user may request for this host (none outside a fleet).
+    fn fleet_roles(&self, user: &str) -> Result<Vec<RoleInfo>, Error>;
+    /// A fleet request for this host alone.
+    fn fleet_request(&self, req: &PamRequest) -> Result<FleetAnswer, Error>;
+    /// One long poll on fleet request `id` (as [`Jitd::wait`]).
+    fn fleet_wait(&self, user: &str, id: &str, secs: u32) -> Result<FleetAnswer, Error>;
 }
 
 /// Facts about the host.
@@ -198,7 +204,8 @@ pub fn authenticate(
             return Ok(Verdict::Ignore);
         }
         let roles = jitd.roles(&user)?;
-        if roles.is_empty() {
+        let fleet = jitd.fleet_roles(&user)?;
+        if roles.is_empty() && fleet.is_empty() {
             return Ok(Verdict::Ignore);
         }
         // A request from an earlier sudo that still waits: offer to wait for it first.
@@ -206,10 +213,15 @@ pub fn authenticate(
             .pending(&user)?
             .into_iter()
             .find(|p| roles.iter().any(|r| r.name == p.role));
+        let choices = choices(roles, fleet);
         let req = match earlier {
             Some(req) if wait_for_earlier(pam, &req)? => req,
-            _ => match ask_and_submit(pam, jitd, host, &user, &roles)? {
-                Some(req) => req,
+            _ => match ask_and_submit(pam, jitd, host, &user, &choices)? {
+                Some(Submitted::Local(req)) => req,
+                Some(Submitted::Fleet(f)) => {
+                    fleet_wait_and_report(cfg, pam, jitd, host, &user, f)?;
+                    return Ok(Verdict::Ignore);
+                }
                 None => return Ok(Verdict::Ignore),
             },
         };
@@ -225,7 +237,14 @@ pub fn authenticate(
                 req.id,
                 req.id
             ));
-            wait_for_decision(cfg, pam, jitd, host, &user, req)?
+            let waited = Waited {
+                what: format!("request {}", req.id),
+                follow: format!("jitctl wait {}", req.id),
+            };
+            let id = req.id;
+            wait_for_decision(cfg, pam, host, &waited, req, |slice| {
+                poll(jitd, &user, id, slice)
+            })?
         } else {
             req
         };
@@ -266,6 +285,49 @@ fn wait_for_earlier(pam: &mut dyn Pam, req: &RequestInfo) -> Result<bool, Error>
     Ok(true)
 }
 
+/// A role offered at the prompt: one of this host's, or a fleet role (asked for this host
+/// alone, approved with `jitctl approve` on any host of the fleet).
+struct Choice {
+    info: RoleInfo,
+    fleet: bool,
+    /// What the user types: the name, or `fleet:NAME` where a local role has that name.
+    label: String,
+}
+
+/// The local roles, then the fleet roles, each with what the user types to choose it.
+fn choices(local: Vec<RoleInfo>, fleet: Vec<RoleInfo>) -> Vec<Choice> {
+    let mut out: Vec<Choice> = local
+        .into_iter()
+        .map(|info| Choice {
+            label: info.name.clone(),
+            info,
+            fleet: false,
+        })
+        .collect();
+    for info in fleet {
+        let label = if out.iter().any(|c| c.info.name == info.name) {
+            format!("{FLEET_PREFIX}{}", info.name)
+        } else {
+            info.name.clone()
+        };
+        out.push(Choice {
+            info,
+            fleet: true,
+            label,
+        });
+    }
+    out
+}
+
+/// Chooses a fleet role whatever its label (`fleet:db-admin`).
+const FLEET_PREFIX: &str = "fleet:";
+
+/// What the prompt submitted.
+enum Submitted {
+    Local(RequestInfo),
+    Fleet(FleetAnswer),
+}
+
 /// Lists the roles, asks for role, reason and duration, and submits. None when the user
 /// chose nothing (said so to them).
 fn ask_and_submit(
@@ -273,20 +335,26 @@ fn ask_and_submit(
     jitd: &dyn Jitd,
     host: &dyn Host,
     user: &str,
-    roles: &[RoleInfo],
-) -> Result<Option<RequestInfo>, Error> {
+    choices: &[Choice],
+) -> Result<Option<Submitted>, Error> {
     pam.info(&format!(
         "jit: no active grant for {} on {}.",
         jit_proto::text::escape(user),
         host.hostname()
     ));
-    pam.info(&roles_listing(roles));
+    pam.info(&roles_listing(choices));
 
-    let Some(role) = ask_role(pam, roles)? else {
+    let Some(choice) = ask_role(pam, choices)? else {
         pam.info("jit: no role chosen; nothing was requested.");
         return Ok(None);
     };
-    let Some(reason) = ask_reason(pam, jitd, role)? else {
+    let role = &choice.info;
+    let reason = if choice.fleet {
+        ask_fleet_reason(pam, role)?
+    } else {
+        ask_reason(pam, jitd, role)?
+    };
+    let Some(reason) = reason else {
         pam.info("jit: no reason given; nothing was requested.");
         return Ok(None);
     };
@@ -296,29 +364,44 @@ fn ask_and_submit(
     };
 
     let origin = origin(pam);
-    let req = jitd.request(&PamRequest {
+    let ask = PamRequest {
         user: user.to_string(),
         role: role.name.clone(),
         duration_secs: duration,
         reason,
         origin: origin.clone(),
-    })?;
+    };
+    if choice.fleet {
+        let f = jitd.fleet_request(&ask)?;
+        pam.log(&format!(
+            "user={user} submitted fleet request {} for role {} via {}",
+            f.id, f.request.role, origin.service
+        ));
+        return Ok(Some(Submitted::Fleet(f)));
+    }
+    let req = jitd.request(&ask)?;
     pam.log(&format!(
         "user={user} submitted request {} for role {} ({}) via {}",
         req.id, req.role, req.state, origin.service
     ));
-    Ok(Some(req))
+    Ok(Some(Submitted::Local(req)))
 }
 
-fn ask_role<'r>(pam: &mut dyn Pam, roles: &'r [RoleInfo]) -> Result<Option<&'r RoleInfo>, Error> {
+fn ask_role<'c>(pam: &mut dyn Pam, choices: &'c [Choice]) -> Result<Option<&'c Choice>, Error> {
     for _ in 0..ASK_ATTEMPTS {
         let answer = pam.prompt("jit: role (Enter to skip): ")?;
         let answer = answer.as_deref().map(str::trim).unwrap_or("");
         if answer.is_empty() {
             return Ok(None);
         }
-        match roles.iter().find(|r| r.name == answer) {
-            Some(r) => return Ok(Some(r)),
+        let fleet = answer.strip_prefix(FLEET_PREFIX);
+        let found = choices.iter().find(|c| c.label == answer).or_else(|| {
+            choices
+                .iter()
+                .find(|c| c.fleet && Some(c.info.name.as_str()) == fleet)
+        });
+        match found {
+            Some(c) => return Ok(Some(c)),
             None => pam.error(&format!(
                 "jit: '{}' is not a role you may request.",
                 jit_proto::text::escape(answer)
@@ -329,18 +412,48 @@ fn ask_role<'r>(pam: &mut dyn Pam, roles: &'r [RoleInfo]) -> Result<Option<&'r R
 }
 
 /// One role a line, what each needs beside it, the names aligned: readable with many.
-fn roles_listing(roles: &[RoleInfo]) -> String {
-    let width = roles.iter().map(|r| r.name.len()).max().unwrap_or(0);
+fn roles_listing(choices: &[Choice]) -> String {
+    let width = choices.iter().map(|c| c.label.len()).max().unwrap_or(0);
     let mut out = String::from("jit: roles you may request:");
-    for r in roles {
+    for c in choices {
+        let r = &c.info;
         out.push_str(&format!(
-            "\njit:   {:width$}  {}{}",
-            r.name,
+            "\njit:   {:width$}  {}{}{}",
+            c.label,
             r.summary(),
-            if r.ssh { ", admits ssh logins" } else { "" }
+            if r.ssh { ", admits ssh logins" } else { "" },
+            if c.fleet {
+                ", fleet role (asked for this host; approved with jitctl approve on any host)"
+            } else {
+                ""
+            }
         ));
     }
     out
+}
+
+/// Asks for the reason of a fleet request until one will do: required, no longer than
+/// the host allows, nothing hidden (jitd checks it again, as every host of the fleet will).
+fn ask_fleet_reason(pam: &mut dyn Pam, role: &RoleInfo) -> Result<Option<String>, Error> {
+    let max = usize::try_from(role.reason_max_length).unwrap_or(usize::MAX);
+    for _ in 0..ASK_ATTEMPTS {
+        let answer = pam.prompt("jit: reason: ")?;
+        let answer = answer.as_deref().map(str::trim).unwrap_or("");
+        if answer.is_empty() {
+            pam.error("jit: a reason is required.");
+        } else if answer.chars().count() > max {
+            pam.error(&format!(
+                "jit: a reason is at most {max} characters; type it again."
+            ));
+        } else if answer.chars().any(jit_proto::text::is_hidden_char)
+            || jit_proto::text::has_stacked_marks(answer)
+        {
+            pam.error("jit: the reason has characters that could hide text; type it again.");
+        } else {
+            return Ok(Some(answer.to_string()));
+        }
+    }
+    Ok(None)
 }
 
 /// Asks for a reason until one does for the role (checked by jitd as it is typed, so a
@@ -403,14 +516,21 @@ fn ask_duration(pam: &mut dyn Pam, role: &RoleInfo) -> Result<Option<u64>, Error
 
 /// One long poll: jitd answers once the request is decided, or after `slice` (whole
 /// seconds, at least one) with it still pending.
-fn poll(
-    jitd: &dyn Jitd,
-    user: &str,
-    req: &RequestInfo,
-    slice: Duration,
-) -> Result<RequestInfo, Error> {
+fn poll(jitd: &dyn Jitd, user: &str, id: u64, slice: Duration) -> Result<RequestInfo, Error> {
+    jitd.wait(user, id, slice_secs(slice))
+}
+
+fn slice_secs(slice: Duration) -> u32 {
     let secs = slice.as_secs().clamp(1, u64::from(u32::MAX));
-    jitd.wait(user, req.id, u32::try_from(secs).unwrap_or(1))
+    u32::try_from(secs).unwrap_or(1)
+}
+
+/// What a prompt waits for, as its messages name it.
+struct Waited {
+    /// `request 17`, `fleet request db1-3fa29c01d2`.
+    what: String,
+    /// The command that follows it after the prompt gives up.
+    follow: String,
 }
 
 /// sudo: waits up to `wait=`, saying after the first slice and then every
@@ -419,10 +539,10 @@ fn poll(
 fn wait_for_decision(
     cfg: &Config,
     pam: &mut dyn Pam,
-    jitd: &dyn Jitd,
     host: &dyn Host,
-    user: &str,
+    waited: &Waited,
     mut req: RequestInfo,
+    mut poll: impl FnMut(Duration) -> Result<RequestInfo, Error>,
 ) -> Result<RequestInfo, Error> {
     let deadline = Instant::now() + cfg.wait;
     // The first slice that ends pending says so; then every PROGRESS_EVERY.
@@ -432,19 +552,14 @@ fn wait_for_decision(
         if left.is_zero() {
             return Ok(req);
         }
-        req = poll(
-            jitd,
-            user,
-            &req,
-            left.min(Duration::from_secs(WAIT_SLICE_SECS)),
-        )?;
+        req = poll(left.min(Duration::from_secs(WAIT_SLICE_SECS)))?;
         if req.state() != Some(State::Pending) {
             return Ok(req);
         }
         if host.interrupted() {
             pam.info(&format!(
-                "jit: stopped waiting; request {} stays pending (jitctl wait {} follows it).",
-                req.id, req.id
+                "jit: stopped waiting; {} stays pending ({} follows it).",
+                waited.what, waited.follow
             ));
             return Ok(req);
         }
@@ -452,8 +567,8 @@ fn wait_for_decision(
         if !left.is_zero() && Instant::now() >= next_progress {
             next_progress = Instant::now() + PROGRESS_EVERY;
             pam.info(&format!(
-                "jit: still waiting for approval of request {} ({} left).",
-                req.id,
+                "jit: still waiting for approval of {} ({} left).",
+                waited.what,
                 format_duration(left.as_secs().max(1))
             ));
         }
@@ -517,9 +632,10 @@ pub fn authenticate_ssh(
                 pam.log(&format!("user={user} denied: no ssh grant and no ssh role"));
                 return Ok(Verdict::Deny);
             }
-            None => match ask_and_submit(pam, jitd, host, &user, &roles)? {
-                Some(req) => req,
-                None => return Ok(Verdict::Deny),
+            // ssh roles only: fleet grants are sudo rules.
+            None => match ask_and_submit(pam, jitd, host, &user, &choices(roles, Vec::new()))? {
+                Some(Submitted::Local(req)) => req,
+                Some(Submitted::Fleet(_)) | None => return Ok(Verdict::Deny),
             },
         };
         let progress = Duration::from_secs(PROGRESS_SECS);
@@ -562,7 +678,7 @@ fn wait_at_login(
         if answer.as_deref().map(str::trim) == Some("q") {
             break;
         }
-        req = poll(jitd, user, &req, progress.min(left))?;
+        req = poll(jitd, user, req.id, progress.min(left))?;
         status = format!("jit: request {} is still waiting for approval.", req.id);
     }
     Ok(req)
@@ -605,6 +721,74 @@ fn login_decision(pam: &mut dyn Pam, host: &dyn Host, user: &str, req: &RequestI
             Verdict::Deny
         }
     }
+}
+
+/// sudo, after a fleet request: says who must approve it and how, waits up to `wait=` for
+/// this host to apply it, and says how it stands.
+fn fleet_wait_and_report(
+    cfg: &Config,
+    pam: &mut dyn Pam,
+    jitd: &dyn Jitd,
+    host: &dyn Host,
+    user: &str,
+    f: FleetAnswer,
+) -> Result<(), Error> {
+    let FleetAnswer { id, request: req } = f;
+    let req = if req.state() == Some(State::Pending) {
+        pam.info(&format!(
+            "jit: fleet role '{}' needs {} approval(s) from {}: an approver runs \
+             `jitctl approve {id}` on any host of the fleet.",
+            req.role,
+            req.approvals_required,
+            req.approvers.join(", "),
+        ));
+        if cfg.wait.is_zero() {
+            req
+        } else {
+            pam.info(&format!(
+                "jit: waiting up to {} (fleet request {id}). Ctrl-C stops waiting; the \
+                 request stays: jitctl show {id}.",
+                format_duration(cfg.wait.as_secs()),
+            ));
+            let waited = Waited {
+                what: format!("fleet request {id}"),
+                follow: format!("jitctl show {id}"),
+            };
+            wait_for_decision(cfg, pam, host, &waited, req, |slice| {
+                jitd.fleet_wait(user, &id, slice_secs(slice))
+                    .map(|f| f.request)
+            })?
+        }
+    } else {
+        req
+    };
+    match req.state() {
+        Some(State::Active) => pam.info(&format!(
+            "jit: fleet request {id}: granted {} until {}. Run your command again.",
+            req.role,
+            jit_proto::format_time_short(req.not_after, host.now())
+        )),
+        Some(State::Pending) => pam.info(&format!(
+            "jit: fleet request {id} is still pending; run your command again once it is \
+             approved (jitctl show {id})."
+        )),
+        _ => pam.error(&format!(
+            "jit: fleet request {id} was {}{}.",
+            req.state,
+            if req.decided_by.is_empty() && req.decision_reason.is_empty() {
+                String::new()
+            } else if req.decided_by.is_empty() {
+                format!(": {}", jit_proto::text::escape(&req.decision_reason))
+            } else {
+                format!(
+                    " by {}: {}",
+                    jit_proto::text::escape(&req.decided_by),
+                    jit_proto::text::escape(&req.decision_reason)
+                )
+            }
+        )),
+    }
+    Ok(())
 }
 
 fn report(pam: &mut dyn Pam, host: &dyn Host, req: &RequestInfo) {

@@ -54,6 +54,15 @@ async fn dispatch(p: Pam1Proxy<'static>, call: PamCall) -> Result<PamAnswer, Jit
             PamAnswer::ReasonOk {}
         }
         PamCall::OpenSession { session } => PamAnswer::Session(p.open_session(&session).await?),
+        PamCall::FleetRoles { user } => PamAnswer::Roles(p.fleet_roles(&user).await?),
+        PamCall::FleetRequest { request } => {
+            PamAnswer::Fleet(Box::new(p.fleet_request(&request).await?))
+        }
+        PamCall::FleetWait {
+            user,
+            id,
+            timeout_secs,
+        } => PamAnswer::Fleet(Box::new(p.fleet_wait(&user, &id, timeout_secs).await?)),
     })
 }
 

@@ -102,6 +102,11 @@ impl Etcd {
             .join(", ")
     }
 
+    /// The pids of the members running.
+    pub fn pids(&self) -> Vec<u32> {
+        self.members.iter().flatten().map(|c| c.id()).collect()
+    }
+
     pub fn ctl(&self, args: &[&str]) -> crate::Run {
         let live: Vec<&str> = self
             .members

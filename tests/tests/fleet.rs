@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use jit_e2e::fleet::{Etcd, keygen, unix_now};
-use jit_e2e::{bin, run};
+use jit_e2e::{PASSWORD, bin, run};
 use std::process::Command;
 use std::time::Duration;
 
@@ -66,7 +66,11 @@ fn fleet_host(
     others: &[&str],
     key: Option<&std::path::Path>,
 ) -> (World, std::path::PathBuf) {
-    let mut b = Builder::new().user("alice", &[]).user("jit-fleet", &[]);
+    // pam_jit waits long at the sudo prompt: a fleet approval comes from another host.
+    let mut b = Builder::new()
+        .user("alice", &[])
+        .user("jit-fleet", &[])
+        .pam_args("wait=120", "");
     for u in others {
         b = b.user(u, &[]);
     }
@@ -290,6 +294,8 @@ enum Ask {
         key: Option<std::path::PathBuf>,
         reply: std::sync::mpsc::Sender<jit_e2e::Run>,
     },
+    /// alice's `sudo -S /usr/bin/id -u`, answering its prompts with these lines.
+    SudoPrompt(Vec<String>, std::sync::mpsc::Sender<jit_e2e::Run>),
     /// Restarts the host's jitd (its agent keeps running). Answered once it serves.
     RestartJitd(std::sync::mpsc::Sender<()>),
     Stop,
@@ -402,6 +408,16 @@ fn host(name: &'static str, fleet: String, key: std::path::PathBuf) -> Host {
                 Ask::Sudo(reply) => {
                     let r = w.sudo_n("alice", &["/usr/bin/id", "-u"]);
                     let _ = reply.send(r.ok() && r.stdout.trim() == "0");
+                }
+                Ask::SudoPrompt(answers, reply) => {
+                    // Longer than pam_jit's wait at the prompt.
+                    let sudo = w.as_user(
+                        "alice",
+                        std::path::Path::new("/usr/bin/sudo"),
+                        &["-S", "/usr/bin/id", "-u"],
+                    );
+                    let input = answers.join("\n") + "\n";
+                    let _ = reply.send(run(sudo, &input, Duration::from_secs(180)));
                 }
                 Ask::Jitctl {
                     user,
@@ -677,6 +693,9 @@ fn given_users_of_a_fleet_when_alice_requests_with_jitctl_and_bob_approves_on_an
         "{}",
         made.all()
     );
+    // In view at once: published, it is etcd's record, before the watch tells of it.
+    let shown = f.jitctl(0, "alice", &["show", &id], None);
+    assert!(shown.ok(), "{}", shown.all());
     // No agent, a key the policy does not list for bob, alice approving her own: each a
     // clear error, and nothing granted anywhere.
     let r = f.jitctl(1, "bob", &["approve", &id], None);
@@ -817,4 +836,68 @@ fn given_fleet_stale_after_when_a_host_loses_etcd_then_it_suspends_the_grant_unt
     );
     let ack = f.etcd.wait_ack("db1", "db2-5", "applied");
     assert_eq!(ack["not_after"], until[0]);
+}
+
+#[test]
+fn given_a_fleet_role_for_this_host_when_alice_chooses_it_at_the_sudo_prompt_then_bob_approves_it_on_another_host_and_only_this_host_grants_it()
+ {
+    let f = rig(1);
+    let answers: Vec<String> = [PASSWORD, "db-admin", "INC-12 replica lag", "10m"]
+        .map(String::from)
+        .to_vec();
+    let ask = |tx| {
+        f.hosts[0]
+            .tx
+            .send(Ask::SudoPrompt(answers.clone(), tx))
+            .unwrap();
+    };
+    let (tx, mut rx) = std::sync::mpsc::channel();
+    ask(tx);
+    // The request db1 signed, once its agent has put it into etcd (until the agent is in
+    // touch, jitd refuses fleet requests, saying so: then alice asks again).
+    let id = jit_e2e::wait_for(
+        "the request alice made at the prompt",
+        Duration::from_secs(90),
+        || {
+            if let Ok(r) = rx.try_recv() {
+                assert!(r.all().contains("has not reached etcd"), "{}", r.all());
+                let (tx, again) = std::sync::mpsc::channel();
+                ask(tx);
+                rx = again;
+            }
+            let r = f.etcd.ctl(&["get", "--prefix", "/jit/v1/db1/req/"]);
+            let record: serde_json::Value = serde_json::from_str(r.stdout.lines().nth(1)?).ok()?;
+            Some(record)
+        },
+    );
+    assert_eq!(id["record"]["hosts"], serde_json::json!(["db1"]), "{id}");
+    assert_eq!(id["record"]["role"], "db-admin");
+    assert_eq!(id["record"]["user"], "alice");
+    assert_eq!(id["record"]["duration_secs"], 600);
+    assert_eq!(id["record"]["reason"], "INC-12 replica lag");
+    let id = id["record"]["id"].as_str().unwrap().to_string();
+    // bob, on db2, signing with his key through his ssh-agent, once db2 has seen it.
+    jit_e2e::wait_for("db2 to see the request", Duration::from_secs(60), || {
+        f.jitctl(1, "bob", &["show", &id], None).ok().then_some(())
+    });
+    let r = f.jitctl(1, "bob", &["approve", &id], Some("bob"));
+    assert!(r.ok(), "{}", r.all());
+    let prompt = rx.recv_timeout(Duration::from_secs(150)).unwrap();
+    let said = prompt.all();
+    assert!(said.contains("db-admin"), "{said}");
+    assert!(said.contains("fleet role"), "{said}");
+    assert!(
+        said.contains(&format!("`jitctl approve {id}` on any host")),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!("fleet request {id}: granted db-admin until")),
+        "{said}"
+    );
+    // Asked for this host: db1 grants it, db2 (where the role applies too) does not.
+    assert!(sudo_works(&f.hosts[0]));
+    assert!(!sudo_works(&f.hosts[1]));
+    let r = f.jitctl(0, "alice", &["release", &id], None);
+    assert!(r.ok(), "{}", r.all());
+    assert!(!sudo_works(&f.hosts[0]));
 }

@@ -21,6 +21,12 @@ const MAX_RECORD: usize = 64 << 10;
 /// would queue them with nobody to publish them).
 pub const AGENT_QUIET_SECS: i64 = 30;
 
+/// A fleet role's duration when the prompt's answer is left empty: an hour, or less where
+/// the role allows less.
+fn fleet_default_duration(r: &crate::fleet::policy::FleetRole) -> u64 {
+    r.max_duration.min(3600)
+}
+
 /// How a fleet grant suspended by `fleet_stale_after` is marked (its revocation's reason).
 const SUSPENDED: &str = "suspended: ";
 
@@ -35,6 +41,28 @@ pub struct FleetConfig {
     seen: Seen,
     /// Refusals audited already (request id, digest, reason), bounded.
     refused: Bounded,
+}
+
+impl Seen {
+    /// Takes in etcd's record at `key` (an empty value: deleted). False when it was left
+    /// out: too big, or the view is full.
+    fn put(&mut self, key: &str, value: &str) -> bool {
+        if matches!(Key::parse(key), None | Some(Key::Alive { .. })) {
+            return true;
+        }
+        if let Some(old) = self.kv.remove(key) {
+            self.bytes -= key.len() + old.len();
+        }
+        if value.is_empty() {
+            return true;
+        }
+        if value.len() > MAX_RECORD || self.bytes + key.len() + value.len() > MAX_SEEN_BYTES {
+            return false;
+        }
+        self.bytes += key.len() + value.len();
+        self.kv.insert(key.to_string(), value.to_string());
+        true
+    }
 }
 
 /// A set that forgets everything when it is full (what it guards is only repetition).
@@ -152,25 +180,10 @@ impl Core {
         if !seen.listed {
             return Ok(true);
         }
-        let mut dropped = 0usize;
-        for (key, value) in changes {
-            let Some(k) = Key::parse(&key) else { continue };
-            if matches!(k, Key::Alive { .. }) {
-                continue;
-            }
-            if let Some(old) = seen.kv.remove(&key) {
-                seen.bytes -= key.len() + old.len();
-            }
-            if value.is_empty() {
-                continue;
-            }
-            if value.len() > MAX_RECORD || seen.bytes + key.len() + value.len() > MAX_SEEN_BYTES {
-                dropped += 1;
-                continue;
-            }
-            seen.bytes += key.len() + value.len();
-            seen.kv.insert(key, value);
-        }
+        let dropped = changes
+            .into_iter()
+            .filter(|(key, value)| !seen.put(key, value))
+            .count();
         if dropped > 0 {
             tracing::warn!(
                 "fleet: {dropped} record(s) from etcd left out of view (too big, or the view is full)"
@@ -187,15 +200,29 @@ impl Core {
         store::fleet_outbox(self.store.conn(), limit)
     }
 
-    /// Records the agent has put into etcd.
+    /// Records the agent has put into etcd: out of the outbox, and into the view at once
+    /// (etcd holds them now; the watch tells of them a moment later), so a request is in
+    /// view throughout (`jitctl show` right after `jitctl request`, the sudo prompt's wait).
     pub fn fleet_published(&mut self, done: Vec<(String, String)>) -> Result<()> {
         self.fleet_ref()?;
+        // Only what was in the outbox: the agent says what it put, not what etcd holds.
+        let mut was_queued = Vec::new();
         self.commit_as(super::Requests::Untouched, |tx, _| {
             for (k, v) in &done {
-                store::fleet_published(tx, k, v)?;
+                if store::fleet_published(tx, k, v)? {
+                    was_queued.push((k, v));
+                }
             }
             Ok(())
-        })
+        })?;
+        if let Some(fleet) = self.fleet.as_mut()
+            && fleet.seen.listed
+        {
+            for (k, v) in was_queued {
+                fleet.seen.put(k, v);
+            }
+        }
+        Ok(())
     }
 
     /// Whether the agent has been in touch with etcd lately (within the shortest
@@ -392,6 +419,130 @@ impl Core {
             .ok_or_else(|| {
                 Error::NotFound(format!("no fleet request {} seen on this host", said(id)))
             })
+    }
+
+    /// The fleet roles `user` may request for this host at a PAM prompt: those that apply
+    /// to it and name them a requester (none when this host is in no fleet).
+    pub fn fleet_roles_for(&self, user: &str) -> Vec<RoleInfo> {
+        let Some(fleet) = &self.fleet else {
+            return Vec::new();
+        };
+        let reason_max = u32::try_from(self.policy.reason_max).unwrap_or(u32::MAX);
+        fleet
+            .policy
+            .roles
+            .iter()
+            .filter(|r| r.requesters.iter().any(|u| u == user))
+            .filter(|r| fleet.policy.applies(r, &fleet.host))
+            .map(|r| RoleInfo {
+                name: r.name.clone(),
+                description: "fleet role".into(),
+                approvals: r.approvals,
+                approvers: r.approvers.clone(),
+                max_duration_secs: r.max_duration,
+                default_duration_secs: fleet_default_duration(r),
+                commands: r.commands.iter().map(ToString::to_string).collect(),
+                run_as: r
+                    .run_as
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(","),
+                ssh: false,
+                reason_pattern: String::new(),
+                reason_min_length: 1,
+                reason_max_length: reason_max,
+                break_glass: false,
+                max_total_secs: r.max_duration,
+                window: String::new(),
+                window_open: true,
+                account: false,
+            })
+            .collect()
+    }
+
+    /// A fleet request made at a PAM prompt: for this host alone; `duration_secs` 0 is the
+    /// role's default.
+    pub fn fleet_request_here(
+        &mut self,
+        who: &Actor,
+        role: &str,
+        duration_secs: u64,
+        reason: &str,
+    ) -> Result<String> {
+        let fleet = self.fleet_ref()?;
+        let duration_secs = match (duration_secs, fleet.policy.role(role)) {
+            (0, Some(r)) => fleet_default_duration(r),
+            (d, _) => d,
+        };
+        let here = vec![fleet.host.clone()];
+        self.fleet_request(who, role, &here, duration_secs, reason)
+    }
+
+    /// How fleet request `id` of `who` stands on this host, as a request: the local grant
+    /// that holds it once this host has applied it; until then `pending` (with the valid
+    /// approvals so far), or how it ended without being applied here: ended by someone
+    /// (`revoked`), or too old to be approved any more (`expired`).
+    pub fn fleet_status(&self, who: &Actor, id: &str) -> Result<RequestInfo> {
+        let view = self.fleet_show(who, id)?;
+        let r = &view.request.record;
+        if r.user != who.name.as_str() {
+            return Err(Error::NotFound(format!(
+                "no fleet request {} of {} seen on this host",
+                said(id),
+                who.name
+            )));
+        }
+        if let Some(local) = store::fleet_grant(self.store.conn(), id)? {
+            return self.info(&self.get(local)?);
+        }
+        let fleet = self.fleet_ref()?;
+        let role = fleet.policy.role(&r.role);
+        let duration = i64::try_from(r.duration_secs).unwrap_or(i64::MAX);
+        let (state, decided_by, why) = if !view.ended_by.is_empty() {
+            (State::Revoked, view.ended_by.join(", "), "ended".into())
+        } else if self.now() >= r.created_at.saturating_add(duration) {
+            let why = "not approved within its duration".to_string();
+            (State::Expired, String::new(), why)
+        } else {
+            (State::Pending, String::new(), String::new())
+        };
+        Ok(RequestInfo {
+            id: 0,
+            user: r.user.clone(),
+            uid: who.uid,
+            role: r.role.clone(),
+            state: state.as_str().into(),
+            reason: r.reason.clone(),
+            duration_secs: r.duration_secs,
+            created_at: r.created_at,
+            updated_at: r.created_at,
+            not_after: 0,
+            approvals_required: view.approvals_required,
+            approved_by: view.approved_by.clone(),
+            approvers: role.map(|x| x.approvers.clone()).unwrap_or_default(),
+            decided_by,
+            decision_reason: why,
+            service: "fleet".into(),
+            tty: String::new(),
+            kind: Kind::Grant.as_str().into(),
+            extends: 0,
+            granted_at: 0,
+            reviewed_by: String::new(),
+            reviewed_at: 0,
+            review_comment: String::new(),
+            escalation_approvers: Vec::new(),
+            escalates_at: 0,
+            commands: role
+                .map(|x| x.commands.iter().map(ToString::to_string).collect())
+                .unwrap_or_default(),
+            run_as: role
+                .map(|x| x.run_as.iter().map(ToString::to_string).collect())
+                .unwrap_or_default(),
+            groups: Vec::new(),
+            account: String::new(),
+            ssh_keys: Vec::new(),
+        })
     }
 
     /// `who` asks for fleet role `role` on `hosts` (host names or host groups), for

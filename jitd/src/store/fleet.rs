@@ -55,10 +55,10 @@ pub fn fleet_outbox_value(conn: &Connection, key: &str) -> Result<Option<String>
 }
 
 /// Forgets a published record (only if it is still the value published).
-pub fn fleet_published(tx: &Transaction<'_>, key: &str, value: &str) -> Result<()> {
-    tx.execute(
+pub fn fleet_published(tx: &Transaction<'_>, key: &str, value: &str) -> Result<bool> {
+    let n = tx.execute(
         "DELETE FROM fleet_outbox WHERE key = ?1 AND value = ?2",
         params![key, value],
     )?;
-    Ok(())
+    Ok(n > 0)
 }

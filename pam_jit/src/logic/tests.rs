@@ -111,6 +111,12 @@ struct FakeJitd {
     pending: Vec<RequestInfo>,
     /// Reasons holding this are refused by check_reason.
     bad_reason: Option<String>,
+    /// The fleet roles the user may request here.
+    fleet_roles: Vec<RoleInfo>,
+    /// Fleet requests submitted (role, duration, reason).
+    fleet_submitted: RefCell<Vec<(String, u64, String)>>,
+    /// Fleet waits asked (the id each named).
+    fleet_waits: RefCell<Vec<String>>,
 }
 
 fn role(name: &str, approvals: u32) -> RoleInfo {
@@ -240,6 +246,31 @@ impl Jitd for FakeJitd {
         }
         self.sessions.borrow_mut().push(s.clone());
         Ok(u64::from(self.active))
+    }
+    fn fleet_roles(&self, _user: &str) -> Result<Vec<RoleInfo>, Error> {
+        Ok(self.fleet_roles.clone())
+    }
+    fn fleet_request(&self, r: &PamRequest) -> Result<FleetAnswer, Error> {
+        self.fleet_submitted
+            .borrow_mut()
+            .push((r.role.clone(), r.duration_secs, r.reason.clone()));
+        let mut request = info(0, "pending");
+        request.role = r.role.clone();
+        request.approvers = vec!["bob".into()];
+        Ok(FleetAnswer {
+            id: "db1-00aa11bb22".into(),
+            request,
+        })
+    }
+    fn fleet_wait(&self, _user: &str, id: &str, _secs: u32) -> Result<FleetAnswer, Error> {
+        self.fleet_waits.borrow_mut().push(id.into());
+        let state = self.waits.borrow_mut().pop_front().unwrap_or("pending");
+        let mut request = info(if state == "active" { 9 } else { 0 }, state);
+        request.role = "db-admin".into();
+        Ok(FleetAnswer {
+            id: id.into(),
+            request,
+        })
     }
 }
 
@@ -944,7 +975,7 @@ fn given_many_roles_when_listed_then_one_a_line_with_what_each_needs() {
     let roles: Vec<RoleInfo> = (0..16)
         .map(|i| role(&format!("role-{i:02}"), u32::from(i % 3 == 0)))
         .collect();
-    let listing = roles_listing(&roles);
+    let listing = roles_listing(&choices(roles, Vec::new()));
     let lines: Vec<&str> = listing.lines().collect();
     assert_eq!(lines.len(), 17, "{listing}");
     assert_eq!(lines[0], "jit: roles you may request:");
@@ -1163,5 +1194,98 @@ fn given_a_typed_role_with_bidi_or_filler_characters_when_refused_then_they_show
             .chars()
             .any(|c| jit_proto::text::is_hidden_char(c) && c != '\n'),
         "{said:?}"
+    );
+}
+
+// --- fleet roles at the sudo prompt ---
+
+#[test]
+fn given_a_fleet_role_with_the_name_of_a_local_one_when_listed_then_it_is_chosen_as_fleet_name() {
+    let listed = choices(
+        vec![role("db-admin", 1)],
+        vec![role("db-admin", 1), role("db-ro", 1)],
+    );
+    let labels: Vec<&str> = listed.iter().map(|c| c.label.as_str()).collect();
+    assert_eq!(labels, ["db-admin", "fleet:db-admin", "db-ro"]);
+    let listing = roles_listing(&listed);
+    assert!(
+        listing.contains("fleet:db-admin  up to 1h, 1 approval from %sre, fleet role"),
+        "{listing}"
+    );
+    assert!(
+        !listing.lines().nth(1).unwrap().contains("fleet"),
+        "{listing}"
+    );
+}
+
+#[test]
+fn given_a_fleet_role_when_chosen_at_the_sudo_prompt_then_a_fleet_request_is_made_and_waited_for_until_applied_here()
+ {
+    let jitd = FakeJitd {
+        roles: vec![role("db-admin", 1)],
+        fleet_roles: vec![role("db-admin", 1)],
+        waits: RefCell::new(VecDeque::from(["pending", "active"])),
+        ..FakeJitd::default()
+    };
+    let mut pam = FakePam::new("alice", &["fleet:db-admin", "DB-7 vacuum", "20m"]);
+    let r = authenticate(&sudo_cfg(), &mut pam, &jitd, &HOST);
+    assert_eq!(r, Ok(Verdict::Ignore));
+    assert!(jitd.submitted.borrow().is_empty(), "no local request");
+    assert_eq!(
+        *jitd.fleet_submitted.borrow(),
+        [("db-admin".to_string(), 1200, "DB-7 vacuum".to_string())]
+    );
+    assert_eq!(*jitd.fleet_waits.borrow(), ["db1-00aa11bb22"; 2]);
+    let said = pam.said();
+    assert!(
+        said.contains("`jitctl approve db1-00aa11bb22` on any host"),
+        "{said}"
+    );
+    assert!(
+        said.contains("fleet request db1-00aa11bb22: granted db-admin until"),
+        "{said}"
+    );
+}
+
+#[test]
+fn given_a_fleet_role_only_when_its_bare_name_is_typed_then_it_is_chosen() {
+    let jitd = FakeJitd {
+        fleet_roles: vec![role("db-ro", 1)],
+        waits: RefCell::new(VecDeque::from(["expired"])),
+        ..FakeJitd::default()
+    };
+    let mut pam = FakePam::new("alice", &["db-ro", "DB-8", ""]);
+    authenticate(&sudo_cfg(), &mut pam, &jitd, &HOST).unwrap();
+    assert_eq!(jitd.fleet_submitted.borrow()[0].0, "db-ro");
+    // The role's default duration, as for a local role.
+    assert_eq!(jitd.fleet_submitted.borrow()[0].1, 900);
+    assert!(
+        pam.said()
+            .contains("fleet request db1-00aa11bb22 was expired"),
+        "{}",
+        pam.said()
+    );
+}
+
+#[test]
+fn given_a_fleet_reason_that_hides_text_or_is_too_long_when_typed_then_asked_again() {
+    let jitd = FakeJitd {
+        fleet_roles: vec![role("db-ro", 1)],
+        ..FakeJitd::default()
+    };
+    let long = "x".repeat(501);
+    let mut pam = FakePam::new("alice", &["db-ro", "DB-1 \u{202e}evil", &long, ""]);
+    let mut cfg = sudo_cfg();
+    cfg.wait = std::time::Duration::ZERO;
+    authenticate(&cfg, &mut pam, &jitd, &HOST).unwrap();
+    let errors = pam.errors.join("\n");
+    assert!(errors.contains("could hide text"), "{errors}");
+    assert!(errors.contains("at most 500 characters"), "{errors}");
+    assert!(errors.contains("a reason is required"), "{errors}");
+    // Three attempts, none good: nothing requested.
+    assert!(jitd.fleet_submitted.borrow().is_empty());
+    assert!(
+        pam.said()
+            .contains("no reason given; nothing was requested")
     );
 }

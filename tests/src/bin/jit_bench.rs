@@ -1143,6 +1143,28 @@ fn policy_scale(rep: &mut Report, sizes: &[usize], runs: usize) {
 /// Processes started for the fleet benchmark, each stopped by its pid when dropped.
 struct Procs(Vec<std::process::Child>);
 
+impl Procs {
+    /// Stops the run at once, with the host's logs, when one of a fleet host's processes
+    /// (its bus, jitd, agent: three per host, in that order) has exited: waiting for its
+    /// heartbeat would only time out.
+    fn check_alive(&mut self, dirs: &[std::path::PathBuf]) {
+        for (i, c) in self.0.iter_mut().enumerate() {
+            if let Ok(Some(status)) = c.try_wait() {
+                let hd = &dirs[i / 3];
+                let what = ["dbus-daemon", "jitd", "jit-fleetd"][i % 3];
+                let log = |f: &str| std::fs::read_to_string(hd.join(f)).unwrap_or_default();
+                panic!(
+                    "{what} of host {} exited ({status}) before every host was up\n\
+                     --- jitd.log\n{}\n--- agent.log\n{}",
+                    hd.display(),
+                    log("jitd.log"),
+                    log("agent.log")
+                );
+            }
+        }
+    }
+}
+
 impl Drop for Procs {
     fn drop(&mut self) {
         for c in &mut self.0 {
@@ -1171,7 +1193,22 @@ fn fan_out(dirs: &[std::path::PathBuf], want: bool, t0: Instant) -> Vec<f64> {
     let mut at: Vec<Option<f64>> = vec![None; dirs.len()];
     let deadline = t0 + Duration::from_secs(120);
     while at.iter().any(Option::is_none) {
-        assert!(Instant::now() < deadline, "hosts never got there: {at:?}");
+        if Instant::now() >= deadline {
+            // What the hosts that never got there say.
+            let mut logs = String::new();
+            for (i, d) in dirs.iter().enumerate().filter(|(i, _)| at[*i].is_none()) {
+                let hd = d.parent().unwrap();
+                for f in ["jitd.log", "agent.log"] {
+                    let text = std::fs::read_to_string(hd.join(f)).unwrap_or_default();
+                    let tail: Vec<&str> = text.lines().rev().take(40).collect();
+                    let _ = write!(logs, "\n--- host {i}: {f}\n");
+                    for l in tail.iter().rev() {
+                        let _ = writeln!(logs, "{l}");
+                    }
+                }
+            }
+            panic!("hosts never got there: {at:?}{logs}");
+        }
         for (i, d) in dirs.iter().enumerate() {
             if at[i].is_none() && alice_rule_in(d) == want {
                 at[i] = Some(t0.elapsed().as_secs_f64() * 1000.0);
@@ -1179,6 +1216,32 @@ fn fan_out(dirs: &[std::path::PathBuf], want: bool, t0: Instant) -> Vec<f64> {
         }
     }
     at.into_iter().flatten().collect()
+}
+
+/// CPU time (clock ticks) `pids` have used so far.
+fn cpu_ticks(pids: &[u32]) -> u64 {
+    pids.iter()
+        .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/stat")).ok())
+        .map(|stat| {
+            // After the command's closing parenthesis: utime and stime are fields 14 and 15.
+            let rest = &stat[stat.rfind(')').map_or(0, |i| i + 2)..];
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+                + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+        })
+        .sum()
+}
+
+/// Waits until `pids` together use under a tenth of a core over half a second: the
+/// fleet has digested what came before (every host hearing every other host's ack), so
+/// the next figure measures one change, not the backlog of the last.
+fn wait_quiet(what: &str, pids: &[u32]) {
+    wait_for(what, Duration::from_secs(600), || {
+        let before = cpu_ticks(pids);
+        std::thread::sleep(Duration::from_millis(500));
+        // 100 ticks a second: under 5 in half a second.
+        (cpu_ticks(pids) - before < 5).then_some(())
+    });
 }
 
 fn pct(v: &[f64], q: f64) -> f64 {
@@ -1309,10 +1372,16 @@ fn fleet_scale(rep: &mut Report, hosts: usize, rounds: usize) {
     }
     // Every agent in touch with its jitd and etcd: its heartbeat is there.
     wait_for("every host's heartbeat", Duration::from_secs(600), || {
+        procs.check_alive(&dirs);
         let r = etcd.ctl(&["get", "--prefix", "--keys-only", "/jit/v1/"]);
         (r.stdout.lines().filter(|l| l.ends_with("/alive")).count() == hosts).then_some(())
     });
     let up = started.elapsed();
+    let busy: Vec<u32> = pids
+        .iter()
+        .flat_map(|(j, a)| [*j, *a])
+        .chain(etcd.pids())
+        .collect();
     let h0 = jitd::fleet::host_key(&dirs[0].join("state/fleet_host_key"), "h0").unwrap();
     let bob = jitd::fleet::host_key(&d.join("bob"), "bob").unwrap();
     let now = || {
@@ -1324,6 +1393,7 @@ fn fleet_scale(rep: &mut Report, hosts: usize, rounds: usize) {
     let names: Vec<String> = (0..hosts).map(|i| format!("h{i}")).collect();
     let (mut grant_ms, mut end_ms, mut grant_last, mut end_last, mut put_ms) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut settled = Vec::new();
     for round in 0..rounds {
         let r = FleetRequest {
             id: format!("h0-bench{round}"),
@@ -1343,6 +1413,7 @@ fn fleet_scale(rep: &mut Report, hosts: usize, rounds: usize) {
         etcd.put(&format!("/jit/v1/h0/req/{}", r.id), &req);
         // Every host has seen it (and refused it: no approval yet) before the clock starts.
         wait_for("every host's refusal", Duration::from_secs(120), || {
+            procs.check_alive(&dirs);
             let got = etcd.ctl(&["get", "--prefix", "--keys-only", "/jit/v1/"]);
             let acks = got
                 .stdout
@@ -1361,6 +1432,7 @@ fn fleet_scale(rep: &mut Report, hosts: usize, rounds: usize) {
             signature: jitd::fleet::sign(&bob, APPROVAL_NAMESPACE, &appr).unwrap(),
             record: appr,
         };
+        wait_quiet("the fleet to settle before the approval", &busy);
         let t0 = Instant::now();
         etcd.put(&format!("/jit/v1/h1/appr/{}/bob", r.id), &appr);
         put_ms.push(t0.elapsed().as_secs_f64() * 1000.0);
@@ -1377,6 +1449,8 @@ fn fleet_scale(rep: &mut Report, hosts: usize, rounds: usize) {
             signature: jitd::fleet::sign(&h0, END_NAMESPACE, &end).unwrap(),
             record: end,
         };
+        wait_quiet("the fleet to settle before the end", &busy);
+        settled.push(t0.elapsed().as_secs_f64());
         let t1 = Instant::now();
         etcd.put(&format!("/jit/v1/h0/end/{}", r.id), &end);
         let got = fan_out(&sudoers_dirs, false, t1);
@@ -1427,8 +1501,16 @@ fn fleet_scale(rep: &mut Report, hosts: usize, rounds: usize) {
         fmt(&end_last)
     ));
     rep.line(&format!(
-        "- (both include the `etcdctl put` that writes the record, itself {:.0} ms at the median)",
+        "- (both include the `etcdctl put` that writes the record, itself {:.0} ms at the median; \
+         each is measured on a settled fleet: jitds, agents and etcd together under a tenth of \
+         a core for half a second)",
         pct(&put_ms, 0.5)
+    ));
+    rep.line(&format!(
+        "- the fleet settles again (every host has heard every other host's ack) {:.1} s after \
+         an approval at the median, {:.1} s at most",
+        pct(&settled, 0.5),
+        pct(&settled, 1.0)
     ));
     rep.line(&format!(
         "- memory per host (RSS): jitd median {:.1} MB (max {:.1}), agent median {:.1} MB (max {:.1})",
