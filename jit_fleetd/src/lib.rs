@@ -467,6 +467,7 @@ async fn watch(
 async fn publish(mut client: Client, cfg: Config, jitd: Jitd) {
     let own = format!("{PREFIX}{}/", cfg.host);
     let mut keeper = None;
+    let mut retry = Duration::from_secs(1);
     loop {
         if keeper.is_none() {
             keeper = alive(&mut client, &cfg).await;
@@ -492,19 +493,30 @@ async fn publish(mut client: Client, cfg: Config, jitd: Jitd) {
             }
         };
         let mut done = Vec::new();
+        let mut failed = false;
         for (key, value) in got {
             if !key.starts_with(&own) || Key::parse(&key).is_none() {
                 tracing::warn!("jitd gave a record for another prefix ({key}); left out");
                 done.push((key, value));
                 continue;
             }
-            match client.put(key.as_str(), value.as_str(), None).await {
-                Ok(_) => {
-                    tracing::info!("published {key}");
+            // An empty value: a record of this host's no host needs any more.
+            let result = if value.is_empty() {
+                client.delete(key.as_str(), None).await.map(|_| "deleted")
+            } else {
+                client
+                    .put(key.as_str(), value.as_str(), None)
+                    .await
+                    .map(|_| "published")
+            };
+            match result {
+                Ok(what) => {
+                    tracing::info!("{what} {key}");
                     done.push((key, value));
                 }
                 Err(e) => {
-                    tracing::warn!("publishing {key}: {e}");
+                    tracing::warn!("writing {key}: {e}");
+                    failed = true;
                     break;
                 }
             }
@@ -513,6 +525,14 @@ async fn publish(mut client: Client, cfg: Config, jitd: Jitd) {
             && let Err(e) = jitd.proxy.published(&done).await
         {
             tracing::warn!("jitd (published): {e}");
+        }
+        // etcd refused (no rights, or down): the same records come back at once, so wait,
+        // longer each time, rather than ask again in a loop.
+        if failed {
+            tokio::time::sleep(retry).await;
+            retry = (retry * 2).min(Duration::from_secs(30));
+        } else {
+            retry = Duration::from_secs(1);
         }
     }
 }
@@ -660,6 +680,8 @@ pub async fn serve(cfg: Config) -> Result<(), String> {
 pub fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        // Colours for a terminal only: the journal stores them as escapes.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )

@@ -266,9 +266,10 @@ pub trait Fleet1 {
         reset: bool,
         changes: &[(String, String)],
     ) -> Result<bool, JitError>;
-    /// Records made on this host for the agent to put into etcd.
+    /// Records made on this host for the agent to put into etcd, then keys of this host's
+    /// that no host needs any more, to delete (value "").
     fn take(&self, wait_secs: u32) -> Result<Vec<(String, String)>, JitError>;
-    /// Records the agent has put into etcd.
+    /// Records the agent has put into (or deleted from) etcd.
     fn published(&self, done: &[(String, String)]) -> Result<(), JitError>;
 }
 

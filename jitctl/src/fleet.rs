@@ -298,6 +298,18 @@ fn agent_key(listed: &[String], me: &str) -> Result<String, Failure> {
         .stdin(Stdio::null())
         .output()
         .map_err(|e| Failure::new(exit::ERROR, format!("running ssh-add: {e}")))?;
+    // 1: an agent with no keys (said below); anything else: no agent to ask.
+    if !out.status.success() && out.status.code() != Some(1) {
+        return Err(Failure::new(
+            exit::ERROR,
+            format!(
+                "cannot use your ssh-agent (SSH_AUTH_SOCK={}): {}",
+                esc(&std::env::var("SSH_AUTH_SOCK").unwrap_or_default()),
+                esc(String::from_utf8_lossy(&out.stderr).trim())
+            ),
+        )
+        .named("no_agent"));
+    }
     let held = String::from_utf8_lossy(&out.stdout);
     let body = |line: &str| -> Option<(String, String)> {
         let mut w = line.split_whitespace();

@@ -84,7 +84,8 @@ pub enum Cmd {
     /// Ask for a role for a bounded time.
     Request {
         role: String,
-        /// How long, e.g. 15m, 1h (default: the role's default).
+        /// How long, e.g. 15m, 1h (default: the role's default; a fleet role's is 1h, or
+        /// its max_duration if shorter).
         #[arg(long = "for", value_name = "DURATION")]
         duration: Option<String>,
         /// Why (a ticket id, an incident...). Required.

@@ -149,6 +149,18 @@ pub enum Refused {
     Clock(String, i64, i64, i64),
     #[error("request {0} ended at {1}")]
     Expired(String, i64),
+    #[error("request {0} was not approved within its duration (by {1}): it has lapsed")]
+    Lapsed(String, i64),
+}
+
+/// The last moment a fleet request can be in force anywhere: approved within its duration
+/// (and the clock bound) of being made, it then lasts its duration. Its records in etcd
+/// are of no use to any host after this (see `Core::fleet_done`).
+pub fn last_in_force(r: &FleetRequest, max_skew: i64) -> i64 {
+    let d = i64::try_from(r.duration_secs).unwrap_or(i64::MAX);
+    r.created_at
+        .saturating_add(d.saturating_mul(2))
+        .saturating_add(max_skew.saturating_mul(2))
 }
 
 /// What this host may enforce: until `not_after`, approved by these approvers.
@@ -262,6 +274,14 @@ pub fn verify(
     }
     if start < r.created_at.saturating_sub(fleet.max_skew) {
         return Err(Refused::Clock(id, start, r.created_at, fleet.max_skew));
+    }
+    // A request lapses unapproved after its duration: its records can then be let go.
+    let lapses = r
+        .created_at
+        .saturating_add(i64::try_from(r.duration_secs).unwrap_or(i64::MAX))
+        .saturating_add(fleet.max_skew);
+    if start > lapses {
+        return Err(Refused::Lapsed(id, lapses));
     }
     // Approved a little in this host's future (within the bound): it starts now, so it
     // never lasts longer than was asked.

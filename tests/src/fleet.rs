@@ -3,6 +3,7 @@
 
 use crate::run;
 use nix::sys::signal::Signal;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -163,6 +164,142 @@ impl Etcd {
 }
 
 impl Drop for Etcd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// `conf/fleet-init.sh ARGS`.
+pub fn fleet_init(args: &[&str]) -> crate::Run {
+    let mut c = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("../conf/fleet-init.sh"));
+    c.args(args);
+    run(c, "", Duration::from_secs(120))
+}
+
+/// A real etcd cluster on free loopback ports, its members started with the flags `certs`
+/// printed (TLS for clients and peers, client certificates required); each member stopped
+/// by its pid when dropped.
+pub struct TlsEtcd {
+    members: Vec<Option<std::process::Child>>,
+    pub endpoints: Vec<String>,
+    pki: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl TlsEtcd {
+    pub fn start(pki: &Path, certs_output: &str, names: &[&str]) -> TlsEtcd {
+        let dir = tempfile::tempdir().unwrap();
+        let ports: Vec<(u16, u16)> = names.iter().map(|_| (free_port(), free_port())).collect();
+        let url = |p: u16| format!("https://127.0.0.1:{p}");
+        let cluster: Vec<String> = names
+            .iter()
+            .zip(&ports)
+            .map(|(n, (_, p))| format!("{n}={}", url(*p)))
+            .collect();
+        let mut e = TlsEtcd {
+            members: Vec::new(),
+            endpoints: Vec::new(),
+            pki: pki.to_path_buf(),
+            dir,
+        };
+        for (name, (client, peer)) in names.iter().zip(&ports) {
+            let tls: Vec<&str> = certs_output
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+                .unwrap_or_else(|| panic!("no flags for member {name}:\n{certs_output}"))
+                .split_whitespace()
+                .collect();
+            let endpoint = url(*client);
+            let child = Command::new("etcd")
+                .args(["--name", name, "--data-dir"])
+                .arg(e.dir.path().join(format!("data-{name}")))
+                .args(&tls)
+                .args(["--listen-client-urls", &endpoint])
+                .args(["--advertise-client-urls", &endpoint])
+                .args(["--listen-peer-urls", &url(*peer)])
+                .args(["--initial-advertise-peer-urls", &url(*peer)])
+                .args(["--initial-cluster", &cluster.join(",")])
+                // zap at warn: the only way etcd 3.4 says why it refused a TLS client.
+                .args(["--logger", "zap", "--log-level", "warn"])
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::fs::File::create(e.log_path(name)).unwrap())
+                .spawn()
+                .expect("etcd (package etcd-server)");
+            e.members.push(Some(child));
+            e.endpoints.push(endpoint);
+        }
+        crate::wait_for("etcd to serve", Duration::from_secs(60), || {
+            e.ctl(Some("admin"), &["endpoint", "health", "--cluster"])
+                .ok()
+                .then_some(())
+        });
+        e
+    }
+
+    pub fn log_path(&self, member: &str) -> PathBuf {
+        self.dir.path().join(format!("{member}.log"))
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .filter_map(|e| {
+                let p = e.unwrap().path();
+                (p.extension()? == "log").then(|| std::fs::read_to_string(p).unwrap())
+            })
+            .collect()
+    }
+
+    pub fn endpoints(&self) -> String {
+        self.endpoints.join(",")
+    }
+
+    /// etcdctl as the owner of the certificate `client.crt` in `who` (relative to the fleet's
+    /// directory: `admin`, `hosts/db1`, or any other directory), or with none.
+    pub fn ctl(&self, who: Option<&str>, args: &[&str]) -> crate::Run {
+        self.ctl_in(who, args, "")
+    }
+
+    pub fn ctl_in(&self, who: Option<&str>, args: &[&str], stdin: &str) -> crate::Run {
+        let mut c = Command::new("etcdctl");
+        // etcdctl refuses a flag also set in its environment; a user there would override
+        // the certificate.
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("ETCDCTL_") {
+                c.env_remove(k);
+            }
+        }
+        c.env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={}", self.endpoints()))
+            .arg("--cacert")
+            .arg(self.pki.join("ca.crt"));
+        if let Some(who) = who {
+            let d = self.pki.join(who);
+            c.arg("--cert")
+                .arg(d.join("client.crt"))
+                .arg("--key")
+                .arg(d.join("client.key"));
+        }
+        c.args(args);
+        run(c, stdin, Duration::from_secs(60))
+    }
+
+    /// Each member stopped in turn (all at once, the last ones wait seconds for the others).
+    pub fn stop(&mut self) {
+        for m in &mut self.members {
+            if let Some(mut c) = m.take() {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(i32::try_from(c.id()).unwrap()),
+                    Signal::SIGTERM,
+                );
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
+impl Drop for TlsEtcd {
     fn drop(&mut self) {
         self.stop();
     }

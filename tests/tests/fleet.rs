@@ -363,10 +363,21 @@ impl Drop for Host {
 
 /// Host `name`: a world whose jitd is `name` in the fleet, and the fleet agent as jit-fleet.
 fn host(name: &'static str, fleet: String, key: std::path::PathBuf) -> Host {
+    host_with(name, fleet, key, |_| {})
+}
+
+/// [`host`], with `prepare` run on its world before its agent starts.
+fn host_with(
+    name: &'static str,
+    fleet: String,
+    key: std::path::PathBuf,
+    prepare: impl FnOnce(&World) + Send + 'static,
+) -> Host {
     let (tx, rx) = std::sync::mpsc::channel::<Ask>();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let thread = std::thread::spawn(move || {
         let (mut w, file) = fleet_host(name, &fleet, &["bob", "mallory"], Some(&key));
+        prepare(&w);
         let start = |w: &World| {
             w.as_user(
                 "jit-fleet",
@@ -457,6 +468,19 @@ fn host(name: &'static str, fleet: String, key: std::path::PathBuf) -> Host {
     }
 }
 
+/// jitctl ARGS as `user` on host `h`, with a real ssh-agent holding `key` when given.
+fn jitctl_on(h: &Host, user: &str, args: &[&str], key: Option<std::path::PathBuf>) -> jit_e2e::Run {
+    let (tx, rx) = std::sync::mpsc::channel();
+    h.tx.send(Ask::Jitctl {
+        user: user.into(),
+        args: args.iter().map(|a| (*a).to_string()).collect(),
+        key,
+        reply: tx,
+    })
+    .unwrap();
+    rx.recv_timeout(Duration::from_secs(120)).unwrap()
+}
+
 fn sudo_works(h: &Host) -> bool {
     let (tx, rx) = std::sync::mpsc::channel();
     h.tx.send(Ask::Sudo(tx)).unwrap();
@@ -474,13 +498,18 @@ struct Rig {
 }
 
 fn rig(members: usize) -> Rig {
+    rig_with(members, "")
+}
+
+/// [`rig`], with `top` (top-level settings) at the head of the fleet policy.
+fn rig_with(members: usize, top: &str) -> Rig {
     let etcd = Etcd::start(members);
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let (db1, db2, bob) = (keygen(d, "db1"), keygen(d, "db2"), keygen(d, "bob"));
     keygen(d, "mallory");
     let fleet = format!(
-        "[etcd]\nendpoints = [{}]\n\n\
+        "{top}[etcd]\nendpoints = [{}]\n\n\
          [[host]]\nname = \"db1\"\nkey = \"{db1}\"\ngroups = [\"db\"]\n\
          [[host]]\nname = \"db2\"\nkey = \"{db2}\"\ngroups = [\"db\"]\n\
          [[approver]]\nname = \"bob\"\nkeys = [\"{bob}\"]\n\
@@ -553,17 +582,8 @@ impl Rig {
     /// jitctl ARGS as `user` on host `host`, with a real ssh-agent holding the key named
     /// `key` (made by [`keygen`]) when given.
     fn jitctl(&self, host: usize, user: &str, args: &[&str], key: Option<&str>) -> jit_e2e::Run {
-        let (tx, rx) = std::sync::mpsc::channel();
-        self.hosts[host]
-            .tx
-            .send(Ask::Jitctl {
-                user: user.into(),
-                args: args.iter().map(|a| (*a).to_string()).collect(),
-                key: key.map(|k| self.s.dir.path().join(k)),
-                reply: tx,
-            })
-            .unwrap();
-        rx.recv_timeout(Duration::from_secs(120)).unwrap()
+        let key = key.map(|k| self.s.dir.path().join(k));
+        jitctl_on(&self.hosts[host], user, args, key)
     }
 
     fn agent(&self, host: usize, on: bool) {
@@ -900,4 +920,193 @@ fn given_a_fleet_role_for_this_host_when_alice_chooses_it_at_the_sudo_prompt_the
     let r = f.jitctl(0, "alice", &["release", &id], None);
     assert!(r.ok(), "{}", r.all());
     assert!(!sudo_works(&f.hosts[0]));
+}
+
+#[test]
+fn given_etcd_with_tls_and_rbac_set_up_by_the_script_when_a_host_uses_its_own_certificate_then_its_request_is_published_approved_and_applied_and_under_another_hosts_certificate_nothing_it_writes_lands()
+ {
+    use jit_e2e::fleet::{TlsEtcd, fleet_init};
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let open = |p: &std::path::Path| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    // The agents (user jit-fleet of each host's world) read their certificates from here.
+    open(tmp.path());
+    let pki = tmp.path().join("pki");
+    let p = pki.to_str().unwrap();
+    let certs = fleet_init(&[
+        "certs",
+        p,
+        "--member",
+        "m0=127.0.0.1",
+        "--host",
+        "db1",
+        "--host",
+        "db2",
+    ]);
+    assert!(certs.ok(), "{}", certs.all());
+    let etcd = TlsEtcd::start(&pki, &certs.stdout, &["m0"]);
+    let ep = etcd.endpoints();
+    let rbac = fleet_init(&["rbac", "--endpoints", &ep, p, "db1", "db2"]);
+    assert!(rbac.ok(), "{}", rbac.all());
+    let keys = tmp.path().join("keys");
+    std::fs::create_dir(&keys).unwrap();
+    let (db1, db2, bob) = (
+        keygen(&keys, "db1"),
+        keygen(&keys, "db2"),
+        keygen(&keys, "bob"),
+    );
+    // What `jit-fleet-init host-config` writes, with this cluster's endpoint and the
+    // certificate of `cert`.
+    let fleet = |cert: &str| {
+        format!(
+            "[etcd]\nendpoints = [\"{ep}\"]\nca = \"{p}/ca.crt\"\n\
+             cert = \"{p}/hosts/{cert}/client.crt\"\nkey = \"{p}/hosts/{cert}/client.key\"\n\n\
+             [[host]]\nname = \"db1\"\nkey = \"{db1}\"\ngroups = [\"db\"]\n\
+             [[host]]\nname = \"db2\"\nkey = \"{db2}\"\ngroups = [\"db\"]\n\
+             [[approver]]\nname = \"bob\"\nkeys = [\"{bob}\"]\n\
+             [[fleet_role]]\nname = \"db-admin\"\nhosts = [\"db\"]\nrequesters = [\"alice\"]\n\
+             approvers = [\"bob\"]\napprovals = 1\nmax_duration = \"1h\"\n\
+             commands = [\"/usr/bin/id\"]\n"
+        )
+    };
+    // Each host's key is its agent's alone (0600, owned by jit-fleet of its world).
+    let handed = |cert: &'static str| {
+        let dir = pki.join("hosts").join(cert);
+        move |w: &World| {
+            for d in [
+                dir.parent().unwrap().parent().unwrap(),
+                dir.parent().unwrap(),
+                &dir,
+            ] {
+                open(d);
+            }
+            let uid = nix::unistd::Uid::from_raw(w.uid_of("jit-fleet"));
+            nix::unistd::chown(&dir.join("client.key"), Some(uid), None).unwrap();
+        }
+    };
+    let request = |h: &Host| {
+        jitctl_on(
+            h,
+            "alice",
+            &[
+                "request",
+                "db-admin",
+                "--hosts",
+                "db1",
+                "--for",
+                "10m",
+                "--reason",
+                "INC-13 tls",
+            ],
+            None,
+        )
+    };
+    let admin = |args: &[&str]| {
+        let r = etcd.ctl(Some("admin"), args);
+        assert!(r.ok(), "{}", r.all());
+        r.stdout
+    };
+    {
+        let h = host_with("db1", fleet("db1"), keys.join("db1"), handed("db1"));
+        // Through TLS with its certificate, and etcd's RBAC: published under db1's prefix.
+        let made = jit_e2e::wait_for("db1's request over TLS", Duration::from_secs(60), || {
+            let r = request(&h);
+            r.ok().then_some(r)
+        });
+        assert!(
+            made.stdout.contains("published to the fleet"),
+            "{}",
+            made.all()
+        );
+        let id = made
+            .stdout
+            .strip_prefix("fleet request ")
+            .and_then(|s| s.split(':').next())
+            .unwrap()
+            .to_string();
+        assert!(admin(&["get", "--keys-only", "--prefix", "/jit/v1/db1/"]).contains(&id));
+        let r = jitctl_on(&h, "bob", &["approve", &id], Some(keys.join("bob")));
+        assert!(r.ok(), "{}", r.all());
+        jit_e2e::wait_for("db1's ack over TLS", Duration::from_secs(60), || {
+            admin(&[
+                "get",
+                "--print-value-only",
+                &format!("/jit/v1/db1/ack/{id}"),
+            ])
+            .contains("\"applied\"")
+            .then_some(())
+        });
+        assert!(sudo_works(&h));
+    }
+    // db2's agent with db1's certificate (a copy gone astray): etcd takes none of what it
+    // writes under db2's prefix, so db2's request never leaves db2, and jitctl says so.
+    let h = host_with("db2", fleet("db1"), keys.join("db2"), handed("db1"));
+    let queued = jit_e2e::wait_for("db2's request to be taken", Duration::from_secs(60), || {
+        let r = request(&h);
+        (!r.stderr.contains("has not reached etcd")).then_some(r)
+    });
+    assert!(queued.all().contains("not yet in etcd"), "{}", queued.all());
+    assert_eq!(
+        admin(&["get", "--keys-only", "--prefix", "/jit/v1/db2/"]).trim(),
+        ""
+    );
+}
+
+#[test]
+fn given_record_retention_when_a_fleet_request_can_no_longer_be_in_force_then_every_host_deletes_what_it_wrote_and_a_live_one_stays()
+ {
+    // Over 2 x 3 s + 2 x 1 s after it was made, and 1 s more.
+    let f = rig_with(1, "max_skew = \"1s\"\nrecord_retention = \"1s\"\n");
+    let now = unix_now();
+    let mut short = f.request("db2-00000000a1", 3);
+    short.created_at = now;
+    let mut long = f.request("db2-00000000b2", 600);
+    long.created_at = now;
+    for r in [&short, &long] {
+        f.put_request(r);
+        let a = f.s.sign(
+            "bob",
+            APPROVAL_NAMESPACE,
+            &Approval {
+                request_id: r.id.clone(),
+                request_digest: r.digest(),
+                approver: "bob".into(),
+                approved_at: now,
+            },
+        );
+        f.etcd.put(&format!("/jit/v1/db1/appr/{}/bob", r.id), &a);
+    }
+    for h in ["db1", "db2"] {
+        f.etcd.wait_ack(h, &long.id, "applied");
+    }
+    let keys = || {
+        let r = f.etcd.ctl(&["get", "--prefix", "--keys-only", "/jit/v1/"]);
+        assert!(r.ok(), "{}", r.all());
+        r.stdout
+            .split_whitespace()
+            .filter(|k| !k.ends_with("/alive"))
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    // db2 deletes its request, db1 the approval under its prefix, each host its ack.
+    let left = jit_e2e::wait_for(
+        "the short request's records to go",
+        Duration::from_secs(90),
+        || {
+            let k = keys();
+            (!k.iter().any(|k| k.contains(&short.id))).then_some(k)
+        },
+    );
+    let mut want = vec![
+        format!("/jit/v1/db1/ack/{}", long.id),
+        format!("/jit/v1/db1/appr/{}/bob", long.id),
+        format!("/jit/v1/db2/ack/{}", long.id),
+        format!("/jit/v1/db2/req/{}", long.id),
+    ];
+    want.sort();
+    assert_eq!(left, want);
+    // The live one is still in force on both.
+    assert!(f.hosts.iter().all(sudo_works));
 }

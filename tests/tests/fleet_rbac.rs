@@ -6,18 +6,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use jit_e2e::fleet::free_port;
+use jit_e2e::fleet::{TlsEtcd as Etcd, fleet_init as init};
 use jit_e2e::run;
-use nix::sys::signal::Signal;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
-
-fn init(args: &[&str]) -> jit_e2e::Run {
-    let mut c = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("../conf/fleet-init.sh"));
-    c.args(args);
-    run(c, "", Duration::from_secs(120))
-}
 
 /// `openssl x509 -noout` with `args` on `cert`.
 fn x509(cert: &Path, args: &[&str]) -> String {
@@ -50,135 +43,6 @@ fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     }
     out.sort();
     out
-}
-
-/// A real etcd cluster on free loopback ports, its members started with the flags `certs`
-/// printed (TLS for clients and peers, client certificates required); each member stopped
-/// by its pid when dropped.
-struct Etcd {
-    members: Vec<Option<std::process::Child>>,
-    endpoints: Vec<String>,
-    pki: PathBuf,
-    dir: tempfile::TempDir,
-}
-
-impl Etcd {
-    fn start(pki: &Path, certs_output: &str, names: &[&str]) -> Etcd {
-        let dir = tempfile::tempdir().unwrap();
-        let ports: Vec<(u16, u16)> = names.iter().map(|_| (free_port(), free_port())).collect();
-        let url = |p: u16| format!("https://127.0.0.1:{p}");
-        let cluster: Vec<String> = names
-            .iter()
-            .zip(&ports)
-            .map(|(n, (_, p))| format!("{n}={}", url(*p)))
-            .collect();
-        let mut e = Etcd {
-            members: Vec::new(),
-            endpoints: Vec::new(),
-            pki: pki.to_path_buf(),
-            dir,
-        };
-        for (name, (client, peer)) in names.iter().zip(&ports) {
-            let tls: Vec<&str> = certs_output
-                .lines()
-                .find_map(|l| l.strip_prefix(&format!("{name}: ")))
-                .unwrap_or_else(|| panic!("no flags for member {name}:\n{certs_output}"))
-                .split_whitespace()
-                .collect();
-            let endpoint = url(*client);
-            let child = Command::new("etcd")
-                .args(["--name", name, "--data-dir"])
-                .arg(e.dir.path().join(format!("data-{name}")))
-                .args(&tls)
-                .args(["--listen-client-urls", &endpoint])
-                .args(["--advertise-client-urls", &endpoint])
-                .args(["--listen-peer-urls", &url(*peer)])
-                .args(["--initial-advertise-peer-urls", &url(*peer)])
-                .args(["--initial-cluster", &cluster.join(",")])
-                // zap at warn: the only way etcd 3.4 says why it refused a TLS client.
-                .args(["--logger", "zap", "--log-level", "warn"])
-                .stdin(std::process::Stdio::null())
-                .stdout(std::process::Stdio::null())
-                .stderr(std::fs::File::create(e.log_path(name)).unwrap())
-                .spawn()
-                .expect("etcd (package etcd-server)");
-            e.members.push(Some(child));
-            e.endpoints.push(endpoint);
-        }
-        jit_e2e::wait_for("etcd to serve", Duration::from_secs(60), || {
-            e.ctl(Some("admin"), &["endpoint", "health", "--cluster"])
-                .ok()
-                .then_some(())
-        });
-        e
-    }
-
-    fn log_path(&self, member: &str) -> PathBuf {
-        self.dir.path().join(format!("{member}.log"))
-    }
-
-    fn logs(&self) -> String {
-        std::fs::read_dir(self.dir.path())
-            .unwrap()
-            .filter_map(|e| {
-                let p = e.unwrap().path();
-                (p.extension()? == "log").then(|| std::fs::read_to_string(p).unwrap())
-            })
-            .collect()
-    }
-
-    fn endpoints(&self) -> String {
-        self.endpoints.join(",")
-    }
-
-    /// etcdctl as the owner of the certificate `client.crt` in `who` (relative to the fleet's
-    /// directory: `admin`, `hosts/db1`, or any other directory), or with none.
-    fn ctl(&self, who: Option<&str>, args: &[&str]) -> jit_e2e::Run {
-        self.ctl_in(who, args, "")
-    }
-
-    fn ctl_in(&self, who: Option<&str>, args: &[&str], stdin: &str) -> jit_e2e::Run {
-        let mut c = Command::new("etcdctl");
-        // etcdctl refuses a flag also set in its environment; a user there would override
-        // the certificate.
-        for (k, _) in std::env::vars_os() {
-            if k.to_string_lossy().starts_with("ETCDCTL_") {
-                c.env_remove(k);
-            }
-        }
-        c.env("ETCDCTL_API", "3")
-            .arg(format!("--endpoints={}", self.endpoints()))
-            .arg("--cacert")
-            .arg(self.pki.join("ca.crt"));
-        if let Some(who) = who {
-            let d = self.pki.join(who);
-            c.arg("--cert")
-                .arg(d.join("client.crt"))
-                .arg("--key")
-                .arg(d.join("client.key"));
-        }
-        c.args(args);
-        run(c, stdin, Duration::from_secs(60))
-    }
-
-    /// Each member stopped in turn (all at once, the last ones wait seconds for the others).
-    fn stop(&mut self) {
-        for m in &mut self.members {
-            if let Some(mut c) = m.take() {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(i32::try_from(c.id()).unwrap()),
-                    Signal::SIGTERM,
-                );
-                let _ = c.wait();
-            }
-        }
-    }
-}
-
-impl Drop for Etcd {
-    fn drop(&mut self) {
-        self.stop();
-    }
 }
 
 fn assert_denied(r: &jit_e2e::Run, what: &str) {

@@ -9,6 +9,8 @@ use ssh_key::PublicKey;
 
 /// How far apart a host's clock and an approval's time may be by default.
 pub const DEFAULT_MAX_SKEW: i64 = 300;
+/// How long finished fleet requests' records stay in etcd by default.
+pub const DEFAULT_RECORD_RETENTION: i64 = 24 * 3600;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -17,6 +19,8 @@ struct RawFleet {
     etcd: RawEtcd,
     #[serde(default)]
     max_skew: Option<String>,
+    #[serde(default)]
+    record_retention: Option<String>,
     #[serde(default, rename = "host")]
     hosts: Vec<RawHost>,
     #[serde(default, rename = "approver")]
@@ -107,6 +111,9 @@ pub struct FleetPolicy {
     pub etcd_cert: String,
     pub etcd_key: String,
     pub max_skew: i64,
+    /// How long a fleet request's records stay in etcd after it can no longer be in force
+    /// anywhere; then the host that wrote each deletes it (seconds).
+    pub record_retention: i64,
     pub hosts: Vec<Host>,
     /// Approver name -> their SSH public keys.
     pub approvers: Vec<(String, Vec<PublicKey>)>,
@@ -155,6 +162,13 @@ impl FleetPolicy {
                     .map_err(|_| "max_skew is too long".to_string())?
             }
             None => DEFAULT_MAX_SKEW,
+        };
+        let record_retention = match &raw.record_retention {
+            Some(d) => i64::try_from(
+                jit_proto::parse_duration(d).map_err(|e| format!("record_retention: {e}"))?,
+            )
+            .map_err(|_| "record_retention is too long".to_string())?,
+            None => DEFAULT_RECORD_RETENTION,
         };
         if raw.etcd.cert.is_empty() != raw.etcd.key.is_empty() {
             return Err("[etcd] cert and key go together".into());
@@ -292,6 +306,7 @@ impl FleetPolicy {
             etcd_cert: raw.etcd.cert,
             etcd_key: raw.etcd.key,
             max_skew,
+            record_retention,
             hosts,
             approvers,
             roles,

@@ -477,3 +477,20 @@ fn given_a_self_service_fleet_role_when_verified_then_it_needs_no_approval_and_e
         Err(Refused::Expired(..))
     ));
 }
+
+#[test]
+fn given_an_approval_later_than_the_requests_duration_when_verified_then_the_request_has_lapsed() {
+    let f = fleet();
+    let mut r = f.request("alice", &["db1"]);
+    r.created_at = NOW - 2500;
+    let req = f.signed(r.clone());
+    // 1800 s asked, 300 s of clock bound: approved 2400 s after it was made, too late.
+    let late = f.approval(&r, "carol", "carol", NOW - 100);
+    let e = verify(&f.policy, "db1", &req, &[late], &[], NOW).unwrap_err();
+    assert!(matches!(e, Refused::Lapsed(..)), "{e}");
+    // Within the bound it stands, for its duration from the approval.
+    let in_time = f.approval(&r, "carol", "carol", NOW - 500);
+    let d = verify(&f.policy, "db1", &req, &[in_time], &[], NOW).unwrap();
+    assert_eq!(d.not_after, NOW - 500 + 1800);
+    assert!(last_in_force(&r, 300) >= d.not_after);
+}

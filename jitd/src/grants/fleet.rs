@@ -11,7 +11,7 @@ use crate::fleet::{Approval, Canonical, End, FleetRequest, Refused, Signed};
 
 pub use jit_proto::fleet::Ack;
 use jit_proto::fleet::{FleetView, Key};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// Most bytes of etcd's records jitd keeps in view (requests, approvals, ends, acks).
 const MAX_SEEN_BYTES: usize = 64 << 20;
@@ -57,6 +57,7 @@ impl Seen {
             return true;
         }
         if value.len() > MAX_RECORD || self.bytes + key.len() + value.len() > MAX_SEEN_BYTES {
+            self.partial = true;
             return false;
         }
         self.bytes += key.len() + value.len();
@@ -94,6 +95,8 @@ struct Seen {
     /// Whether the agent has listed everything for this jitd (a jitd that restarted has
     /// an empty view until it does).
     listed: bool,
+    /// Whether records were left out (too big, or the view full) since the last listing.
+    partial: bool,
 }
 
 impl FleetConfig {
@@ -174,6 +177,7 @@ impl Core {
             seen.kv.clear();
             seen.bytes = 0;
             seen.listed = true;
+            seen.partial = false;
         }
         // A view that was never listed (this jitd restarted under a running agent) is not
         // kept up piecemeal: the agent is asked to list everything again.
@@ -194,10 +198,62 @@ impl Core {
         Ok(false)
     }
 
-    /// Up to `limit` records waiting for the agent to put into etcd.
+    /// Up to `limit` records waiting for the agent to put into etcd, then keys of this
+    /// host's for it to delete ([`Core::fleet_done`]; an empty value).
     pub fn fleet_take(&self, limit: u32) -> Result<Vec<(String, String)>> {
         self.fleet_ref()?;
-        store::fleet_outbox(self.store.conn(), limit)
+        let mut out = store::fleet_outbox(self.store.conn(), limit)?;
+        let room = usize::try_from(limit)
+            .unwrap_or(usize::MAX)
+            .saturating_sub(out.len());
+        out.extend(
+            self.fleet_done(self.now())
+                .into_iter()
+                .take(room)
+                .map(|k| (k, String::new())),
+        );
+        Ok(out)
+    }
+
+    /// This host's records in etcd that no host needs any more: those of a fleet request
+    /// `record_retention` (fleet policy) past the last moment it can be in force anywhere
+    /// ([`crate::fleet::last_in_force`]), and those whose request is gone from etcd (its
+    /// host let it go). Only under this host's own prefix: each host tidies what it wrote.
+    /// None while the view is not whole (not listed yet, or records left out of it).
+    fn fleet_done(&self, now: i64) -> Vec<String> {
+        let Some(fleet) = &self.fleet else {
+            return Vec::new();
+        };
+        let seen = &fleet.seen;
+        if !seen.listed || seen.partial {
+            return Vec::new();
+        }
+        let mut until: HashMap<String, i64> = HashMap::new();
+        for (k, v) in &seen.kv {
+            if let Some(Key::Request { host, id }) = Key::parse(k)
+                && let Ok(r) = serde_json::from_str::<Signed<FleetRequest>>(v)
+                && r.record.id == id
+                && r.record.host == host
+            {
+                let last = crate::fleet::last_in_force(&r.record, fleet.policy.max_skew);
+                until.insert(id, last.saturating_add(fleet.policy.record_retention));
+            }
+        }
+        let own = format!("{}{}/", jit_proto::fleet::PREFIX, fleet.host);
+        seen.kv
+            .range(own.clone()..)
+            .take_while(|(k, _)| k.starts_with(&own))
+            .filter_map(|(k, _)| {
+                let key = Key::parse(k)?;
+                let id = key.request_id()?;
+                match (until.get(id), &key) {
+                    (Some(t), _) => (now > *t).then(|| k.clone()),
+                    // One of its own requests it cannot read: left alone.
+                    (None, Key::Request { .. }) => None,
+                    (None, _) => Some(k.clone()),
+                }
+            })
+            .collect()
     }
 
     /// Records the agent has put into etcd: out of the outbox, and into the view at once
@@ -205,11 +261,17 @@ impl Core {
     /// view throughout (`jitctl show` right after `jitctl request`, the sudo prompt's wait).
     pub fn fleet_published(&mut self, done: Vec<(String, String)>) -> Result<()> {
         self.fleet_ref()?;
-        // Only what was in the outbox: the agent says what it put, not what etcd holds.
+        // Only what was in the outbox, or handed out to delete: the agent says what it
+        // did, not what etcd holds.
+        let deletable = self.fleet_done(self.now());
         let mut was_queued = Vec::new();
         self.commit_as(super::Requests::Untouched, |tx, _| {
             for (k, v) in &done {
-                if store::fleet_published(tx, k, v)? {
+                if v.is_empty() {
+                    if deletable.contains(k) {
+                        was_queued.push((k, v));
+                    }
+                } else if store::fleet_published(tx, k, v)? {
                     was_queued.push((k, v));
                 }
             }
@@ -461,8 +523,7 @@ impl Core {
             .collect()
     }
 
-    /// A fleet request made at a PAM prompt: for this host alone; `duration_secs` 0 is the
-    /// role's default.
+    /// A fleet request made at a PAM prompt: for this host alone.
     pub fn fleet_request_here(
         &mut self,
         who: &Actor,
@@ -470,12 +531,7 @@ impl Core {
         duration_secs: u64,
         reason: &str,
     ) -> Result<String> {
-        let fleet = self.fleet_ref()?;
-        let duration_secs = match (duration_secs, fleet.policy.role(role)) {
-            (0, Some(r)) => fleet_default_duration(r),
-            (d, _) => d,
-        };
-        let here = vec![fleet.host.clone()];
+        let here = vec![self.fleet_ref()?.host.clone()];
         self.fleet_request(who, role, &here, duration_secs, reason)
     }
 
@@ -546,7 +602,7 @@ impl Core {
     }
 
     /// `who` asks for fleet role `role` on `hosts` (host names or host groups), for
-    /// `duration_secs`, because `reason`: checked here by the fleet policy as every host
+    /// `duration_secs` (0: the role's default), because `reason`: checked here by the fleet policy as every host
     /// will check it, signed with this host's key, and queued for the agent. Returns the
     /// request's id.
     pub fn fleet_request(
@@ -576,10 +632,15 @@ impl Core {
                 who.name
             )));
         }
-        if duration_secs == 0 || duration_secs > r.max_duration {
+        let duration_secs = match duration_secs {
+            0 => fleet_default_duration(r),
+            d => d,
+        };
+        if duration_secs > r.max_duration {
             return Err(Error::InvalidArgument(format!(
-                "fleet role '{role}' allows 1 s to {} s; {duration_secs} s asked",
-                r.max_duration
+                "fleet role '{role}' allows at most {}; {} asked",
+                jit_proto::format_duration(r.max_duration),
+                jit_proto::format_duration(duration_secs)
             )));
         }
         let mut names: Vec<String> = Vec::new();
