@@ -197,8 +197,9 @@ impl Jitd {
 
 /// Records per `Sync` call.
 const SYNC_CHUNK: usize = 512;
-/// Most watch replies taken together into one `Sync`.
+/// Most watch replies taken together into one `Sync`, and about how many bytes of values.
 const MAX_BATCH: usize = 256;
+const MAX_BATCH_BYTES: usize = 4 << 20;
 /// Keys per page when listing.
 const PAGE: i64 = 1000;
 /// A heartbeat's lease: `HOST/alive` goes this long after the agent stops renewing it.
@@ -411,11 +412,25 @@ async fn watch(
         // What else has arrived already, taken with it: one Sync (and one offer per
         // request) for a burst, not one per event. A hundred hosts acking one grant are a
         // hundred events on every host.
+        let mut bytes = resp
+            .events()
+            .iter()
+            .filter_map(|e| e.kv())
+            .map(|kv| kv.value().len())
+            .sum::<usize>();
         let mut batch = vec![resp];
-        while batch.len() < MAX_BATCH {
+        while batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
             match tokio::time::timeout(Duration::ZERO, stream.message()).await {
                 Ok(got) => match got.map_err(|e| format!("watch: {e}"))? {
-                    Some(more) => batch.push(more),
+                    Some(more) => {
+                        bytes += more
+                            .events()
+                            .iter()
+                            .filter_map(|e| e.kv())
+                            .map(|kv| kv.value().len())
+                            .sum::<usize>();
+                        batch.push(more);
+                    }
                     None => break,
                 },
                 Err(_) => break,
@@ -497,7 +512,11 @@ async fn publish(mut client: Client, cfg: Config, jitd: Jitd) {
         for (key, value) in got {
             if !key.starts_with(&own) || Key::parse(&key).is_none() {
                 tracing::warn!("jitd gave a record for another prefix ({key}); left out");
-                done.push((key, value));
+                // A record to put leaves the outbox; a deletion is not said to be done
+                // (jitd would drop from its view a key etcd still holds).
+                if !value.is_empty() {
+                    done.push((key, value));
+                }
                 continue;
             }
             // An empty value: a record of this host's no host needs any more.

@@ -199,7 +199,7 @@ pub async fn wait(
 pub async fn fleet_roles(svc: &Arc<Service>, user: String) -> Result<Vec<RoleInfo>, JitError> {
     let who = pam_user(&user, &pam_origin())?;
     blocking(svc, Caller::Pam(user), move |s| {
-        s.read(|c| Ok(c.fleet_roles_for(&who.name)))
+        s.read(|c| Ok(c.fleet_roles_for(&who)))
     })
     .await
 }

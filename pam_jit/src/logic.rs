@@ -204,7 +204,12 @@ pub fn authenticate(
             return Ok(Verdict::Ignore);
         }
         let roles = jitd.roles(&user)?;
-        let fleet = jitd.fleet_roles(&user)?;
+        // Fleet roles are an offer, not a gate: a jitd that cannot list them (an older one
+        // beside a newer module, say) leaves the local roles as they were.
+        let fleet = jitd.fleet_roles(&user).unwrap_or_else(|e| {
+            pam.log(&format!("fleet roles for {user}: {e:?}"));
+            Vec::new()
+        });
         if roles.is_empty() && fleet.is_empty() {
             return Ok(Verdict::Ignore);
         }
@@ -239,7 +244,7 @@ pub fn authenticate(
             ));
             let waited = Waited {
                 what: format!("request {}", req.id),
-                follow: format!("jitctl wait {}", req.id),
+                follow: format!("jitctl wait {} follows it", req.id),
             };
             let id = req.id;
             wait_for_decision(cfg, pam, host, &waited, req, |slice| {
@@ -529,7 +534,7 @@ fn slice_secs(slice: Duration) -> u32 {
 struct Waited {
     /// `request 17`, `fleet request db1-3fa29c01d2`.
     what: String,
-    /// The command that follows it after the prompt gives up.
+    /// What to run after the prompt gives up (`jitctl wait 17 follows it`).
     follow: String,
 }
 
@@ -558,7 +563,7 @@ fn wait_for_decision(
         }
         if host.interrupted() {
             pam.info(&format!(
-                "jit: stopped waiting; {} stays pending ({} follows it).",
+                "jit: stopped waiting; {} stays pending ({}).",
                 waited.what, waited.follow
             ));
             return Ok(req);
@@ -566,11 +571,20 @@ fn wait_for_decision(
         let left = deadline.saturating_duration_since(Instant::now());
         if !left.is_zero() && Instant::now() >= next_progress {
             next_progress = Instant::now() + PROGRESS_EVERY;
-            pam.info(&format!(
-                "jit: still waiting for approval of {} ({} left).",
-                waited.what,
-                format_duration(left.as_secs().max(1))
-            ));
+            let left = format_duration(left.as_secs().max(1));
+            if req.decision_reason.is_empty() {
+                pam.info(&format!(
+                    "jit: still waiting for approval of {} ({left} left).",
+                    waited.what
+                ));
+            } else {
+                // A fleet request approved but not yet applied here says so.
+                pam.info(&format!(
+                    "jit: {}: {}; still waiting ({left} left).",
+                    waited.what,
+                    jit_proto::text::escape(&req.decision_reason)
+                ));
+            }
         }
     }
 }
@@ -752,7 +766,7 @@ fn fleet_wait_and_report(
             ));
             let waited = Waited {
                 what: format!("fleet request {id}"),
-                follow: format!("jitctl show {id}"),
+                follow: format!("jitctl show {id} shows how it stands"),
             };
             wait_for_decision(cfg, pam, host, &waited, req, |slice| {
                 jitd.fleet_wait(user, &id, slice_secs(slice))
@@ -772,20 +786,18 @@ fn fleet_wait_and_report(
             "jit: fleet request {id} is still pending; run your command again once it is \
              approved (jitctl show {id})."
         )),
+        Some(State::Expired) => pam.error(&format!(
+            "jit: fleet request {id} has lapsed: {}.",
+            jit_proto::text::escape(&req.decision_reason)
+        )),
+        Some(State::Denied) => pam.error(&format!(
+            "jit: fleet request {id} was refused on this host: {}.",
+            jit_proto::text::escape(&req.decision_reason)
+        )),
         _ => pam.error(&format!(
-            "jit: fleet request {id} was {}{}.",
+            "jit: fleet request {id} was {} by {}.",
             req.state,
-            if req.decided_by.is_empty() && req.decision_reason.is_empty() {
-                String::new()
-            } else if req.decided_by.is_empty() {
-                format!(": {}", jit_proto::text::escape(&req.decision_reason))
-            } else {
-                format!(
-                    " by {}: {}",
-                    jit_proto::text::escape(&req.decided_by),
-                    jit_proto::text::escape(&req.decision_reason)
-                )
-            }
+            jit_proto::text::escape(&req.decided_by)
         )),
     }
     Ok(())

@@ -1057,8 +1057,8 @@ fn given_etcd_with_tls_and_rbac_set_up_by_the_script_when_a_host_uses_its_own_ce
 #[test]
 fn given_record_retention_when_a_fleet_request_can_no_longer_be_in_force_then_every_host_deletes_what_it_wrote_and_a_live_one_stays()
  {
-    // Over 2 x 3 s + 2 x 1 s after it was made, and 1 s more.
-    let f = rig_with(1, "max_skew = \"1s\"\nrecord_retention = \"1s\"\n");
+    // Over 2 x 3 s + 2 x 1 s after it was made, and 2 s more.
+    let f = rig_with(1, "max_skew = \"1s\"\nrecord_retention = \"2s\"\n");
     let now = unix_now();
     let mut short = f.request("db2-00000000a1", 3);
     short.created_at = now;
@@ -1081,6 +1081,16 @@ fn given_record_retention_when_a_fleet_request_can_no_longer_be_in_force_then_ev
     for h in ["db1", "db2"] {
         f.etcd.wait_ack(h, &long.id, "applied");
     }
+    // A writer to etcd says the live request was made in 1970 and lasted a second, under
+    // a prefix that sorts after db2's: not the request of that id (db2's ids are db2's,
+    // and db3 is no host of the fleet), so nobody lets the live one go for it.
+    let mut forged = long.clone();
+    forged.created_at = 0;
+    forged.duration_secs = 1;
+    forged.host = "db3".into();
+    let forged_key = format!("/jit/v1/db3/req/{}", long.id);
+    f.etcd
+        .put(&forged_key, &f.s.sign("db1", REQUEST_NAMESPACE, &forged));
     let keys = || {
         let r = f.etcd.ctl(&["get", "--prefix", "--keys-only", "/jit/v1/"]);
         assert!(r.ok(), "{}", r.all());
@@ -1102,6 +1112,7 @@ fn given_record_retention_when_a_fleet_request_can_no_longer_be_in_force_then_ev
     let mut want = vec![
         format!("/jit/v1/db1/ack/{}", long.id),
         format!("/jit/v1/db1/appr/{}/bob", long.id),
+        forged_key.clone(),
         format!("/jit/v1/db2/ack/{}", long.id),
         format!("/jit/v1/db2/req/{}", long.id),
     ];

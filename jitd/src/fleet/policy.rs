@@ -170,6 +170,15 @@ impl FleetPolicy {
             .map_err(|_| "record_retention is too long".to_string())?,
             None => DEFAULT_RECORD_RETENTION,
         };
+        // Hosts' clocks may be max_skew apart: the host that deletes must not be ahead of
+        // the last one to hold a grant by more than this.
+        if record_retention < max_skew.saturating_mul(2) {
+            return Err(format!(
+                "record_retention ({}) must be at least twice max_skew ({})",
+                jit_proto::format_duration(u64::try_from(record_retention).unwrap_or(0)),
+                jit_proto::format_duration(u64::try_from(max_skew).unwrap_or(0))
+            ));
+        }
         if raw.etcd.cert.is_empty() != raw.etcd.key.is_empty() {
             return Err("[etcd] cert and key go together".into());
         }

@@ -392,6 +392,10 @@ fn given_bad_fleet_policies_when_parsed_then_refused_saying_what() {
     for (text, needle) in [
         (host("DB1", &k), "lower case"),
         (
+            "max_skew = \"5m\"\nrecord_retention = \"9m\"\n".to_string(),
+            "at least twice max_skew",
+        ),
+        (
             format!("{}{}", host("db1", &k), host("db1", &k2)),
             "named twice",
         ),

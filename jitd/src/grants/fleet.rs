@@ -133,6 +133,38 @@ struct Gathered {
     published: bool,
 }
 
+impl Gathered {
+    /// Takes in the record at `k` (one of this request's): a request only from the host
+    /// whose id it is, the first one found.
+    fn take(&mut self, k: &Key, value: &str, published: bool) {
+        match k {
+            Key::Request { host, id } => {
+                if !crate::fleet::id_of_host(id, host) {
+                    return;
+                }
+                if let Ok(r) = serde_json::from_str::<Signed<FleetRequest>>(value)
+                    && r.record.id == *id
+                    && r.record.host == *host
+                    && self.request.is_none()
+                {
+                    self.request = Some(r);
+                    self.published = published;
+                }
+            }
+            Key::Approval { .. } => self.approvals.extend(serde_json::from_str(value).ok()),
+            Key::End { .. } => self.ends.extend(serde_json::from_str(value).ok()),
+            Key::Ack { host, .. } => {
+                if let Ok(mut a) = serde_json::from_str::<Ack>(value) {
+                    // Whose ack it is, is where it was written, not what it says.
+                    a.host = host.clone();
+                    self.acks.push(a);
+                }
+            }
+            Key::Alive { .. } => {}
+        }
+    }
+}
+
 /// What an unverified record says, bounded and escaped wherever it is repeated (acks, the
 /// audit trail, errors): it may be anyone's junk.
 fn said(s: &str) -> String {
@@ -217,9 +249,11 @@ impl Core {
 
     /// This host's records in etcd that no host needs any more: those of a fleet request
     /// `record_retention` (fleet policy) past the last moment it can be in force anywhere
-    /// ([`crate::fleet::last_in_force`]), and those whose request is gone from etcd (its
-    /// host let it go). Only under this host's own prefix: each host tidies what it wrote.
-    /// None while the view is not whole (not listed yet, or records left out of it).
+    /// ([`crate::fleet::last_in_force`]). Only under this host's own prefix: each host
+    /// tidies what it wrote. A record whose request is gone from view (its host let it go,
+    /// or lost it) goes once its own time is as far past as any request's could be (the
+    /// policy's longest `max_duration`); an ack, which decides nothing, at once. None while
+    /// the view is not whole (not listed yet, or records left out of it).
     fn fleet_done(&self, now: i64) -> Vec<String> {
         let Some(fleet) = &self.fleet else {
             return Vec::new();
@@ -228,30 +262,52 @@ impl Core {
         if !seen.listed || seen.partial {
             return Vec::new();
         }
-        let mut until: HashMap<String, i64> = HashMap::new();
-        for (k, v) in &seen.kv {
-            if let Some(Key::Request { host, id }) = Key::parse(k)
-                && let Ok(r) = serde_json::from_str::<Signed<FleetRequest>>(v)
-                && r.record.id == id
-                && r.record.host == host
-            {
-                let last = crate::fleet::last_in_force(&r.record, fleet.policy.max_skew);
-                until.insert(id, last.saturating_add(fleet.policy.record_retention));
-            }
-        }
+        let policy = &fleet.policy;
+        let skew = policy.max_skew;
+        let longest = policy
+            .roles
+            .iter()
+            .map(|r| r.max_duration)
+            .max()
+            .unwrap_or(0);
+        let longest = i64::try_from(longest).unwrap_or(i64::MAX);
+        // The request of `id`, if in view and signed by its host: when its records go.
+        let until = |id: &str| -> Option<i64> {
+            let g = self.gather_one(id).ok()??;
+            let req = g.request?;
+            crate::fleet::request_signed(policy, &req).then(|| {
+                crate::fleet::last_in_force(&req.record, skew)
+                    .saturating_add(policy.record_retention)
+            })
+        };
+        // A record's own time, for one whose request is gone: as late as it could start a
+        // grant, that grant's end, and the retention.
+        let orphan_until = |at: i64| {
+            at.saturating_add(longest.saturating_mul(2))
+                .saturating_add(skew.saturating_mul(3))
+                .saturating_add(policy.record_retention)
+        };
         let own = format!("{}{}/", jit_proto::fleet::PREFIX, fleet.host);
+        let mut known: HashMap<String, Option<i64>> = HashMap::new();
         seen.kv
             .range(own.clone()..)
             .take_while(|(k, _)| k.starts_with(&own))
-            .filter_map(|(k, _)| {
+            .filter_map(|(k, v)| {
                 let key = Key::parse(k)?;
-                let id = key.request_id()?;
-                match (until.get(id), &key) {
-                    (Some(t), _) => (now > *t).then(|| k.clone()),
-                    // One of its own requests it cannot read: left alone.
-                    (None, Key::Request { .. }) => None,
-                    (None, _) => Some(k.clone()),
-                }
+                let id = key.request_id()?.to_string();
+                let done = match known.entry(id.clone()).or_insert_with(|| until(&id)) {
+                    Some(t) => now > *t,
+                    None => match &key {
+                        // One of its own requests it cannot read or verify: left alone.
+                        Key::Request { .. } | Key::Alive { .. } => false,
+                        Key::Ack { .. } => true,
+                        Key::Approval { .. } => serde_json::from_str::<Signed<Approval>>(v)
+                            .is_ok_and(|a| now > orphan_until(a.record.approved_at)),
+                        Key::End { .. } => serde_json::from_str::<Signed<End>>(v)
+                            .is_ok_and(|e| now > orphan_until(e.record.at)),
+                    },
+                };
+                done.then(|| k.clone())
             })
             .collect()
     }
@@ -362,32 +418,9 @@ impl Core {
         let mut take = |key: &str, value: &str, published: bool| {
             let Some(k) = Key::parse(key) else { return };
             let Some(id) = k.request_id() else { return };
-            let g = out.entry(id.to_string()).or_default();
-            match &k {
-                Key::Request { host, id } => {
-                    if !crate::fleet::id_of_host(id, host) {
-                        return;
-                    }
-                    if let Ok(r) = serde_json::from_str::<Signed<FleetRequest>>(value)
-                        && r.record.id == *id
-                        && r.record.host == *host
-                        && g.request.is_none()
-                    {
-                        g.request = Some(r);
-                        g.published = published;
-                    }
-                }
-                Key::Approval { .. } => g.approvals.extend(serde_json::from_str(value).ok()),
-                Key::End { .. } => g.ends.extend(serde_json::from_str(value).ok()),
-                Key::Ack { host, .. } => {
-                    if let Ok(mut a) = serde_json::from_str::<Ack>(value) {
-                        // Whose ack it is, is where it was written, not what it says.
-                        a.host = host.clone();
-                        g.acks.push(a);
-                    }
-                }
-                Key::Alive { .. } => {}
-            }
+            out.entry(id.to_string())
+                .or_default()
+                .take(&k, value, published);
         };
         for (k, v) in &fleet.seen.kv {
             take(k, v, true);
@@ -397,6 +430,55 @@ impl Core {
         }
         out.retain(|_, g| g.request.is_some());
         Ok(out)
+    }
+
+    /// Fleet request `id` as [`Core::gather`] has it, looked up by key (under the prefix of
+    /// each host of the policy) rather than by reading the whole view: what a prompt
+    /// waiting on one request asks for again and again.
+    fn gather_one(&self, id: &str) -> Result<Option<Gathered>> {
+        let fleet = self.fleet_ref()?;
+        let seen = &fleet.seen.kv;
+        let mut g = Gathered::default();
+        let mut take = |key: &str, value: &str, published: bool| {
+            if let Some(k) = Key::parse(key)
+                && k.request_id() == Some(id)
+            {
+                g.take(&k, value, published);
+            }
+        };
+        for h in &fleet.policy.hosts {
+            let host = h.name.clone();
+            let one = |k: Key| k.path();
+            for key in [
+                one(Key::Request {
+                    host: host.clone(),
+                    id: id.into(),
+                }),
+                one(Key::End {
+                    host: host.clone(),
+                    id: id.into(),
+                }),
+                one(Key::Ack {
+                    host: host.clone(),
+                    id: id.into(),
+                }),
+            ] {
+                if let Some(v) = seen.get(&key) {
+                    take(&key, v, true);
+                }
+            }
+            let approvals = format!("{}{host}/appr/{id}/", jit_proto::fleet::PREFIX);
+            for (k, v) in seen
+                .range(approvals.clone()..)
+                .take_while(|(k, _)| k.starts_with(&approvals))
+            {
+                take(k, v, true);
+            }
+        }
+        for (k, v) in store::fleet_outbox(self.store.conn(), u32::MAX)? {
+            take(&k, &v, false);
+        }
+        Ok(g.request.is_some().then_some(g))
     }
 
     /// A gathered request as `who` may see it (None: not theirs to see).
@@ -475,8 +557,7 @@ impl Core {
     /// Fleet request `id`, if `who` may see it (one they may not gets the answer one that
     /// does not exist gets).
     pub fn fleet_show(&self, who: &Actor, id: &str) -> Result<FleetView> {
-        self.gather()?
-            .remove(id)
+        self.gather_one(id)?
             .and_then(|g| self.view(who, g))
             .ok_or_else(|| {
                 Error::NotFound(format!("no fleet request {} seen on this host", said(id)))
@@ -485,10 +566,19 @@ impl Core {
 
     /// The fleet roles `user` may request for this host at a PAM prompt: those that apply
     /// to it and name them a requester (none when this host is in no fleet).
-    pub fn fleet_roles_for(&self, user: &str) -> Vec<RoleInfo> {
+    /// None either where a request could not be sent now (no key to sign with, the agent
+    /// out of touch with etcd), or for a temporary account: asked, it would be refused
+    /// after the questions.
+    pub fn fleet_roles_for(&self, who: &Actor) -> Vec<RoleInfo> {
         let Some(fleet) = &self.fleet else {
             return Vec::new();
         };
+        let now = self.now();
+        let quiet = fleet.seen.last_sync == 0 || now - fleet.seen.last_sync > AGENT_QUIET_SECS;
+        if fleet.key.is_err() || quiet || refuse_accounts(who).is_err() {
+            return Vec::new();
+        }
+        let user = who.name.as_str();
         let reason_max = u32::try_from(self.policy.reason_max).unwrap_or(u32::MAX);
         fleet
             .policy
@@ -540,25 +630,56 @@ impl Core {
     /// approvals so far), or how it ended without being applied here: ended by someone
     /// (`revoked`), or too old to be approved any more (`expired`).
     pub fn fleet_status(&self, who: &Actor, id: &str) -> Result<RequestInfo> {
-        let view = self.fleet_show(who, id)?;
-        let r = &view.request.record;
-        if r.user != who.name.as_str() {
-            return Err(Error::NotFound(format!(
+        let not_found = || {
+            Error::NotFound(format!(
                 "no fleet request {} of {} seen on this host",
                 said(id),
                 who.name
-            )));
+            ))
+        };
+        let g = self.gather_one(id)?.ok_or_else(not_found)?;
+        let (approvals, ends) = (g.approvals.clone(), g.ends.clone());
+        let view = self.view(who, g).ok_or_else(not_found)?;
+        let r = &view.request.record;
+        if r.user != who.name.as_str() {
+            return Err(not_found());
         }
         if let Some(local) = store::fleet_grant(self.store.conn(), id)? {
             return self.info(&self.get(local)?);
         }
         let fleet = self.fleet_ref()?;
         let role = fleet.policy.role(&r.role);
+        let now = self.now();
+        let approved =
+            view.approved_by.len() >= usize::try_from(view.approvals_required).unwrap_or(0);
+        // Approved, yet not applied here: what this host makes of it now.
+        let here = if approved {
+            crate::fleet::verify(
+                &fleet.policy,
+                &fleet.host,
+                &view.request,
+                &approvals,
+                &ends,
+                now,
+            )
+            .err()
+        } else {
+            None
+        };
         let duration = i64::try_from(r.duration_secs).unwrap_or(i64::MAX);
         let (state, decided_by, why) = if !view.ended_by.is_empty() {
             (State::Revoked, view.ended_by.join(", "), "ended".into())
-        } else if self.now() >= r.created_at.saturating_add(duration) {
-            let why = "not approved within its duration".to_string();
+        } else if let Some(refused) = here {
+            (
+                State::Denied,
+                fleet.host.clone(),
+                said(&refused.to_string()),
+            )
+        } else if approved {
+            let why = "approved, waiting for this host to apply it".to_string();
+            (State::Pending, String::new(), why)
+        } else if now >= r.created_at.saturating_add(duration) {
+            let why = "it was not approved within its duration".to_string();
             (State::Expired, String::new(), why)
         } else {
             (State::Pending, String::new(), String::new())
@@ -679,6 +800,29 @@ impl Core {
                 "fleet role '{role}' does not apply to {} (its host groups: {})",
                 outside.join(", "),
                 r.host_groups.join(", ")
+            )));
+        }
+        // As many waiting at once as the local policy lets a user have (each is signed and
+        // goes to every host of the fleet).
+        let waiting = self
+            .gather()?
+            .values()
+            .filter_map(|g| g.request.as_ref().map(|r| (&r.record, g)))
+            .filter(|(r, g)| {
+                r.host == fleet.host
+                    && r.user == who.name.as_str()
+                    && now
+                        < r.created_at
+                            .saturating_add(i64::try_from(r.duration_secs).unwrap_or(i64::MAX))
+                    && g.approvals.is_empty()
+                    && g.ends.is_empty()
+            })
+            .count();
+        let cap = usize::try_from(self.policy.max_pending_per_user).unwrap_or(usize::MAX);
+        if waiting >= cap {
+            return Err(Error::WrongState(format!(
+                "{} has {waiting} fleet request(s) from this host waiting for approval, the most allowed (max_pending_per_user); release one (jitctl release ID) or wait",
+                who.name
             )));
         }
         // Queued with nobody to publish it, a request would wait unseen: say so now.

@@ -1261,7 +1261,7 @@ fn given_a_fleet_role_only_when_its_bare_name_is_typed_then_it_is_chosen() {
     assert_eq!(jitd.fleet_submitted.borrow()[0].1, 900);
     assert!(
         pam.said()
-            .contains("fleet request db1-00aa11bb22 was expired"),
+            .contains("fleet request db1-00aa11bb22 has lapsed"),
         "{}",
         pam.said()
     );
