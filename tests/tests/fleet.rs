@@ -1055,7 +1055,7 @@ fn given_etcd_with_tls_and_rbac_set_up_by_the_script_when_a_host_uses_its_own_ce
 }
 
 #[test]
-fn given_record_retention_when_a_fleet_request_can_no_longer_be_in_force_then_every_host_deletes_what_it_wrote_and_a_live_one_stays()
+fn given_record_retention_when_a_fleet_request_can_no_longer_be_in_force_then_every_host_deletes_what_it_wrote_and_a_live_one_stays_unless_its_request_is_deleted()
  {
     // Over 2 x 3 s + 2 x 1 s after it was made, and 2 s more.
     let f = rig_with(1, "max_skew = \"1s\"\nrecord_retention = \"2s\"\n");
@@ -1120,4 +1120,13 @@ fn given_record_retention_when_a_fleet_request_can_no_longer_be_in_force_then_ev
     assert_eq!(left, want);
     // The live one is still in force on both.
     assert!(f.hosts.iter().all(sudo_works));
+    // Its request deleted from etcd while in force (by a writer, not by its host): a
+    // revocation could have gone with it, so each host ends it.
+    let r = f
+        .etcd
+        .ctl(&["del", &format!("/jit/v1/db2/req/{}", long.id)]);
+    assert!(r.ok(), "{}", r.all());
+    jit_e2e::wait_for("both hosts to end it", Duration::from_secs(60), || {
+        f.hosts.iter().all(|h| !sudo_works(h)).then_some(())
+    });
 }

@@ -216,6 +216,15 @@ impl Core {
         if !seen.listed {
             return Ok(true);
         }
+        // Requests deleted from etcd: see below.
+        let deleted: Vec<String> = changes
+            .iter()
+            .filter(|(_, v)| v.is_empty())
+            .filter_map(|(k, _)| match Key::parse(k)? {
+                Key::Request { id, .. } => Some(id),
+                _ => None,
+            })
+            .collect();
         let dropped = changes
             .into_iter()
             .filter(|(key, value)| !seen.put(key, value))
@@ -227,7 +236,32 @@ impl Core {
         }
         seen.last_sync = now;
         seen.revision = revision;
+        self.end_fleet_grants_gone(&deleted)?;
         Ok(false)
+    }
+
+    /// Ends here each fleet grant in force whose request was just deleted from etcd: no
+    /// host lets a request go while it can be in force, so someone else deleted it, and a
+    /// revocation this host will now never hear of may have gone with it.
+    fn end_fleet_grants_gone(&mut self, deleted: &[String]) -> Result<()> {
+        if deleted.is_empty() {
+            return Ok(());
+        }
+        let mut gone = Vec::new();
+        for (fleet_id, local) in store::fleet_active(self.store.conn())? {
+            if deleted.contains(&fleet_id) && self.gather_one(&fleet_id)?.is_none() {
+                gone.push((fleet_id, local));
+            }
+        }
+        for (fleet_id, local) in gone {
+            let row = self.get(local)?;
+            self.revoke_as_jitd(
+                &[local],
+                &format!("fleet request {fleet_id}: its request is gone from etcd"),
+            )?;
+            self.remove_rules_of(&[row]);
+        }
+        Ok(())
     }
 
     /// Up to `limit` records waiting for the agent to put into etcd, then keys of this

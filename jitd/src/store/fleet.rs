@@ -17,6 +17,21 @@ pub fn fleet_grant(conn: &Connection, fleet_id: &str) -> Result<Option<u64>> {
     Ok(id.and_then(|i| u64::try_from(i).ok()))
 }
 
+/// The fleet grants in force here: (fleet request id, local request id).
+pub fn fleet_active(conn: &Connection) -> Result<Vec<(String, u64)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT f.fleet_id, f.request_id FROM fleet_grants f \
+         JOIN requests r ON r.id = f.request_id WHERE r.state = 'active' ORDER BY f.request_id",
+    )?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (fleet_id, id) = row?;
+        out.extend(u64::try_from(id).ok().map(|id| (fleet_id, id)));
+    }
+    Ok(out)
+}
+
 /// Records that fleet request `fleet_id` is held here by local request `id` (a grant
 /// applied again after a suspension replaces the one before).
 pub fn insert_fleet_grant(tx: &Transaction<'_>, fleet_id: &str, id: u64, now: i64) -> Result<()> {
