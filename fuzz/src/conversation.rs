@@ -266,6 +266,10 @@ impl Jitd for FakeJitd {
             request: self.said(request_info(0, &req.role, state)),
         })
     }
+    fn fleet_pending(&self, _user: &str) -> Result<Vec<FleetAnswer>, Error> {
+        self.fail()?;
+        Ok(Vec::new())
+    }
     fn fleet_wait(&self, _user: &str, id: &str, _secs: u32) -> Result<FleetAnswer, Error> {
         self.fail()?;
         let state = self

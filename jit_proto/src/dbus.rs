@@ -200,6 +200,9 @@ pub trait Pam1 {
     /// Waits up to `timeout_secs` (bounded as `wait` is) while fleet request `id` of `user` is
     /// pending on this host, and answers how it stands.
     fn fleet_wait(&self, user: &str, id: &str, timeout_secs: u32) -> Result<FleetAnswer, JitError>;
+    /// `user`'s fleet requests made on this host for it that still wait for approval,
+    /// oldest first: a prompt can wait for one it asked for earlier instead of asking again.
+    fn fleet_pending(&self, user: &str) -> Result<Vec<FleetAnswer>, JitError>;
 }
 
 /// The notifier agent's interface: callable by its user only.

@@ -51,6 +51,8 @@ pub enum PamCall {
         id: String,
         timeout_secs: u32,
     },
+    #[serde(rename = "org.jit.Jitd.Pam1.FleetPending")]
+    FleetPending { user: String },
 }
 
 /// What a [`PamCall`] answers, one kind per call.
@@ -69,6 +71,8 @@ pub enum PamAnswer {
     Session(u64),
     /// A fleet request made at the prompt: submitted, or as it stands after a wait.
     Fleet(Box<FleetAnswer>),
+    /// Fleet requests waiting.
+    Fleets(Vec<FleetAnswer>),
 }
 
 impl PamCall {
@@ -85,6 +89,7 @@ impl PamCall {
             PamCall::FleetRoles { .. } => "FleetRoles",
             PamCall::FleetRequest { .. } => "FleetRequest",
             PamCall::FleetWait { .. } => "FleetWait",
+            PamCall::FleetPending { .. } => "FleetPending",
         }
     }
 
@@ -101,6 +106,7 @@ impl PamCall {
                     PamCall::FleetRequest { .. } | PamCall::FleetWait { .. },
                     PamAnswer::Fleet(_)
                 )
+                | (PamCall::FleetPending { .. }, PamAnswer::Fleets(_))
                 | (
                     PamCall::Request { .. } | PamCall::Wait { .. },
                     PamAnswer::Request(_)

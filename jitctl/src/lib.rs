@@ -652,8 +652,15 @@ fn length(r: &RequestInfo) -> String {
     let asked = format_duration(r.duration_secs);
     if r.granted_at > 0 && r.not_after > r.granted_at {
         let now = u64::try_from(r.not_after - r.granted_at).unwrap_or(0);
-        if now != r.duration_secs {
+        if now > r.duration_secs {
             return format!("{} (asked {asked}, extended)", format_duration(now));
+        }
+        // A fleet grant runs from its approval, which came before this host applied it.
+        if now < r.duration_secs && r.service == "fleet" {
+            return format!(
+                "{} here (asked {asked}, from the fleet approval)",
+                format_duration(now)
+            );
         }
     }
     asked

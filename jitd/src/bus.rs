@@ -722,6 +722,16 @@ impl PamInterface {
         require_root(&self.ids, conn, &hdr).await?;
         pam_ops::fleet_wait(&self.svc, user, id, timeout_secs).await
     }
+
+    async fn fleet_pending(
+        &self,
+        user: String,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<Vec<FleetAnswer>, JitError> {
+        require_root(&self.ids, conn, &hdr).await?;
+        pam_ops::fleet_pending(&self.svc, user).await
+    }
 }
 
 /// `org.jit.Jitd.Notify1`: for the notifier agent (`jit-notifyd`) only, by its uid.

@@ -249,6 +249,15 @@ fn run(args: Args) -> Result<(), String> {
     let config = args.config.to_string_lossy().into_owned();
     let policy = Policy::load(&config, &Nss).map_err(|e| e.to_string())?;
     if args.check_config {
+        // The fleet policy it names too: a bad one would stop jitd at start.
+        if let Some((fleet, host, file)) = load_fleet(&args, policy.fleet.as_deref())? {
+            println!(
+                "{}: OK (this host '{host}'; {} hosts, {} fleet roles)",
+                file.display(),
+                fleet.hosts.len(),
+                fleet.roles.len()
+            );
+        }
         let mut warnings: Vec<String> = policy.warnings.iter().map(ToString::to_string).collect();
         warnings.extend(static_rule_warnings(&policy, &args.sudoers_dir));
         warnings.extend(crate::command_paths::warnings(&policy));
@@ -300,27 +309,7 @@ fn run(args: Args) -> Result<(), String> {
         Some(mirror),
     );
     core.enable_sealing(&args.state_dir);
-    let fleet_file = args
-        .fleet
-        .clone()
-        .or_else(|| core.policy().fleet.clone().map(PathBuf::from));
-    if let Some(file) = &fleet_file {
-        let text = std::fs::read_to_string(file)
-            .map_err(|e| format!("reading the fleet policy {}: {e}", file.display()))?;
-        let policy = crate::fleet::policy::FleetPolicy::parse(&text)
-            .map_err(|e| format!("fleet policy {}: {e}", file.display()))?;
-        let host = match &args.fleet_host {
-            Some(h) => h.clone(),
-            None => std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .map(|h| h.trim().to_string())
-                .map_err(|e| format!("this host's name: {e}"))?,
-        };
-        if policy.host(&host).is_none() {
-            return Err(format!(
-                "fleet policy {}: this host ('{host}') is not one of its hosts",
-                file.display()
-            ));
-        }
+    if let Some((policy, host, _)) = load_fleet(&args, core.policy().fleet.as_deref())? {
         let key = crate::fleet::host_key(&fleet_key_path(&args), &host);
         core.set_fleet(crate::grants::fleet::FleetConfig::new(policy, host, key));
     }
@@ -576,4 +565,36 @@ async fn take_name(conn: &zbus::Connection) -> Result<(), String> {
          second one",
         jit_proto::BUS_NAME
     ))
+}
+
+/// The fleet policy jitd takes part under (`--fleet`, or `[settings] fleet` of jit.toml),
+/// read and checked, with this host's name in it and the file: None outside a fleet.
+fn load_fleet(
+    args: &Args,
+    from_policy: Option<&str>,
+) -> Result<Option<(crate::fleet::policy::FleetPolicy, String, PathBuf)>, String> {
+    let Some(file) = args
+        .fleet
+        .clone()
+        .or_else(|| from_policy.map(PathBuf::from))
+    else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(&file)
+        .map_err(|e| format!("reading the fleet policy {}: {e}", file.display()))?;
+    let policy = crate::fleet::policy::FleetPolicy::parse(&text)
+        .map_err(|e| format!("fleet policy {}: {e}", file.display()))?;
+    let host = match &args.fleet_host {
+        Some(h) => h.clone(),
+        None => std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .map_err(|e| format!("this host's name: {e}"))?,
+    };
+    if policy.host(&host).is_none() {
+        return Err(format!(
+            "fleet policy {}: this host ('{host}') is not one of its hosts",
+            file.display()
+        ));
+    }
+    Ok(Some((policy, host, file)))
 }

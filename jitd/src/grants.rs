@@ -424,12 +424,17 @@ impl Core {
             })
         });
         let escalates_at = escalation.as_ref().map_or(0, |(_, at)| *at);
-        let approved_by = self
-            .store
-            .approvers_of(r.id)?
-            .into_iter()
-            .map(|(n, _)| n)
-            .collect();
+        // A fleet grant's approvals were verified from the fleet's records, not made here:
+        // its approvers are those that completed it.
+        let approved_by = if r.service == "fleet" {
+            r.approvers.clone()
+        } else {
+            self.store
+                .approvers_of(r.id)?
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect()
+        };
         Ok(RequestInfo {
             id: r.id,
             user: r.user.to_string(),

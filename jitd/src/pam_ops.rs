@@ -101,6 +101,7 @@ pub async fn answer(svc: &Arc<Service>, call: PamCall) -> Result<PamAnswer, JitE
             id,
             timeout_secs,
         } => PamAnswer::Fleet(Box::new(fleet_wait(svc, user, id, timeout_secs).await?)),
+        PamCall::FleetPending { user } => PamAnswer::Fleets(fleet_pending(svc, user).await?),
     })
 }
 
@@ -199,7 +200,7 @@ pub async fn wait(
 pub async fn fleet_roles(svc: &Arc<Service>, user: String) -> Result<Vec<RoleInfo>, JitError> {
     let who = pam_user(&user, &pam_origin())?;
     blocking(svc, Caller::Pam(user), move |s| {
-        s.read(|c| Ok(c.fleet_roles_for(&who)))
+        s.read(|c| c.fleet_roles_for(&who))
     })
     .await
 }
@@ -218,6 +219,15 @@ pub async fn fleet_request(
         })?;
         let request = s.read(|c| c.fleet_status(&who, &id))?;
         Ok(FleetAnswer { id, request })
+    })
+    .await
+}
+
+/// The PAM user's fleet requests for this host that still wait for approval.
+pub async fn fleet_pending(svc: &Arc<Service>, user: String) -> Result<Vec<FleetAnswer>, JitError> {
+    let who = pam_user(&user, &pam_origin())?;
+    blocking(svc, Caller::Pam(user), move |s| {
+        s.read(|c| c.fleet_pending_of(&who))
     })
     .await
 }

@@ -138,6 +138,14 @@ impl Jitd for Channel {
         }
     }
 
+    fn fleet_pending(&self, user: &str) -> Result<Vec<FleetAnswer>, Error> {
+        let call = PamCall::FleetPending { user: user.into() };
+        match self.call(call, Duration::ZERO)? {
+            PamAnswer::Fleets(f) => Ok(f),
+            _ => Err(mismatch()),
+        }
+    }
+
     fn fleet_wait(&self, user: &str, id: &str, secs: u32) -> Result<FleetAnswer, Error> {
         let call = PamCall::FleetWait {
             user: user.into(),

@@ -78,6 +78,8 @@ pub trait Jitd {
     fn fleet_roles(&self, user: &str) -> Result<Vec<RoleInfo>, Error>;
     /// A fleet request for this host alone.
     fn fleet_request(&self, req: &PamRequest) -> Result<FleetAnswer, Error>;
+    /// The user's fleet requests for this host that still wait for approval, oldest first.
+    fn fleet_pending(&self, user: &str) -> Result<Vec<FleetAnswer>, Error>;
     /// One long poll on fleet request `id` (as [`Jitd::wait`]).
     fn fleet_wait(&self, user: &str, id: &str, secs: u32) -> Result<FleetAnswer, Error>;
 }
@@ -205,8 +207,14 @@ pub fn authenticate(
         }
         let roles = jitd.roles(&user)?;
         // Fleet roles are an offer, not a gate: a jitd that cannot list them (an older one
-        // beside a newer module, say) leaves the local roles as they were.
+        // beside a newer module, say) leaves the local roles as they were; one that says
+        // why they cannot be asked for now is heard.
         let fleet = jitd.fleet_roles(&user).unwrap_or_else(|e| {
+            if let Error::Refused(why) = &e
+                && !why.contains("malformed call")
+            {
+                pam.info(&format!("jit: {}.", jit_proto::text::escape(why)));
+            }
             pam.log(&format!("fleet roles for {user}: {e:?}"));
             Vec::new()
         });
@@ -219,8 +227,23 @@ pub fn authenticate(
             .into_iter()
             .find(|p| roles.iter().any(|r| r.name == p.role));
         let choices = choices(roles, fleet);
+        // Else a fleet request from an earlier sudo (an offer like the fleet roles: a jitd
+        // that cannot say leaves it out).
+        let earlier_fleet = match (&earlier, choices.iter().any(|c| c.fleet)) {
+            (None, true) => jitd
+                .fleet_pending(&user)
+                .ok()
+                .and_then(|p| p.into_iter().next()),
+            _ => None,
+        };
+        if let Some(f) = earlier_fleet
+            && wait_for_earlier(pam, &format!("fleet request {}", f.id), &f.request)?
+        {
+            fleet_wait_and_report(cfg, pam, jitd, host, &user, f)?;
+            return Ok(Verdict::Ignore);
+        }
         let req = match earlier {
-            Some(req) if wait_for_earlier(pam, &req)? => req,
+            Some(req) if wait_for_earlier(pam, &format!("request {}", req.id), &req)? => req,
             _ => match ask_and_submit(pam, jitd, host, &user, &choices)? {
                 Some(Submitted::Local(req)) => req,
                 Some(Submitted::Fleet(f)) => {
@@ -265,10 +288,9 @@ pub fn authenticate(
 
 /// Tells of a request from an earlier attempt that still waits, and asks whether to wait for
 /// it (Enter) or ask for another role (`n`).
-fn wait_for_earlier(pam: &mut dyn Pam, req: &RequestInfo) -> Result<bool, Error> {
+fn wait_for_earlier(pam: &mut dyn Pam, what: &str, req: &RequestInfo) -> Result<bool, Error> {
     pam.info(&format!(
-        "jit: request {} for role '{}' is still waiting for {} approval(s) from {}.",
-        req.id,
+        "jit: {what} for role '{}' is still waiting for {} approval(s) from {}.",
         req.role,
         req.approvals_required,
         req.approvers.join(", ")

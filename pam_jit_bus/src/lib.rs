@@ -63,6 +63,7 @@ async fn dispatch(p: Pam1Proxy<'static>, call: PamCall) -> Result<PamAnswer, Jit
             id,
             timeout_secs,
         } => PamAnswer::Fleet(Box::new(p.fleet_wait(&user, &id, timeout_secs).await?)),
+        PamCall::FleetPending { user } => PamAnswer::Fleets(p.fleet_pending(&user).await?),
     })
 }
 

@@ -49,6 +49,43 @@ fn given_a_fleet_policy_when_checked_then_hosts_roles_and_keys_are_read_and_a_ba
     let r = check(&file);
     assert!(!r.ok(), "{}", r.all());
     assert!(r.all().contains("approver 'bob' key"), "{}", r.all());
+    // jitd --check-config (what install.sh runs before it stops the running jitd) checks
+    // the fleet policy too: a bad one is caught there, not by a jitd that will not start.
+    let policy = d.join("jit.toml");
+    std::fs::write(
+        &policy,
+        "[[role]]\nname = \"local\"\ncommands = [\"/usr/bin/true\"]\nrequesters = [\"alice\"]\n\
+         max_duration = \"1h\"\n",
+    )
+    .unwrap();
+    let jitd_check = |fleet: &str, host: &str| {
+        std::fs::write(&file, fleet).unwrap();
+        let mut c = Command::new(bin("jitd"));
+        c.arg("--check-config").arg("--config").arg(&policy);
+        c.arg("--fleet").arg(&file).args(["--fleet-host", host]);
+        run(c, "", Duration::from_secs(30))
+    };
+    let r = jitd_check(&good, "db1.example.com");
+    assert!(
+        r.ok() && r.stdout.contains("this host 'db1.example.com'"),
+        "{}",
+        r.all()
+    );
+    let r = jitd_check(&good, "db9.example.com");
+    assert!(
+        !r.ok() && r.all().contains("is not one of its hosts"),
+        "{}",
+        r.all()
+    );
+    let r = jitd_check(
+        &format!("max_skew = \"5m\"\nrecord_retention = \"1m\"\n{good}"),
+        "db1.example.com",
+    );
+    assert!(
+        !r.ok() && r.all().contains("at least twice max_skew"),
+        "{}",
+        r.all()
+    );
 }
 
 use jit_e2e::{Builder, World};
@@ -292,6 +329,8 @@ enum Ask {
         user: String,
         args: Vec<String>,
         key: Option<std::path::PathBuf>,
+        /// Run from a login session of this user (its loginuid), when given.
+        login: Option<String>,
         reply: std::sync::mpsc::Sender<jit_e2e::Run>,
     },
     /// alice's `sudo -S /usr/bin/id -u`, answering its prompts with these lines.
@@ -308,6 +347,7 @@ fn jitctl_with_agent(
     user: &str,
     args: &[String],
     key: Option<&std::path::Path>,
+    login: Option<&str>,
 ) -> jit_e2e::Run {
     let mut all = vec!["--bus".to_string(), w.bus.clone()];
     all.extend(args.iter().cloned());
@@ -337,11 +377,12 @@ fn jitctl_with_agent(
         jitctl.to_str().unwrap(),
     ];
     sh.extend(all.iter().map(String::as_str));
-    run(
-        w.as_user(user, std::path::Path::new("/bin/sh"), &sh),
-        "",
-        Duration::from_secs(60),
-    )
+    let shell = std::path::Path::new("/bin/sh");
+    let cmd = match login {
+        Some(l) => w.in_session_of(l, user, shell, &sh),
+        None => w.as_user(user, shell, &sh),
+    };
+    run(cmd, "", Duration::from_secs(60))
 }
 
 /// A host on its thread: asked through `tx`; stopped and joined when dropped (so its world
@@ -434,9 +475,16 @@ fn host_with(
                     user,
                     args,
                     key,
+                    login,
                     reply,
                 } => {
-                    let _ = reply.send(jitctl_with_agent(&w, &user, &args, key.as_deref()));
+                    let _ = reply.send(jitctl_with_agent(
+                        &w,
+                        &user,
+                        &args,
+                        key.as_deref(),
+                        login.as_deref(),
+                    ));
                 }
                 Ask::RestartJitd(done) => {
                     w.stop_jitd(Signal::SIGTERM);
@@ -470,15 +518,36 @@ fn host_with(
 
 /// jitctl ARGS as `user` on host `h`, with a real ssh-agent holding `key` when given.
 fn jitctl_on(h: &Host, user: &str, args: &[&str], key: Option<std::path::PathBuf>) -> jit_e2e::Run {
+    jitctl_in_session(h, None, user, args, key)
+}
+
+/// [`jitctl_on`], from a login session of `login` when given.
+fn jitctl_in_session(
+    h: &Host,
+    login: Option<&str>,
+    user: &str,
+    args: &[&str],
+    key: Option<std::path::PathBuf>,
+) -> jit_e2e::Run {
     let (tx, rx) = std::sync::mpsc::channel();
     h.tx.send(Ask::Jitctl {
         user: user.into(),
         args: args.iter().map(|a| (*a).to_string()).collect(),
         key,
+        login: login.map(String::from),
         reply: tx,
     })
     .unwrap();
     rx.recv_timeout(Duration::from_secs(120)).unwrap()
+}
+
+/// The id `jitctl request ... --hosts` printed ("fleet request ID: ...").
+fn made_id(made: &jit_e2e::Run) -> String {
+    made.stdout
+        .strip_prefix("fleet request ")
+        .and_then(|s| s.split(':').next())
+        .unwrap_or_else(|| panic!("no fleet request id in: {}", made.all()))
+        .to_string()
 }
 
 fn sudo_works(h: &Host) -> bool {
@@ -701,12 +770,7 @@ fn given_users_of_a_fleet_when_alice_requests_with_jitctl_and_bob_approves_on_an
         let r = f.jitctl(0, "alice", &ask, None);
         r.ok().then_some(r)
     });
-    let id = made
-        .stdout
-        .strip_prefix("fleet request ")
-        .and_then(|s| s.split(':').next())
-        .unwrap()
-        .to_string();
+    let id = made_id(&made);
     assert!(id.starts_with("db1-"), "{}", made.all());
     assert!(
         made.stdout.contains("published to the fleet"),
@@ -900,6 +964,22 @@ fn given_a_fleet_role_for_this_host_when_alice_chooses_it_at_the_sudo_prompt_the
     jit_e2e::wait_for("db2 to see the request", Duration::from_secs(60), || {
         f.jitctl(1, "bob", &["show", &id], None).ok().then_some(())
     });
+    // Not from a login session of alice's, whoever's key and identity (as for local
+    // approvals), nor of mallory's, who approves nothing.
+    let bob_key = Some(f.s.dir.path().join("bob"));
+    for (login, why) in [
+        ("alice", "login session of its requester alice"),
+        ("mallory", "login session of mallory"),
+    ] {
+        let r = jitctl_in_session(
+            &f.hosts[1],
+            Some(login),
+            "bob",
+            &["approve", &id],
+            bob_key.clone(),
+        );
+        assert!(!r.ok() && r.stderr.contains(why), "{}", r.all());
+    }
     let r = f.jitctl(1, "bob", &["approve", &id], Some("bob"));
     assert!(r.ok(), "{}", r.all());
     let prompt = rx.recv_timeout(Duration::from_secs(150)).unwrap();
@@ -1020,12 +1100,7 @@ fn given_etcd_with_tls_and_rbac_set_up_by_the_script_when_a_host_uses_its_own_ce
             "{}",
             made.all()
         );
-        let id = made
-            .stdout
-            .strip_prefix("fleet request ")
-            .and_then(|s| s.split(':').next())
-            .unwrap()
-            .to_string();
+        let id = made_id(&made);
         assert!(admin(&["get", "--keys-only", "--prefix", "/jit/v1/db1/"]).contains(&id));
         let r = jitctl_on(&h, "bob", &["approve", &id], Some(keys.join("bob")));
         assert!(r.ok(), "{}", r.all());

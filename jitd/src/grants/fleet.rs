@@ -600,18 +600,48 @@ impl Core {
 
     /// The fleet roles `user` may request for this host at a PAM prompt: those that apply
     /// to it and name them a requester (none when this host is in no fleet).
-    /// None either where a request could not be sent now (no key to sign with, the agent
-    /// out of touch with etcd), or for a temporary account: asked, it would be refused
-    /// after the questions.
-    pub fn fleet_roles_for(&self, who: &Actor) -> Vec<RoleInfo> {
+    /// None for a temporary account; where there are some but a request could not be
+    /// sent now (no key to sign with, the agent out of touch with etcd), an error saying
+    /// why: asked, it would be refused only after the questions.
+    pub fn fleet_roles_for(&self, who: &Actor) -> Result<Vec<RoleInfo>> {
+        let Some(fleet) = &self.fleet else {
+            return Ok(Vec::new());
+        };
+        if refuse_accounts(who).is_err() {
+            return Ok(Vec::new());
+        }
+        let roles = self.fleet_roles_listed(who);
+        if roles.is_empty() {
+            return Ok(roles);
+        }
+        let now = self.now();
+        let last = fleet.seen.last_sync;
+        let unavailable = |why: String| {
+            Err(Error::WrongState(format!(
+                "fleet roles cannot be requested on this host now: {why}"
+            )))
+        };
+        if let Err(e) = &fleet.key {
+            return unavailable(format!("it has no fleet key ({e})"));
+        }
+        if last == 0 {
+            return unavailable(
+                "the fleet agent (jit-fleetd) has not reached etcd since jitd started".into(),
+            );
+        }
+        if now - last > AGENT_QUIET_SECS {
+            return unavailable(format!(
+                "the fleet agent (jit-fleetd) has not reached etcd for {}",
+                jit_proto::format_duration(u64::try_from(now - last).unwrap_or(0))
+            ));
+        }
+        Ok(roles)
+    }
+
+    fn fleet_roles_listed(&self, who: &Actor) -> Vec<RoleInfo> {
         let Some(fleet) = &self.fleet else {
             return Vec::new();
         };
-        let now = self.now();
-        let quiet = fleet.seen.last_sync == 0 || now - fleet.seen.last_sync > AGENT_QUIET_SECS;
-        if fleet.key.is_err() || quiet || refuse_accounts(who).is_err() {
-            return Vec::new();
-        }
         let user = who.name.as_str();
         let reason_max = u32::try_from(self.policy.reason_max).unwrap_or(u32::MAX);
         fleet
@@ -645,6 +675,32 @@ impl Core {
                 account: false,
             })
             .collect()
+    }
+
+    /// `who`'s fleet requests made on this host and naming it that still wait for
+    /// approval (not applied here, not ended, not lapsed), oldest first.
+    pub fn fleet_pending_of(&self, who: &Actor) -> Result<Vec<jit_proto::FleetAnswer>> {
+        let Some(fleet) = &self.fleet else {
+            return Ok(Vec::new());
+        };
+        let mut ids: Vec<(i64, String)> = self
+            .gather()?
+            .into_values()
+            .filter_map(|g| g.request.map(|r| r.record))
+            .filter(|r| {
+                r.host == fleet.host && r.user == who.name.as_str() && r.hosts.contains(&fleet.host)
+            })
+            .map(|r| (r.created_at, r.id))
+            .collect();
+        ids.sort();
+        let mut out = Vec::new();
+        for (_, id) in ids {
+            let request = self.fleet_status(who, &id)?;
+            if request.state() == Some(State::Pending) {
+                out.push(jit_proto::FleetAnswer { id, request });
+            }
+        }
+        Ok(out)
     }
 
     /// A fleet request made at a PAM prompt: for this host alone.
@@ -943,6 +999,28 @@ impl Core {
                 "{} is not an approver of fleet role '{}'",
                 who.name, r.role
             )));
+        }
+        // The person at the keyboard, by their login session, as for local approvals: the
+        // requester, whatever identity they call from, never; another user only if they
+        // approve this fleet role too.
+        if let Some(login) = who.login_uid.filter(|l| *l != who.uid) {
+            let person = self
+                .dir
+                .name_of(login)
+                .map_err(Error::Internal)?
+                .unwrap_or_else(|| format!("uid {login}"));
+            if person == r.user {
+                return Err(Error::NotAuthorized(format!(
+                    "{} may not approve fleet request {id}: the call comes from a login session of its requester {person} (loginuid {login})",
+                    who.name
+                )));
+            }
+            if !role.approvers.contains(&person) {
+                return Err(Error::NotAuthorized(format!(
+                    "{} may not approve fleet request {id}: the call comes from a login session of {person} (loginuid {login}), who does not approve fleet role '{}'",
+                    who.name, r.role
+                )));
+            }
         }
         if !view.ended_by.is_empty() {
             return Err(Error::WrongState(format!("fleet request {id} was ended")));

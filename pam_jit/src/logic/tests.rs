@@ -117,6 +117,8 @@ struct FakeJitd {
     fleet_submitted: RefCell<Vec<(String, u64, String)>>,
     /// Fleet waits asked (the id each named).
     fleet_waits: RefCell<Vec<String>>,
+    /// The user's fleet requests waiting.
+    fleet_pending: Vec<FleetAnswer>,
 }
 
 fn role(name: &str, approvals: u32) -> RoleInfo {
@@ -261,6 +263,9 @@ impl Jitd for FakeJitd {
             id: "db1-00aa11bb22".into(),
             request,
         })
+    }
+    fn fleet_pending(&self, _user: &str) -> Result<Vec<FleetAnswer>, Error> {
+        Ok(self.fleet_pending.clone())
     }
     fn fleet_wait(&self, _user: &str, id: &str, _secs: u32) -> Result<FleetAnswer, Error> {
         self.fleet_waits.borrow_mut().push(id.into());
@@ -1287,5 +1292,34 @@ fn given_a_fleet_reason_that_hides_text_or_is_too_long_when_typed_then_asked_aga
     assert!(
         pam.said()
             .contains("no reason given; nothing was requested")
+    );
+}
+
+#[test]
+fn given_a_fleet_request_from_an_earlier_sudo_still_waiting_when_sudo_runs_again_then_it_offers_to_wait_for_it_instead_of_asking_again()
+ {
+    let mut earlier = info(0, "pending");
+    earlier.role = "db-admin".into();
+    let jitd = FakeJitd {
+        fleet_roles: vec![role("db-admin", 1)],
+        fleet_pending: vec![FleetAnswer {
+            id: "db1-00cc11dd22".into(),
+            request: earlier,
+        }],
+        waits: RefCell::new(VecDeque::from(["active"])),
+        ..FakeJitd::default()
+    };
+    let mut pam = FakePam::new("alice", &[""]);
+    authenticate(&sudo_cfg(), &mut pam, &jitd, &HOST).unwrap();
+    assert!(jitd.fleet_submitted.borrow().is_empty(), "asked again");
+    assert_eq!(*jitd.fleet_waits.borrow(), ["db1-00cc11dd22"]);
+    let said = pam.said();
+    assert!(
+        said.contains("fleet request db1-00cc11dd22 for role 'db-admin' is still waiting"),
+        "{said}"
+    );
+    assert!(
+        said.contains("fleet request db1-00cc11dd22: granted"),
+        "{said}"
     );
 }
