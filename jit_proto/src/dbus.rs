@@ -126,6 +126,9 @@ pub trait User1 {
         reason: &str,
     ) -> Result<String, JitError>;
     fn fleet_list(&self) -> Result<String, JitError>;
+    /// How this host's link to the fleet stands (JSON of [`crate::fleet::FleetContact`]);
+    /// empty outside a fleet.
+    fn fleet_status(&self) -> Result<String, JitError>;
     fn fleet_show(&self, id: &str) -> Result<String, JitError>;
     fn fleet_approve(&self, id: &str, approval: &str) -> Result<(), JitError>;
     fn fleet_end(&self, id: &str, reason: &str) -> Result<(), JitError>;

@@ -212,6 +212,23 @@ pub fn id_of_host(id: &str, host: &str) -> bool {
         .is_some_and(|n| !n.is_empty())
 }
 
+/// How this host's link to the fleet stands (`jitctl status`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FleetContact {
+    /// This host's name in the fleet.
+    pub host: String,
+    /// When the agent last showed it was in touch with etcd (unix seconds; 0: not since
+    /// jitd started), and etcd's revision then.
+    pub last_contact: i64,
+    pub revision: i64,
+    /// Records of etcd in jitd's view.
+    pub records: usize,
+    /// jitd's clock when it answered.
+    pub now: i64,
+    /// Silent longer than this, the agent is out of touch: fleet requests are refused.
+    pub quiet_after: i64,
+}
+
 /// A fleet request as one host sees it (`jitctl list --fleet`, `show ID`): the signed
 /// request, which approvals and ends of it verify by this host's policy, and every host's
 /// acknowledgement.
@@ -231,6 +248,13 @@ pub struct FleetView {
     pub acks: Vec<Ack>,
     /// False while it waits in this host's outbox for the agent to publish it.
     pub published: bool,
+    /// Its other records (approvals, ends) made on this host and still in its outbox.
+    #[serde(default)]
+    pub queued: usize,
+    /// Whether it can still be approved (made less than its duration ago, not ended); a
+    /// request not approved by then has lapsed.
+    #[serde(default)]
+    pub open: bool,
     /// The keys the fleet policy lists for the caller as an approver of this request's
     /// role (OpenSSH lines; empty when the caller may not approve it).
     pub your_keys: Vec<String>,

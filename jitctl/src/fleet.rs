@@ -48,21 +48,8 @@ pub async fn request(
     reason: &str,
     json: bool,
 ) -> Out {
-    if secs == 0 {
-        return Err(Failure::new(
-            exit::USAGE,
-            "a fleet request needs --for DURATION",
-        ));
-    }
     let id = p.fleet_request(role, hosts, secs, reason).await?;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    let v = loop {
-        let v = view(&p.fleet_show(&id).await?)?;
-        if v.published || std::time::Instant::now() >= deadline {
-            break v;
-        }
-        tokio_free_sleep(std::time::Duration::from_millis(200));
-    };
+    let v = until_published(p, &id).await?;
     if json {
         print_json(&v)?;
     } else {
@@ -77,12 +64,7 @@ pub async fn request(
         );
     }
     if !v.published {
-        return Err(Failure::new(
-            exit::ERROR,
-            format!(
-                "fleet request {id} is queued on this host but not yet in etcd: the fleet agent (jit-fleetd) has not published it; it will when it reaches etcd again"
-            ),
-        ));
+        return Err(not_yet_published(&format!("fleet request {id}")));
     }
     if !json {
         out!("published to the fleet; approvers: jitctl approve {id} (on any host)");
@@ -161,6 +143,29 @@ pub async fn show(p: &User1Proxy<'_>, id: &str, json: bool) -> Out {
     Ok(())
 }
 
+/// Fleet request `id` once this host's agent has put into etcd what was made here for it
+/// (the request, an approval, an end), or as it stands after 15 s.
+async fn until_published(p: &User1Proxy<'_>, id: &str) -> Result<FleetView, Failure> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let v = view(&p.fleet_show(id).await?)?;
+        if (v.published && v.queued == 0) || std::time::Instant::now() >= deadline {
+            return Ok(v);
+        }
+        tokio_free_sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// Says so when `what` (made here just now) is still in this host's outbox.
+fn not_yet_published(what: &str) -> Failure {
+    Failure::new(
+        exit::ERROR,
+        format!(
+            "{what} is queued on this host but not yet in etcd: the fleet agent (jit-fleetd) has not published it; it will when it reaches etcd again"
+        ),
+    )
+}
+
 /// `jitctl list --fleet`.
 pub async fn list(p: &User1Proxy<'_>, json: bool) -> Out {
     let all: Vec<FleetView> = serde_json::from_str(&p.fleet_list().await?)
@@ -190,8 +195,14 @@ pub async fn list(p: &User1Proxy<'_>, json: bool) -> Out {
                     .is_some_and(|a| a.outcome == "applied" || a.outcome == "unchanged")
             })
             .count();
-        let state = if !v.ended_by.is_empty() {
+        let state = if !v.signed {
+            "DOES NOT VERIFY".to_string()
+        } else if !v.ended_by.is_empty() {
             "ended".to_string()
+        } else if !v.open
+            && v.approved_by.len() < usize::try_from(v.approvals_required).unwrap_or(0)
+        {
+            "lapsed".to_string()
         } else {
             format!("{}/{}", applied, r.hosts.len())
         };
@@ -211,9 +222,15 @@ pub async fn list(p: &User1Proxy<'_>, json: bool) -> Out {
 /// `jitctl revoke ID` / `release ID` for a fleet request: ends it on every host.
 pub async fn end(p: &User1Proxy<'_>, id: &str, reason: &str, json: bool) -> Out {
     p.fleet_end(id, reason).await?;
-    let v = view(&p.fleet_show(id).await?)?;
+    let v = until_published(p, id).await?;
     if json {
         return print_json(&v);
+    }
+    if v.queued > 0 {
+        return Err(not_yet_published(&format!(
+            "the end of fleet request {} (it has ended here)",
+            esc(id)
+        )));
     }
     out!(
         "fleet request {}: ended here; the end goes to every host through the fleet",
@@ -269,9 +286,15 @@ pub async fn approve(p: &User1Proxy<'_>, id: &str, json: bool) -> Out {
     let text =
         serde_json::to_string(&signed).map_err(|e| Failure::new(exit::ERROR, e.to_string()))?;
     p.fleet_approve(id, &text).await?;
-    let v = view(&p.fleet_show(id).await?)?;
+    let v = until_published(p, id).await?;
     if json {
         return print_json(&v);
+    }
+    if v.queued > 0 {
+        return Err(not_yet_published(&format!(
+            "your approval of fleet request {}",
+            esc(id)
+        )));
     }
     let shown: Vec<&str> = key.split_whitespace().take(1).collect();
     out!(

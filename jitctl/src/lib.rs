@@ -880,12 +880,46 @@ async fn dispatch(p: &User1Proxy<'_>, cmd: Cmd, json: bool) -> Out {
             for note in &s.notifier_notes {
                 out!("{}", esc(note));
             }
-            let problem = match (s.last_error.as_str(), s.audit_error.as_str()) {
+            let mut problem = match (s.last_error.as_str(), s.audit_error.as_str()) {
                 ("", "") => None,
                 ("", audit) => Some(audit.to_string()),
                 (last, "") => Some(last.to_string()),
                 (last, audit) => Some(format!("{last}; {audit}")),
             };
+            // A host of a fleet: whether its agent is in touch with etcd (out of touch, it
+            // hears of no revocation from elsewhere). A jitd without the call says nothing.
+            if let Ok(text) = p.fleet_status().await
+                && let Ok(link) = serde_json::from_str::<jit_proto::fleet::FleetContact>(&text)
+            {
+                let ago = link.now - link.last_contact;
+                if link.last_contact > 0 && ago <= link.quiet_after {
+                    out!(
+                        "fleet: host {}; agent in touch with etcd {} ago (revision {}, {} records in view)",
+                        esc(&link.host),
+                        format_duration(u64::try_from(ago).unwrap_or(0)),
+                        link.revision,
+                        link.records
+                    );
+                } else {
+                    let why = if link.last_contact == 0 {
+                        "the fleet agent (jit-fleetd) has not reached etcd since jitd started"
+                            .to_string()
+                    } else {
+                        format!(
+                            "the fleet agent (jit-fleetd) has not reached etcd for {}",
+                            format_duration(u64::try_from(ago).unwrap_or(0))
+                        )
+                    };
+                    out!(
+                        "fleet: host {}; {why}: fleet requests cannot be sent, revocations from other hosts do not arrive (grants end at their time)",
+                        esc(&link.host)
+                    );
+                    problem = Some(match problem {
+                        Some(p) => format!("{p}; {why}"),
+                        None => why,
+                    });
+                }
+            }
             match &problem {
                 None => out!("health: ok"),
                 Some(p) => out!("health: ERROR: {}", esc(p)),

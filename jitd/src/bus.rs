@@ -324,6 +324,23 @@ impl UserInterface {
     }
 
     /// The fleet requests the caller may see, with every host's ack (JSON).
+    /// How this host's link to the fleet stands (JSON); empty outside a fleet.
+    async fn fleet_status(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, JitError> {
+        self.call(conn, &hdr, move |s, _| {
+            match s.read(|c| Ok(c.fleet_link()))? {
+                Some(link) => {
+                    serde_json::to_string(&link).map_err(|e| Error::Internal(e.to_string()))
+                }
+                None => Ok(String::new()),
+            }
+        })
+        .await
+    }
+
     async fn fleet_list(
         &self,
         #[zbus(header)] hdr: Header<'_>,

@@ -780,6 +780,15 @@ fn given_users_of_a_fleet_when_alice_requests_with_jitctl_and_bob_approves_on_an
     // In view at once: published, it is etcd's record, before the watch tells of it.
     let shown = f.jitctl(0, "alice", &["show", &id], None);
     assert!(shown.ok(), "{}", shown.all());
+    let status = f.jitctl(0, "alice", &["status"], None);
+    assert!(
+        status.ok()
+            && status
+                .stdout
+                .contains("fleet: host db1; agent in touch with etcd"),
+        "{}",
+        status.all()
+    );
     // No agent, a key the policy does not list for bob, alice approving her own: each a
     // clear error, and nothing granted anywhere.
     let r = f.jitctl(1, "bob", &["approve", &id], None);
@@ -867,6 +876,15 @@ fn given_users_of_a_fleet_when_alice_requests_with_jitctl_and_bob_approves_on_an
         f.etcd.wait_ack(h, &id, "ended");
     }
     assert!(f.hosts.iter().all(|h| !sudo_works(h)));
+    let listed = f.jitctl(0, "alice", &["list", "--fleet"], None);
+    assert!(
+        listed
+            .stdout
+            .lines()
+            .any(|l| l.starts_with(&id) && l.ends_with("ended")),
+        "{}",
+        listed.all()
+    );
     let audit = f.jitctl(0, "root", &["audit"], None);
     for action in ["fleet-request", "fleet-grant", "fleet-end"] {
         assert!(audit.stdout.contains(action), "{action}: {}", audit.all());
@@ -890,6 +908,13 @@ fn given_users_of_a_fleet_when_alice_requests_with_jitctl_and_bob_approves_on_an
         refused.all()
     );
     assert!(f.hosts.iter().all(|h| !sudo_works(h)));
+    // An admin's (or a monitor's) `jitctl status` says the host is out of touch: unhealthy.
+    let status = jit_e2e::wait_for("status to say so", Duration::from_secs(90), || {
+        let r = f.jitctl(0, "root", &["status"], None);
+        r.stdout.contains("has not reached etcd for").then_some(r)
+    });
+    assert!(!status.ok(), "{}", status.all());
+    assert!(status.stdout.contains("health: ERROR"), "{}", status.all());
 }
 
 #[test]

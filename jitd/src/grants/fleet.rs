@@ -131,6 +131,8 @@ struct Gathered {
     ends: Vec<Signed<End>>,
     acks: Vec<Ack>,
     published: bool,
+    /// Approvals and ends still in this host's outbox.
+    queued: usize,
 }
 
 impl Gathered {
@@ -151,8 +153,14 @@ impl Gathered {
                     self.published = published;
                 }
             }
-            Key::Approval { .. } => self.approvals.extend(serde_json::from_str(value).ok()),
-            Key::End { .. } => self.ends.extend(serde_json::from_str(value).ok()),
+            Key::Approval { .. } => {
+                self.queued += usize::from(!published);
+                self.approvals.extend(serde_json::from_str(value).ok());
+            }
+            Key::End { .. } => {
+                self.queued += usize::from(!published);
+                self.ends.extend(serde_json::from_str(value).ok());
+            }
             Key::Ack { host, .. } => {
                 if let Ok(mut a) = serde_json::from_str::<Ack>(value) {
                     // Whose ack it is, is where it was written, not what it says.
@@ -437,6 +445,19 @@ impl Core {
         Ok(next)
     }
 
+    /// How this host's link to the fleet stands; None outside a fleet.
+    pub fn fleet_link(&self) -> Option<jit_proto::fleet::FleetContact> {
+        let f = self.fleet.as_ref()?;
+        Some(jit_proto::fleet::FleetContact {
+            host: f.host.clone(),
+            last_contact: f.seen.last_sync,
+            revision: f.seen.revision,
+            records: f.seen.kv.len(),
+            now: self.now(),
+            quiet_after: AGENT_QUIET_SECS,
+        })
+    }
+
     /// When the agent was last in touch with etcd (unix seconds; 0: not since jitd
     /// started), and at which revision.
     pub fn fleet_contact(&self) -> Option<(i64, i64)> {
@@ -539,7 +560,7 @@ impl Core {
         };
         approved_by.sort();
         approved_by.dedup();
-        let ended_by = g
+        let ended_by: Vec<String> = g
             .ends
             .iter()
             .filter(|e| crate::fleet::end_valid(&fleet.policy, r, &digest, e))
@@ -557,6 +578,10 @@ impl Core {
         };
         let mut acks = g.acks;
         acks.sort_by(|a, b| a.host.cmp(&b.host));
+        let open = ended_by.is_empty()
+            && self.now()
+                < r.created_at
+                    .saturating_add(i64::try_from(r.duration_secs).unwrap_or(i64::MAX));
         Some(FleetView {
             approvals_required: role.map_or(0, |r| r.approvals),
             request: req,
@@ -566,6 +591,8 @@ impl Core {
             ended_by,
             acks,
             published: g.published,
+            queued: g.queued,
+            open,
             your_keys,
         })
     }
