@@ -282,7 +282,8 @@ fn given_a_fleet_request_approved_by_bob_when_the_agent_offers_it_then_this_host
     let local = a["local_id"].as_u64().unwrap();
     let shown = w.request(local);
     assert_eq!(shown["service"], "fleet", "{shown}");
-    assert_eq!(shown["approved_by"], serde_json::json!([]), "{shown}");
+    // Its approvers are the fleet's that completed it (none approved it here).
+    assert_eq!(shown["approved_by"], serde_json::json!(["bob"]), "{shown}");
     // Revoked on this host by root: offered again, it is never applied again.
     let revoke = w.jitctl(
         "root",
