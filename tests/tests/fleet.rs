@@ -1026,6 +1026,40 @@ fn given_a_fleet_role_for_this_host_when_alice_chooses_it_at_the_sudo_prompt_the
     let r = f.jitctl(0, "alice", &["release", &id], None);
     assert!(r.ok(), "{}", r.all());
     assert!(!sudo_works(&f.hosts[0]));
+    // A fleet request for db1 still waiting (made before, here with jitctl): sudo offers to
+    // wait for it rather than make another; `n` asks for another role instead (none here).
+    let made = f.jitctl(
+        0,
+        "alice",
+        &[
+            "request", "db-admin", "--hosts", "db1", "--for", "5m", "--reason", "INC-14",
+        ],
+        None,
+    );
+    assert!(made.ok(), "{}", made.all());
+    let earlier = made_id(&made);
+    let (tx, rx) = std::sync::mpsc::channel();
+    f.hosts[0]
+        .tx
+        .send(Ask::SudoPrompt(
+            vec![PASSWORD.into(), "n".into(), String::new()],
+            tx,
+        ))
+        .unwrap();
+    let said = rx.recv_timeout(Duration::from_secs(150)).unwrap().all();
+    assert!(
+        said.contains(&format!(
+            "fleet request {earlier} for role 'db-admin' is still waiting"
+        )),
+        "{said}"
+    );
+    assert!(
+        said.contains("no role chosen; nothing was requested"),
+        "{said}"
+    );
+    let listed = f.jitctl(0, "alice", &["--json", "list", "--fleet"], None);
+    let all: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
+    assert_eq!(all.as_array().unwrap().len(), 2, "{}", listed.all());
 }
 
 #[test]

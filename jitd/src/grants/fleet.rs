@@ -710,16 +710,27 @@ impl Core {
         let Some(fleet) = &self.fleet else {
             return Ok(Vec::new());
         };
-        let mut ids: Vec<(i64, String)> = self
-            .gather()?
-            .into_values()
-            .filter_map(|g| g.request.map(|r| r.record))
+        // Requests made here are under this host's prefix, or still in its outbox: only
+        // those are read (every sudo asks).
+        let own = format!("{}{}/req/", jit_proto::fleet::PREFIX, fleet.host);
+        let queued = store::fleet_outbox(self.store.conn(), u32::MAX)?;
+        let mut ids: Vec<(i64, String)> = fleet
+            .seen
+            .kv
+            .range(own.clone()..)
+            .take_while(|(k, _)| k.starts_with(&own))
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .chain(queued.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .filter(|(k, _)| k.starts_with(&own))
+            .filter_map(|(_, v)| serde_json::from_str::<Signed<FleetRequest>>(v).ok())
+            .map(|r| r.record)
             .filter(|r| {
                 r.host == fleet.host && r.user == who.name.as_str() && r.hosts.contains(&fleet.host)
             })
             .map(|r| (r.created_at, r.id))
             .collect();
         ids.sort();
+        ids.dedup();
         let mut out = Vec::new();
         for (_, id) in ids {
             let request = self.fleet_status(who, &id)?;
