@@ -14,7 +14,15 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 purge=no
-[ "${1:-}" = "--purge" ] && purge=yes
+case "${1:-}" in
+  "") ;;
+  --purge) purge=yes ;;
+  -h|--help)
+    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+    echo "usage: uninstall.sh [--purge]"
+    exit 0 ;;
+  *) echo "uninstall.sh: unknown argument '$1' (usage: uninstall.sh [--purge])" >&2; exit 2 ;;
+esac
 manifest=/usr/local/share/jit/installed-files
 jitctl=/usr/local/bin/jitctl
 

@@ -185,6 +185,9 @@ pub async fn list(p: &User1Proxy<'_>, json: bool) -> Out {
         "DURATION",
         "APPROVALS"
     );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
     for v in &all {
         let r = &v.request.record;
         let applied = r
@@ -203,6 +206,11 @@ pub async fn list(p: &User1Proxy<'_>, json: bool) -> Out {
             && v.approved_by.len() < usize::try_from(v.approvals_required).unwrap_or(0)
         {
             "lapsed".to_string()
+        } else if v.acks.iter().any(|a| a.not_after > 0)
+            && v.acks.iter().all(|a| a.not_after <= now)
+        {
+            // Applied, and over everywhere it said when it ends.
+            "expired".to_string()
         } else {
             format!("{}/{}", applied, r.hosts.len())
         };

@@ -892,7 +892,15 @@ async fn dispatch(p: &User1Proxy<'_>, cmd: Cmd, json: bool) -> Out {
                 && let Ok(link) = serde_json::from_str::<jit_proto::fleet::FleetContact>(&text)
             {
                 let ago = link.now - link.last_contact;
-                if link.last_contact > 0 && ago <= link.quiet_after {
+                let up = link.now - s.started_at;
+                if link.last_contact == 0 && up <= link.quiet_after {
+                    // Just started: the agent connects within moments.
+                    out!(
+                        "fleet: host {}; the fleet agent has not reached etcd yet (jitd started {} ago)",
+                        esc(&link.host),
+                        format_duration(u64::try_from(up.max(1)).unwrap_or(1))
+                    );
+                } else if link.last_contact > 0 && ago <= link.quiet_after {
                     out!(
                         "fleet: host {}; agent in touch with etcd {} ago (revision {}, {} records in view)",
                         esc(&link.host),
@@ -911,7 +919,7 @@ async fn dispatch(p: &User1Proxy<'_>, cmd: Cmd, json: bool) -> Out {
                         )
                     };
                     out!(
-                        "fleet: host {}; {why}: fleet requests cannot be sent, revocations from other hosts do not arrive (grants end at their time)",
+                        "fleet: host {}; {why}: fleet requests cannot be sent, revocations from other hosts do not arrive (grants end at their time). Is jit-fleetd running, and can it reach etcd? Its log says (/var/log/jit-fleetd.log, or journalctl -u jit-fleetd)",
                         esc(&link.host)
                     );
                     problem = Some(match problem {

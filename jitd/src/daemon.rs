@@ -251,6 +251,21 @@ fn run(args: Args) -> Result<(), String> {
     if args.check_config {
         // The fleet policy it names too: a bad one would stop jitd at start.
         if let Some((fleet, host, file)) = load_fleet(&args, policy.fleet.as_deref())? {
+            // The agent's TLS files: a path that is wrong breaks only the agent, quietly.
+            for (what, path) in [
+                ("ca", &fleet.etcd_ca),
+                ("cert", &fleet.etcd_cert),
+                ("key", &fleet.etcd_key),
+            ] {
+                if !path.is_empty()
+                    && let Err(e) = std::fs::metadata(path)
+                {
+                    return Err(format!(
+                        "fleet policy {}: [etcd] {what} {path}: {e}",
+                        file.display()
+                    ));
+                }
+            }
             println!(
                 "{}: OK (this host '{host}'; {} hosts, {} fleet roles)",
                 file.display(),

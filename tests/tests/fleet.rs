@@ -86,6 +86,26 @@ fn given_a_fleet_policy_when_checked_then_hosts_roles_and_keys_are_read_and_a_ba
         "{}",
         r.all()
     );
+    // The agent's key named where there is none: only the agent would find out, quietly.
+    let missing = d.join("missing.key");
+    let r = jitd_check(
+        &good.replace(
+            "[etcd]\n",
+            &format!(
+                "[etcd]\nca = \"{0}\"\ncert = \"{0}\"\nkey = \"{1}\"\n",
+                file.display(),
+                missing.display()
+            ),
+        ),
+        "db1.example.com",
+    );
+    assert!(
+        !r.ok()
+            && r.all()
+                .contains(&format!("[etcd] key {}", missing.display())),
+        "{}",
+        r.all()
+    );
 }
 
 use jit_e2e::{Builder, World};
@@ -781,6 +801,10 @@ fn given_users_of_a_fleet_when_alice_requests_with_jitctl_and_bob_approves_on_an
     // In view at once: published, it is etcd's record, before the watch tells of it.
     let shown = f.jitctl(0, "alice", &["show", &id], None);
     assert!(shown.ok(), "{}", shown.all());
+    // Each host says it waits for approval: not a refusal.
+    for h in ["db1", "db2"] {
+        f.etcd.wait_ack(h, &id, "pending");
+    }
     let status = f.jitctl(0, "alice", &["status"], None);
     assert!(
         status.ok()

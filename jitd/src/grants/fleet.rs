@@ -1194,6 +1194,7 @@ impl Core {
         };
         let host = fleet.host.clone();
         let req: Signed<FleetRequest> = parse("request", request)?;
+        let none_offered = approvals.is_empty();
         // Approvals and ends that cannot be read are left out, not a reason to refuse the
         // offer: anyone who can write to etcd could otherwise keep a real end from landing.
         let approvals: Vec<Signed<Approval>> = approvals
@@ -1248,6 +1249,10 @@ impl Core {
                 self.revoke_as_jitd(&[id], &why)?;
                 self.remove_rules_of(&[row]);
                 Ok(ack("ended", said(&e.to_string()), id, 0))
+            }
+            // Nobody has approved it yet: it waits (not a refusal; nothing to audit).
+            (Err(e @ Refused::NotApproved(..)), None) if none_offered => {
+                Ok(ack("pending", said(&e.to_string()), 0, 0))
             }
             (Err(e), None) => {
                 // Each refusal is audited once per request and reason: offered again (every
