@@ -97,7 +97,7 @@ pub struct Ack {
     /// The fleet request's id (empty when the offer could not be read).
     pub id: String,
     pub host: String,
-    /// `applied`, `unchanged`, `ended`, `refused`.
+    /// `applied`, `unchanged`, `ended`, `pending` (nobody has approved it yet), `refused`.
     pub outcome: String,
     pub reason: String,
     /// The local request holding it (0: none).
