@@ -224,6 +224,20 @@ impl Core {
     ///   approver's alone until the grant ends.
     ///
     /// `what` names the decision for the message.
+    /// Whose login session `who` calls from, when it is someone else's (its loginuid and
+    /// that user's name): the person at the keyboard.
+    pub(super) fn session_person(&self, who: &Actor) -> Result<Option<(u32, String)>> {
+        let Some(login) = who.login_uid.filter(|l| *l != who.uid) else {
+            return Ok(None);
+        };
+        let person = self
+            .dir
+            .name_of(login)
+            .map_err(Error::Internal)?
+            .unwrap_or_else(|| format!("uid {login}"));
+        Ok(Some((login, person)))
+    }
+
     pub(super) fn check_approver_identity(
         &self,
         who: &Actor,
@@ -242,12 +256,7 @@ impl Core {
                 row.user, row.uid
             ));
         }
-        if let Some(login) = who.login_uid.filter(|l| *l != who.uid) {
-            let person = self
-                .dir
-                .name_of(login)
-                .map_err(Error::Internal)?
-                .unwrap_or_else(|| format!("uid {login}"));
+        if let Some((login, person)) = self.session_person(who)? {
             let approves = self.policy.role(&row.role).is_ok_and(|role| {
                 self.policy
                     .may_approve(role, &person, row.created_at, self.now(), self.dir.as_ref())

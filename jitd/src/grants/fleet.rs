@@ -41,7 +41,16 @@ pub struct FleetConfig {
     seen: Seen,
     /// Refusals audited already (request id, digest, reason), bounded.
     refused: Bounded,
+    /// When this host's records may next be looked over for deletion (unix seconds):
+    /// every `Take` asks, and each look verifies a signature per request.
+    next_tidy: std::sync::atomic::AtomicI64,
+    /// When each request seen had its records let go (its host may delete it first: the
+    /// others' records of it still go then, not only after the longest a grant can run).
+    deadlines: std::sync::Mutex<HashMap<String, i64>>,
 }
+
+/// Between two looks over this host's records for ones to delete.
+const TIDY_EVERY_SECS: i64 = 10;
 
 impl Seen {
     /// Takes in etcd's record at `key` (an empty value: deleted). False when it was left
@@ -119,6 +128,8 @@ impl FleetConfig {
             key,
             seen: Seen::default(),
             refused: Bounded::default(),
+            next_tidy: std::sync::atomic::AtomicI64::new(0),
+            deadlines: std::sync::Mutex::new(HashMap::new()),
         }
     }
 }
@@ -212,6 +223,25 @@ impl Core {
         let Some(fleet) = self.fleet.as_mut() else {
             return Err(Error::WrongState("this host is not in a fleet".into()));
         };
+        // When each request's records go, from the request as its host signed it: taken
+        // as it arrives (each is verified once), kept after its host has let it go.
+        if let Ok(deadlines) = fleet.deadlines.get_mut() {
+            if deadlines.len() > 100_000 {
+                deadlines.clear();
+            }
+            for (k, v) in changes.iter().filter(|(_, v)| !v.is_empty()) {
+                if let Some(Key::Request { host, id }) = Key::parse(k)
+                    && crate::fleet::id_of_host(&id, &host)
+                    && let Ok(r) = serde_json::from_str::<Signed<FleetRequest>>(v)
+                    && r.record.id == id
+                    && r.record.host == host
+                    && crate::fleet::request_signed(&fleet.policy, &r)
+                {
+                    let last = crate::fleet::last_in_force(&r.record, fleet.policy.max_skew);
+                    deadlines.insert(id, last.saturating_add(fleet.policy.record_retention));
+                }
+            }
+        }
         let seen = &mut fleet.seen;
         if reset {
             seen.kv.clear();
@@ -275,17 +305,23 @@ impl Core {
     /// Up to `limit` records waiting for the agent to put into etcd, then keys of this
     /// host's for it to delete ([`Core::fleet_done`]; an empty value).
     pub fn fleet_take(&self, limit: u32) -> Result<Vec<(String, String)>> {
-        self.fleet_ref()?;
+        let tidy = &self.fleet_ref()?.next_tidy;
         let mut out = store::fleet_outbox(self.store.conn(), limit)?;
         let room = usize::try_from(limit)
             .unwrap_or(usize::MAX)
             .saturating_sub(out.len());
-        out.extend(
-            self.fleet_done(self.now())
-                .into_iter()
-                .take(room)
-                .map(|k| (k, String::new())),
-        );
+        let now = self.now();
+        if room > 0 && now >= tidy.load(std::sync::atomic::Ordering::Relaxed) {
+            let done = self.fleet_done(now);
+            // Looked at again soon while there is more to hand out; else in a while.
+            let next = if done.len() > room {
+                now
+            } else {
+                now + TIDY_EVERY_SECS
+            };
+            tidy.store(next, std::sync::atomic::Ordering::Relaxed);
+            out.extend(done.into_iter().take(room).map(|k| (k, String::new())));
+        }
         Ok(out)
     }
 
@@ -330,6 +366,13 @@ impl Core {
                 .saturating_add(policy.record_retention)
         };
         let own = format!("{}{}/", jit_proto::fleet::PREFIX, fleet.host);
+        let mut deadlines = match fleet.deadlines.lock() {
+            Ok(d) => d,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if deadlines.len() > 100_000 {
+            deadlines.clear();
+        }
         let mut known: HashMap<String, Option<i64>> = HashMap::new();
         seen.kv
             .range(own.clone()..)
@@ -337,7 +380,14 @@ impl Core {
             .filter_map(|(k, v)| {
                 let key = Key::parse(k)?;
                 let id = key.request_id()?.to_string();
-                let done = match known.entry(id.clone()).or_insert_with(|| until(&id)) {
+                let at = known.entry(id.clone()).or_insert_with(|| {
+                    deadlines.get(&id).copied().or_else(|| {
+                        let t = until(&id)?;
+                        deadlines.insert(id.clone(), t);
+                        Some(t)
+                    })
+                });
+                let done = match at {
                     Some(t) => now > *t,
                     None => match &key {
                         // One of its own requests it cannot read or verify: left alone.
@@ -361,7 +411,11 @@ impl Core {
         self.fleet_ref()?;
         // Only what was in the outbox, or handed out to delete: the agent says what it
         // did, not what etcd holds.
-        let deletable = self.fleet_done(self.now());
+        let deletable = if done.iter().any(|(_, v)| v.is_empty()) {
+            self.fleet_done(self.now())
+        } else {
+            Vec::new()
+        };
         let mut was_queued = Vec::new();
         self.commit_as(super::Requests::Untouched, |tx, _| {
             for (k, v) in &done {
@@ -1041,12 +1095,7 @@ impl Core {
         // The person at the keyboard, by their login session, as for local approvals: the
         // requester, whatever identity they call from, never; another user only if they
         // approve this fleet role too.
-        if let Some(login) = who.login_uid.filter(|l| *l != who.uid) {
-            let person = self
-                .dir
-                .name_of(login)
-                .map_err(Error::Internal)?
-                .unwrap_or_else(|| format!("uid {login}"));
+        if let Some((login, person)) = self.session_person(who)? {
             if person == r.user {
                 return Err(Error::NotAuthorized(format!(
                     "{} may not approve fleet request {id}: the call comes from a login session of its requester {person} (loginuid {login})",
