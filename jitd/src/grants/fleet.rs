@@ -764,11 +764,27 @@ impl Core {
         let Some(fleet) = &self.fleet else {
             return Ok(Vec::new());
         };
-        // Requests made here are under this host's prefix, or still in its outbox: only
-        // those are read (every sudo asks).
+        let mut out = Vec::new();
+        for r in self.made_here_by(who)? {
+            if !r.hosts.contains(&fleet.host) {
+                continue;
+            }
+            let id = r.id;
+            let request = self.fleet_status(who, &id)?;
+            if request.state() == Some(State::Pending) {
+                out.push(jit_proto::FleetAnswer { id, request });
+            }
+        }
+        Ok(out)
+    }
+
+    /// `who`'s fleet requests made on this host, oldest first: only this host's prefix of
+    /// the view and its outbox are read (every sudo asks), not the whole view.
+    fn made_here_by(&self, who: &Actor) -> Result<Vec<FleetRequest>> {
+        let fleet = self.fleet_ref()?;
         let own = format!("{}{}/req/", jit_proto::fleet::PREFIX, fleet.host);
         let queued = store::fleet_outbox(self.store.conn(), u32::MAX)?;
-        let mut ids: Vec<(i64, String)> = fleet
+        let mut out: Vec<FleetRequest> = fleet
             .seen
             .kv
             .range(own.clone()..)
@@ -778,20 +794,10 @@ impl Core {
             .filter(|(k, _)| k.starts_with(&own))
             .filter_map(|(_, v)| serde_json::from_str::<Signed<FleetRequest>>(v).ok())
             .map(|r| r.record)
-            .filter(|r| {
-                r.host == fleet.host && r.user == who.name.as_str() && r.hosts.contains(&fleet.host)
-            })
-            .map(|r| (r.created_at, r.id))
+            .filter(|r| r.host == fleet.host && r.user == who.name.as_str())
             .collect();
-        ids.sort();
-        ids.dedup();
-        let mut out = Vec::new();
-        for (_, id) in ids {
-            let request = self.fleet_status(who, &id)?;
-            if request.state() == Some(State::Pending) {
-                out.push(jit_proto::FleetAnswer { id, request });
-            }
-        }
+        out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        out.dedup_by(|a, b| a.id == b.id);
         Ok(out)
     }
 
@@ -986,20 +992,19 @@ impl Core {
         }
         // As many waiting at once as the local policy lets a user have (each is signed and
         // goes to every host of the fleet).
-        let waiting = self
-            .gather()?
-            .values()
-            .filter_map(|g| g.request.as_ref().map(|r| (&r.record, g)))
-            .filter(|(r, g)| {
-                r.host == fleet.host
-                    && r.user == who.name.as_str()
-                    && now
-                        < r.created_at
-                            .saturating_add(i64::try_from(r.duration_secs).unwrap_or(i64::MAX))
-                    && g.approvals.is_empty()
-                    && g.ends.is_empty()
-            })
-            .count();
+        let mut waiting = 0;
+        for r in self.made_here_by(who)? {
+            let open = now
+                < r.created_at
+                    .saturating_add(i64::try_from(r.duration_secs).unwrap_or(i64::MAX));
+            if open
+                && let Some(g) = self.gather_one(&r.id)?
+                && g.approvals.is_empty()
+                && g.ends.is_empty()
+            {
+                waiting += 1;
+            }
+        }
         let cap = usize::try_from(self.policy.max_pending_per_user).unwrap_or(usize::MAX);
         if waiting >= cap {
             return Err(Error::WrongState(format!(
